@@ -1,0 +1,17 @@
+// Each `monologue` subcommand lives in its own file and registers itself here, so the CLI is a thin
+// front end: parse flags, call a mode or core API, print. Unfinished subcommands are not registered.
+#pragma once
+
+#include <functional>
+
+#include <CLI/CLI.hpp>
+
+namespace monologue::cli {
+
+// Adds a subcommand to `app`. The callback it installs sets `exit_code` (0 on success). Errors are printed
+// to stderr as "monologue <command>: <message>".
+using CommandRegistrar = void (*)(CLI::App& app, int& exit_code);
+
+void RegisterInfoCommand(CLI::App& app, int& exit_code);
+
+}  // namespace monologue::cli
