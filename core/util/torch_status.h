@@ -2,6 +2,7 @@
 #pragma once
 
 #include <exception>
+#include <string>
 #include <string_view>
 #include <type_traits>
 #include <utility>
@@ -32,6 +33,8 @@ struct GuardedResult<absl::StatusOr<T>> {
 };
 }  // namespace internal
 
+// (`std::string(context)`: Debian's Abseil has its own absl::string_view, so std::string_view does not
+// convert to StrCat's arguments.)
 // Runs `fn` and converts any exception into an INTERNAL status prefixed with `context` (for example
 // "mimi encode"). `fn` may return void, absl::Status, T or absl::StatusOr<T>; the result is
 // absl::Status for the first two and absl::StatusOr<T> otherwise.
@@ -47,9 +50,9 @@ auto GuardTorch(std::string_view context, Fn&& fn) ->
       return std::forward<Fn>(fn)();
     }
   } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat(context, ": ", e.what_without_backtrace()));
+    return absl::InternalError(absl::StrCat(std::string(context), ": ", e.what_without_backtrace()));
   } catch (const std::exception& e) {
-    return absl::InternalError(absl::StrCat(context, ": ", e.what()));
+    return absl::InternalError(absl::StrCat(std::string(context), ": ", e.what()));
   }
 }
 
