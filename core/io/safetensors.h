@@ -3,20 +3,26 @@
 // then the raw little-endian tensor bytes.
 //
 // Reading memory-maps the file; tensors are returned as zero-copy CPU views whose storage keeps the
-// mapping alive, for every dtype libtorch has (BOOL, U8, I8, I16, I32, I64, F16, BF16, F32, F64, and the
-// F8 kinds). Every header field, offset and size is validated on Open, so a truncated, corrupt or
-// oversized file fails there with a status naming the file (and the tensor where one is at fault).
+// mapping alive, for every dtype libtorch has (BOOL, U8, I8, I16, I32, I64, U16, U32, U64, F16, BF16, F32,
+// F64, C64, F8_E4M3, F8_E5M2, F8_E8M0). The sub-byte kinds (F4, F6_E2M3, F6_E3M2) are refused on Open.
+// Every header field, offset and size is validated on Open with the same rules as the reference `safetensors`
+// package (tensors tile the data section exactly: no gaps, no overlaps, no trailing bytes), so a truncated,
+// corrupt or oversized file fails there with a status naming the file (and the tensor where one is at fault).
+//
+// Status codes: a file that cannot be opened or mapped gets the errno's code (NOT_FOUND, PERMISSION_DENIED,
+// ...); every problem with the file's contents is INVALID_ARGUMENT; Load of an absent tensor is NOT_FOUND.
 #pragma once
+
+#include <ATen/core/Tensor.h>
 
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <ATen/core/Tensor.h>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -32,6 +38,11 @@ struct SafeTensorInfo {
   uint64_t data_end = 0;
   int64_t numel() const;
 };
+
+// The libtorch dtype for a safetensors dtype name, or nullopt when there is none (unknown name or a
+// sub-byte kind). And back: nullopt for torch dtypes safetensors cannot hold (complex128, quantized, ...).
+std::optional<at::ScalarType> SafeTensorsDtypeToTorch(std::string_view dtype);
+std::optional<std::string> TorchDtypeToSafeTensors(at::ScalarType dtype);
 
 class SafeTensorsFile {
  public:
@@ -50,8 +61,12 @@ class SafeTensorsFile {
   // The "__metadata__" string map (empty when absent).
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
 
-  // A CPU tensor viewing the mapped bytes (read-only in spirit: do not write through it). The view
-  // keeps this file mapped for as long as it lives. NOT_FOUND names the file and tensor.
+  // A CPU tensor viewing the mapped bytes. The view keeps this file mapped for as long as it (or any
+  // tensor sharing its storage) lives, so it may outlive this object. The mapping is private
+  // copy-on-write: writing through the view never touches the file (and never faults), but the write IS
+  // seen by later Loads of the same tensor from this object, so treat the result as read-only and clone
+  // before modifying in place. Data that is not aligned to its element size (possible only in files not
+  // written by a safetensors writer) is copied instead. NOT_FOUND names the file and tensor.
   absl::StatusOr<at::Tensor> Load(std::string_view name) const;
 
  private:
@@ -66,8 +81,19 @@ class SafeTensorsFile {
   std::weak_ptr<const SafeTensorsFile> self_;
 };
 
+// Load() plus checks: the tensor must have `dtype` (when given) and `shape` (when given; -1 matches any
+// size in that dimension). Mismatches are INVALID_ARGUMENT naming the file, the tensor, what it has and
+// what was expected. No conversion is done.
+absl::StatusOr<at::Tensor> LoadTensor(const SafeTensorsFile& file, std::string_view name,
+                                      std::optional<at::ScalarType> dtype = std::nullopt,
+                                      std::optional<std::vector<int64_t>> shape = std::nullopt);
+
 // Writes `tensors` (any device, contiguous or not; written in order) and string metadata to `path`
-// atomically (temporary file, then rename).
+// atomically (temporary file in the same folder, then rename). Names must be unique, non-empty and not
+// "__metadata__"; dtypes must have a safetensors name. The header is padded with spaces to a multiple of
+// 8 bytes, so the data section is 8-byte aligned; a tensor is element-aligned (zero-copy on Load) unless
+// an earlier tensor's byte size breaks that (the format allows no padding between tensors: put the
+// tensors with wider elements first to avoid it).
 absl::Status WriteSafeTensors(const std::string& path,
                               const std::vector<std::pair<std::string, at::Tensor>>& tensors,
                               const std::map<std::string, std::string>& metadata = {});
