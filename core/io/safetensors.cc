@@ -282,8 +282,9 @@ struct SafeTensorsFileAccess {
     std::shared_ptr<SafeTensorsFile> file(new SafeTensorsFile());
     file->path_ = path;
     // PROT_WRITE on a MAP_PRIVATE mapping gives copy-on-write pages: a caller that writes into a loaded
-    // tensor changes only its private copy instead of crashing on a read-only page.
-    void* map = ::mmap(nullptr, file_size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    // tensor changes only its private copy instead of crashing on a read-only page. MAP_NORESERVE: a
+    // multi-GB checkpoint must not be charged against swap/commit as if every page were to be copied.
+    void* map = ::mmap(nullptr, file_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd, 0);
     if (map == MAP_FAILED) return ErrnoError(errno, "cannot memory-map safetensors file", path);
     file->mapping_ = static_cast<const uint8_t*>(map);
     file->mapping_size_ = file_size;
