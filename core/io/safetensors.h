@@ -9,6 +9,8 @@
 // package (tensors tile the data section exactly: no gaps, no overlaps, no trailing bytes), so a truncated,
 // corrupt or oversized file fails there with a status naming the file (and the tensor where one is at fault).
 //
+// A SafeTensorsFile is immutable once opened: Find/Load may be called from several threads at once.
+//
 // Status codes: a file that cannot be opened or mapped gets the errno's code (NOT_FOUND, PERMISSION_DENIED,
 // ...); every problem with the file's contents is INVALID_ARGUMENT; Load of an absent tensor is NOT_FOUND.
 #pragma once
