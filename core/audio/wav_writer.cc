@@ -44,7 +44,9 @@ std::vector<uint8_t> WavWriter::Header(int sample_rate, WavSampleFormat format,
   const uint32_t bytes_per_sample = BytesPerSample(format);
   const uint32_t fmt_size = is_float ? 18 : 16;  // non-PCM formats carry cbSize
   const uint32_t header_size = 12 + 8 + fmt_size + (is_float ? 12 : 0) + 8;
-  uint32_t riff_size = 0xFFFFFFFFu, data_size = 0xFFFFFFFFu, fact_count = 0xFFFFFFFFu;
+  // Streaming sizes: RIFF / data 0xFFFFFFFF ("to the end of the file"); the fact count 0 ("unknown"), since
+  // readers take a nonzero fact count as the true length.
+  uint32_t riff_size = 0xFFFFFFFFu, data_size = 0xFFFFFFFFu, fact_count = 0;
   if (num_samples.has_value()) {
     const uint64_t data = static_cast<uint64_t>(*num_samples) * bytes_per_sample;
     if (data + header_size - 8 <= 0xFFFFFFFFull) {  // larger than 4 GiB: keep the streaming sizes
