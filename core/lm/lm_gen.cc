@@ -1,0 +1,301 @@
+#include "core/lm/lm_gen.h"
+
+#include <utility>
+
+#include <ATen/ATen.h>
+#include <ATen/Context.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/util/status_macros.h"
+#include "core/util/torch_status.h"
+#include "nlohmann/json.hpp"
+
+namespace monologue {
+
+namespace {
+std::string Shape(const at::Tensor& t) { return absl::StrCat("[", absl::StrJoin(t.sizes(), ", "), "]"); }
+}  // namespace
+
+absl::StatusOr<LmGenOptions> LmGenOptionsFromJson(const nlohmann::json& json, LmGenOptions base) {
+  if (json.is_null()) return base;
+  if (!json.is_object()) return absl::InvalidArgumentError("lm_gen_config: must be an object");
+  for (const auto& [key, value] : json.items()) {
+    auto number = [&]() -> absl::StatusOr<double> {
+      if (!value.is_number()) {
+        return absl::InvalidArgumentError(absl::StrCat("lm_gen_config: key '", key, "' must be a number"));
+      }
+      return value.get<double>();
+    };
+    auto boolean = [&]() -> absl::StatusOr<bool> {
+      if (!value.is_boolean()) {
+        return absl::InvalidArgumentError(absl::StrCat("lm_gen_config: key '", key, "' must be a boolean"));
+      }
+      return value.get<bool>();
+    };
+    if (key == "temp") {
+      ASSIGN_OR_RETURN(base.audio.temperature, number());
+    } else if (key == "temp_text") {
+      ASSIGN_OR_RETURN(base.text.temperature, number());
+    } else if (key == "top_k") {
+      ASSIGN_OR_RETURN(double k, number());
+      base.audio.top_k = static_cast<int64_t>(k);
+    } else if (key == "top_k_text") {
+      ASSIGN_OR_RETURN(double k, number());
+      base.text.top_k = static_cast<int64_t>(k);
+    } else if (key == "use_sampling") {
+      ASSIGN_OR_RETURN(bool b, boolean());
+      base.text.use_sampling = base.audio.use_sampling = b;
+    } else if (key == "cfg_coef") {
+      ASSIGN_OR_RETURN(base.cfg_coef, number());
+    } else if (key == "cfg_is_no_text") {
+      ASSIGN_OR_RETURN(base.cfg_is_no_text, boolean());
+    } else if (key == "check" || key == "support_out_of_sync") {
+      ASSIGN_OR_RETURN(bool ignored, boolean());
+      (void)ignored;  // no effect here: outputs are always per slot (see lm_gen.h)
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("lm_gen_config: unknown key '", key, "'"));
+    }
+  }
+  return base;
+}
+
+absl::StatusOr<std::unique_ptr<LmGen>> LmGen::Create(std::shared_ptr<const LmModel> model, int64_t batch,
+                                                     LmGenOptions options, const LmFusedConditions& conditions) {
+  if (model == nullptr) return absl::InvalidArgumentError("LmGen: no model");
+  if (batch <= 0) return absl::InvalidArgumentError(absl::StrCat("LmGen: batch must be positive, got ", batch));
+  const LmConfig& c = model->config();
+  const bool cfg = options.cfg_coef != 1.0;
+  const int64_t rows = cfg ? 2 * batch : batch;
+  if (!options.cfg_is_masked_until.empty() && static_cast<int64_t>(options.cfg_is_masked_until.size()) != batch) {
+    return absl::InvalidArgumentError(absl::StrCat("LmGen: cfg_is_masked_until has ",
+                                                   options.cfg_is_masked_until.size(), " entries for ", batch,
+                                                   " slots"));
+  }
+  const bool needs_sum = c.fuser.has_value() && !c.fuser->sum.empty();
+  const bool needs_cross = c.cross_attention;
+  if (needs_sum && !conditions.sum.defined()) {
+    return absl::InvalidArgumentError("LmGen: the model sums conditions into its input: conditions.sum is required");
+  }
+  if (needs_cross && !conditions.cross.defined()) {
+    return absl::InvalidArgumentError(
+        "LmGen: the model has cross-attention: conditions.cross (the cross-attention source) is required");
+  }
+  if (!needs_sum && conditions.sum.defined()) {
+    return absl::InvalidArgumentError("LmGen: conditions.sum given but the model sums no condition");
+  }
+  if (!needs_cross && conditions.cross.defined()) {
+    return absl::InvalidArgumentError("LmGen: conditions.cross given but the model has no cross-attention");
+  }
+  for (const at::Tensor* t : {&conditions.sum, &conditions.cross}) {
+    if (t->defined() && (t->dim() != 3 || t->size(0) != rows || t->size(2) != c.dim ||
+                         (t == &conditions.sum && t->size(1) != 1))) {
+      return absl::InvalidArgumentError(absl::StrCat("LmGen: condition ", t == &conditions.sum ? "sum" : "cross",
+                                                     " has shape ", Shape(*t), ", expected [", rows,
+                                                     t == &conditions.sum ? ", 1, " : ", S, ", c.dim, "]",
+                                                     cfg ? " (CFG: conditional rows then null rows)" : ""));
+    }
+  }
+  std::unique_ptr<LmGen> gen(new LmGen());
+  gen->model_ = std::move(model);
+  gen->options_ = std::move(options);
+  gen->batch_ = batch;
+  gen->rows_ = rows;
+  gen->max_delay_ = c.max_delay();
+  gen->cache_len_ = gen->max_delay_ + 2;
+  const LmModel& m = *gen->model_;
+  RETURN_IF_ERROR(GuardTorch("LmGen", [&] {
+    const auto long_opts = at::TensorOptions().dtype(at::kLong).device(m.device());
+    gen->cache_ = at::full({batch, c.num_streams(), gen->cache_len_}, -2, long_opts);
+    gen->offsets_ = at::zeros({batch}, long_opts);
+    gen->exec_ = at::ones({batch}, long_opts.dtype(at::kBool));
+    gen->delays_ = at::tensor(c.delays, at::kLong).to(m.device());
+    if (!gen->options_.cfg_is_masked_until.empty()) {
+      gen->masked_until_ = at::tensor(gen->options_.cfg_is_masked_until, at::kLong).to(m.device());
+    }
+    if (gen->options_.seed.has_value()) {
+      at::Generator g = at::globalContext().defaultGenerator(m.device()).clone();
+      g.set_current_seed(*gen->options_.seed);
+      gen->generator_ = g;
+    }
+    gen->temporal_ = m.NewTemporalState(rows);
+    gen->depformer_ = m.NewDepformerState(rows);
+    if (conditions.sum.defined()) gen->cond_sum_ = conditions.sum.to(m.device(), m.dtype());
+    if (conditions.cross.defined()) m.SetCrossSource(gen->temporal_, conditions.cross);
+  }));
+  return gen;
+}
+
+absl::Status LmGen::SetConditions(const LmFusedConditions& conditions, const at::Tensor& rows) {
+  return GuardTorch("LmGen::SetConditions", [&]() -> absl::Status {
+    if (conditions.sum.defined()) {
+      if (!cond_sum_.defined()) return absl::InvalidArgumentError("LmGen: the model sums no condition");
+      at::Tensor s = conditions.sum.to(model_->device(), model_->dtype());
+      if (rows.defined()) {
+        cond_sum_.index_copy_(0, rows.to(model_->device()), s);
+      } else {
+        cond_sum_.copy_(s);
+      }
+    }
+    if (conditions.cross.defined()) {
+      if (!model_->config().cross_attention) {
+        return absl::InvalidArgumentError("LmGen: the model has no cross-attention");
+      }
+      model_->SetCrossSource(temporal_, conditions.cross, rows);
+    }
+    return absl::OkStatus();
+  });
+}
+
+absl::Status LmGen::SetExecMask(const at::Tensor& mask) {
+  if (!mask.defined() || mask.dim() != 1 || mask.size(0) != batch_) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("LmGen::SetExecMask: expected a bool [", batch_, "] mask, got ",
+                     mask.defined() ? Shape(mask) : std::string("none")));
+  }
+  return GuardTorch("LmGen::SetExecMask", [&] {
+    at::Tensor m = mask.to(model_->device(), at::kBool);
+    exec_.copy_(m);
+    temporal_.exec_mask.copy_(cfg() ? m.repeat({2}) : m);
+  });
+}
+
+absl::Status LmGen::Reset(const at::Tensor& mask) {
+  if (mask.defined() && (mask.dim() != 1 || mask.size(0) != batch_)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("LmGen::Reset: expected a bool [", batch_, "] mask, got ", Shape(mask)));
+  }
+  return GuardTorch("LmGen::Reset", [&] {
+    at::Tensor m = mask.defined() ? mask.to(model_->device(), at::kBool)
+                                  : at::ones({batch_}, at::TensorOptions().dtype(at::kBool).device(model_->device()));
+    offsets_.masked_fill_(m, 0);
+    exec_.masked_fill_(m, true);
+    model_->ResetTemporal(temporal_, cfg() ? m.repeat({2}) : m);
+  });
+}
+
+at::Tensor LmGen::RunDepformer(const at::Tensor& text, const at::Tensor& transformer_out, at::Tensor* logits_out) {
+  const LmModel& m = *model_;
+  const int64_t dep_q = m.dep_q();
+  std::vector<at::Tensor> inputs = m.DepformerInputs(transformer_out);
+  std::vector<at::Tensor> tokens;
+  std::vector<at::Tensor> all_logits;
+  at::Tensor prev = text;
+  for (int64_t k = 0; k < dep_q; ++k) {
+    at::Tensor p = cfg() ? prev.repeat({2}) : prev;
+    at::Tensor logits = m.DepformerStep(depformer_, k, p, inputs[k]);
+    if (cfg()) {
+      auto halves = logits.chunk(2, 0);
+      logits = halves[1] + (halves[0] - halves[1]) * options_.cfg_coef;
+    }
+    at::Tensor logits_f = logits.to(at::kFloat);
+    if (logits_out != nullptr) all_logits.push_back(logits_f);
+    prev = lm::SampleToken(logits_f, options_.audio, generator_);
+    tokens.push_back(prev);
+  }
+  if (logits_out != nullptr) *logits_out = at::stack(all_logits, 1);
+  return at::stack(tokens, 1);
+}
+
+absl::StatusOr<LmStepResult> LmGen::Step(const at::Tensor& input_tokens, const at::Tensor& depformer_replace) {
+  const LmModel& m = *model_;
+  const LmConfig& c = m.config();
+  const int64_t streams = c.num_streams();
+  const int64_t dep_q = c.dep_q;
+  const int64_t needed = streams - dep_q - 1;
+  const int64_t b = batch_;
+  if (!input_tokens.defined() || (input_tokens.dim() != 2 && !(input_tokens.dim() == 3 && input_tokens.size(2) == 1)) ||
+      input_tokens.size(0) != b || input_tokens.size(1) < needed) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "LmGen::Step: input tokens must be [", b, ", >=", needed, "] or [", b, ", >=", needed, ", 1], got ",
+        input_tokens.defined() ? Shape(input_tokens) : std::string("none")));
+  }
+  if (depformer_replace.defined()) {
+    if (dep_q == 0 || depformer_replace.size(0) != b || depformer_replace.size(1) != dep_q ||
+        depformer_replace.dim() > 3 || (depformer_replace.dim() == 3 && depformer_replace.size(2) != 1)) {
+      return absl::InvalidArgumentError(absl::StrCat("LmGen::Step: depformer replacement tokens must be [", b, ", ",
+                                                     dep_q, "(, 1)], got ", Shape(depformer_replace)));
+    }
+  }
+  return GuardTorch("LmGen::Step", [&]() -> LmStepResult {
+    const int64_t ct = cache_len_;
+    const auto dev = m.device();
+    at::Tensor exec3 = exec_.view({b, 1, 1});
+    // 1. Write the caller's streams `delay` steps ahead.
+    if (needed > 0) {
+      at::Tensor in = input_tokens.reshape({b, -1}).narrow(1, 0, needed).to(dev, at::kLong);
+      at::Tensor sub = cache_.narrow(1, dep_q + 1, needed);
+      at::Tensor idx = at::remainder(offsets_.view({b, 1}) + delays_.narrow(0, dep_q + 1, needed).view({1, needed}), ct)
+                           .unsqueeze(-1);
+      at::Tensor value = at::where(exec3, in.unsqueeze(-1), sub.gather(2, idx));
+      sub.scatter_(2, idx, value);
+    }
+    // 2. Read this step's model input (initial tokens while a stream's delay has not elapsed).
+    at::Tensor is_init = offsets_.view({b, 1}).le(delays_.view({1, streams})) | exec_.logical_not().view({b, 1});
+    at::Tensor col = at::remainder(offsets_, ct).view({b, 1, 1}).expand({b, streams, 1});
+    at::Tensor x = at::where(is_init, m.initial_tokens().view({1, streams}), cache_.gather(2, col).squeeze(2));
+    // 3. CFG: null rows.
+    if (cfg()) {
+      at::Tensor second = x;
+      if (masked_until_.defined()) {
+        at::Tensor limit = delays_.view({1, streams}) + masked_until_.view({b, 1});
+        at::Tensor zeroed = offsets_.view({b, 1}).le(limit) & is_init.logical_not();
+        second = x.masked_fill(zeroed, -1);
+      }
+      if (options_.cfg_is_no_text) {
+        second = second.clone();
+        second.select(1, 0).masked_fill_(is_init.select(1, 0).logical_not(), -1);
+      }
+      x = at::cat({x, second}, 0);
+    }
+    // 4. Temporal transformer and text head.
+    LmModel::TextStep step = m.ForwardText(temporal_, x, cond_sum_);
+    at::Tensor text_logits = step.text_logits;
+    if (cfg()) {
+      auto halves = text_logits.chunk(2, 0);
+      text_logits = options_.cfg_is_no_text ? halves[0] : halves[1] + (halves[0] - halves[1]) * options_.cfg_coef;
+    }
+    if (options_.on_text_logits) options_.on_text_logits(text_logits);
+    // 5. Text token.
+    at::Tensor text = lm::SampleToken(text_logits.to(at::kFloat), options_.text, generator_).view({b});
+    if (options_.on_text) options_.on_text(text);
+    // 6. Audio tokens.
+    LmStepResult result;
+    at::Tensor audio;
+    if (dep_q > 0) {
+      if (depformer_replace.defined()) {
+        audio = depformer_replace.reshape({b, dep_q}).to(dev, at::kLong);
+      } else {
+        audio = RunDepformer(text, step.transformer_out, options_.keep_audio_logits ? &result.audio_logits : nullptr);
+      }
+      if (options_.on_audio) options_.on_audio(audio);
+    }
+    // 7. Advance and store the generated tokens at the new column.
+    offsets_.copy_(at::where(exec_, offsets_ + 1, offsets_));
+    at::Tensor pos = at::remainder(offsets_, ct).view({b, 1, 1});
+    {
+      at::Tensor sub = cache_.narrow(1, 0, 1);
+      sub.scatter_(2, pos, at::where(exec3, text.view({b, 1, 1}), sub.gather(2, pos)));
+    }
+    if (dep_q > 0) {
+      at::Tensor sub = cache_.narrow(1, 1, dep_q);
+      at::Tensor idx = pos.expand({b, dep_q, 1});
+      sub.scatter_(2, idx, at::where(exec3, audio.view({b, dep_q, 1}), sub.gather(2, idx)));
+    }
+    // 8. The output frame with the delays undone.
+    at::Tensor out_idx = at::remainder(offsets_.view({b, 1}) - max_delay_ + delays_.narrow(0, 0, dep_q + 1).view({1, -1}), ct)
+                             .unsqueeze(-1);
+    at::Tensor out = cache_.narrow(1, 0, dep_q + 1).gather(2, out_idx).squeeze(2);
+    out = out.masked_fill((offsets_.le(max_delay_) | exec_.logical_not()).view({b, 1}), -2);
+
+    result.tokens = out;
+    result.text_token = text;
+    result.audio_tokens = audio;
+    result.text_logits = text_logits;
+    result.transformer_out = step.transformer_out;
+    if (options_.compute_extra_heads) result.extra_heads = m.ExtraHeads(step.transformer_out);
+    return result;
+  });
+}
+
+}  // namespace monologue

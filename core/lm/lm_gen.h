@@ -1,0 +1,123 @@
+// Streaming generation with the Moshi LM: the reference `LMGen` (moshi-reference.md §3.7-§3.9) for B
+// slots at once.
+//
+// Per step, for every slot: the caller's input streams are written `delay` steps ahead into a per-slot
+// token cache; the model reads the current column (initial tokens while a stream's delay has not
+// elapsed); the temporal transformer and text head run; the text token is sampled (greedy at temperature
+// 0; temperature + top-k with the exponential race otherwise; CFG when cfg_coef != 1); the depformer
+// samples the generated audio streams; and the output frame is reassembled from the cache with the
+// delays undone.
+//
+// Slots are independent. Each slot has its own step counter (its position in the KV cache and RoPE) and
+// its own cache columns, so `SetExecMask` pauses slots (they read initial tokens, and their state,
+// positions and caches stay as they were) and `Reset` restarts slots from step 0 while the others go
+// on. Mapping onto the reference's per-item semantics: the reference also keeps a GLOBAL host counter
+// (`offset_cpu`) that returns None for the first max_delay steps after construction and after ANY reset
+// (for all items), unless `support_out_of_sync`. Here Step always returns a frame (the
+// support_out_of_sync behaviour): a slot's row is all -2 (ungenerated) while that slot has run
+// <= max_delay steps since its reset, or when it did not execute this step. When every slot starts
+// together, those are exactly the steps where the reference returns None.
+//
+// The step has fixed shapes and no host synchronisation (the hooks run on the host but receive device
+// tensors), so it can be captured in a CUDA graph.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include <ATen/core/Generator.h>
+#include <ATen/core/Tensor.h>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "core/lm/lm_model.h"
+#include "core/lm/lm_sampling.h"
+#include "nlohmann/json_fwd.hpp"
+
+namespace monologue {
+
+struct LmGenOptions {
+  lm::SamplingParams text{true, 0.7, 25};    // reference defaults: temp_text 0.7, top_k_text 25
+  lm::SamplingParams audio{true, 0.8, 250};  // temp 0.8, top_k 250
+  double cfg_coef = 1.0;                     // != 1: the batch is doubled (conditional, then null rows)
+  bool cfg_is_no_text = false;               // CFG null rows get no text input; text logits unguided
+  std::vector<int64_t> cfg_is_masked_until;  // per slot (empty: unused)
+  std::optional<uint64_t> seed;              // sampling generator seed (nullopt: the global generator)
+  bool keep_audio_logits = false;            // fill LmStepResult::audio_logits
+  bool compute_extra_heads = false;          // fill LmStepResult::extra_heads
+
+  // Hooks (reference on_text_logits_hook / on_text_hook / on_audio_hook): may modify the tensor in place
+  // or replace it. text logits [B, 1, 1, V] (after CFG), text tokens int64 [B], audio tokens [B, dep_q].
+  std::function<void(at::Tensor&)> on_text_logits;
+  std::function<void(at::Tensor&)> on_text;
+  std::function<void(at::Tensor&)> on_audio;
+};
+
+// The `lm_gen_config` object of a config.json (keys use_sampling, temp, temp_text, top_k, top_k_text,
+// cfg_coef, cfg_is_no_text, check, support_out_of_sync) applied over `base`. Unknown keys are errors.
+absl::StatusOr<LmGenOptions> LmGenOptionsFromJson(const nlohmann::json& json, LmGenOptions base = {});
+
+struct LmStepResult {
+  at::Tensor tokens;           // int64 [B, 1 + dep_q]: the undelayed output frame (-2: not ready / paused)
+  at::Tensor text_token;       // int64 [B]: text token of this step (after hooks)
+  at::Tensor audio_tokens;     // int64 [B, dep_q] of this step (after hooks); undefined when dep_q == 0
+  at::Tensor text_logits;      // [B, 1, 1, V] after CFG (as the logits hook saw it)
+  at::Tensor audio_logits;     // f32 [B, dep_q, card] after CFG (keep_audio_logits)
+  at::Tensor transformer_out;  // [B (2B with CFG), 1, D]
+  std::vector<at::Tensor> extra_heads;  // compute_extra_heads: softmax per head [B (2B), 1, dim]
+};
+
+class LmGen {
+ public:
+  // `conditions`: the fused conditions (fp32 or model dtype; [B or 2B, ...] rows) when the model has a
+  // fuser; they stay fixed until SetConditions.
+  static absl::StatusOr<std::unique_ptr<LmGen>> Create(std::shared_ptr<const LmModel> model, int64_t batch,
+                                                       LmGenOptions options = {},
+                                                       const LmFusedConditions& conditions = {});
+
+  // One step. `input_tokens` int64 [B, Ki] or [B, Ki, 1] with Ki >= n_q - dep_q (extra streams ignored;
+  // -1 = no input). `depformer_replace` ([B, dep_q] or [B, dep_q, 1]) replaces the depformer's tokens.
+  absl::StatusOr<LmStepResult> Step(const at::Tensor& input_tokens, const at::Tensor& depformer_replace = {});
+
+  // bool [B]: slots that execute from the next step on (others are frozen).
+  absl::Status SetExecMask(const at::Tensor& mask);
+  // bool [B]: slots restarted from step 0 (and set executing). Undefined: all slots.
+  absl::Status Reset(const at::Tensor& mask = {});
+  // Replaces the conditions of the given rows (int64 indices into the B (2B with CFG) rows; undefined:
+  // all rows).
+  absl::Status SetConditions(const LmFusedConditions& conditions, const at::Tensor& rows = {});
+
+  int64_t batch() const { return batch_; }
+  const LmModel& model() const { return *model_; }
+  const LmGenOptions& options() const { return options_; }
+  LmGenOptions& mutable_options() { return options_; }
+  // int64 [B]: steps each slot has executed since its reset (the reference's `offsets`).
+  const at::Tensor& positions() const { return offsets_; }
+  const at::Tensor& exec_mask() const { return exec_; }
+
+ private:
+  LmGen() = default;
+  at::Tensor RunDepformer(const at::Tensor& text, const at::Tensor& transformer_out, at::Tensor* logits_out);
+  bool cfg() const { return options_.cfg_coef != 1.0; }
+
+  std::shared_ptr<const LmModel> model_;
+  LmGenOptions options_;
+  int64_t batch_ = 0;
+  int64_t rows_ = 0;  // batch_, or 2 * batch_ with CFG
+  int64_t cache_len_ = 0;
+  int64_t max_delay_ = 0;
+  at::Tensor cache_;        // int64 [B, K, max_delay + 2]
+  at::Tensor offsets_;      // int64 [B]
+  at::Tensor exec_;         // bool [B]
+  at::Tensor delays_;       // int64 [K]
+  at::Tensor masked_until_;  // int64 [B] or undefined
+  at::Tensor cond_sum_;     // [rows, 1, D] model dtype, or undefined
+  c10::optional<at::Generator> generator_;
+  LmTemporalState temporal_;
+  LmDepformerState depformer_;
+};
+
+}  // namespace monologue

@@ -1,0 +1,618 @@
+#include "core/lm/lm_model.h"
+
+#include <cmath>
+#include <set>
+#include <utility>
+
+#include <ATen/ATen.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/util/status_macros.h"
+#include "core/util/torch_status.h"
+
+namespace monologue {
+
+using lm::Embedding;
+using lm::FeedForward;
+using lm::Norm;
+using lm::NormType;
+
+namespace {
+
+std::string ShapeStr(at::IntArrayRef shape) { return absl::StrCat("[", absl::StrJoin(shape, ", "), "]"); }
+
+absl::StatusOr<lm::PositionalEmbedding> ParsePositional(const std::string& name, const std::string& field) {
+  if (name == "rope") return lm::PositionalEmbedding::kRope;
+  if (name == "rope_concat") return lm::PositionalEmbedding::kRopeConcat;
+  if (name == "sin") return lm::PositionalEmbedding::kSin;
+  if (name == "sin_rope") return lm::PositionalEmbedding::kSinRope;
+  if (name == "none") return lm::PositionalEmbedding::kNone;
+  return absl::InvalidArgumentError(absl::StrCat("LM config: unknown ", field, " \"", name, "\""));
+}
+
+}  // namespace
+
+// Fetches tensors by name from the model files with shape checks and the reference loader's dtype rules,
+// keeps track of which were used, and fuses LoRA weights.
+class LmModelLoader {
+ public:
+  LmModelLoader(const std::vector<std::shared_ptr<const SafeTensorsFile>>& files, const LmLoadOptions& options)
+      : files_(files), options_(options) {}
+
+  absl::Status OpenLora() {
+    if (options_.lora_path.empty()) return absl::OkStatus();
+    ASSIGN_OR_RETURN(lora_, SafeTensorsFile::Open(options_.lora_path));
+    return absl::OkStatus();
+  }
+
+  std::string FileNames() const {
+    std::vector<std::string> names;
+    for (const auto& f : files_) names.push_back(f->path());
+    return absl::StrJoin(names, ", ");
+  }
+
+  // `fp32`: condition_provider tensors, kept in float32.
+  absl::StatusOr<at::Tensor> Get(const std::string& name, std::vector<int64_t> shape, bool fp32 = false) {
+    for (const auto& file : files_) {
+      const SafeTensorInfo* info = file->Find(name);
+      if (info == nullptr) continue;
+      if (info->shape != shape) {
+        return absl::InvalidArgumentError(absl::StrCat(file->path(), ": tensor '", name, "' has shape ",
+                                                       ShapeStr(info->shape), ", the config implies ",
+                                                       ShapeStr(shape)));
+      }
+      ASSIGN_OR_RETURN(at::Tensor t, file->Load(name));
+      used_.insert(name);
+      return GuardTorch(absl::StrCat("loading tensor '", name, "' from ", file->path()), [&]() -> at::Tensor {
+        at::Tensor out = t;
+        if (at::isFloatingType(out.scalar_type())) out = out.to(fp32 ? at::kFloat : options_.dtype);
+        return out.to(options_.device);
+      });
+    }
+    return absl::NotFoundError(
+        absl::StrCat(FileNames(), ": missing tensor '", name, "' (shape ", ShapeStr(shape), ") required by the config"));
+  }
+
+  // A Linear weight, LoRA-fused when the LoRA file has `<module>.lora_A.weight`. `module` is the module
+  // path (e.g. "text_linear" or "transformer.layers.0.self_attn.in_proj"), `mult` the number of fused
+  // weight sets.
+  absl::StatusOr<at::Tensor> GetLinear(const std::string& key, const std::string& module,
+                                       std::vector<int64_t> shape, int64_t mult = 1) {
+    ASSIGN_OR_RETURN(at::Tensor w, Get(key, shape));
+    if (lora_ == nullptr) return w;
+    const std::string a_name = module + ".lora_A.weight", b_name = module + ".lora_B.weight";
+    const SafeTensorInfo* a_info = lora_->Find(a_name);
+    const SafeTensorInfo* b_info = lora_->Find(b_name);
+    if (a_info == nullptr && b_info == nullptr) return w;
+    if (a_info == nullptr || b_info == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(lora_->path(), ": has only one of '", a_name, "' and '",
+                                                     b_name, "'"));
+    }
+    ASSIGN_OR_RETURN(at::Tensor a, lora_->Load(a_name));
+    ASSIGN_OR_RETURN(at::Tensor b, lora_->Load(b_name));
+    lora_used_.insert(a_name);
+    lora_used_.insert(b_name);
+    const int64_t rows = shape[0] / mult, cols = shape[1];
+    if (a.dim() != 2 || b.dim() != 2 || a.size(1) != cols || b.size(0) != shape[0] || a.size(0) % mult != 0 ||
+        b.size(1) * mult != a.size(0)) {
+      return absl::InvalidArgumentError(absl::StrCat(lora_->path(), ": LoRA tensors '", a_name, "' ",
+                                                     ShapeStr(a.sizes()), " and '", b_name, "' ",
+                                                     ShapeStr(b.sizes()), " do not fit weight '", key, "' ",
+                                                     ShapeStr(shape)));
+    }
+    return GuardTorch(absl::StrCat("fusing LoRA into '", key, "'"), [&]() -> at::Tensor {
+      const int64_t rank = a.size(0) / mult;
+      at::Tensor a_d = a.to(options_.dtype).to(options_.device).view({mult, rank, cols});
+      at::Tensor b_d = b.to(options_.dtype).to(options_.device).view({mult, rows, rank});
+      at::Tensor w3 = w.view({mult, rows, cols});
+      std::vector<at::Tensor> merged;
+      for (int64_t i = 0; i < mult; ++i) {
+        merged.push_back(w3[i] + options_.lora_scaling * at::mm(b_d[i], a_d[i]));
+      }
+      return at::cat(merged, 0);
+    });
+  }
+
+  absl::Status CheckAllUsed() const {
+    std::vector<std::string> unused;
+    for (const auto& file : files_) {
+      for (const auto& info : file->tensors()) {
+        if (!used_.count(info.name)) unused.push_back(absl::StrCat("'", info.name, "'"));
+      }
+    }
+    if (!unused.empty()) {
+      const size_t shown = std::min<size_t>(unused.size(), 20);
+      return absl::InvalidArgumentError(absl::StrCat(
+          FileNames(), ": ", unused.size(), " tensor(s) not used by the config (config mismatch?): ",
+          absl::StrJoin(unused.begin(), unused.begin() + shown, ", "), unused.size() > shown ? ", ..." : ""));
+    }
+    if (lora_ != nullptr) {
+      std::vector<std::string> lora_unused;
+      for (const auto& info : lora_->tensors()) {
+        if (!lora_used_.count(info.name)) lora_unused.push_back(info.name);
+      }
+      if (!lora_unused.empty()) {
+        return absl::InvalidArgumentError(absl::StrCat(lora_->path(), ": LoRA tensors with no matching weight: ",
+                                                       absl::StrJoin(lora_unused, ", ")));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<Norm> GetNorm(const std::string& prefix, const std::string& type_name, int64_t dim) {
+    Norm norm;
+    ASSIGN_OR_RETURN(norm.type, lm::ParseNormType(type_name));
+    if (norm.type == NormType::kRmsNorm || norm.type == NormType::kRmsNormF32) {
+      ASSIGN_OR_RETURN(norm.weight, Get(prefix + ".alpha", {1, 1, dim}));
+    } else {
+      ASSIGN_OR_RETURN(norm.weight, Get(prefix + ".weight", {dim}));
+      ASSIGN_OR_RETURN(norm.bias, Get(prefix + ".bias", {dim}));
+      if (norm.type == NormType::kLayerNormF32) {
+        norm.weight = norm.weight.to(at::kFloat);
+        norm.bias = norm.bias.to(at::kFloat);
+      }
+    }
+    return norm;
+  }
+
+  absl::StatusOr<Norm> GetLayerNorm(const std::string& prefix, int64_t dim) {
+    Norm norm;
+    norm.type = NormType::kLayerNorm;
+    ASSIGN_OR_RETURN(norm.weight, Get(prefix + ".weight", {dim}));
+    ASSIGN_OR_RETURN(norm.bias, Get(prefix + ".bias", {dim}));
+    return norm;
+  }
+
+  // `ScaledEmbedding(rows, dim, low_rank=r, demux_second_stream=demux)`.
+  absl::StatusOr<Embedding> GetEmbedding(const std::string& prefix, int64_t rows, int64_t dim,
+                                         std::optional<int64_t> low_rank, bool demux) {
+    Embedding e;
+    const int64_t r = low_rank.value_or(dim);
+    ASSIGN_OR_RETURN(e.table, Get(prefix + ".weight", {rows, r}));
+    if (low_rank.has_value()) {
+      ASSIGN_OR_RETURN(e.low_rank, GetLinear(prefix + ".low_rank.weight", prefix + ".low_rank", {dim, r}));
+    }
+    e.demux = demux;
+    if (demux) {
+      ASSIGN_OR_RETURN(e.out1, GetLinear(prefix + ".out1.weight", prefix + ".out1", {dim, r}));
+      ASSIGN_OR_RETURN(e.out2, GetLinear(prefix + ".out2.weight", prefix + ".out2", {dim, r}));
+    }
+    return e;
+  }
+
+  // Layers of a StreamingTransformer at `prefix`.
+  absl::Status GetLayers(const std::string& prefix, int64_t num_layers, int64_t dim, int64_t weight_sets,
+                         const std::string& norm, const std::string& gating, int64_t hidden,
+                         bool has_layer_scale, bool cross, std::vector<lm::TransformerLayer>& layers) {
+    lm::Activation activation = lm::Activation::kSilu;
+    const bool gated = gating != "none";
+    if (gated) {
+      ASSIGN_OR_RETURN(activation, lm::ParseActivation(gating));
+    }
+    for (int64_t l = 0; l < num_layers; ++l) {
+      const std::string p = absl::StrCat(prefix, ".layers.", l);
+      lm::TransformerLayer layer;
+      ASSIGN_OR_RETURN(layer.norm1, GetNorm(p + ".norm1", norm, dim));
+      ASSIGN_OR_RETURN(layer.norm2, GetNorm(p + ".norm2", norm, dim));
+      ASSIGN_OR_RETURN(at::Tensor in_proj, GetLinear(p + ".self_attn.in_proj_weight", p + ".self_attn.in_proj",
+                                                     {weight_sets * 3 * dim, dim}, weight_sets));
+      ASSIGN_OR_RETURN(at::Tensor out_proj, GetLinear(p + ".self_attn.out_proj.weight", p + ".self_attn.out_proj",
+                                                      {weight_sets * dim, dim}, weight_sets));
+      for (int64_t w = 0; w < weight_sets; ++w) {
+        layer.in_proj.push_back(in_proj.narrow(0, w * 3 * dim, 3 * dim));
+        layer.out_proj.push_back(out_proj.narrow(0, w * dim, dim));
+      }
+      for (int64_t w = 0; w < weight_sets; ++w) {
+        FeedForward ffn;
+        ffn.gated = gated;
+        ffn.activation = activation;
+        if (gated) {
+          const std::string g = weight_sets > 1 ? absl::StrCat(p, ".gating.", w) : p + ".gating";
+          ASSIGN_OR_RETURN(ffn.w_in, GetLinear(g + ".linear_in.weight", g + ".linear_in", {2 * hidden, dim}));
+          ASSIGN_OR_RETURN(ffn.w_out, GetLinear(g + ".linear_out.weight", g + ".linear_out", {dim, hidden}));
+        } else {
+          ASSIGN_OR_RETURN(ffn.w_in, GetLinear(p + ".linear1.weight", p + ".linear1", {hidden, dim}));
+          ASSIGN_OR_RETURN(ffn.w_out, GetLinear(p + ".linear2.weight", p + ".linear2", {dim, hidden}));
+        }
+        layer.ffn.push_back(std::move(ffn));
+      }
+      if (has_layer_scale) {
+        ASSIGN_OR_RETURN(layer.layer_scale_1, Get(p + ".layer_scale_1.scale", {dim}));
+        ASSIGN_OR_RETURN(layer.layer_scale_2, Get(p + ".layer_scale_2.scale", {dim}));
+      }
+      if (cross) {
+        layer.cross = true;
+        ASSIGN_OR_RETURN(layer.norm_cross, GetLayerNorm(p + ".norm_cross", dim));
+        ASSIGN_OR_RETURN(at::Tensor cin, GetLinear(p + ".cross_attention.in_proj_weight",
+                                                   p + ".cross_attention.in_proj", {3 * dim, dim}));
+        layer.cross_q = cin.narrow(0, 0, dim);
+        layer.cross_kv = cin.narrow(0, dim, 2 * dim);
+        ASSIGN_OR_RETURN(layer.cross_out, GetLinear(p + ".cross_attention.out_proj.weight",
+                                                    p + ".cross_attention.out_proj", {dim, dim}));
+        if (has_layer_scale) {
+          ASSIGN_OR_RETURN(layer.layer_scale_cross, Get(p + ".layer_scale_cross.scale", {dim}));
+        }
+      }
+      layers.push_back(std::move(layer));
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  std::vector<std::shared_ptr<const SafeTensorsFile>> files_;
+  LmLoadOptions options_;
+  std::shared_ptr<const SafeTensorsFile> lora_;
+  std::set<std::string> used_;
+  std::set<std::string> lora_used_;
+
+  friend class LmModel;
+
+ public:
+  // Builds the whole model.
+  absl::StatusOr<std::shared_ptr<const LmModel>> Build(const LmConfig& c) {
+    RETURN_IF_ERROR(c.Validate());
+    if (c.kv_repeat != 1 || (c.dep_q > 0 && c.depformer_kv_repeat != 1)) {
+      return absl::InvalidArgumentError("LM config: kv_repeat != 1 is not supported");
+    }
+    if (c.norm_emb) return absl::InvalidArgumentError("LM config: norm_emb = true is not supported");
+    if (!c.causal) return absl::InvalidArgumentError("LM config: causal = false is not supported");
+    if (c.dep_q > 0 && !c.depformer_weights_per_step) {
+      return absl::InvalidArgumentError(
+          "LM config: a depformer without depformer_weights_per_step cannot stream (the reference has no "
+          "KV cache capacity for it)");
+    }
+    if (options_.dtype != at::kFloat && options_.dtype != at::kBFloat16 && options_.dtype != at::kHalf) {
+      return absl::InvalidArgumentError("LM load: dtype must be float32, bfloat16 or float16");
+    }
+    RETURN_IF_ERROR(OpenLora());
+    auto model = std::shared_ptr<LmModel>(new LmModel());
+    LmModel& m = *model;
+    m.config_ = c;
+    m.dtype_ = options_.dtype;
+    m.device_ = options_.device;
+    const int64_t d = c.dim;
+    const auto long_opts = at::TensorOptions().dtype(at::kLong).device(options_.device);
+    RETURN_IF_ERROR(GuardTorch("LM load", [&] {
+      std::vector<int64_t> initial(c.num_streams(), c.card);
+      initial[0] = c.text_card;
+      m.initial_ = at::tensor(initial, at::kLong).to(options_.device);
+    }));
+
+    // Embeddings and the temporal transformer.
+    ASSIGN_OR_RETURN(m.text_emb_, GetEmbedding("text_emb", c.text_card + 1, d, std::nullopt, c.demux_second_stream));
+    for (int64_t i = 0; i < c.n_q; ++i) {
+      ASSIGN_OR_RETURN(Embedding e, GetEmbedding(absl::StrCat("emb.", i), c.card + 1, d, std::nullopt, false));
+      m.emb_.push_back(std::move(e));
+    }
+    RETURN_IF_ERROR(GuardTorch("LM load", [&] {
+      std::vector<at::Tensor> tables;
+      for (const auto& e : m.emb_) tables.push_back(e.table);
+      m.audio_table_ = at::cat(tables, 0).contiguous();
+      m.audio_row_base_ = (at::arange(c.n_q, long_opts) * (c.card + 1)).view({1, c.n_q});
+    }));
+
+    m.transformer_.spec.dim = d;
+    m.transformer_.spec.num_heads = c.num_heads;
+    m.transformer_.spec.context = c.context;
+    m.transformer_.spec.capacity = c.context;
+    ASSIGN_OR_RETURN(m.transformer_.spec.positional, ParsePositional(c.positional_embedding, "positional_embedding"));
+    m.transformer_.spec.max_period = c.max_period;
+    m.transformer_.spec.positional_scale = c.positional_scale;
+    RETURN_IF_ERROR(GetLayers("transformer", c.num_layers, d, 1, c.norm, c.gating,
+                              c.gating == "none" ? c.dim_feedforward() : c.ffn_hidden(), c.layer_scale.has_value(),
+                              c.cross_attention, m.transformer_.layers));
+    ASSIGN_OR_RETURN(m.out_norm_, GetNorm("out_norm", c.norm, d));
+    ASSIGN_OR_RETURN(m.text_linear_, GetLinear("text_linear.weight", "text_linear", {c.text_card_output(), d}));
+    if (c.bias_proj) {
+      ASSIGN_OR_RETURN(m.text_linear_bias_, Get("text_linear.bias", {c.text_card_output()}));
+    }
+    for (int64_t i = 0; i < c.extra_heads_num_heads; ++i) {
+      ASSIGN_OR_RETURN(at::Tensor w, GetLinear(absl::StrCat("extra_heads.", i, ".weight"),
+                                               absl::StrCat("extra_heads.", i), {c.extra_heads_dim, d}));
+      m.extra_heads_.push_back(w);
+    }
+
+    // Depformer.
+    const int64_t dd = c.depformer_dim;
+    for (int64_t i = 0; i < c.depformer_num_in(); ++i) {
+      ASSIGN_OR_RETURN(at::Tensor w, GetLinear(absl::StrCat("depformer_in.", i, ".weight"),
+                                               absl::StrCat("depformer_in.", i), {dd, d}));
+      m.depformer_in_.push_back(w);
+    }
+    if (c.dep_q > 0) {
+      for (int64_t i = 0; i + 1 < c.dep_q; ++i) {
+        ASSIGN_OR_RETURN(Embedding e, GetEmbedding(absl::StrCat("depformer_emb.", i), c.card + 1, dd,
+                                                   c.depformer_low_rank_embeddings, false));
+        m.depformer_emb_.push_back(std::move(e));
+      }
+      ASSIGN_OR_RETURN(m.depformer_text_emb_, GetEmbedding("depformer_text_emb", c.text_card + 1, dd,
+                                                           c.depformer_low_rank_embeddings, c.demux_second_stream));
+      if (c.demux_second_stream && c.depformer_low_rank_embeddings.has_value()) {
+        // The reference builds the low-rank projection but the demux branch never uses it.
+        m.depformer_text_emb_.low_rank = at::Tensor();
+      }
+      if (c.depformer_norm.has_value()) {
+        for (int64_t k = 0; k < c.dep_q; ++k) {
+          ASSIGN_OR_RETURN(Norm n, GetNorm(absl::StrCat("depformer_norms.", k), *c.depformer_norm, dd));
+          m.depformer_norms_.push_back(std::move(n));
+        }
+      }
+      const int64_t sets = c.depformer_weight_sets();
+      m.depformer_.spec.dim = dd;
+      m.depformer_.spec.num_heads = c.depformer_num_heads;
+      m.depformer_.spec.context = -1;
+      m.depformer_.spec.capacity = c.dep_q;
+      ASSIGN_OR_RETURN(m.depformer_.spec.positional, ParsePositional(c.depformer_pos_emb, "depformer_pos_emb"));
+      m.depformer_.spec.max_period = c.depformer_max_period;
+      m.depformer_.spec.positional_scale = c.positional_scale;
+      RETURN_IF_ERROR(GetLayers("depformer", c.depformer_num_layers, dd, sets, c.norm, c.depformer_gating,
+                                c.depformer_gating == "none" ? c.depformer_dim_feedforward_value()
+                                                             : c.depformer_ffn_hidden(),
+                                c.depformer_layer_scale.has_value(), false, m.depformer_.layers));
+      for (int64_t k = 0; k < c.dep_q; ++k) {
+        ASSIGN_OR_RETURN(at::Tensor w, GetLinear(absl::StrCat("linears.", k, ".weight"),
+                                                 absl::StrCat("linears.", k), {c.card, dd}));
+        m.linears_.push_back(w);
+        at::Tensor b;
+        if (c.bias_proj) {
+          ASSIGN_OR_RETURN(b, Get(absl::StrCat("linears.", k, ".bias"), {c.card}));
+        }
+        m.linears_bias_.push_back(b);
+      }
+    }
+
+    // Conditioners (fp32).
+    for (const auto& [name, cc] : c.conditioners) {
+      const std::string p = "condition_provider.conditioners." + name;
+      LmModel::Conditioner cond;
+      cond.config = cc;
+      if (cc.type == ConditionerConfig::Type::kLut) {
+        ASSIGN_OR_RETURN(cond.embed, Get(p + ".embed.weight", {cc.n_bins + 1, cc.dim}, true));
+      }
+      if (cc.has_output_proj(d)) {
+        ASSIGN_OR_RETURN(cond.output_proj, Get(p + ".output_proj.weight", {d, cc.dim}, true));
+      }
+      if (cc.learn_padding) {
+        ASSIGN_OR_RETURN(cond.learnt_padding, Get(p + ".learnt_padding", {1, 1, d}, true));
+      }
+      m.conditioners_[name] = std::move(cond);
+    }
+    RETURN_IF_ERROR(CheckAllUsed());
+
+    RETURN_IF_ERROR(GuardTorch("LM load", [&] {
+      auto freqs = [&](const lm::Transformer& t) {
+        const int64_t dh = t.spec.head_dim();
+        at::Tensor ds = at::arange(dh / 2, at::TensorOptions().dtype(at::kFloat).device(options_.device));
+        return at::exp(ds * (-std::log(t.spec.max_period) * 2 / static_cast<double>(dh)));
+      };
+      m.transformer_.rope_freqs = freqs(m.transformer_);
+      if (c.dep_q > 0) m.depformer_.rope_freqs = freqs(m.depformer_);
+    }));
+    return std::shared_ptr<const LmModel>(model);
+  }
+};
+
+absl::StatusOr<std::shared_ptr<const LmModel>> LmModel::Load(
+    const LmConfig& config, const std::vector<std::shared_ptr<const SafeTensorsFile>>& files,
+    const LmLoadOptions& options) {
+  if (files.empty()) return absl::InvalidArgumentError("LM load: no model file given");
+  LmModelLoader loader(files, options);
+  return loader.Build(config);
+}
+
+absl::StatusOr<std::shared_ptr<const LmModel>> LmModel::LoadFile(const LmConfig& config, const std::string& path,
+                                                                 const LmLoadOptions& options) {
+  ASSIGN_OR_RETURN(auto file, SafeTensorsFile::Open(path));
+  return Load(config, {file}, options);
+}
+
+int64_t LmModel::depformer_weight_set(int64_t k) const { return config_.depformer_weight_set_for_step(k); }
+
+// ---- Temporal -----------------------------------------------------------------------------------------
+
+LmTemporalState LmModel::NewTemporalState(int64_t batch) const {
+  LmTemporalState state;
+  state.batch = batch;
+  const auto long_opts = at::TensorOptions().dtype(at::kLong).device(device_);
+  state.positions = at::zeros({batch}, long_opts);
+  state.exec_mask = at::ones({batch}, long_opts.dtype(at::kBool));
+  state.kv = transformer_.NewState(batch, dtype_, device_);
+  return state;
+}
+
+void LmModel::ResetTemporal(LmTemporalState& state, const at::Tensor& mask) const {
+  at::Tensor m = mask.to(device_, at::kBool);
+  state.positions.masked_fill_(m, 0);
+  state.exec_mask.masked_fill_(m, true);
+}
+
+void LmModel::SetCrossSource(LmTemporalState& state, const at::Tensor& cross, const at::Tensor& rows) const {
+  transformer_.SetCrossSource(state.kv, cross.to(device_, dtype_), rows.defined() ? rows.to(device_) : rows);
+}
+
+LmModel::TextStep LmModel::ForwardText(LmTemporalState& state, const at::Tensor& tokens, const at::Tensor& sum) const {
+  const int64_t batch = tokens.size(0);
+  const int64_t n_q = config_.n_q;
+  // Audio embeddings in codebook order, then the text embedding (the reference's summation order).
+  at::Tensor audio = tokens.narrow(1, 1, n_q);
+  at::Tensor rows = audio.clamp_min(0) + audio_row_base_;
+  at::Tensor gathered = at::embedding(audio_table_, rows).masked_fill(audio.eq(-1).unsqueeze(-1), 0);
+  at::Tensor x = gathered.select(1, 0);
+  for (int64_t k = 1; k < n_q; ++k) x = x + gathered.select(1, k);
+  x = x.view({batch, 1, config_.dim}) + text_emb_.Forward(tokens.narrow(1, 0, 1));
+  if (sum.defined()) x = x + sum.to(x.scalar_type());
+  lm::StepContext ctx = transformer_.TemporalContext(state.positions, dtype_);
+  at::Tensor z = transformer_.Step(state.kv, ctx, x);
+  state.positions.copy_(at::where(state.exec_mask, state.positions + 1, state.positions));
+  z = out_norm_.Forward(z);
+  at::Tensor logits = at::linear(z, text_linear_, text_linear_bias_);
+  return {z, logits.unsqueeze(1)};
+}
+
+// ---- Depformer ----------------------------------------------------------------------------------------
+
+LmDepformerState LmModel::NewDepformerState(int64_t batch) const {
+  LmDepformerState state;
+  state.batch = batch;
+  if (config_.dep_q == 0) return state;
+  state.kv = depformer_.NewState(batch, dtype_, device_);
+  for (int64_t k = 0; k < config_.dep_q; ++k) {
+    state.contexts.push_back(depformer_.DepthContext(k, batch, depformer_weight_set(k), dtype_, device_));
+  }
+  return state;
+}
+
+namespace {
+int64_t DepformerInIndex(const LmConfig& c, int64_t k) {
+  if (!c.depformer_multi_linear) return 0;
+  if (!c.depformer_weights_per_step_schedule.empty()) return c.depformer_weights_per_step_schedule[k];
+  return k;
+}
+}  // namespace
+
+at::Tensor LmModel::DepformerInput(const at::Tensor& transformer_out, int64_t k) const {
+  return at::linear(transformer_out, depformer_in_[DepformerInIndex(config_, k)]);
+}
+
+std::vector<at::Tensor> LmModel::DepformerInputs(const at::Tensor& transformer_out) const {
+  std::vector<at::Tensor> by_index(depformer_in_.size());
+  std::vector<at::Tensor> out;
+  for (int64_t k = 0; k < config_.dep_q; ++k) {
+    const int64_t i = DepformerInIndex(config_, k);
+    if (!by_index[i].defined()) by_index[i] = at::linear(transformer_out, depformer_in_[i]);
+    out.push_back(by_index[i]);
+  }
+  return out;
+}
+
+at::Tensor LmModel::DepformerStep(LmDepformerState& state, int64_t k, const at::Tensor& prev,
+                                  const at::Tensor& input) const {
+  const int64_t batch = prev.size(0);
+  const Embedding& emb = k == 0 ? depformer_text_emb_ : depformer_emb_[k - 1];
+  at::Tensor x = input + emb.Forward(prev.view({batch, 1}));
+  at::Tensor h = depformer_.Step(state.kv, state.contexts[k], x);
+  if (!depformer_norms_.empty()) h = depformer_norms_[k].Forward(h);
+  return at::linear(h, linears_[k], linears_bias_[k]).view({batch, config_.card});
+}
+
+at::Tensor LmModel::DepformerTeacherForced(LmDepformerState& state, const at::Tensor& transformer_out,
+                                           const at::Tensor& text, const at::Tensor& audio) const {
+  std::vector<at::Tensor> inputs = DepformerInputs(transformer_out);
+  std::vector<at::Tensor> logits;
+  for (int64_t k = 0; k < config_.dep_q; ++k) {
+    at::Tensor prev = k == 0 ? text : audio.select(1, k - 1);
+    logits.push_back(DepformerStep(state, k, prev, inputs[k]));
+  }
+  return at::stack(logits, 1);
+}
+
+std::vector<at::Tensor> LmModel::ExtraHeads(const at::Tensor& transformer_out) const {
+  std::vector<at::Tensor> out;
+  for (const at::Tensor& w : extra_heads_) out.push_back(at::softmax(at::linear(transformer_out, w), -1));
+  return out;
+}
+
+// ---- Conditioning -------------------------------------------------------------------------------------
+
+at::Tensor LmModel::Conditioner::Finish(at::Tensor cond, const at::Tensor& mask) const {
+  if (output_proj.defined()) cond = at::linear(cond, output_proj);
+  at::Tensor maskf = mask.to(at::kFloat).unsqueeze(-1);
+  if (learnt_padding.defined()) return cond * maskf + learnt_padding * (1 - maskf);
+  return cond * maskf;
+}
+
+absl::StatusOr<LmCondition> LmModel::ConditionFromText(const std::string& name,
+                                                       const std::vector<std::optional<std::string>>& values) const {
+  auto it = conditioners_.find(name);
+  if (it == conditioners_.end() || it->second.config.type != ConditionerConfig::Type::kLut) {
+    return absl::NotFoundError(absl::StrCat("LM: no LUT conditioner named '", name, "'"));
+  }
+  const Conditioner& cond = it->second;
+  if (values.empty()) return absl::InvalidArgumentError(absl::StrCat("conditioner '", name, "': no values"));
+  std::vector<int64_t> tokens;
+  std::vector<uint8_t> present;
+  for (const auto& v : values) {
+    if (!v.has_value()) {
+      tokens.push_back(cond.config.n_bins);
+      present.push_back(0);
+      continue;
+    }
+    const auto& pv = cond.config.possible_values;
+    if (pv.empty()) {
+      return absl::UnimplementedError(
+          absl::StrCat("conditioner '", name, "': the hash-trick tokenizer (no possible_values) is not supported"));
+    }
+    auto found = std::find(pv.begin(), pv.end(), *v);
+    if (found == pv.end()) {
+      return absl::InvalidArgumentError(absl::StrCat("conditioner '", name, "': value '", *v,
+                                                     "' is not one of the possible values [",
+                                                     absl::StrJoin(pv, ", "), "]"));
+    }
+    tokens.push_back(found - pv.begin());
+    present.push_back(1);
+  }
+  return GuardTorch(absl::StrCat("conditioner '", name, "'"), [&]() -> LmCondition {
+    const int64_t batch = static_cast<int64_t>(values.size());
+    at::Tensor tok = at::tensor(tokens, at::kLong).view({batch, 1}).to(device_);
+    at::Tensor mask = at::tensor(std::vector<int64_t>(present.begin(), present.end()), at::kLong)
+                          .view({batch, 1})
+                          .to(device_, at::kBool);
+    return LmCondition{cond.Finish(at::embedding(cond.embed, tok), mask), mask};
+  });
+}
+
+absl::StatusOr<LmCondition> LmModel::ConditionFromTensor(const std::string& name, const at::Tensor& x,
+                                                         const at::Tensor& mask) const {
+  auto it = conditioners_.find(name);
+  if (it == conditioners_.end() || it->second.config.type != ConditionerConfig::Type::kTensor) {
+    return absl::NotFoundError(absl::StrCat("LM: no tensor conditioner named '", name, "'"));
+  }
+  const Conditioner& cond = it->second;
+  if (x.dim() != 3 || x.size(2) != cond.config.dim || mask.dim() != 2 || mask.size(0) != x.size(0) ||
+      mask.size(1) != x.size(1)) {
+    return absl::InvalidArgumentError(absl::StrCat("conditioner '", name, "': expected a [B, T, ", cond.config.dim,
+                                                   "] tensor and a [B, T] mask, got ", ShapeStr(x.sizes()),
+                                                   " and ", ShapeStr(mask.sizes())));
+  }
+  return GuardTorch(absl::StrCat("conditioner '", name, "'"), [&]() -> LmCondition {
+    at::Tensor m = mask.to(device_, at::kBool);
+    return LmCondition{cond.Finish(x.to(device_, at::kFloat), m), m};
+  });
+}
+
+absl::StatusOr<LmFusedConditions> LmModel::Fuse(const std::map<std::string, LmCondition>& conditions) const {
+  if (!config_.fuser.has_value()) return absl::FailedPreconditionError("LM: the model has no fuser");
+  const FuserConfig& f = *config_.fuser;
+  for (const auto* list : {&f.sum, &f.cross}) {
+    for (const auto& name : *list) {
+      if (!conditions.count(name)) {
+        return absl::InvalidArgumentError(absl::StrCat("LM fuser: missing condition '", name, "'"));
+      }
+    }
+  }
+  return GuardTorch("LM fuser", [&]() -> absl::StatusOr<LmFusedConditions> {
+    LmFusedConditions out;
+    for (const auto& name : f.sum) {
+      const at::Tensor& v = conditions.at(name).values;
+      if (v.size(1) != 1) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("LM fuser: sum condition '", name, "' must have length 1, got ", v.size(1)));
+      }
+      out.sum = out.sum.defined() ? out.sum + v : v;
+    }
+    for (const auto& name : f.cross) {
+      const at::Tensor& v = conditions.at(name).values;
+      out.cross = out.cross.defined() ? at::cat({out.cross, v}, 1) : v;
+    }
+    if (f.cross_attention_pos_emb && out.cross.defined()) {
+      at::Tensor positions = at::arange(out.cross.size(1), at::TensorOptions().dtype(at::kLong).device(device_))
+                                 .view({1, -1, 1});
+      at::Tensor pos = lm::SinEmbedding(positions, out.cross.size(-1), 10000, at::kFloat).to(out.cross.scalar_type());
+      out.cross = out.cross + f.cross_attention_pos_emb_scale * pos;
+    }
+    return out;
+  });
+}
+
+}  // namespace monologue

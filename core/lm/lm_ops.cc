@@ -1,0 +1,133 @@
+#include "core/lm/lm_ops.h"
+
+#include <cmath>
+#include <string>
+
+#include <ATen/ATen.h>
+
+#include "absl/strings/str_cat.h"
+
+namespace monologue::lm {
+
+absl::StatusOr<NormType> ParseNormType(std::string_view name) {
+  if (name == "rms_norm_f32") return NormType::kRmsNormF32;
+  if (name == "rms_norm") return NormType::kRmsNorm;
+  if (name == "layer_norm") return NormType::kLayerNorm;
+  if (name == "layer_norm_f32") return NormType::kLayerNormF32;
+  return absl::InvalidArgumentError(absl::StrCat("unknown norm type \"", std::string(name),
+                                                 "\" (expected rms_norm_f32, rms_norm, layer_norm or "
+                                                 "layer_norm_f32)"));
+}
+
+namespace {
+at::Tensor RmsNorm(const at::Tensor& input, const at::Tensor& alpha, bool f32, double eps) {
+  // Reference `_rms_norm`: upcast (rms_norm_f32), var = eps + mean(x^2), y = x * (alpha * rsqrt(var)).
+  const auto in_dtype = input.scalar_type();
+  at::Tensor x = f32 ? input.to(at::kFloat) : input;
+  at::Tensor var = at::add(at::mean(at::pow(x, 2), {2}, /*keepdim=*/true), eps);
+  at::Tensor y = x * (alpha.to(var.scalar_type()) * at::rsqrt(var));
+  return y.to(in_dtype);
+}
+}  // namespace
+
+at::Tensor Norm::Forward(const at::Tensor& x) const {
+  switch (type) {
+    case NormType::kRmsNormF32:
+      return RmsNorm(x, weight, /*f32=*/true, 1e-8);
+    case NormType::kRmsNorm:
+      return RmsNorm(x, weight, /*f32=*/false, 1e-5);
+    case NormType::kLayerNorm:
+      return at::layer_norm(x, {x.size(-1)}, weight, bias, 1e-5);
+    case NormType::kLayerNormF32: {
+      at::Tensor y = at::layer_norm(x.to(at::kFloat), {x.size(-1)}, weight, bias, 1e-8);
+      return y.to(x.scalar_type());
+    }
+  }
+  return x;
+}
+
+absl::StatusOr<Activation> ParseActivation(std::string_view name) {
+  if (name == "silu") return Activation::kSilu;
+  if (name == "gelu") return Activation::kGelu;
+  if (name == "relu") return Activation::kRelu;
+  if (name == "sigmoid") return Activation::kSigmoid;
+  if (name == "tanh") return Activation::kTanh;
+  if (name == "leaky_relu") return Activation::kLeakyRelu;
+  if (name == "elu") return Activation::kElu;
+  if (name == "mish") return Activation::kMish;
+  if (name == "softsign") return Activation::kSoftsign;
+  if (name == "identity") return Activation::kIdentity;
+  return absl::InvalidArgumentError(absl::StrCat("unknown gating activation \"", std::string(name), "\""));
+}
+
+at::Tensor Activate(Activation activation, const at::Tensor& x) {
+  switch (activation) {
+    case Activation::kSilu:
+      return at::silu(x);
+    case Activation::kGelu:
+      return at::gelu(x);
+    case Activation::kRelu:
+      return at::relu(x);
+    case Activation::kSigmoid:
+      return at::sigmoid(x);
+    case Activation::kTanh:
+      return at::tanh(x);
+    case Activation::kLeakyRelu:
+      return at::leaky_relu(x);
+    case Activation::kElu:
+      return at::elu(x);
+    case Activation::kMish:
+      return at::mish(x);
+    case Activation::kSoftsign:
+      return x / (x.abs() + 1);
+    case Activation::kIdentity:
+      return x;
+  }
+  return x;
+}
+
+at::Tensor Linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+  return at::linear(x, weight, bias);
+}
+
+at::Tensor FeedForward::Forward(const at::Tensor& x) const {
+  if (!gated) return at::linear(at::gelu(at::linear(x, w_in)), w_out);
+  at::Tensor u = at::linear(x, w_in);
+  auto sizes = u.sizes().vec();
+  const int64_t hidden = sizes.back() / 2;
+  sizes.back() = 2;
+  sizes.push_back(hidden);
+  u = u.view(sizes);
+  at::Tensor h = Activate(activation, u.select(-2, 0)) * u.select(-2, 1);
+  return at::linear(h, w_out);
+}
+
+at::Tensor Embedding::Forward(const at::Tensor& tokens) const {
+  at::Tensor is_zero = tokens.eq(-1).unsqueeze(-1);
+  at::Tensor t = tokens.clamp_min(0);
+  if (demux) {
+    const int64_t n = rows();
+    at::Tensor left = at::remainder(t, n);
+    at::Tensor right = at::floor_divide(t, n) - 1;
+    at::Tensor right_zero = right.lt(0).unsqueeze(-1);
+    right = right.clamp_min(0);
+    at::Tensor y = at::linear(at::embedding(table, left), out1);
+    at::Tensor y2 = at::linear(at::embedding(table, right), out2);
+    y = y + y2.masked_fill(right_zero, 0);
+    return y.masked_fill(is_zero, 0);
+  }
+  at::Tensor y = at::embedding(table, t).masked_fill(is_zero, 0);
+  if (low_rank.defined()) y = at::linear(y, low_rank);
+  return y;
+}
+
+at::Tensor SinEmbedding(const at::Tensor& positions, int64_t dim, double max_period, at::ScalarType dtype) {
+  const int64_t half = dim / 2;
+  at::Tensor pos = positions.to(dtype);
+  at::Tensor adim = at::arange(half, pos.options()).view({1, 1, -1});
+  at::Tensor period = at::full({}, max_period, pos.options());
+  at::Tensor phase = pos / at::pow(period, adim / static_cast<double>(half - 1));
+  return at::cat({at::cos(phase), at::sin(phase)}, -1);
+}
+
+}  // namespace monologue::lm

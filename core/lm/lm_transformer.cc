@@ -1,0 +1,169 @@
+#include "core/lm/lm_transformer.h"
+
+#include <ATen/ATen.h>
+
+namespace monologue::lm {
+namespace {
+
+bool HasRope(PositionalEmbedding p) {
+  return p == PositionalEmbedding::kRope || p == PositionalEmbedding::kRopeConcat ||
+         p == PositionalEmbedding::kSinRope;
+}
+bool HasSin(PositionalEmbedding p) {
+  return p == PositionalEmbedding::kSin || p == PositionalEmbedding::kSinRope;
+}
+
+// Reference `apply_rope` on the Q and K parts of one step's projection at once: qk [B, 1, 2, H, Dh].
+// Same elementwise operations (fp32 rotation of (re, im) pairs, cast back) as the reference.
+at::Tensor ApplyRope(const at::Tensor& qk, const StepContext& ctx, bool interleave) {
+  const int64_t dh = qk.size(-1);
+  const auto dtype = qk.scalar_type();
+  at::Tensor re, im;
+  if (interleave) {
+    at::Tensor pairs = qk.unflatten(-1, {dh / 2, 2});
+    re = pairs.select(-1, 0).to(at::kFloat);
+    im = pairs.select(-1, 1).to(at::kFloat);
+  } else {
+    re = qk.narrow(-1, 0, dh / 2).to(at::kFloat);
+    im = qk.narrow(-1, dh / 2, dh / 2).to(at::kFloat);
+  }
+  at::Tensor out_re = re * ctx.rope_cos - im * ctx.rope_sin;
+  at::Tensor out_im = re * ctx.rope_sin + im * ctx.rope_cos;
+  if (interleave) return at::stack({out_re.to(dtype), out_im.to(dtype)}, -1).flatten(-2);
+  return at::cat({out_re.to(dtype), out_im.to(dtype)}, -1);
+}
+
+void RopeTables(const at::Tensor& freqs, const at::Tensor& positions_f32, StepContext& ctx) {
+  // ts [B] -> angle [B, 1, 1, 1, Dh/2] = freqs * ts (reference: freqs * ts.view(B, 1, T, 1)).
+  at::Tensor angle = freqs * positions_f32.view({-1, 1, 1, 1, 1});
+  ctx.rope_cos = at::cos(angle);
+  ctx.rope_sin = at::sin(angle);
+}
+
+}  // namespace
+
+KvState Transformer::NewState(int64_t batch, at::ScalarType dtype, at::Device device) const {
+  KvState state;
+  const auto opts = at::TensorOptions().dtype(dtype).device(device);
+  for (size_t l = 0; l < layers.size(); ++l) {
+    state.keys.push_back(at::zeros({batch, spec.num_heads, spec.capacity, spec.head_dim()}, opts));
+    state.values.push_back(at::zeros({batch, spec.num_heads, spec.capacity, spec.head_dim()}, opts));
+  }
+  state.cross_keys.resize(layers.size());
+  state.cross_values.resize(layers.size());
+  return state;
+}
+
+StepContext Transformer::TemporalContext(const at::Tensor& positions, at::ScalarType dtype) const {
+  StepContext ctx;
+  const int64_t batch = positions.size(0);
+  const int64_t cap = spec.capacity;
+  at::Tensor slot = at::remainder(positions, cap);
+  ctx.write_index = slot.view({batch, 1, 1, 1}).expand({batch, spec.num_heads, 1, spec.head_dim()});
+  // Positions held by the ring entries once this step's entry is written (reference RingKVCache.complete
+  // with T = 1): entry s holds last + (s - end) or that minus capacity; entries never written hold -1.
+  at::Tensor s = at::arange(cap, positions.options()).view({1, cap});
+  at::Tensor last = positions.view({batch, 1});
+  at::Tensor delta = s - slot.view({batch, 1});
+  at::Tensor pos = at::where(delta.le(0), last + delta, last + delta - cap);
+  // Counted as written for every row, executing or not: a paused row then attends to its own (discarded)
+  // entry instead of to nothing, which keeps its outputs finite. Executing rows see exactly the
+  // reference's mask.
+  pos = pos.masked_fill(s.ge(last + 1), -1);
+  at::Tensor diff = last - pos;
+  at::Tensor mask = pos.ge(0) & diff.ge(0);
+  if (spec.context > 0) mask = mask & diff.lt(spec.context);
+  ctx.attn_mask = mask.view({batch, 1, 1, cap});
+  if (HasRope(spec.positional)) RopeTables(rope_freqs, positions.to(at::kFloat), ctx);
+  if (HasSin(spec.positional)) ctx.sin_pos = SinEmbedding(positions.view({batch, 1, 1}), spec.dim, spec.max_period, dtype);
+  return ctx;
+}
+
+StepContext Transformer::DepthContext(int64_t k, int64_t batch, int64_t weight_set, at::ScalarType dtype,
+                                      at::Device device) const {
+  StepContext ctx;
+  ctx.write_slot = k;
+  ctx.weight_set = weight_set;
+  const auto long_opts = at::TensorOptions().dtype(at::kLong).device(device);
+  at::Tensor s = at::arange(spec.capacity, long_opts);
+  ctx.attn_mask = s.le(k).view({1, 1, 1, spec.capacity}).expand({batch, 1, 1, spec.capacity}).contiguous();
+  at::Tensor positions = at::full({batch}, k, long_opts);
+  if (HasRope(spec.positional)) RopeTables(rope_freqs, positions.to(at::kFloat), ctx);
+  if (HasSin(spec.positional)) ctx.sin_pos = SinEmbedding(positions.view({batch, 1, 1}), spec.dim, spec.max_period, dtype);
+  return ctx;
+}
+
+void Transformer::SetCrossSource(KvState& state, const at::Tensor& src, const at::Tensor& rows) const {
+  const int64_t batch = src.size(0), len = src.size(1);
+  const int64_t heads = spec.num_heads, dh = spec.head_dim();
+  for (size_t l = 0; l < layers.size(); ++l) {
+    const TransformerLayer& layer = layers[l];
+    if (!layer.cross) continue;
+    at::Tensor kv = at::linear(src, layer.cross_kv).view({batch, len, 2, heads, dh}).permute({2, 0, 3, 1, 4});
+    at::Tensor k = kv.select(0, 0).contiguous();
+    at::Tensor v = kv.select(0, 1).contiguous();
+    if (!rows.defined() || !state.cross_keys[l].defined()) {
+      state.cross_keys[l] = k;
+      state.cross_values[l] = v;
+    } else {
+      state.cross_keys[l].index_copy_(0, rows, k);
+      state.cross_values[l].index_copy_(0, rows, v);
+    }
+  }
+}
+
+at::Tensor Transformer::Step(KvState& state, const StepContext& ctx, at::Tensor x) const {
+  const int64_t batch = x.size(0);
+  const int64_t heads = spec.num_heads, dh = spec.head_dim(), dim = spec.dim;
+  const bool rope = HasRope(spec.positional);
+  const bool interleave = spec.positional != PositionalEmbedding::kRopeConcat;
+  const auto input_dtype = x.scalar_type();
+  if (HasSin(spec.positional)) x = x + spec.positional_scale * ctx.sin_pos;
+  for (size_t l = 0; l < layers.size(); ++l) {
+    const TransformerLayer& layer = layers[l];
+    const size_t w = layer.in_proj.size() == 1 ? 0 : static_cast<size_t>(ctx.weight_set);
+    // Self-attention block.
+    at::Tensor h = layer.norm1.Forward(x);
+    at::Tensor qkv = at::linear(h, layer.in_proj[w]).view({batch, 1, 3, heads, dh});
+    at::Tensor q, k;
+    if (rope) {
+      at::Tensor qk = ApplyRope(qkv.narrow(2, 0, 2), ctx, interleave);
+      q = qk.select(2, 0).transpose(1, 2);
+      k = qk.select(2, 1).transpose(1, 2);
+    } else {
+      q = qkv.select(2, 0).transpose(1, 2);
+      k = qkv.select(2, 1).transpose(1, 2);
+    }
+    at::Tensor v = qkv.select(2, 2).transpose(1, 2);
+    if (ctx.write_slot >= 0) {
+      state.keys[l].narrow(2, ctx.write_slot, 1).copy_(k);
+      state.values[l].narrow(2, ctx.write_slot, 1).copy_(v);
+    } else {
+      state.keys[l].scatter_(2, ctx.write_index, k);
+      state.values[l].scatter_(2, ctx.write_index, v);
+    }
+    at::Tensor attn = at::scaled_dot_product_attention(q, state.keys[l], state.values[l], ctx.attn_mask);
+    attn = attn.transpose(1, 2).reshape({batch, 1, dim});
+    at::Tensor update = at::linear(attn, layer.out_proj[w]);
+    if (layer.layer_scale_1.defined()) update = layer.layer_scale_1 * update;
+    x = x.to(update.scalar_type()) + update;
+    // Cross-attention block (no positions, no mask: every source entry is attended to).
+    if (layer.cross) {
+      at::Tensor hc = layer.norm_cross.Forward(x);
+      at::Tensor qc = at::linear(hc, layer.cross_q).view({batch, 1, heads, dh}).transpose(1, 2);
+      at::Tensor ac = at::scaled_dot_product_attention(qc, state.cross_keys[l], state.cross_values[l]);
+      ac = ac.transpose(1, 2).reshape({batch, 1, dim});
+      at::Tensor uc = at::linear(ac, layer.cross_out);
+      if (layer.layer_scale_cross.defined()) uc = layer.layer_scale_cross * uc;
+      x = x + uc;
+    }
+    // Feed-forward block.
+    h = layer.norm2.Forward(x);
+    update = layer.ffn[layer.ffn.size() == 1 ? 0 : static_cast<size_t>(ctx.weight_set)].Forward(h);
+    if (layer.layer_scale_2.defined()) update = layer.layer_scale_2 * update;
+    x = x.to(update.scalar_type()) + update;
+  }
+  return x.to(input_dtype);
+}
+
+}  // namespace monologue::lm

@@ -1,0 +1,97 @@
+// The streaming transformer of the Moshi LM, used both as the temporal transformer (one step per 80 ms
+// frame, ring KV cache of `context` steps, per-slot positions) and as the depformer (one step per
+// codebook inside a frame, one weight set per step). moshi-reference.md §3.2-§3.4.
+//
+// Batch-first and slot-independent: every quantity that depends on a slot's history (its position, the
+// part of the ring it has written) is a device tensor indexed by slot, so slots join, pause or restart
+// at any frame without touching the others, and a step has fixed shapes and no host synchronisation
+// (capturable in a CUDA graph).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+#include "core/lm/lm_ops.h"
+
+namespace monologue::lm {
+
+enum class PositionalEmbedding { kNone, kRope, kRopeConcat, kSin, kSinRope };
+
+struct TransformerLayer {
+  Norm norm1;
+  Norm norm2;
+  std::vector<at::Tensor> in_proj;   // per weight set [3D, D] (Q, K, V rows; heads contiguous)
+  std::vector<at::Tensor> out_proj;  // per weight set [D, D]
+  std::vector<FeedForward> ffn;      // per weight set
+  at::Tensor layer_scale_1;          // [D] or undefined
+  at::Tensor layer_scale_2;
+  // Cross-attention (TTS): LayerNorm, query rows of the fused in_proj, key/value rows, out_proj.
+  bool cross = false;
+  Norm norm_cross;
+  at::Tensor layer_scale_cross;
+  at::Tensor cross_q;    // [D, D]
+  at::Tensor cross_kv;   // [2D, D]
+  at::Tensor cross_out;  // [D, D]
+};
+
+struct TransformerSpec {
+  int64_t dim = 0;
+  int64_t num_heads = 1;
+  int64_t head_dim() const { return dim / num_heads; }
+  int64_t context = -1;   // attention window in steps; -1: unlimited
+  int64_t capacity = 0;   // KV ring size (context for the temporal transformer, dep_q for the depformer)
+  PositionalEmbedding positional = PositionalEmbedding::kRope;
+  double max_period = 10000;
+  double positional_scale = 1.0;
+};
+
+// Streaming state of one transformer for B rows.
+struct KvState {
+  std::vector<at::Tensor> keys;    // per layer [B, H, capacity, Dh]
+  std::vector<at::Tensor> values;  // per layer [B, H, capacity, Dh]
+  std::vector<at::Tensor> cross_keys;    // per layer [B, H, S, Dh] (cross-attention layers only)
+  std::vector<at::Tensor> cross_values;  // per layer [B, H, S, Dh]
+};
+
+// What one step of every layer shares: where each row writes its new key/value, which ring entries each
+// row may attend to, and the positional tables for the rows' positions.
+struct StepContext {
+  at::Tensor write_index;  // int64 [B, H, 1, Dh]: ring slot of the new entry, expanded for scatter
+  int64_t write_slot = -1; // >= 0: every row writes this slot (depformer), write_index unused
+  at::Tensor attn_mask;    // bool [B, 1, 1, capacity]
+  at::Tensor rope_cos;     // f32 [B, 1, 1, 1, Dh/2] (rope kinds)
+  at::Tensor rope_sin;
+  at::Tensor sin_pos;      // [B, 1, D] in the model dtype (sin kinds)
+  int64_t weight_set = 0;
+};
+
+class Transformer {
+ public:
+  TransformerSpec spec;
+  std::vector<TransformerLayer> layers;
+  at::Tensor rope_freqs;  // f32 [Dh/2] on the model device
+
+  // Empty caches for `batch` rows (zeros, the reference's initial content).
+  KvState NewState(int64_t batch, at::ScalarType dtype, at::Device device) const;
+
+  // Step context for rows at positions `positions` (int64 [B], the number of steps each row has run
+  // since its last reset), ring write at `positions % capacity`. Rows attend to the ring entries whose
+  // position p satisfies 0 <= q - p < context (q = the row's position), counting the entry written now.
+  StepContext TemporalContext(const at::Tensor& positions, at::ScalarType dtype) const;
+  // Step context for the depformer's step k (every row at position k, writing slot k, attending to
+  // slots 0..k), `batch` rows.
+  StepContext DepthContext(int64_t k, int64_t batch, int64_t weight_set, at::ScalarType dtype,
+                           at::Device device) const;
+
+  // Sets the cross-attention source (`src` [B, S, D] in the model dtype) for the rows of `state`
+  // selected by `rows` (int64 indices; undefined: all rows). The source length S must match the state's
+  // when it already has one.
+  void SetCrossSource(KvState& state, const at::Tensor& src, const at::Tensor& rows = at::Tensor()) const;
+
+  // One step: x [B, 1, D] -> [B, 1, D].
+  at::Tensor Step(KvState& state, const StepContext& ctx, at::Tensor x) const;
+};
+
+}  // namespace monologue::lm

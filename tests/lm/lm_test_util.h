@@ -1,0 +1,50 @@
+// Helpers shared by the LM tests: fixture paths, loading a fixture model, tensor comparisons.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include "core/config/model_config.h"
+#include "core/io/safetensors.h"
+#include "core/lm/lm_model.h"
+
+namespace monologue::testing_lm {
+
+inline std::string LmDataDir(const std::string& family) {
+  return std::string(MONOLOGUE_TEST_DATA_DIR) + "/lm/" + family;
+}
+
+// Loads tests/data/lm/<family>/{config.json, model.safetensors} in fp32 on CPU.
+inline std::shared_ptr<const LmModel> LoadFixtureModel(const std::string& family, ModelConfig* config_out = nullptr) {
+  auto config = LoadModelConfig(LmDataDir(family));
+  EXPECT_TRUE(config.ok()) << config.status();
+  if (!config.ok()) return nullptr;
+  if (config_out != nullptr) *config_out = *config;
+  auto model = LmModel::LoadFile(config->lm, LmDataDir(family) + "/model.safetensors");
+  EXPECT_TRUE(model.ok()) << model.status();
+  return model.ok() ? *model : nullptr;
+}
+
+// All tensors of a golden file, by name.
+inline std::shared_ptr<const SafeTensorsFile> OpenGolden(const std::string& family, const std::string& name) {
+  auto file = SafeTensorsFile::Open(LmDataDir(family) + "/" + name + ".safetensors");
+  EXPECT_TRUE(file.ok()) << file.status();
+  return file.ok() ? *file : nullptr;
+}
+
+inline at::Tensor Golden(const SafeTensorsFile& file, const std::string& name) {
+  auto t = file.Load(name);
+  EXPECT_TRUE(t.ok()) << t.status();
+  return t.ok() ? t->clone() : at::Tensor();
+}
+
+// max |a - b| / max |b| (relative to the reference's scale).
+inline double RelError(const at::Tensor& a, const at::Tensor& b) {
+  const double scale = b.abs().max().item<double>();
+  return (a.to(at::kFloat) - b.to(at::kFloat)).abs().max().item<double>() / (scale > 0 ? scale : 1.0);
+}
+
+}  // namespace monologue::testing_lm
