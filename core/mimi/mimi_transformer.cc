@@ -1,0 +1,161 @@
+#include "core/mimi/mimi_transformer.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "core/util/status_macros.h"
+
+namespace monologue::mimi {
+
+absl::StatusOr<MimiTransformer> MimiTransformer::Load(const WeightReader& w, const MimiTransformerConfig& c,
+                                                      const std::string& prefix) {
+  auto unsupported = [&](const std::string& what) {
+    return absl::UnimplementedError(
+        absl::StrCat(w.source(), ": Mimi transformer ", what, " is not supported"));
+  };
+  if (c.norm != "layer_norm") return unsupported(absl::StrCat("norm '", c.norm, "'"));
+  if (c.gating != "none") return unsupported(absl::StrCat("gating '", c.gating, "'"));
+  if (c.positional_embedding != "rope") {
+    return unsupported(absl::StrCat("positional_embedding '", c.positional_embedding, "'"));
+  }
+  if (!c.causal) return unsupported("causal=false");
+  if (c.context <= 0) return unsupported("without a context (a streaming ring needs one)");
+  if (c.output_dimensions.empty()) return unsupported("with no output");
+  MimiTransformer t;
+  t.config_ = c;
+  const int64_t d = c.d_model, f = c.dim_feedforward;
+  if (c.input_dimension != d) {
+    ASSIGN_OR_RETURN(t.input_proj_, w.Get(prefix + "input_proj.weight", {d, c.input_dimension}));
+  }
+  if (c.output_dimensions[0] != d) {
+    ASSIGN_OR_RETURN(t.output_proj_, w.Get(prefix + "output_projs.0.weight", {c.output_dimensions[0], d}));
+  }
+  for (int64_t i = 0; i < c.num_layers; ++i) {
+    const std::string p = absl::StrCat(prefix, "transformer.layers.", i, ".");
+    TransformerLayerWeights l;
+    ASSIGN_OR_RETURN(l.in_proj, w.Get(p + "self_attn.in_proj_weight", {3 * d, d}));
+    ASSIGN_OR_RETURN(l.out_proj, w.Get(p + "self_attn.out_proj.weight", {d, d}));
+    ASSIGN_OR_RETURN(l.norm1_w, w.Get(p + "norm1.weight", {d}));
+    ASSIGN_OR_RETURN(l.norm1_b, w.Get(p + "norm1.bias", {d}));
+    ASSIGN_OR_RETURN(l.norm2_w, w.Get(p + "norm2.weight", {d}));
+    ASSIGN_OR_RETURN(l.norm2_b, w.Get(p + "norm2.bias", {d}));
+    ASSIGN_OR_RETURN(l.linear1, w.Get(p + "linear1.weight", {f, d}));
+    ASSIGN_OR_RETURN(l.linear2, w.Get(p + "linear2.weight", {d, f}));
+    if (c.layer_scale.has_value()) {
+      ASSIGN_OR_RETURN(l.scale1, w.Get(p + "layer_scale_1.scale", {d}));
+      ASSIGN_OR_RETURN(l.scale2, w.Get(p + "layer_scale_2.scale", {d}));
+    }
+    t.layers_.push_back(std::move(l));
+  }
+  return t;
+}
+
+TransformerState MimiTransformer::InitState(int64_t batch) const {
+  TransformerState s;
+  const at::TensorOptions opts =
+      layers_.empty() ? at::TensorOptions().dtype(at::kFloat) : layers_[0].in_proj.options();
+  s.offset = at::zeros({batch}, opts.dtype(at::kLong));
+  const int64_t h = config_.num_heads, dh = config_.d_model / config_.num_heads;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    s.keys.push_back(at::zeros({batch, h, config_.context, dh}, opts));
+    s.values.push_back(at::zeros({batch, h, config_.context, dh}, opts));
+  }
+  return s;
+}
+
+void MimiTransformer::Reset(TransformerState& state, const at::Tensor& mask) const {
+  // Ring slots become invalid through their positions; their contents need no clearing.
+  state.offset = at::where(mask, at::zeros_like(state.offset), state.offset);
+}
+
+at::Tensor MimiTransformer::Run(const at::Tensor& input, const at::Tensor& offset, TransformerState* state,
+                                const at::Tensor& exec_mask) const {
+  at::Tensor x = input;
+  if (input_proj_.defined()) x = at::linear(x, input_proj_);
+  const int64_t b = x.size(0), t = x.size(1), c = config_.d_model;
+  const int64_t h = config_.num_heads, dh = c / h;
+  const at::TensorOptions fopts = x.options().dtype(at::kFloat);
+  const at::TensorOptions lopts = x.options().dtype(at::kLong);
+
+  // RoPE angles (same for every layer): freqs_i = exp(i * (-ln(max_period) * 2 / Dh)), t = offset + j.
+  const at::Tensor ds = at::arange(dh / 2, fopts);
+  const at::Tensor freqs = at::exp(ds * (-std::log(config_.max_period) * 2 / static_cast<double>(dh)));
+  at::Tensor ts = offset.to(at::kFloat).view({-1, 1}) + at::arange(t, fopts);
+  ts = ts.view({b, 1, -1, 1});
+  const at::Tensor rotr = at::cos(freqs * ts);
+  const at::Tensor roti = at::sin(freqs * ts);
+
+  // Key positions and the attention mask (same for every layer).
+  at::Tensor pos_k, scatter_index;
+  if (state != nullptr) {
+    const int64_t cap = config_.context;
+    const at::Tensor end = state->offset;
+    at::Tensor index = (at::arange(t, lopts) + end.view({-1, 1})).remainder(cap);
+    scatter_index = index.view({b, 1, t, 1}).expand({-1, h, t, dh});
+    const at::Tensor slots = at::arange(cap, lopts);
+    const at::Tensor last = end.view({-1, 1}) + (t - 1);
+    const at::Tensor delta = slots - last.remainder(cap);
+    pos_k = at::where(delta <= 0, last + delta, last + delta - cap);
+    const at::Tensor new_end = exec_mask.defined() ? at::where(exec_mask, end + t, end) : end + t;
+    pos_k = at::where(slots >= new_end.view({-1, 1}), at::full_like(pos_k, -1), pos_k);
+  } else {
+    pos_k = at::arange(t, lopts).expand({b, -1});
+  }
+  pos_k = pos_k.unsqueeze(1);
+  const at::Tensor pos_q = offset.view({-1, 1, 1}) + at::arange(t, lopts).view({-1, 1});
+  const at::Tensor dpos = pos_q - pos_k;
+  const at::Tensor mask = ((pos_k >= 0) & (dpos >= 0) & (dpos < config_.context)).unsqueeze(1);
+
+  auto rope = [&](const at::Tensor& z) {
+    const at::Tensor zz = z.view({b, h, t, dh / 2, 2});
+    const at::Tensor zr = zz.select(-1, 0), zi = zz.select(-1, 1);
+    const at::Tensor outr = zr * rotr - zi * roti;
+    const at::Tensor outi = zr * roti + zi * rotr;
+    return at::stack({outr, outi}, -1).view({b, h, t, dh});
+  };
+
+  for (size_t li = 0; li < layers_.size(); ++li) {
+    const TransformerLayerWeights& l = layers_[li];
+    // Self-attention block.
+    at::Tensor xn = at::layer_norm(x, {c}, l.norm1_w, l.norm1_b, 1e-5);
+    const at::Tensor qkv = at::linear(xn, l.in_proj).view({b, t, 3, h, dh}).permute({2, 0, 3, 1, 4});
+    const at::Tensor q = rope(qkv.select(0, 0));
+    at::Tensor k = rope(qkv.select(0, 1));
+    at::Tensor v = qkv.select(0, 2);
+    if (state != nullptr) {
+      state->keys[li].scatter_(2, scatter_index, k);
+      state->values[li].scatter_(2, scatter_index, v);
+      k = state->keys[li];
+      v = state->values[li];
+    }
+    at::Tensor a = at::scaled_dot_product_attention(q, k, v, mask, 0.0, false);
+    a = a.permute({0, 2, 1, 3}).reshape({b, t, c});
+    at::Tensor update = at::linear(a, l.out_proj);
+    x = x + (l.scale1.defined() ? l.scale1 * update : update);
+    // Feed-forward block.
+    xn = at::layer_norm(x, {c}, l.norm2_w, l.norm2_b, 1e-5);
+    update = at::linear(at::gelu(at::linear(xn, l.linear1)), l.linear2);
+    x = x + (l.scale2.defined() ? l.scale2 * update : update);
+  }
+  if (output_proj_.defined()) x = at::linear(x, output_proj_);
+  return x;
+}
+
+at::Tensor MimiTransformer::Step(TransformerState& state, const at::Tensor& x,
+                                 const at::Tensor& exec_mask) const {
+  at::Tensor y = Run(x.transpose(1, 2), state.offset, &state, exec_mask);
+  const int64_t t = x.size(2);
+  state.offset =
+      exec_mask.defined() ? at::where(exec_mask, state.offset + t, state.offset) : state.offset + t;
+  return y.transpose(1, 2);
+}
+
+at::Tensor MimiTransformer::Forward(const at::Tensor& x) const {
+  const at::Tensor offset = at::zeros({x.size(0)}, x.options().dtype(at::kLong));
+  return Run(x.transpose(1, 2), offset, nullptr, {}).transpose(1, 2);
+}
+
+}  // namespace monologue::mimi

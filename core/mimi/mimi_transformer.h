@@ -1,0 +1,59 @@
+// Mimi's encoder/decoder transformer (moshi-reference.md §1.5, §3.3): pre-norm layers (LayerNorm eps 1e-5),
+// fused-QKV self-attention with interleaved RoPE and a causal window of `context` steps, GELU MLP, learnt
+// LayerScale; `[B, C, T]` in and out (conv layout).
+//
+// Streaming keeps, per layer, a ring KV cache of `context` slots shared by all batch slots, and per slot an
+// offset (the RoPE position of the next step, equal to the number of steps seen since the last reset).
+// The ring replicates the reference exactly, including that with 2 new steps per chunk the first of them
+// sees one key fewer once the ring has wrapped.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/config/mimi_config.h"
+#include "core/mimi/weights.h"
+
+namespace monologue::mimi {
+
+struct TransformerState {
+  at::Tensor offset;               // [B] int64: steps seen per slot
+  std::vector<at::Tensor> keys;    // per layer [B, H, context, Dh]
+  std::vector<at::Tensor> values;  // per layer [B, H, context, Dh]
+};
+
+struct TransformerLayerWeights {
+  at::Tensor in_proj, out_proj;  // [3C, C], [C, C]
+  at::Tensor norm1_w, norm1_b, norm2_w, norm2_b;
+  at::Tensor linear1, linear2;  // [F, C], [C, F]
+  at::Tensor scale1, scale2;    // [C] (undefined without layer scale)
+};
+
+class MimiTransformer {
+ public:
+  // Weights under `prefix` ("encoder_transformer.").
+  static absl::StatusOr<MimiTransformer> Load(const WeightReader& weights,
+                                              const MimiTransformerConfig& config, const std::string& prefix);
+
+  TransformerState InitState(int64_t batch) const;
+  void Reset(TransformerState& state, const at::Tensor& mask) const;
+  // x [B, C, T] -> [B, C, T].
+  at::Tensor Step(TransformerState& state, const at::Tensor& x, const at::Tensor& exec_mask = {}) const;
+  at::Tensor Forward(const at::Tensor& x) const;
+
+ private:
+  // x [B, T, C]; `offset` [B] the position of its first step; `state` null offline (keys are the
+  // input's own) or the ring to update.
+  at::Tensor Run(const at::Tensor& x, const at::Tensor& offset, TransformerState* state,
+                 const at::Tensor& exec_mask) const;
+
+  MimiTransformerConfig config_;
+  std::vector<TransformerLayerWeights> layers_;
+  at::Tensor input_proj_;   // undefined when input_dimension == d_model
+  at::Tensor output_proj_;  // undefined when output_dimensions[0] == d_model
+};
+
+}  // namespace monologue::mimi

@@ -1,0 +1,88 @@
+#include "core/mimi/split_rvq.h"
+
+#include <ATen/ATen.h>
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "core/util/status_macros.h"
+
+namespace monologue::mimi {
+
+absl::StatusOr<SplitRvq> SplitRvq::Load(const WeightReader& w, const MimiQuantizerConfig& c,
+                                        const std::string& prefix) {
+  if (c.n_q < 2) {
+    return absl::InvalidArgumentError(absl::StrCat(w.source(), ": quantizer.n_q must be at least 2"));
+  }
+  SplitRvq q;
+  q.bins_ = c.bins;
+  const int64_t d = c.dimension;
+  ASSIGN_OR_RETURN(q.first_in_, w.Get(prefix + "rvq_first.input_proj.weight", {d, c.input_dimension, 1}));
+  ASSIGN_OR_RETURN(q.first_out_, w.Get(prefix + "rvq_first.output_proj.weight", {c.output_dimension, d, 1}));
+  ASSIGN_OR_RETURN(q.rest_in_, w.Get(prefix + "rvq_rest.input_proj.weight", {d, c.input_dimension, 1}));
+  ASSIGN_OR_RETURN(q.rest_out_, w.Get(prefix + "rvq_rest.output_proj.weight", {c.output_dimension, d, 1}));
+  for (int64_t level = 0; level < c.n_q; ++level) {
+    const std::string p = level == 0 ? absl::StrCat(prefix, "rvq_first.vq.layers.0._codebook.")
+                                     : absl::StrCat(prefix, "rvq_rest.vq.layers.", level - 1, "._codebook.");
+    ASSIGN_OR_RETURN(at::Tensor usage, w.Get(p + "cluster_usage", {c.bins}));
+    ASSIGN_OR_RETURN(at::Tensor sum, w.Get(p + "embedding_sum", {c.bins, d}));
+    at::Tensor e = sum / usage.clamp_min(1e-5).unsqueeze(1);
+    // torch.cdist's GEMM operand for the codebook side: (E | 1 | ||E||^2).
+    at::Tensor e3 = e.unsqueeze(0);
+    at::Tensor norm = e3.pow(2).sum(-1, true);
+    q.codebooks_aug_.push_back(at::cat({e3, at::ones_like(norm), norm}, -1));
+    q.codebooks_.push_back(std::move(e));
+  }
+  return q;
+}
+
+at::Tensor SplitRvq::Nearest(const at::Tensor& flat, int64_t level) const {
+  // ||x||^2 + ||e||^2 - 2 x.e through one augmented batched GEMM, clamped at 0, square root, first argmin.
+  const at::Tensor x1 = flat.unsqueeze(0);
+  at::Tensor norm = x1.pow(2).sum(-1, true);
+  const at::Tensor x1_aug = at::cat({x1.mul(-2), norm, at::ones_like(norm)}, -1);
+  at::Tensor dist = x1_aug.matmul(codebooks_aug_[level].mT());
+  dist.clamp_min_(0).sqrt_();
+  return dist.select(0, 0).argmin(-1);
+}
+
+std::vector<at::Tensor> SplitRvq::EncodeLevels(const at::Tensor& z, int64_t first, int64_t count) const {
+  const int64_t b = z.size(0), t = z.size(2);
+  std::vector<at::Tensor> out;
+  at::Tensor residual = z;
+  for (int64_t level = first; level < first + count; ++level) {
+    const at::Tensor btd = residual.permute({0, 2, 1});
+    const at::Tensor flat = btd.reshape({-1, btd.size(-1)});
+    at::Tensor idx = Nearest(flat, level).view({b, t});
+    const at::Tensor quantized = at::embedding(codebooks_[level], idx).permute({0, 2, 1});
+    residual = residual - quantized;
+    out.push_back(std::move(idx));
+  }
+  return out;
+}
+
+at::Tensor SplitRvq::Encode(const at::Tensor& x, int64_t n) const {
+  const int64_t b = x.size(0), t = x.size(2);
+  if (t == 0) return at::empty({b, n, 0}, x.options().dtype(at::kLong));
+  const at::Tensor first = at::stack(EncodeLevels(at::conv1d(x, first_in_), 0, 1)).transpose(0, 1);
+  if (n == 1) return first.contiguous();
+  const at::Tensor rest = at::stack(EncodeLevels(at::conv1d(x, rest_in_), 1, n - 1)).transpose(0, 1);
+  return at::cat({first, rest}, 1);
+}
+
+at::Tensor SplitRvq::Decode(const at::Tensor& codes) const {
+  const int64_t k = codes.size(1);
+  const at::Tensor per_level = codes.transpose(0, 1);
+  at::Tensor first = at::embedding(codebooks_[0], per_level[0]).permute({0, 2, 1});
+  at::Tensor out = at::conv1d(first, first_out_);
+  if (k > 1) {
+    at::Tensor sum = at::embedding(codebooks_[1], per_level[1]).permute({0, 2, 1});
+    for (int64_t level = 2; level < k; ++level) {
+      sum = sum + at::embedding(codebooks_[level], per_level[level]).permute({0, 2, 1});
+    }
+    out += at::conv1d(sum, rest_out_);
+  }
+  return out;
+}
+
+}  // namespace monologue::mimi

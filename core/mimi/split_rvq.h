@@ -1,0 +1,47 @@
+// Split residual vector quantizer (moshi-reference.md §1.7): a semantic RVQ with one level and an acoustic
+// RVQ with n_q - 1 levels, both quantizing the same latent through their own 1x1 input projections.
+// Centroids are embedding_sum / max(cluster_usage, 1e-5); nearest centroids use the same squared-distance
+// GEMM formula as torch.cdist's matrix-multiply path, so codes match the reference bit for bit.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/config/mimi_config.h"
+#include "core/mimi/weights.h"
+
+namespace monologue::mimi {
+
+class SplitRvq {
+ public:
+  // Weights under `prefix` ("quantizer.").
+  static absl::StatusOr<SplitRvq> Load(const WeightReader& weights, const MimiQuantizerConfig& config,
+                                       const std::string& prefix);
+
+  int64_t total_codebooks() const { return static_cast<int64_t>(codebooks_.size()); }
+  int64_t bins() const { return bins_; }
+
+  // x [B, input_dimension, T] -> int64 codes [B, n, T], 1 <= n <= total_codebooks().
+  at::Tensor Encode(const at::Tensor& x, int64_t n) const;
+  // codes [B, K, T] (int64, 1 <= K <= total, values in [0, bins)) -> [B, output_dimension, T].
+  at::Tensor Decode(const at::Tensor& codes) const;
+
+  // The centroids of level `level` ([bins, dimension]).
+  const at::Tensor& codebook(int64_t level) const { return codebooks_[level]; }
+
+ private:
+  // Nearest-centroid indices of `flat` [N, D] in level `level`, as torch.cdist(...).argmin(-1).
+  at::Tensor Nearest(const at::Tensor& flat, int64_t level) const;
+  // Residual quantization of z [B, D, T] over levels [first, first + count).
+  std::vector<at::Tensor> EncodeLevels(const at::Tensor& z, int64_t first, int64_t count) const;
+
+  int64_t bins_ = 0;
+  at::Tensor first_in_, first_out_, rest_in_, rest_out_;  // 1x1 conv weights
+  std::vector<at::Tensor> codebooks_;                     // [bins, D] per level, level 0 semantic
+  std::vector<at::Tensor> codebooks_aug_;                 // [1, bins, D + 2]: (E | 1 | ||E||^2)
+};
+
+}  // namespace monologue::mimi

@@ -1,0 +1,47 @@
+// Causal streaming 1-D convolution (reference `StreamingConv1d`, moshi-reference.md §1.4): a buffer of the
+// last `k_eff - stride` input samples is prepended to every chunk; offline calls run one chunk from a fresh
+// buffer, so both paths share one implementation. `replicate` pads with the first input sample instead of
+// zeros (re-armed by Reset).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+
+namespace monologue::mimi {
+
+struct ConvState {
+  at::Tensor previous;  // [B, C_in, k_eff - stride]
+  at::Tensor first;     // [B] bool: the next executed chunk re-arms replicate padding
+};
+
+class StreamingConv1d {
+ public:
+  StreamingConv1d() = default;
+  // weight [C_out, C_in / groups, k]; bias [C_out] or undefined.
+  StreamingConv1d(at::Tensor weight, at::Tensor bias, int64_t stride, int64_t dilation, int64_t groups,
+                  bool replicate);
+
+  int64_t stride() const { return stride_; }
+  int64_t in_channels() const { return weight_.size(1) * groups_; }
+  int64_t out_channels() const { return weight_.size(0); }
+  int64_t padding_total() const { return (weight_.size(2) - 1) * dilation_ + 1 - stride_; }
+
+  ConvState InitState(int64_t batch) const;
+  // Resets the slots where `mask` ([B] bool) is true.
+  void Reset(ConvState& state, const at::Tensor& mask) const;
+  // x [B, C_in, T], T a positive multiple of the stride -> [B, C_out, T / stride]. `exec_mask` ([B]
+  // bool) undefined means every slot executes; slots where it is false keep their state.
+  at::Tensor Step(ConvState& state, const at::Tensor& x, const at::Tensor& exec_mask = {}) const;
+  // Whole signal from a fresh state.
+  at::Tensor Forward(const at::Tensor& x) const;
+
+  const at::Tensor& weight() const { return weight_; }
+
+ private:
+  at::Tensor weight_, bias_;
+  int64_t stride_ = 1, dilation_ = 1, groups_ = 1;
+  bool replicate_ = false;
+};
+
+}  // namespace monologue::mimi

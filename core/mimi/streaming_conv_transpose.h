@@ -1,0 +1,38 @@
+// Causal streaming 1-D transposed convolution (reference `StreamingConvTranspose1d`, moshi-reference.md
+// §1.4): offline, the full transposed conv with the last `k - stride` samples trimmed; streaming, the
+// overlapping tail (without bias) is carried in `partial` and added to the next chunk's head.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+
+namespace monologue::mimi {
+
+struct ConvTrState {
+  at::Tensor partial;  // [B, C_out, k - stride]
+};
+
+class StreamingConvTranspose1d {
+ public:
+  StreamingConvTranspose1d() = default;
+  // weight [C_in, C_out / groups, k]; bias [C_out] or undefined.
+  StreamingConvTranspose1d(at::Tensor weight, at::Tensor bias, int64_t stride, int64_t groups);
+
+  int64_t stride() const { return stride_; }
+  int64_t out_channels() const { return weight_.size(1) * groups_; }
+  int64_t overlap() const { return weight_.size(2) - stride_; }
+
+  ConvTrState InitState(int64_t batch) const;
+  void Reset(ConvTrState& state, const at::Tensor& mask) const;
+  // x [B, C_in, T] -> [B, C_out, T * stride].
+  at::Tensor Step(ConvTrState& state, const at::Tensor& x, const at::Tensor& exec_mask = {}) const;
+  // Offline: [B, C_in, T] -> [B, C_out, T * stride] (right-trimmed).
+  at::Tensor Forward(const at::Tensor& x) const;
+
+ private:
+  at::Tensor weight_, bias_;
+  int64_t stride_ = 1, groups_ = 1;
+};
+
+}  // namespace monologue::mimi
