@@ -39,5 +39,38 @@ sox -R -D "$TMP/base.wav" -r 44100 -b 16 -c 1 "$TMP/left.wav" rate -v trim 0.3 0
 sox -R -D -n -r 44100 -b 16 -c 1 "$TMP/right.wav" synth 0.25 sine 440 vol 0.3
 sox -R -D -M "$TMP/left.wav" "$TMP/right.wav" -b 16 "$OUT/speech_44k_stereo.wav"
 
+# 8. What the reference loads: moshi reads audio with sphn.read(path, sample_rate=24000) and averages the
+#    channels. Stored as 32-bit float WAV so the C++ tests can compare our decoder with it (sphn's
+#    resampler delays the signal and pads the end, so the comparison aligns first). Needs sphn 0.2.x in
+#    the venv (a dependency of moshi; pip install "sphn>=0.2,<0.3").
+PY="${MONOLOGUE_PYTHON:-$HOME/.cache/monologue/venv/bin/python}"
+"$PY" - "$OUT" <<'PYEOF'
+import struct
+import sys
+
+import numpy as np
+import sphn
+
+out = sys.argv[1]
+
+
+def write_float_wav(path, samples, rate):
+    data = np.asarray(samples, dtype="<f4").tobytes()
+    header = b"RIFF" + struct.pack("<I", 4 + 26 + 12 + 8 + len(data)) + b"WAVE"
+    header += b"fmt " + struct.pack("<IHHIIHHH", 18, 3, 1, rate, 4 * rate, 4, 32, 0)
+    header += b"fact" + struct.pack("<II", 4, len(samples))
+    header += b"data" + struct.pack("<I", len(data))
+    with open(path, "wb") as f:
+        f.write(header + data)
+
+
+for src, dst in [("speech_16k_mono.wav", "ref_sphn_speech_24k.wav"),
+                 ("speech_44k_stereo.wav", "ref_sphn_stereo_mean_24k.wav")]:
+    pcm, rate = sphn.read(f"{out}/{src}", sample_rate=24000)
+    assert rate == 24000
+    write_float_wav(f"{out}/{dst}", pcm.mean(axis=0), 24000)
+    print(dst, pcm.shape)
+PYEOF
+
 ls -l "$OUT"
 du -ch "$OUT"/* | tail -1
