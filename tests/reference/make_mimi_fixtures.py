@@ -111,7 +111,7 @@ def speech(text: str, voice: str, speed: int = 160) -> torch.Tensor:
         raw = Path(tmp) / "raw.wav"
         wav = Path(tmp) / "24k.wav"
         subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(raw), text], check=True)
-        subprocess.run(["sox", str(raw), "-r", "24000", "-c", "1", "-b", "16", "-e", "signed-integer",
+        subprocess.run(["sox", "-D", str(raw), "-r", "24000", "-c", "1", "-b", "16", "-e", "signed-integer",
                         str(wav)], check=True)
         data = wav.read_bytes()
     # Minimal RIFF parse: find the "data" chunk.
