@@ -15,6 +15,7 @@
 #include "core/config/model_config.h"
 #include "core/io/safetensors.h"
 #include "core/model/random_model.h"
+#include "tests/config/test_dirs.h"
 
 namespace monologue {
 namespace {
@@ -24,13 +25,7 @@ using ::testing::HasSubstr;
 
 const fs::path kConfigs = fs::path(MONOLOGUE_TEST_DATA_DIR) / "configs";
 
-fs::path TmpDir(const std::string& name) {
-  const char* base = std::getenv("MONOLOGUE_TEST_TMP");
-  fs::path dir = fs::path(base != nullptr ? base : ".") / "checkpoint_schema_test" / name;
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
+fs::path TmpDir(const std::string& name) { return testing_dirs::FreshDir("checkpoint_schema_test", name); }
 
 const nlohmann::json& ReferenceSchemas() {
   static const nlohmann::json* json = [] {

@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "tests/config/test_dirs.h"
+
 namespace monologue {
 namespace {
 
@@ -18,13 +20,7 @@ using ::testing::HasSubstr;
 
 const fs::path kConfigs = fs::path(MONOLOGUE_TEST_DATA_DIR) / "configs";
 
-fs::path TmpDir(const std::string& name) {
-  const char* base = std::getenv("MONOLOGUE_TEST_TMP");
-  fs::path dir = fs::path(base != nullptr ? base : ".") / "model_config_test" / name;
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
+fs::path TmpDir(const std::string& name) { return testing_dirs::FreshDir("model_config_test", name); }
 
 void WriteFile(const fs::path& path, const std::string& text) {
   std::ofstream f(path, std::ios::binary);
