@@ -2,9 +2,11 @@
 // to byte sinks, crash safety (a child process that exits without Close).
 #include "core/audio/audio_writer.h"
 
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -207,6 +209,60 @@ TEST(WavWriterTest, CrashMidWayLeavesAReadableFile) {
   ASSERT_EQ(b.size(), 58 + 4 * samples.size());
   EXPECT_EQ(U32(b, 54), 0xFFFFFFFFu);  // streaming header: "data runs to the end of the file"
   EXPECT_EQ(Decode(path, 24000), samples);
+}
+
+// "-" writes to stdout: into a regular file (seekable: sizes patched) or a pipe (streaming header).
+// Each case runs in a child process whose stdout is redirected.
+std::vector<uint8_t> WriteToStdout(const std::string& format, const std::vector<float>& samples,
+                                   bool via_pipe) {
+  const std::string file = TmpPath("stdout." + format);
+  int fds[2] = {-1, -1};
+  if (via_pipe) EXPECT_EQ(pipe(fds), 0);
+  const pid_t pid = fork();
+  EXPECT_GE(pid, 0);
+  if (pid == 0) {
+    const int fd = via_pipe ? fds[1] : ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0 || dup2(fd, 1) < 0) _exit(2);
+    if (via_pipe) close(fds[0]);
+    auto writer = OpenAudioWriter("-", {.format = format, .wav_sample_format = WavSampleFormat::kFloat32});
+    if (!writer.ok() || !(*writer)->Write(samples).ok() || !(*writer)->Close().ok()) _exit(3);
+    fflush(stdout);
+    _exit(0);
+  }
+  std::vector<uint8_t> bytes;
+  if (via_pipe) {
+    close(fds[1]);
+    uint8_t buf[4096];
+    ssize_t n;
+    while ((n = read(fds[0], buf, sizeof(buf))) > 0) bytes.insert(bytes.end(), buf, buf + n);
+    close(fds[0]);
+  }
+  int wstatus = 0;
+  EXPECT_EQ(waitpid(pid, &wstatus, 0), pid);
+  EXPECT_TRUE(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) << "child status " << wstatus;
+  return via_pipe ? bytes : ReadBytes(file);
+}
+
+TEST(AudioWriterStdoutTest, WavToFileAndPipe) {
+  const std::vector<float> samples = RandomSamples(4800, 11);
+  const std::vector<uint8_t> to_file = WriteToStdout("wav", samples, false);
+  ASSERT_EQ(to_file.size(), 58 + 4 * samples.size());
+  EXPECT_EQ(U32(to_file, 54), 4 * samples.size());  // patched
+  const std::vector<uint8_t> to_pipe = WriteToStdout("wav", samples, true);
+  ASSERT_EQ(to_pipe.size(), 58 + 4 * samples.size());
+  EXPECT_EQ(U32(to_pipe, 54), 0xFFFFFFFFu);  // streaming header
+  EXPECT_TRUE(std::equal(to_pipe.begin() + 58, to_pipe.end(), to_file.begin() + 58));
+}
+
+TEST(AudioWriterStdoutTest, OggToPipe) {
+  const std::vector<float> speech = SpeechAt24k();
+  const std::vector<uint8_t> bytes = WriteToStdout("ogg", speech, true);
+  ASSERT_GT(bytes.size(), 1000u);
+  const std::string path = TmpPath("from_pipe.ogg");
+  testing::WriteBytes(path, bytes);
+  const std::vector<float> back = Decode(path, 24000);
+  EXPECT_EQ(back.size(), speech.size());
+  EXPECT_GT(testing::Correlation(speech, back), 0.98);
 }
 
 TEST(OggOpusWriterTest, RoundTripSpeech) {
