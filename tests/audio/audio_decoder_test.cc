@@ -19,6 +19,20 @@
 namespace monologue {
 namespace {
 
+// Options built field by field (GCC warns on designated initializers that skip fields).
+template <typename F>
+AudioDecoderOptions DecoderOptions(F set) {
+  AudioDecoderOptions o;
+  set(o);
+  return o;
+}
+template <typename F>
+AudioWriterOptions WriterOptions(F set) {
+  AudioWriterOptions o;
+  set(o);
+  return o;
+}
+
 using testing::AudioData;
 using testing::ReadBytes;
 using testing::TmpPath;
@@ -79,8 +93,10 @@ TEST(AudioDecoderTest, ResamplesASineExactly) {
   for (size_t i = 0; i < sine.size(); ++i)
     sine[i] = 0.5f * std::sin(2 * std::numbers::pi * 1000.0 * i / 16000.0);
   {
-    auto writer =
-        WavWriter::Create(path, {.sample_rate = 16000, .wav_sample_format = WavSampleFormat::kFloat32});
+    auto writer = WavWriter::Create(path, WriterOptions([&](AudioWriterOptions& o) {
+                                      o.sample_rate = 16000;
+                                      o.wav_sample_format = WavSampleFormat::kFloat32;
+                                    }));
     ASSERT_TRUE(writer.ok()) << writer.status();
     ASSERT_TRUE((*writer)->Write(sine).ok());
     ASSERT_TRUE((*writer)->Close().ok());
@@ -194,7 +210,9 @@ TEST(AudioDecoderTest, StereoDownmixIsTheChannelMean) {
   // The channels really differ (speech vs tone), so a left-only or right-only decode would fail below.
   EXPECT_LT(std::abs(testing::Correlation(left, right)), 0.3);
 
-  auto decoded = DecodeAudioFile(AudioData("speech_44k_stereo.wav"), {.target_sample_rate = 44100});
+  auto decoded =
+      DecodeAudioFile(AudioData("speech_44k_stereo.wav"),
+                      DecoderOptions([&](AudioDecoderOptions& o) { o.target_sample_rate = 44100; }));
   ASSERT_TRUE(decoded.ok()) << decoded.status();
   EXPECT_EQ(decoded->info.source_channels, 2);
   ASSERT_EQ(decoded->samples.size(), left.size());
@@ -211,8 +229,10 @@ TEST(AudioDecoderTest, StereoDownmixIsTheChannelMean) {
   for (size_t i = 0; i < left.size(); ++i) mean[i] = 0.5f * (left[i] + right[i]);
   const std::string mean_path = TmpPath("mean44k.wav");
   {
-    auto writer =
-        WavWriter::Create(mean_path, {.sample_rate = 44100, .wav_sample_format = WavSampleFormat::kFloat32});
+    auto writer = WavWriter::Create(mean_path, WriterOptions([&](AudioWriterOptions& o) {
+                                      o.sample_rate = 44100;
+                                      o.wav_sample_format = WavSampleFormat::kFloat32;
+                                    }));
     ASSERT_TRUE(writer.ok());
     ASSERT_TRUE((*writer)->Write(mean).ok());
     ASSERT_TRUE((*writer)->Close().ok());
@@ -303,7 +323,8 @@ TEST(AudioDecoderPushTest, WavInRandomPiecesEqualsFile) { CheckPushEqualsFile("s
 TEST(AudioDecoderPushTest, BackpressureKeepsEverySample) {
   const std::vector<float> expected = DecodeAll(AudioData("speech.opus"));
   const std::vector<uint8_t> bytes = ReadBytes(AudioData("speech.opus"));
-  auto decoder = AudioDecoder::OpenPush({.max_buffered_samples = 500});
+  auto decoder =
+      AudioDecoder::OpenPush(DecoderOptions([&](AudioDecoderOptions& o) { o.max_buffered_samples = 500; }));
   ASSERT_TRUE(decoder->Push(bytes).ok());
   ASSERT_TRUE(decoder->Finish().ok());
   std::vector<float> got;
@@ -326,7 +347,8 @@ TEST(AudioDecoderPushTest, DestroyInAnyState) {
     ASSERT_TRUE(header->Push(std::span<const uint8_t>(bytes.data(), 30)).ok());
   }
   {
-    auto mid = AudioDecoder::OpenPush({.max_buffered_samples = 100});
+    auto mid =
+        AudioDecoder::OpenPush(DecoderOptions([&](AudioDecoderOptions& o) { o.max_buffered_samples = 100; }));
     ASSERT_TRUE(mid->Push(bytes).ok());
     auto some = mid->Read(50);
     ASSERT_TRUE(some.ok());
@@ -439,11 +461,16 @@ TEST(AudioDecoderErrorTest, EmptyFileAndDirectory) {
 }
 
 TEST(AudioDecoderErrorTest, BadOptions) {
-  EXPECT_FALSE(AudioDecoder::Open(AudioData("speech.opus"), {.target_sample_rate = 0}).ok());
-  auto hint = AudioDecoder::Open(AudioData("speech.opus"), {.format_hint = "no-such-format"});
+  EXPECT_FALSE(AudioDecoder::Open(AudioData("speech.opus"),
+                                  DecoderOptions([&](AudioDecoderOptions& o) { o.target_sample_rate = 0; }))
+                   .ok());
+  auto hint =
+      AudioDecoder::Open(AudioData("speech.opus"),
+                         DecoderOptions([&](AudioDecoderOptions& o) { o.format_hint = "no-such-format"; }));
   ASSERT_FALSE(hint.ok());
   EXPECT_TRUE(absl::StrContains(hint.status().message(), "no-such-format"));
-  auto decoder = AudioDecoder::Open(AudioData("speech.opus"), {.format_hint = "ogg"});
+  auto decoder = AudioDecoder::Open(AudioData("speech.opus"),
+                                    DecoderOptions([&](AudioDecoderOptions& o) { o.format_hint = "ogg"; }));
   ASSERT_TRUE(decoder.ok()) << decoder.status();
   EXPECT_FALSE((*decoder)->Read(0).ok());
   EXPECT_FALSE((*decoder)->Push(std::vector<uint8_t>{1, 2}).ok());  // not a push source

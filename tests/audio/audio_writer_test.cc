@@ -21,6 +21,20 @@
 namespace monologue {
 namespace {
 
+// Options built field by field (GCC warns on designated initializers that skip fields).
+template <typename F>
+AudioDecoderOptions DecoderOptions(F set) {
+  AudioDecoderOptions o;
+  set(o);
+  return o;
+}
+template <typename F>
+AudioWriterOptions WriterOptions(F set) {
+  AudioWriterOptions o;
+  set(o);
+  return o;
+}
+
 using testing::AudioData;
 using testing::ReadBytes;
 using testing::TmpPath;
@@ -53,7 +67,8 @@ void WriteInChunks(AudioWriter& writer, const std::vector<float>& samples, uint3
 }
 
 std::vector<float> Decode(const std::string& path, int rate) {
-  auto decoded = DecodeAudioFile(path, {.target_sample_rate = rate});
+  auto decoded =
+      DecodeAudioFile(path, DecoderOptions([&](AudioDecoderOptions& o) { o.target_sample_rate = rate; }));
   EXPECT_TRUE(decoded.ok()) << decoded.status();
   if (!decoded.ok()) return {};
   EXPECT_TRUE(decoded->warning.ok()) << decoded->warning;
@@ -73,7 +88,8 @@ TEST(WavWriterTest, FloatRoundTripIsExact) {
   samples[6] = -1.0f;
   samples[7] = 1e-30f;
   {
-    auto writer = OpenAudioWriter(path, {.wav_sample_format = WavSampleFormat::kFloat32});
+    auto writer = OpenAudioWriter(
+        path, WriterOptions([&](AudioWriterOptions& o) { o.wav_sample_format = WavSampleFormat::kFloat32; }));
     ASSERT_TRUE(writer.ok()) << writer.status();
     WriteInChunks(**writer, samples, 2);
     ASSERT_TRUE((*writer)->Close().ok());
@@ -111,7 +127,7 @@ TEST(WavWriterTest, Pcm16RoundTripWithinOneStep) {
   std::vector<float> samples = RandomSamples(5000, 3, 1.0f);
   samples.insert(samples.end(), {1.0f, -1.0f, 1.7f, -3.0f, 0.0f, 0.5f / 32768, std::nanf("")});
   {
-    auto writer = OpenAudioWriter(path, {.sample_rate = 16000});
+    auto writer = OpenAudioWriter(path, WriterOptions([&](AudioWriterOptions& o) { o.sample_rate = 16000; }));
     ASSERT_TRUE(writer.ok()) << writer.status();
     WriteInChunks(**writer, samples, 4);
     ASSERT_TRUE((*writer)->Close().ok());
@@ -149,7 +165,10 @@ TEST(WavWriterTest, StreamingHeaderAndSink) {
         sunk.insert(sunk.end(), bytes.begin(), bytes.end());
         return absl::OkStatus();
       },
-      {.format = "wav", .wav_sample_format = WavSampleFormat::kFloat32});
+      WriterOptions([&](AudioWriterOptions& o) {
+        o.format = "wav";
+        o.wav_sample_format = WavSampleFormat::kFloat32;
+      }));
   ASSERT_TRUE(writer.ok()) << writer.status();
   EXPECT_EQ(sunk.size(), 58u);
   const std::vector<float> samples = RandomSamples(3000, 5);
@@ -200,7 +219,8 @@ TEST(WavWriterTest, CrashMidWayLeavesAReadableFile) {
   const std::string path = TmpPath("crash.wav");
   const std::vector<float> samples = RandomSamples(12000, 6);
   InCrashingChild([&] {
-    auto writer = OpenAudioWriter(path, {.wav_sample_format = WavSampleFormat::kFloat32});
+    auto writer = OpenAudioWriter(
+        path, WriterOptions([&](AudioWriterOptions& o) { o.wav_sample_format = WavSampleFormat::kFloat32; }));
     if (!writer.ok()) _exit(1);
     (void)(*writer)->Write(samples);
     _exit(0);  // no Close, no destructor
@@ -217,14 +237,19 @@ std::vector<uint8_t> WriteToStdout(const std::string& format, const std::vector<
                                    bool via_pipe) {
   const std::string file = TmpPath("stdout." + format);
   int fds[2] = {-1, -1};
-  if (via_pipe) EXPECT_EQ(pipe(fds), 0);
+  if (via_pipe) {
+    EXPECT_EQ(pipe(fds), 0);
+  }
   const pid_t pid = fork();
   EXPECT_GE(pid, 0);
   if (pid == 0) {
     const int fd = via_pipe ? fds[1] : ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0 || dup2(fd, 1) < 0) _exit(2);
     if (via_pipe) close(fds[0]);
-    auto writer = OpenAudioWriter("-", {.format = format, .wav_sample_format = WavSampleFormat::kFloat32});
+    auto writer = OpenAudioWriter("-", WriterOptions([&](AudioWriterOptions& o) {
+                                    o.format = format;
+                                    o.wav_sample_format = WavSampleFormat::kFloat32;
+                                  }));
     if (!writer.ok() || !(*writer)->Write(samples).ok() || !(*writer)->Close().ok()) _exit(3);
     fflush(stdout);
     _exit(0);
@@ -270,7 +295,8 @@ TEST(OggOpusWriterTest, RoundTripSpeech) {
   ASSERT_EQ(speech.size(), 33600u);
   const std::string path = TmpPath("speech.ogg");
   {
-    auto writer = OpenAudioWriter(path, {.opus_bitrate = 32000});
+    auto writer =
+        OpenAudioWriter(path, WriterOptions([&](AudioWriterOptions& o) { o.opus_bitrate = 32000; }));
     ASSERT_TRUE(writer.ok()) << writer.status();
     WriteInChunks(**writer, speech, 7);
     ASSERT_TRUE((*writer)->Close().ok());
@@ -299,7 +325,7 @@ TEST(OggOpusWriterTest, ResamplesOtherRates) {
   for (size_t i = 0; i < tone.size(); ++i) tone[i] = 0.4f * std::sin(2 * M_PI * 440.0 * i / 44100.0);
   const std::string path = TmpPath("tone.opus");
   {
-    auto writer = OpenAudioWriter(path, {.sample_rate = 44100});
+    auto writer = OpenAudioWriter(path, WriterOptions([&](AudioWriterOptions& o) { o.sample_rate = 44100; }));
     ASSERT_TRUE(writer.ok()) << writer.status();
     WriteInChunks(**writer, tone, 8);
     ASSERT_TRUE((*writer)->Close().ok());
@@ -322,7 +348,10 @@ TEST(OggOpusWriterTest, StreamsPagesToASink) {
         sunk.insert(sunk.end(), bytes.begin(), bytes.end());
         return absl::OkStatus();
       },
-      {.format = "ogg", .ogg_page_duration_ms = 100});
+      WriterOptions([&](AudioWriterOptions& o) {
+        o.format = "ogg";
+        o.ogg_page_duration_ms = 100;
+      }));
   ASSERT_TRUE(writer.ok()) << writer.status();
   after_header = sunk.size();
   EXPECT_GT(after_header, 0u);  // OpusHead + OpusTags pages
@@ -352,7 +381,8 @@ TEST(OggOpusWriterTest, CrashMidWayLeavesDecodablePages) {
   const std::vector<float> speech = SpeechAt24k();
   const std::string path = TmpPath("crash.ogg");
   InCrashingChild([&] {
-    auto writer = OpenAudioWriter(path, {.ogg_page_duration_ms = 100});
+    auto writer =
+        OpenAudioWriter(path, WriterOptions([&](AudioWriterOptions& o) { o.ogg_page_duration_ms = 100; }));
     if (!writer.ok()) _exit(1);
     (void)(*writer)->Write(speech);
     _exit(0);
@@ -390,10 +420,12 @@ TEST(AudioWriterFactoryTest, ChoosesByExtensionAndRejectsOthers) {
   auto stdout_writer = OpenAudioWriter("-");
   ASSERT_FALSE(stdout_writer.ok());  // stdout needs an explicit format
   EXPECT_TRUE(absl::StrContains(stdout_writer.status().message(), "stdout")) << stdout_writer.status();
-  auto sink = OpenAudioWriter([](std::span<const uint8_t>) { return absl::OkStatus(); }, {.format = "flac"});
+  auto sink = OpenAudioWriter([](std::span<const uint8_t>) { return absl::OkStatus(); },
+                              WriterOptions([&](AudioWriterOptions& o) { o.format = "flac"; }));
   EXPECT_FALSE(sink.ok());
   // An explicit format overrides the extension.
-  auto forced = OpenAudioWriter(TmpPath("x.bin"), {.format = "wav"});
+  auto forced =
+      OpenAudioWriter(TmpPath("x.bin"), WriterOptions([&](AudioWriterOptions& o) { o.format = "wav"; }));
   EXPECT_TRUE(forced.ok()) << forced.status();
   auto bad_dir = OpenAudioWriter("/nonexistent/dir/out.wav");
   ASSERT_FALSE(bad_dir.ok());
@@ -401,8 +433,12 @@ TEST(AudioWriterFactoryTest, ChoosesByExtensionAndRejectsOthers) {
   auto bad_ogg = OpenAudioWriter("/nonexistent/dir/out.ogg");
   ASSERT_FALSE(bad_ogg.ok());
   EXPECT_TRUE(absl::StrContains(bad_ogg.status().message(), "/nonexistent/dir/out.ogg")) << bad_ogg.status();
-  EXPECT_FALSE(OpenAudioWriter(TmpPath("r.ogg"), {.opus_bitrate = 10}).ok());
-  EXPECT_FALSE(OpenAudioWriter(TmpPath("r.wav"), {.sample_rate = 0}).ok());
+  EXPECT_FALSE(
+      OpenAudioWriter(TmpPath("r.ogg"), WriterOptions([&](AudioWriterOptions& o) { o.opus_bitrate = 10; }))
+          .ok());
+  EXPECT_FALSE(
+      OpenAudioWriter(TmpPath("r.wav"), WriterOptions([&](AudioWriterOptions& o) { o.sample_rate = 0; }))
+          .ok());
 }
 
 }  // namespace
