@@ -15,6 +15,12 @@
 //     approximately (correlation ~1), never exactly.
 // Same input, same frames, same output: how the caller slices Read() or Push() does not change a sample.
 //
+// Push sources: Push()/Finish() may be called from another thread than Read() (e.g. a gRPC reader thread
+// feeding a model thread); one background thread per decoder runs FFmpeg. Latency before the first
+// sample depends on the container: Ogg pages come out as soon as they are complete, raw FLAC holds up to
+// ~3 frames, and FFmpeg's WAV demuxer reads 64 KiB ahead (S/PDIF detection) before its first packet, so
+// raw PCM is better handled without FFmpeg on latency-sensitive paths.
+//
 // Errors name the input: missing file, not audio, no audio stream, empty input. A stream that breaks
 // half-way (corrupt packet, truncated file) is decoded up to the damage; Read() first returns all of that
 // audio, then a sticky kDataLoss status saying at which time (in output samples / seconds) it stopped.
@@ -39,8 +45,8 @@ struct AudioDecoderOptions {
   // FFmpeg demuxer name ("ogg", "wav", "mp3", "flac", ...) to skip probing; empty = probe the content.
   // Useful for non-seekable inputs whose format is known (less data read before the first sample).
   std::string format_hint;
-  // Read() returns after at most this many samples have been buffered internally beyond the request;
-  // for push sources it also bounds how far the background decoder runs ahead of the reader.
+  // Push sources only: how many output samples the background decoder may hold before it waits for the
+  // reader (memory bound; a Read on a push source also returns once this many are ready).
   size_t max_buffered_samples = 24000 * 10;
 };
 
