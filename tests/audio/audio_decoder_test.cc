@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <numbers>
 #include <random>
+#include <thread>
 
 #include "absl/strings/match.h"
 #include "core/audio/wav_writer.h"
@@ -318,6 +319,32 @@ TEST(AudioDecoderPushTest, FlacInRandomPiecesEqualsFile) {
 // WAV: FFmpeg's WAV demuxer reads 64 KiB ahead (S/PDIF detection) before its first packet, more than this
 // whole file, so nothing is bounded here; the result must still be identical.
 TEST(AudioDecoderPushTest, WavInRandomPiecesEqualsFile) { CheckPushEqualsFile("speech_16k_mono.wav", 3, -1); }
+
+// Push from one thread, Read from another (the gRPC service's shape).
+TEST(AudioDecoderPushTest, PushAndReadFromDifferentThreads) {
+  const std::vector<float> expected = DecodeAll(AudioData("speech.opus"));
+  const std::vector<uint8_t> bytes = ReadBytes(AudioData("speech.opus"));
+  auto decoder = AudioDecoder::OpenPush();
+  std::thread producer([&] {
+    std::mt19937 rng(11);
+    for (size_t offset = 0; offset < bytes.size();) {
+      const size_t n = std::min<size_t>(bytes.size() - offset, 1 + rng() % 200);
+      EXPECT_TRUE(decoder->Push(std::span<const uint8_t>(bytes.data() + offset, n)).ok());
+      offset += n;
+      std::this_thread::yield();
+    }
+    EXPECT_TRUE(decoder->Finish().ok());
+  });
+  std::vector<float> got;
+  while (!decoder->at_end()) {
+    auto chunk = decoder->Read(960);
+    ASSERT_TRUE(chunk.ok()) << chunk.status();
+    got.insert(got.end(), chunk->begin(), chunk->end());
+    if (chunk->empty()) std::this_thread::yield();
+  }
+  producer.join();
+  EXPECT_EQ(got, expected);
+}
 
 // A tiny output bound makes the decoder thread wait for the reader; nothing is lost or reordered.
 TEST(AudioDecoderPushTest, BackpressureKeepsEverySample) {
