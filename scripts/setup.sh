@@ -56,11 +56,11 @@ if ! have_version torch "$TORCH_VERSION"; then
   log "installing torch==$TORCH_VERSION (libtorch for the C++ build)"
   "$VENV/bin/pip" install -q --disable-pip-version-check "torch==$TORCH_VERSION"
 fi
-if ! have_version moshi "$MOSHI_VERSION"; then
+if ! have_version moshi "$MOSHI_VERSION" || ! "$VENV/bin/python" -c "import sphn" 2>/dev/null; then
   # The reference pins torch<2.10; it runs fine on 2.11, so install it without its pins and add what it imports.
   log "installing the reference moshi==$MOSHI_VERSION (fixture generation only)"
   "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps "moshi==$MOSHI_VERSION"
   "$VENV/bin/pip" install -q --disable-pip-version-check "numpy<2.3" "safetensors<0.8" "sentencepiece<0.3" \
-    "einops<0.9" "huggingface-hub<1.0" tqdm
+    "einops<0.9" "huggingface-hub<1.0" tqdm "sphn>=0.2,<0.3"
 fi
 log "ready: torch $("$VENV/bin/python" -c 'import torch; print(torch.__version__)') in $VENV"
