@@ -13,5 +13,6 @@ namespace monologue::cli {
 using CommandRegistrar = void (*)(CLI::App& app, int& exit_code);
 
 void RegisterInfoCommand(CLI::App& app, int& exit_code);
+void RegisterBenchCommand(CLI::App& app, int& exit_code);  // cli/bench_command.cc
 
 }  // namespace monologue::cli

@@ -1,6 +1,7 @@
 #include "core/mimi/mimi_model.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
 
 #include <utility>
 
@@ -112,6 +113,7 @@ absl::StatusOr<at::Tensor> MimiModel::EncodeToLatent(const at::Tensor& pcm) cons
   RETURN_IF_ERROR(CheckPcm(pcm, "mimi encode"));
   if (pcm.size(2) == 0) return absl::InvalidArgumentError("mimi encode: empty audio");
   return GuardTorch("mimi encode", [&]() {
+    c10::InferenceMode guard;
     at::Tensor x = pcm.to(device_, at::kFloat);
     const int64_t frame = frame_size();
     const int64_t padded = (x.size(2) + frame - 1) / frame * frame;
@@ -125,13 +127,17 @@ absl::StatusOr<at::Tensor> MimiModel::EncodeToLatent(const at::Tensor& pcm) cons
 
 absl::StatusOr<at::Tensor> MimiModel::Encode(const at::Tensor& pcm) const {
   ASSIGN_OR_RETURN(at::Tensor emb, EncodeToLatent(pcm));
-  return GuardTorch("mimi encode", [&]() { return rvq_.Encode(emb, num_codebooks_); });
+  return GuardTorch("mimi encode", [&]() {
+    c10::InferenceMode guard;
+    return rvq_.Encode(emb, num_codebooks_);
+  });
 }
 
 absl::StatusOr<at::Tensor> MimiModel::Decode(const at::Tensor& codes) const {
   RETURN_IF_ERROR(CheckCodes(codes, "mimi decode"));
   if (codes.size(2) == 0) return at::zeros({codes.size(0), 1, 0}, at::TensorOptions(device_));
   return GuardTorch("mimi decode", [&]() {
+    c10::InferenceMode guard;
     at::Tensor emb = rvq_.Decode(codes.to(device_, at::kLong));
     if (resample_) emb = upsample_.Forward(emb);
     emb = decoder_transformer_.Forward(emb);
@@ -140,6 +146,7 @@ absl::StatusOr<at::Tensor> MimiModel::Decode(const at::Tensor& codes) const {
 }
 
 MimiStreamState MimiModel::NewState(int64_t batch) const {
+  c10::InferenceMode guard;
   MimiStreamState s;
   s.batch = batch;
   s.encoder.seanet = encoder_.InitState(batch);
@@ -159,6 +166,7 @@ absl::Status MimiModel::Reset(MimiStreamState& state, const at::Tensor& slot_mas
                                                    " entries for a state of ", state.batch, " slots"));
   }
   return GuardTorch("mimi reset", [&]() {
+    c10::InferenceMode guard;
     const at::Tensor mask = slot_mask.defined()
                                 ? PrepareMask(slot_mask, state.batch)
                                 : at::ones({state.batch}, at::TensorOptions(device_).dtype(at::kBool));
@@ -175,6 +183,7 @@ absl::Status MimiModel::Reset(MimiStreamState& state, const at::Tensor& slot_mas
 
 at::Tensor MimiModel::EncodeStepUnchecked(MimiStreamState& state, const at::Tensor& pcm,
                                           const at::Tensor& exec_mask) const {
+  c10::InferenceMode guard;
   const at::Tensor mask = PrepareMask(exec_mask, state.batch);
   at::Tensor emb = encoder_.Step(state.encoder.seanet, pcm.to(device_, at::kFloat), mask);
   emb = encoder_transformer_.Step(state.encoder.transformer, emb, mask);
@@ -184,6 +193,7 @@ at::Tensor MimiModel::EncodeStepUnchecked(MimiStreamState& state, const at::Tens
 
 at::Tensor MimiModel::DecodeStepUnchecked(MimiStreamState& state, const at::Tensor& codes,
                                           const at::Tensor& exec_mask) const {
+  c10::InferenceMode guard;
   const at::Tensor mask = PrepareMask(exec_mask, state.batch);
   at::Tensor emb = rvq_.Decode(codes.to(device_, at::kLong));
   if (resample_) emb = upsample_.Step(state.decoder.upsample, emb, mask);

@@ -1,0 +1,15 @@
+// `monologue bench <what>`: speed measurements (not tests). Each benchmark lives in its own file
+// (cli/bench_<what>.cc) and registers itself as a sub-subcommand of `bench` through a function declared
+// here and called from cli/bench_command.cc (additive edits: one declaration, one call).
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace monologue::cli {
+
+// `monologue bench codec`: Mimi streaming encode/decode per-frame time (cli/bench_codec.cc).
+void RegisterBenchCodec(CLI::App& bench, int& exit_code);
+// `monologue bench lm`: Moshi LM streaming step time, temporal and depformer (cli/bench_lm.cc).
+void RegisterBenchLm(CLI::App& bench, int& exit_code);
+
+}  // namespace monologue::cli
