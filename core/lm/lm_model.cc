@@ -37,8 +37,9 @@ absl::StatusOr<lm::PositionalEmbedding> ParsePositional(const std::string& name,
 // keeps track of which were used, and fuses LoRA weights.
 class LmModelLoader {
  public:
-  LmModelLoader(const std::vector<std::shared_ptr<const SafeTensorsFile>>& files, const LmLoadOptions& options)
-      : files_(files), options_(options) {}
+  LmModelLoader(const std::vector<std::shared_ptr<const SafeTensorsFile>>& files, const LmLoadOptions& options,
+                const std::map<std::string, at::Tensor>* memory = nullptr)
+      : files_(files), options_(options), memory_(memory) {}
 
   absl::Status OpenLora() {
     if (options_.lora_path.empty()) return absl::OkStatus();
@@ -48,12 +49,29 @@ class LmModelLoader {
 
   std::string FileNames() const {
     std::vector<std::string> names;
+    if (memory_ != nullptr) names.push_back("(in-memory tensors)");
     for (const auto& f : files_) names.push_back(f->path());
     return absl::StrJoin(names, ", ");
   }
 
   // `fp32`: condition_provider tensors, kept in float32.
   absl::StatusOr<at::Tensor> Get(const std::string& name, std::vector<int64_t> shape, bool fp32 = false) {
+    if (memory_ != nullptr) {
+      auto it = memory_->find(name);
+      if (it != memory_->end()) {
+        if (it->second.sizes().vec() != shape) {
+          return absl::InvalidArgumentError(absl::StrCat("in-memory tensor '", name, "' has shape ",
+                                                         ShapeStr(it->second.sizes()), ", the config implies ",
+                                                         ShapeStr(shape)));
+        }
+        used_.insert(name);
+        return GuardTorch(absl::StrCat("converting tensor '", name, "'"), [&]() -> at::Tensor {
+          at::Tensor out = it->second;
+          if (at::isFloatingType(out.scalar_type())) out = out.to(fp32 ? at::kFloat : options_.dtype);
+          return out.to(options_.device);
+        });
+      }
+    }
     for (const auto& file : files_) {
       const SafeTensorInfo* info = file->Find(name);
       if (info == nullptr) continue;
@@ -116,6 +134,11 @@ class LmModelLoader {
 
   absl::Status CheckAllUsed() const {
     std::vector<std::string> unused;
+    if (memory_ != nullptr) {
+      for (const auto& [name, tensor] : *memory_) {
+        if (!used_.count(name)) unused.push_back(absl::StrCat("'", name, "'"));
+      }
+    }
     for (const auto& file : files_) {
       for (const auto& info : file->tensors()) {
         if (!used_.count(info.name)) unused.push_back(absl::StrCat("'", info.name, "'"));
@@ -242,6 +265,7 @@ class LmModelLoader {
  private:
   std::vector<std::shared_ptr<const SafeTensorsFile>> files_;
   LmLoadOptions options_;
+  const std::map<std::string, at::Tensor>* memory_ = nullptr;
   std::shared_ptr<const SafeTensorsFile> lora_;
   std::set<std::string> used_;
   std::set<std::string> lora_used_;
@@ -398,6 +422,13 @@ absl::StatusOr<std::shared_ptr<const LmModel>> LmModel::Load(
     const LmLoadOptions& options) {
   if (files.empty()) return absl::InvalidArgumentError("LM load: no model file given");
   LmModelLoader loader(files, options);
+  return loader.Build(config);
+}
+
+absl::StatusOr<std::shared_ptr<const LmModel>> LmModel::FromTensors(const LmConfig& config,
+                                                                    const std::map<std::string, at::Tensor>& tensors,
+                                                                    const LmLoadOptions& options) {
+  LmModelLoader loader({}, options, &tensors);
   return loader.Build(config);
 }
 

@@ -72,6 +72,10 @@ class LmModel {
       const LmLoadOptions& options = {});
   static absl::StatusOr<std::shared_ptr<const LmModel>> LoadFile(const LmConfig& config, const std::string& path,
                                                                  const LmLoadOptions& options = {});
+  // From tensors already in memory (released names and shapes; e.g. random weights for benchmarks).
+  static absl::StatusOr<std::shared_ptr<const LmModel>> FromTensors(const LmConfig& config,
+                                                                    const std::map<std::string, at::Tensor>& tensors,
+                                                                    const LmLoadOptions& options = {});
 
   const LmConfig& config() const { return config_; }
   at::ScalarType dtype() const { return dtype_; }

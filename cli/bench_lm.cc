@@ -1,0 +1,227 @@
+// `monologue bench lm`: per-step time of the Moshi LM streaming generator (greedy), split into the
+// temporal transformer (embeddings + transformer + text head) and the depformer (all codebooks, sampling
+// included), for each batch size. Weights: a model directory (--model), or random weights for a
+// config.json (--config) or a preset (--preset); the speed does not depend on the values. The reference's
+// counterpart is bench/bench_lm_reference.py (same three measurements); `--write-config FILE` writes the
+// config.json it needs for a preset.
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <c10/core/InferenceMode.h>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "cli/bench_command.h"
+#include "core/config/model_config.h"
+#include "core/lm/lm_gen.h"
+#include "core/lm/lm_model.h"
+#include "core/model/checkpoint_schema.h"
+#include "core/model/presets.h"
+#include "core/model/random_model.h"
+
+namespace monologue::cli {
+namespace {
+
+struct BenchLmFlags {
+  std::string model_dir;
+  std::string config_file;
+  std::string preset;
+  std::string write_config;
+  int threads = 2;
+  std::string batches = "1,8";
+  int steps = 50;
+  int warmup = 5;
+  std::string device = "cpu";
+  std::string dtype = "f32";
+};
+
+double Ms(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+// Neutral conditions for a conditioned (TTS) model: each LUT's first value, a 4-step zero tensor.
+absl::StatusOr<LmFusedConditions> DefaultConditions(const LmModel& model, int64_t batch) {
+  if (!model.has_fuser()) return LmFusedConditions{};
+  std::map<std::string, LmCondition> conds;
+  for (const auto& [name, cc] : model.config().conditioners) {
+    if (cc.type == ConditionerConfig::Type::kLut) {
+      std::optional<std::string> v;
+      if (!cc.possible_values.empty()) v = cc.possible_values[0];
+      auto c = model.ConditionFromText(name, std::vector<std::optional<std::string>>(batch, v));
+      if (!c.ok()) return c.status();
+      conds[name] = *c;
+    } else {
+      auto c = model.ConditionFromTensor(name, at::zeros({batch, 4, cc.dim}), at::ones({batch, 4}, at::kBool));
+      if (!c.ok()) return c.status();
+      conds[name] = *c;
+    }
+  }
+  return model.Fuse(conds);
+}
+
+int RunBenchLm(const BenchLmFlags& f) {
+  auto fail = [](const std::string& message) {
+    std::fprintf(stderr, "monologue bench lm: %s\n", message.c_str());
+    return 1;
+  };
+  if ((!f.model_dir.empty()) + (!f.config_file.empty()) + (!f.preset.empty()) != 1) {
+    return fail("give exactly one of --model DIR, --config FILE, --preset NAME");
+  }
+  std::vector<int64_t> batches;
+  for (absl::string_view b : absl::StrSplit(f.batches, ',')) {
+    int64_t v = 0;
+    if (!absl::SimpleAtoi(b, &v) || v < 1) return fail("--batch must be a comma-separated list of sizes >= 1");
+    batches.push_back(v);
+  }
+  if (f.steps < 1 || f.warmup < 0 || f.threads < 1) return fail("--steps and --threads must be >= 1");
+  at::ScalarType dtype = at::kFloat;
+  if (f.dtype == "bf16") {
+    dtype = at::kBFloat16;
+  } else if (f.dtype == "f16") {
+    dtype = at::kHalf;
+  } else if (f.dtype != "f32") {
+    return fail("--dtype must be f32, bf16 or f16");
+  }
+  at::set_num_threads(f.threads);
+  c10::Device device(c10::kCPU);
+  try {
+    device = c10::Device(f.device);
+  } catch (const std::exception&) {
+    return fail("--device must be cpu or cuda[:N]");
+  }
+  if (device.is_cuda() && !at::hasCUDA()) return fail("--device cuda: no CUDA device available");
+
+  ModelConfig config;
+  std::string source;
+  if (!f.model_dir.empty()) {
+    auto c = LoadModelConfig(f.model_dir);
+    if (!c.ok()) return fail(std::string(c.status().message()));
+    config = *c;
+    source = f.model_dir;
+  } else if (!f.config_file.empty()) {
+    auto json = ReadJsonFile(f.config_file);
+    if (!json.ok()) return fail(std::string(json.status().message()));
+    auto c = ParseModelConfigJson(*json, f.config_file);
+    if (!c.ok()) return fail(std::string(c.status().message()));
+    config = *c;
+    source = f.config_file + " (random weights)";
+  } else {
+    auto p = GetPreset(f.preset);
+    if (!p.ok()) return fail(std::string(p.status().message()));
+    config = p->config;
+    source = "preset " + f.preset + " (random weights)";
+  }
+  if (!f.write_config.empty()) {
+    std::ofstream out(f.write_config);
+    out << ModelConfigToJson(config).dump(1) << "\n";
+    if (!out) return fail("cannot write " + f.write_config);
+    std::printf("wrote %s\n", f.write_config.c_str());
+    return 0;
+  }
+
+  LmLoadOptions load;
+  load.dtype = dtype;
+  load.device = device;
+  absl::StatusOr<std::shared_ptr<const LmModel>> model_or;
+  if (!f.model_dir.empty()) {
+    auto path = ResolveModelFile(f.model_dir, config.moshi_name);
+    if (!path.ok()) return fail(std::string(path.status().message()));
+    model_or = LmModel::LoadFile(config.lm, path->string(), load);
+  } else {
+    std::map<std::string, at::Tensor> tensors;
+    for (const TensorSpec& spec : ExpectedLmTensors(config.lm)) tensors[spec.name] = RandomTensorFor(spec, 0);
+    model_or = LmModel::FromTensors(config.lm, tensors, load);
+  }
+  if (!model_or.ok()) return fail(std::string(model_or.status().message()));
+  std::shared_ptr<const LmModel> model = *model_or;
+  const LmConfig& lc = model->config();
+
+  std::printf("monologue bench lm: %s, device %s, %s, %d threads, greedy, %d steps (+%d warm-up)\n", source.c_str(),
+              device.str().c_str(), f.dtype.c_str(), f.threads, f.steps, f.warmup);
+  std::printf("%6s  %14s  %14s  %16s\n", "batch", "step ms", "temporal ms", "depformer ms");
+  c10::InferenceMode guard;
+  for (int64_t b : batches) {
+    auto conds = DefaultConditions(*model, b);
+    if (!conds.ok()) return fail(std::string(conds.status().message()));
+    LmGenOptions options;
+    options.text = {false, 0.0, 0};
+    options.audio = {false, 0.0, 0};
+    auto gen_or = LmGen::Create(model, b, options, *conds);
+    if (!gen_or.ok()) return fail(std::string(gen_or.status().message()));
+    LmGen& gen = **gen_or;
+    const int64_t n_in = lc.n_q - lc.dep_q;
+    at::manual_seed(0);
+    at::Tensor inputs = at::randint(lc.card, {f.warmup + f.steps, b, n_in}, at::kLong).to(device);
+    // Full steps.
+    at::Tensor last;
+    for (int i = 0; i < f.warmup; ++i) last = gen.Step(inputs[i]).value().tokens;
+    if (last.defined()) last.cpu();
+    auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < f.steps; ++i) last = gen.Step(inputs[f.warmup + i]).value().tokens;
+    last.cpu();  // waits for an accelerator
+    auto t1 = std::chrono::steady_clock::now();
+    const double step_ms = Ms(t0, t1) / f.steps;
+    // Temporal transformer alone (a state of its own, fed random tokens).
+    LmTemporalState state = model->NewTemporalState(b);
+    if (conds->cross.defined()) model->SetCrossSource(state, conds->cross);
+    at::Tensor sum = conds->sum.defined() ? conds->sum.to(device, dtype) : at::Tensor();
+    at::Tensor tokens = at::randint(lc.card, {f.warmup + f.steps, b, lc.num_streams()}, at::kLong).to(device);
+    LmModel::TextStep ts;
+    for (int i = 0; i < f.warmup; ++i) ts = model->ForwardText(state, tokens[i], sum);
+    ts.text_logits.cpu();
+    t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < f.steps; ++i) ts = model->ForwardText(state, tokens[f.warmup + i], sum);
+    ts.text_logits.cpu();
+    t1 = std::chrono::steady_clock::now();
+    const double temporal_ms = Ms(t0, t1) / f.steps;
+    // Depformer alone (greedy over all codebooks) on the last temporal output.
+    double depformer_ms = 0;
+    if (model->has_depformer()) {
+      LmDepformerState dep = model->NewDepformerState(b);
+      at::Tensor text = ts.text_logits.argmax(-1).view({b});
+      auto run = [&]() {
+        std::vector<at::Tensor> in = model->DepformerInputs(ts.transformer_out);
+        at::Tensor prev = text;
+        for (int64_t k = 0; k < lc.dep_q; ++k) prev = model->DepformerStep(dep, k, prev, in[k]).argmax(-1);
+        return prev;
+      };
+      for (int i = 0; i < f.warmup; ++i) last = run();
+      last.cpu();
+      t0 = std::chrono::steady_clock::now();
+      for (int i = 0; i < f.steps; ++i) last = run();
+      last.cpu();
+      t1 = std::chrono::steady_clock::now();
+      depformer_ms = Ms(t0, t1) / f.steps;
+    }
+    std::printf("%6lld  %14.3f  %14.3f  %16.3f\n", static_cast<long long>(b), step_ms, temporal_ms, depformer_ms);
+    std::fflush(stdout);
+  }
+  return 0;
+}
+
+}  // namespace
+
+void RegisterBenchLm(CLI::App& bench, int& exit_code) {
+  auto flags = std::make_shared<BenchLmFlags>();
+  CLI::App* cmd = bench.add_subcommand("lm", "Moshi LM streaming step time (temporal transformer, depformer)");
+  cmd->add_option("--model", flags->model_dir, "model directory (config.json + weights)");
+  cmd->add_option("--config", flags->config_file, "a config.json: random weights of that architecture");
+  cmd->add_option("--preset", flags->preset, "a named configuration (e.g. stt-1b-en_fr): random weights");
+  cmd->add_option("--write-config", flags->write_config, "write the config.json of the chosen model and exit");
+  cmd->add_option("--threads", flags->threads, "CPU threads (at::set_num_threads)")->capture_default_str();
+  cmd->add_option("--batch", flags->batches, "comma-separated batch sizes")->capture_default_str();
+  cmd->add_option("--steps", flags->steps, "timed steps per measurement")->capture_default_str();
+  cmd->add_option("--warmup", flags->warmup, "untimed steps first")->capture_default_str();
+  cmd->add_option("--device", flags->device, "cpu or cuda[:N]")->capture_default_str();
+  cmd->add_option("--dtype", flags->dtype, "f32, bf16 or f16")->capture_default_str();
+  cmd->callback([flags, &exit_code]() { exit_code = RunBenchLm(*flags); });
+}
+
+}  // namespace monologue::cli
