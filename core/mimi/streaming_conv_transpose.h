@@ -31,6 +31,12 @@ class StreamingConvTranspose1d {
   at::Tensor Forward(const at::Tensor& x) const;
 
  private:
+  // The k == 2 * stride, groups == 1 case as one GEMM plus an overlap-add (much faster on CPU than
+  // ATen's slow_conv_transpose for short inputs). `partial` [B, C_out, s]: carried in (undefined = zeros)
+  // and, with keep_tail, replaced by the new tail.
+  at::Tensor GemmStep(const at::Tensor& x, at::Tensor& partial, bool keep_tail) const;
+
+  at::Tensor gemm_weight_;  // [C_in, C_out * k] when the GEMM path applies
   at::Tensor weight_, bias_;
   int64_t stride_ = 1, groups_ = 1;
 };
