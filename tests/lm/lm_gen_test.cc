@@ -240,3 +240,75 @@ TEST(LmGenTest, TtsLikeCfgMatchesReference) {
 
 }  // namespace
 }  // namespace monologue
+
+namespace monologue {
+namespace {
+
+TEST(LmGenTest, LoraFusedAtLoadMatchesReference) {
+  // The Moshi-like base weights plus a rank-4 LoRA on every Linear (fused attention naming, several
+  // depformer weight sets), fused like the reference's get_lora_moshi.
+  ModelConfig config;
+  ASSERT_NE(LoadFixtureModel("moshi", &config), nullptr);
+  LmLoadOptions load;
+  load.lora_path = testing_lm::LmDataDir("moshi") + "/lora.safetensors";
+  load.lora_scaling = 2.0;
+  auto model = LmModel::LoadFile(config.lm, testing_lm::LmDataDir("moshi") + "/model.safetensors", load);
+  ASSERT_TRUE(model.ok()) << model.status();
+  auto golden = OpenGolden("moshi", "lora_greedy");
+  ASSERT_NE(golden, nullptr);
+  auto gen = LmGen::Create(*model, 2, Greedy());
+  ASSERT_TRUE(gen.ok());
+  Comparison cmp = RunAndCompare(**gen, *golden, nullptr);
+  EXPECT_EQ(cmp.steps, 30);
+  EXPECT_EQ(cmp.token_mismatches, 0);
+  EXPECT_LT(cmp.max_text, kLogitsTolerance);
+  EXPECT_LT(cmp.max_audio, kLogitsTolerance);
+}
+
+// bfloat16: the reference loader's casting rules (weights bf16, norm math fp32, conditioners fp32) and the
+// same operation order give the reference's bf16 results.
+TEST(LmGenTest, SttLikeBf16MatchesReference) {
+  ModelConfig config;
+  ASSERT_NE(LoadFixtureModel("stt", &config), nullptr);
+  LmLoadOptions load;
+  load.dtype = at::kBFloat16;
+  auto model = LmModel::LoadFile(config.lm, testing_lm::LmDataDir("stt") + "/model.safetensors", load);
+  ASSERT_TRUE(model.ok()) << model.status();
+  auto golden = OpenGolden("stt", "bf16_greedy");
+  ASSERT_NE(golden, nullptr);
+  LmGenOptions o = Greedy();
+  o.compute_extra_heads = true;
+  auto gen = LmGen::Create(*model, 2, o);
+  ASSERT_TRUE(gen.ok());
+  Comparison cmp = RunAndCompare(**gen, *golden, nullptr);
+  EXPECT_EQ(cmp.steps, 30);
+  EXPECT_EQ(cmp.token_mismatches, 0);
+  EXPECT_LT(cmp.max_text, 1e-2);
+  EXPECT_LT(cmp.max_heads, 1e-2);
+  std::printf("bf16 STT-like: max relative error text %.3g, extra heads %.3g\n", cmp.max_text, cmp.max_heads);
+}
+
+TEST(LmGenTest, TtsLikeBf16MatchesReference) {
+  ModelConfig config;
+  ASSERT_NE(LoadFixtureModel("tts", &config), nullptr);
+  LmLoadOptions load;
+  load.dtype = at::kBFloat16;
+  auto model = LmModel::LoadFile(config.lm, testing_lm::LmDataDir("tts") + "/model.safetensors", load);
+  ASSERT_TRUE(model.ok()) << model.status();
+  auto golden = OpenGolden("tts", "bf16_greedy");
+  ASSERT_NE(golden, nullptr);
+  LmFusedConditions conds = TtsConditions(**model, {"2.0", "3.5"}, {"ok", "ok"}, Golden(*golden, "speaker"),
+                                          Golden(*golden, "speaker_mask").to(at::kBool));
+  EXPECT_EQ(conds.sum.scalar_type(), at::kFloat);  // conditioners run in fp32
+  auto gen = LmGen::Create(*model, 2, Greedy(), conds);
+  ASSERT_TRUE(gen.ok());
+  Comparison cmp = RunAndCompare(**gen, *golden, nullptr);
+  EXPECT_EQ(cmp.steps, 30);
+  EXPECT_EQ(cmp.token_mismatches, 0);
+  EXPECT_LT(cmp.max_text, 1e-2);
+  EXPECT_LT(cmp.max_audio, 1e-2);
+  std::printf("bf16 TTS-like: max relative error text %.3g, audio %.3g\n", cmp.max_text, cmp.max_audio);
+}
+
+}  // namespace
+}  // namespace monologue

@@ -325,12 +325,73 @@ def make_tts():
     save_golden("tts", "cfg", golden, {"cfg_values": ["1.5"], "cfg_coef": 1.5})
 
 
+def make_lora():
+    """LoRA on the Moshi-like model (same base weights as moshi/model.safetensors): every Linear wrapped,
+    rank 4, scaling 2; the LoRA tensors are written in the fused attention naming the reference load hook
+    expects (`...self_attn.in_proj.lora_A.weight`), then fused like get_lora_moshi and run greedily."""
+    from moshi.modules.lora import replace_all_linear_with_lora, replace_lora_with_linear
+    model = build(MOSHI, 1001)
+    replace_all_linear_with_lora(model, 4, 2.0, device="cpu")
+    g = torch.Generator().manual_seed(44)
+    lora = {}
+    fused: dict[str, list] = {}
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if ".lora_A." in name or ".lora_B." in name:
+                p.copy_(0.2 * torch.randn(p.shape, generator=g))
+                v = p.detach().clone()
+                for part, target in (("in_projs", "in_proj"), ("out_projs", "out_proj")):
+                    marker = f".{part}."
+                    if marker in name:
+                        prefix, rest = name.split(marker)
+                        index, suffix = rest.split(".", 1)
+                        fused.setdefault(f"{prefix}.{target}.{suffix}", []).append((int(index), v))
+                        break
+                else:
+                    lora[name] = v
+    for k, parts in fused.items():
+        parts.sort(key=lambda x: x[0])
+        lora[k] = torch.cat([p for _, p in parts], dim=0).contiguous()
+    save_file(lora, str(OUT / "moshi" / "lora.safetensors"))
+    replace_lora_with_linear(model)
+    g = torch.Generator().manual_seed(45)
+    steps = 30
+    inputs = random_inputs(g, steps, 2, model.n_q - model.dep_q, model.card)
+    greedy = dict(use_sampling=False, temp=0.0, temp_text=0.0)
+    save_golden("moshi", "lora_greedy", run_gen(model, greedy, 2, inputs, steps), {"lora_scaling": 2.0})
+
+
+def make_bf16():
+    """The STT-like and TTS-like fixtures loaded in bfloat16 by the reference loader (floats cast to bf16,
+    condition_provider kept fp32), greedy for 30 steps."""
+    greedy = dict(use_sampling=False, temp=0.0, temp_text=0.0)
+    steps = 30
+    model = loaders.get_moshi_lm(str(OUT / "stt" / "model.safetensors"), lm_kwargs=json.loads(json.dumps(STT)),
+                                 device="cpu", dtype=torch.bfloat16)
+    g = torch.Generator().manual_seed(55)
+    inputs = random_inputs(g, steps, 2, model.n_q, model.card)
+    save_golden("stt", "bf16_greedy", run_gen(model, greedy, 2, inputs, steps, extra_heads=True))
+
+    model = loaders.get_moshi_lm(str(OUT / "tts" / "model.safetensors"), lm_kwargs=json.loads(json.dumps(TTS)),
+                                 device="cpu", dtype=torch.bfloat16)
+    speaker = torch.randn(2, 5, 12, generator=g)
+    attrs = tts_conditions(model, [("2.0", 5), ("3.5", 3)], speaker)
+    condition_tensors = model.condition_provider(model.condition_provider.prepare(attrs))
+    inputs = [torch.full((2, model.n_q - model.dep_q), -1, dtype=torch.long) for _ in range(steps)]
+    golden = run_gen(model, greedy, 2, inputs, steps, condition_tensors=condition_tensors)
+    golden["speaker"] = speaker
+    golden["speaker_mask"] = torch.tensor([[1] * 5, [1] * 3 + [0] * 2], dtype=torch.uint8)
+    save_golden("tts", "bf16_greedy", golden, {"cfg_values": ["2.0", "3.5"]})
+
+
 def main():
     torch.set_num_threads(1)
     OUT.mkdir(parents=True, exist_ok=True)
     make_moshi()
     make_stt()
     make_tts()
+    make_lora()
+    make_bf16()
     for p in sorted(OUT.rglob("*")):
         if p.is_file():
             print(f"{p.relative_to(ROOT)}: {p.stat().st_size} bytes")
