@@ -1,0 +1,561 @@
+// libtorch implementation of asr_engine.h.
+#include "asr/asr_engine.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <optional>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "core/config/model_config.h"
+#include "core/lm/lm_gen.h"
+#include "core/lm/lm_model.h"
+#include "core/mimi/mimi_loader.h"
+#include "core/mimi/mimi_model.h"
+#include "core/text/text_tokenizer.h"
+#include "core/util/status_macros.h"
+#include "core/util/torch_status.h"
+
+namespace monologue {
+
+namespace fs = std::filesystem;
+
+struct AsrSession::Shared {
+  // Immutable after Load.
+  AsrModelInfo info;
+  std::unique_ptr<TextTokenizer> tokenizer;
+  std::unique_ptr<MimiModel> mimi;
+  std::shared_ptr<const LmModel> lm;
+  c10::Device device = c10::Device(c10::kCPU);
+  int batch = 0;
+  int64_t num_codebooks = 0;
+  WordAlignerOptions align;
+
+  // Model state: only Step() touches it (under step_mu).
+  std::mutex step_mu;
+  std::unique_ptr<LmGen> gen;
+  MimiStreamState mimi_state;
+
+  struct Slot {
+    bool in_use = false;
+    uint64_t generation = 0;
+    bool needs_reset = false;
+    bool warmed = false;  // the initial-token step is done
+    std::vector<float> audio;
+    size_t read_pos = 0;
+    int64_t real_samples = 0;
+    bool closed = false;
+    bool ended = false;
+    int64_t frames = 0;
+    bool end_of_turn_reported = false;
+    std::unique_ptr<WordAligner> aligner;
+    std::vector<AsrEvent> events;
+
+    size_t available() const { return audio.size() - read_pos; }
+  };
+  mutable std::mutex mu;  // slots and counters
+  std::vector<Slot> slots;
+  int64_t steps_run = 0;
+  double step_seconds = 0;
+
+  void StartStream(Slot& slot) {
+    slot.needs_reset = true;
+    slot.warmed = false;
+    slot.audio.assign(static_cast<size_t>(info.pad_left_samples), 0.0f);
+    slot.read_pos = 0;
+    slot.real_samples = 0;
+    slot.closed = false;
+    slot.ended = false;
+    slot.frames = 0;
+    slot.end_of_turn_reported = false;
+    slot.aligner = std::make_unique<WordAligner>(tokenizer.get(), align);
+    slot.events.clear();
+  }
+
+  // Under mu: a closed stream with no complete frame left ends (last segment's words, then kEnd).
+  void MaybeFinish(Slot& slot) {
+    if (!slot.in_use || !slot.closed || slot.ended || !slot.warmed) return;
+    if (slot.available() >= static_cast<size_t>(info.frame_size)) return;
+    for (AsrWord& w : slot.aligner->Finish()) {
+      AsrEvent e;
+      e.kind = AsrEvent::Kind::kWord;
+      e.step = slot.frames;
+      e.word = std::move(w);
+      slot.events.push_back(std::move(e));
+    }
+    AsrEvent end;
+    end.kind = AsrEvent::Kind::kEnd;
+    end.step = slot.frames;
+    slot.events.push_back(std::move(end));
+    slot.ended = true;
+  }
+
+  // Under mu: the outputs of one step for a slot that consumed a frame.
+  void ConsumeToken(Slot& slot, int token, const float* vad) {
+    const int64_t f = slot.frames;
+    for (AsrWord& w : slot.aligner->Push(token)) {
+      AsrEvent e;
+      e.kind = AsrEvent::Kind::kWord;
+      e.step = f;
+      e.word = std::move(w);
+      slot.events.push_back(std::move(e));
+    }
+    const int64_t frame_start = f * info.frame_size;
+    const int64_t frame_end = frame_start + info.frame_size;
+    const bool holds_input =
+        frame_end > info.pad_left_samples && frame_start < info.pad_left_samples + slot.real_samples;
+    const double time_s = static_cast<double>(frame_end - info.pad_left_samples) / info.sample_rate;
+    if (vad != nullptr && holds_input) {
+      AsrEvent e;
+      e.kind = AsrEvent::Kind::kVad;
+      e.step = f;
+      e.time_s = time_s;
+      e.vad.assign(vad, vad + info.num_vad_heads);
+      slot.events.push_back(std::move(e));
+      if (info.num_vad_heads > 2 && vad[2] > 0.5f && !slot.end_of_turn_reported) {
+        AsrEvent eot;
+        eot.kind = AsrEvent::Kind::kEndOfTurn;
+        eot.step = f;
+        eot.time_s = time_s;
+        slot.events.push_back(std::move(eot));
+        slot.end_of_turn_reported = true;
+      }
+    }
+    if (!IsSilentTextId(token)) {
+      slot.end_of_turn_reported = false;
+      auto piece = tokenizer->PrintablePiece(token);
+      AsrEvent e;
+      e.kind = AsrEvent::Kind::kText;
+      e.step = f;
+      e.token = token;
+      e.text = piece.ok() ? *piece : std::string();
+      slot.events.push_back(std::move(e));
+    }
+    slot.frames++;
+  }
+};
+
+namespace {
+
+absl::StatusOr<c10::Device> ParseDevice(const std::string& name) {
+  if (name == "cpu") return c10::Device(c10::kCPU);
+  if (name == "cuda" || name.rfind("cuda:", 0) == 0) {
+    if (!at::hasCUDA()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("device '", name, "': this libtorch has no usable CUDA device"));
+    }
+    return GuardTorch(absl::StrCat("device '", name, "'"), [&] { return c10::Device(name); });
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown device '", name, "' (expected cpu, cuda or cuda:N)"));
+}
+
+absl::StatusOr<at::ScalarType> ParseDtype(const std::string& name, const c10::Device& device) {
+  if (name.empty()) return device.is_cuda() ? at::kBFloat16 : at::kFloat;
+  if (name == "f32" || name == "float32") return at::kFloat;
+  if (name == "bf16" || name == "bfloat16") return at::kBFloat16;
+  if (name == "f16" || name == "float16") return at::kHalf;
+  return absl::InvalidArgumentError(absl::StrCat("unknown dtype '", name, "' (expected f32, bf16 or f16)"));
+}
+
+absl::StatusOr<double> SttNumber(const ModelConfig& config, const char* key, const std::string& source) {
+  if (!config.stt_config.contains(key)) return 0.0;  // run_inference's default
+  const auto& v = config.stt_config.at(key);
+  if (!v.is_number()) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": stt_config.", key, " must be a number"));
+  }
+  return v.get<double>();
+}
+
+const char* DtypeName(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat:
+      return "f32";
+    case at::kBFloat16:
+      return "bf16";
+    case at::kHalf:
+      return "f16";
+    default:
+      return "?";
+  }
+}
+
+}  // namespace
+
+// ---- AsrSession -------------------------------------------------------------------------------------------
+
+AsrSession::AsrSession(std::shared_ptr<Shared> shared, int slot, uint64_t generation)
+    : shared_(std::move(shared)), slot_(slot), generation_(generation) {}
+
+AsrSession::~AsrSession() {
+  std::lock_guard<std::mutex> lock(shared_->mu);
+  auto& s = shared_->slots[slot_];
+  if (s.generation != generation_) return;
+  s.in_use = false;
+  s.generation++;
+  s.audio.clear();
+  s.audio.shrink_to_fit();
+  s.read_pos = 0;
+  s.events.clear();
+  s.aligner.reset();
+}
+
+absl::Status AsrSession::PushAudio(std::span<const float> samples) {
+  std::lock_guard<std::mutex> lock(shared_->mu);
+  auto& s = shared_->slots[slot_];
+  if (s.closed) return absl::FailedPreconditionError("asr session: PushAudio after Close");
+  if (s.read_pos > (1u << 20) && s.read_pos * 2 > s.audio.size()) {
+    s.audio.erase(s.audio.begin(), s.audio.begin() + static_cast<std::ptrdiff_t>(s.read_pos));
+    s.read_pos = 0;
+  }
+  s.audio.insert(s.audio.end(), samples.begin(), samples.end());
+  s.real_samples += static_cast<int64_t>(samples.size());
+  return absl::OkStatus();
+}
+
+absl::Status AsrSession::Close() {
+  std::lock_guard<std::mutex> lock(shared_->mu);
+  auto& s = shared_->slots[slot_];
+  if (s.closed) return absl::OkStatus();
+  s.closed = true;
+  s.audio.insert(s.audio.end(), static_cast<size_t>(shared_->info.pad_right_samples), 0.0f);
+  shared_->MaybeFinish(s);
+  return absl::OkStatus();
+}
+
+absl::Status AsrSession::Reset() {
+  std::lock_guard<std::mutex> lock(shared_->mu);
+  auto& s = shared_->slots[slot_];
+  s.generation++;
+  generation_ = s.generation;
+  shared_->StartStream(s);
+  return absl::OkStatus();
+}
+
+std::vector<AsrEvent> AsrSession::PollEvents() {
+  std::lock_guard<std::mutex> lock(shared_->mu);
+  std::vector<AsrEvent> out;
+  out.swap(shared_->slots[slot_].events);
+  return out;
+}
+
+bool AsrSession::finished() const {
+  std::lock_guard<std::mutex> lock(shared_->mu);
+  return shared_->slots[slot_].ended;
+}
+
+std::vector<int> AsrSession::text_tokens() const {
+  std::lock_guard<std::mutex> lock(shared_->mu);
+  const auto& s = shared_->slots[slot_];
+  return s.aligner ? s.aligner->tokens() : std::vector<int>{};
+}
+
+int64_t AsrSession::samples_pushed() const {
+  std::lock_guard<std::mutex> lock(shared_->mu);
+  return shared_->slots[slot_].real_samples;
+}
+
+int64_t AsrSession::frames_done() const {
+  std::lock_guard<std::mutex> lock(shared_->mu);
+  return shared_->slots[slot_].frames;
+}
+
+// ---- AsrEngine --------------------------------------------------------------------------------------------
+
+AsrEngine::AsrEngine(std::shared_ptr<AsrSession::Shared> shared) : shared_(std::move(shared)) {}
+AsrEngine::~AsrEngine() = default;
+
+absl::StatusOr<std::unique_ptr<AsrEngine>> AsrEngine::Load(const std::string& model_dir,
+                                                           const AsrEngineOptions& options) {
+  if (options.batch_size < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("batch size must be >= 1 (got ", options.batch_size, ")"));
+  }
+  ASSIGN_OR_RETURN(c10::Device device, ParseDevice(options.device));
+  ASSIGN_OR_RETURN(at::ScalarType dtype, ParseDtype(options.dtype, device));
+  ASSIGN_OR_RETURN(ModelConfig config, LoadModelConfig(model_dir));
+  if (config.model_type != ModelType::kStt) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model directory ", model_dir, " holds a '", ModelTypeName(config.model_type),
+        "' model; transcription needs a speech-to-text model (config.json model_type \"stt\", e.g. "
+        "kyutai/stt-1b-en_fr or kyutai/stt-2.6b-en)"));
+  }
+  // Every file the config names, all missing ones reported together.
+  std::vector<std::string> missing;
+  auto resolve = [&](const std::string& ref, const char* what) -> fs::path {
+    auto p = ResolveModelFile(model_dir, ref);
+    if (!p.ok()) {
+      missing.push_back(absl::StrCat(what, " (", p.status().message(), ")"));
+      return {};
+    }
+    return *p;
+  };
+  const fs::path lm_path = resolve(config.moshi_name, "LM weights");
+  const fs::path mimi_path = resolve(config.mimi_name, "Mimi weights");
+  const fs::path tokenizer_path = resolve(config.tokenizer_name, "text tokenizer");
+  if (!missing.empty()) {
+    return absl::NotFoundError(absl::StrCat("model directory ", model_dir, " is incomplete: missing ",
+                                            absl::StrJoin(missing, "; ")));
+  }
+
+  auto shared = std::make_shared<AsrSession::Shared>();
+  shared->device = device;
+  shared->batch = options.batch_size;
+  ASSIGN_OR_RETURN(shared->tokenizer, TextTokenizer::Load(tokenizer_path.string()));
+  if (shared->tokenizer->vocab_size() < config.lm.text_card) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "text tokenizer ", tokenizer_path.string(), " has ", shared->tokenizer->vocab_size(),
+        " pieces but the model's text_card is ", config.lm.text_card, ": not this model's tokenizer"));
+  }
+  const std::string source = (fs::path(model_dir) / "config.json").string();
+  ASSIGN_OR_RETURN(double delay, SttNumber(config, "audio_delay_seconds", source));
+  ASSIGN_OR_RETURN(double prefix, SttNumber(config, "audio_silence_prefix_seconds", source));
+  if (delay < 0 || prefix < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": stt_config delays must be >= 0"));
+  }
+
+  LmLoadOptions lm_options;
+  lm_options.dtype = dtype;
+  lm_options.device = device;
+  ASSIGN_OR_RETURN(shared->lm, LmModel::LoadFile(config.lm, lm_path.string(), lm_options));
+  ASSIGN_OR_RETURN(MimiModel mimi, LoadMimiFile(mimi_path.string(), config.mimi, device));
+  shared->mimi = std::make_unique<MimiModel>(std::move(mimi));
+  shared->num_codebooks = config.mimi_codebooks();
+  RETURN_IF_ERROR(shared->mimi->SetNumCodebooks(shared->num_codebooks));
+  if (shared->num_codebooks < config.lm.n_q - config.lm.dep_q) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": the LM reads ", config.lm.n_q - config.lm.dep_q,
+                                                   " audio streams but Mimi gives ", shared->num_codebooks));
+  }
+
+  ASSIGN_OR_RETURN(LmGenOptions gen_options, LmGenOptionsFromJson(config.lm_gen_config));
+  const bool vad = options.vad && shared->lm->num_extra_heads() > 0;
+  gen_options.compute_extra_heads = vad;
+  gen_options.seed = 299792458;  // only matters for a sampling lm_gen_config (released STT: greedy)
+  ASSIGN_OR_RETURN(shared->gen, LmGen::Create(shared->lm, options.batch_size, gen_options));
+  shared->mimi_state = shared->mimi->NewState(options.batch_size);
+
+  AsrModelInfo& info = shared->info;
+  info.model_dir = model_dir;
+  info.sample_rate = static_cast<int>(shared->mimi->sample_rate());
+  info.frame_size = static_cast<int>(shared->mimi->frame_size());
+  info.frame_rate = shared->mimi->frame_rate();
+  info.audio_delay_seconds = delay;
+  info.audio_silence_prefix_seconds = prefix;
+  info.pad_left_samples = static_cast<int>(prefix * 24000);
+  info.pad_right_samples = static_cast<int>((delay + 1.0) * 24000);
+  info.num_vad_heads = vad ? static_cast<int>(shared->lm->num_extra_heads()) : 0;
+  info.text_card = static_cast<int>(config.lm.text_card);
+  info.num_codebooks = static_cast<int>(shared->num_codebooks);
+  info.device = device.str();
+  info.dtype = DtypeName(dtype);
+  shared->align.frame_rate = info.frame_rate;
+  shared->align.offset_seconds = prefix + delay;
+  shared->align.padding_id = static_cast<int>(config.lm.existing_text_padding_id);
+  shared->slots.resize(static_cast<size_t>(options.batch_size));
+  return std::unique_ptr<AsrEngine>(new AsrEngine(std::move(shared)));
+}
+
+absl::StatusOr<std::unique_ptr<AsrSession>> AsrEngine::OpenSession() {
+  std::lock_guard<std::mutex> lock(shared_->mu);
+  for (int b = 0; b < shared_->batch; ++b) {
+    auto& s = shared_->slots[b];
+    if (s.in_use) continue;
+    s.in_use = true;
+    s.generation++;
+    shared_->StartStream(s);
+    return std::unique_ptr<AsrSession>(new AsrSession(shared_, b, s.generation));
+  }
+  return absl::ResourceExhaustedError(
+      absl::StrCat("all ", shared_->batch, " transcription slots are in use"));
+}
+
+absl::StatusOr<int> AsrEngine::Step() {
+  auto& sh = *shared_;
+  std::lock_guard<std::mutex> step_lock(sh.step_mu);
+  const int B = sh.batch;
+  const int F = sh.info.frame_size;
+  std::vector<uint8_t> reset(B, 0), warm(B, 0), frame(B, 0);
+  std::vector<uint64_t> generation(B, 0);
+  std::vector<float> pcm(static_cast<size_t>(B) * F, 0.0f);
+  int active = 0;
+  bool any_reset = false, any_frame = false;
+  {
+    std::lock_guard<std::mutex> lock(sh.mu);
+    for (int b = 0; b < B; ++b) {
+      auto& s = sh.slots[b];
+      if (!s.in_use) continue;
+      sh.MaybeFinish(s);
+      if (s.ended) continue;
+      if (s.needs_reset) {
+        reset[b] = 1;
+        any_reset = true;
+        s.needs_reset = false;
+      }
+      if (!s.warmed) {
+        warm[b] = 1;
+      } else if (s.available() >= static_cast<size_t>(F)) {
+        std::copy_n(s.audio.begin() + static_cast<std::ptrdiff_t>(s.read_pos), F, pcm.begin() + b * F);
+        s.read_pos += static_cast<size_t>(F);
+        frame[b] = 1;
+        any_frame = true;
+      } else {
+        continue;
+      }
+      generation[b] = s.generation;
+      ++active;
+    }
+  }
+  if (active == 0 && !any_reset) return 0;
+
+  const auto t0 = std::chrono::steady_clock::now();
+  at::Tensor text_cpu, vad_cpu;
+  absl::Status st = GuardTorch("asr step", [&]() -> absl::Status {
+    const auto bool_opts = at::TensorOptions().dtype(at::kBool);
+    if (any_reset) {
+      at::Tensor mask = at::from_blob(reset.data(), {B}, at::TensorOptions().dtype(at::kByte)).to(at::kBool);
+      RETURN_IF_ERROR(sh.mimi->Reset(sh.mimi_state, mask.to(sh.device)));
+      RETURN_IF_ERROR(sh.gen->Reset(mask.to(sh.device)));
+    }
+    if (active == 0) {
+      // Only resets: leave every slot paused.
+      return sh.gen->SetExecMask(at::zeros({B}, bool_opts).to(sh.device));
+    }
+    at::Tensor codes;
+    if (any_frame) {
+      at::Tensor frame_mask =
+          at::from_blob(frame.data(), {B}, at::TensorOptions().dtype(at::kByte)).to(at::kBool).to(sh.device);
+      at::Tensor x = at::from_blob(pcm.data(), {B, 1, F}, at::kFloat)
+                         .to(sh.device, /*non_blocking=*/false, /*copy=*/true);
+      codes = sh.mimi->EncodeStepUnchecked(sh.mimi_state, x, frame_mask);
+    } else {
+      codes = at::zeros({B, sh.num_codebooks, 1}, at::TensorOptions().dtype(at::kLong).device(sh.device));
+    }
+    std::vector<uint8_t> exec(B);
+    for (int b = 0; b < B; ++b) exec[b] = frame[b] | warm[b];
+    at::Tensor exec_mask =
+        at::from_blob(exec.data(), {B}, at::TensorOptions().dtype(at::kByte)).to(at::kBool).to(sh.device);
+    RETURN_IF_ERROR(sh.gen->SetExecMask(exec_mask));
+    ASSIGN_OR_RETURN(LmStepResult result, sh.gen->Step(codes));
+    text_cpu = result.text_token.to(at::kCPU).contiguous();
+    if (sh.info.num_vad_heads > 0 && !result.extra_heads.empty()) {
+      std::vector<at::Tensor> heads;
+      for (const at::Tensor& h : result.extra_heads) heads.push_back(h.select(-1, 0).reshape({B}));
+      vad_cpu = at::stack(heads, 1).to(at::kFloat).to(at::kCPU).contiguous();  // [B, H]
+    }
+    return absl::OkStatus();
+  });
+  RETURN_IF_ERROR(st);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (active == 0) return 0;
+
+  std::lock_guard<std::mutex> lock(sh.mu);
+  sh.steps_run++;
+  sh.step_seconds += seconds;
+  const int64_t* text = text_cpu.data_ptr<int64_t>();
+  const float* vad = vad_cpu.defined() ? vad_cpu.data_ptr<float>() : nullptr;
+  for (int b = 0; b < B; ++b) {
+    if (!warm[b] && !frame[b]) continue;
+    auto& s = sh.slots[b];
+    if (!s.in_use || s.generation != generation[b]) continue;  // left or reset meanwhile
+    if (warm[b]) {
+      s.warmed = true;  // the initial-token step's output is not part of the stream
+    } else {
+      sh.ConsumeToken(s, static_cast<int>(text[b]), vad ? vad + b * sh.info.num_vad_heads : nullptr);
+    }
+    sh.MaybeFinish(s);
+  }
+  return active;
+}
+
+absl::Status AsrEngine::RunUntilIdle() {
+  while (true) {
+    ASSIGN_OR_RETURN(int n, Step());
+    if (n == 0) return absl::OkStatus();
+  }
+}
+
+const AsrModelInfo& AsrEngine::info() const { return shared_->info; }
+int AsrEngine::batch_size() const { return shared_->batch; }
+int AsrEngine::free_slots() const {
+  std::lock_guard<std::mutex> lock(shared_->mu);
+  int n = 0;
+  for (const auto& s : shared_->slots) n += s.in_use ? 0 : 1;
+  return n;
+}
+int64_t AsrEngine::steps_run() const {
+  std::lock_guard<std::mutex> lock(shared_->mu);
+  return shared_->steps_run;
+}
+double AsrEngine::step_seconds() const {
+  std::lock_guard<std::mutex> lock(shared_->mu);
+  return shared_->step_seconds;
+}
+
+// ---- Hugging Face cache -----------------------------------------------------------------------------------
+
+absl::StatusOr<std::string> ResolveHfRepoSnapshot(const std::string& repo) {
+  std::vector<std::string> parts = absl::StrSplit(repo, '/');
+  if (parts.size() != 2 || parts[0].empty() || parts[1].empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("--hf-repo '", repo, "': expected OWNER/NAME"));
+  }
+  fs::path root;
+  if (const char* hub = std::getenv("HF_HUB_CACHE"); hub != nullptr && *hub != '\0') {
+    root = hub;
+  } else if (const char* home = std::getenv("HF_HOME"); home != nullptr && *home != '\0') {
+    root = fs::path(home) / "hub";
+  } else {
+    const char* user_home = std::getenv("HOME");
+    root = fs::path(user_home ? user_home : ".") / ".cache" / "huggingface" / "hub";
+  }
+  const fs::path repo_dir = root / absl::StrCat("models--", parts[0], "--", parts[1]);
+  const std::string fetch_hint =
+      absl::StrCat(" (fetch it with `huggingface-cli download ", repo, "`, or pass --model DIR)");
+  std::error_code ec;
+  if (!fs::is_directory(repo_dir / "snapshots", ec)) {
+    return absl::NotFoundError(absl::StrCat(repo, " is not in the local Hugging Face cache: no ",
+                                            (repo_dir / "snapshots").string(), fetch_hint));
+  }
+  fs::path snapshot;
+  std::ifstream ref(repo_dir / "refs" / "main");
+  std::string revision;
+  if (ref && std::getline(ref, revision) && !revision.empty() &&
+      fs::is_directory(repo_dir / "snapshots" / revision, ec)) {
+    snapshot = repo_dir / "snapshots" / revision;
+  } else {
+    fs::file_time_type newest{};
+    for (const auto& entry : fs::directory_iterator(repo_dir / "snapshots", ec)) {
+      if (!entry.is_directory()) continue;
+      auto t = entry.last_write_time(ec);
+      if (snapshot.empty() || t > newest) {
+        snapshot = entry.path();
+        newest = t;
+      }
+    }
+  }
+  if (snapshot.empty()) {
+    return absl::NotFoundError(
+        absl::StrCat(repo, ": no snapshot under ", (repo_dir / "snapshots").string(), fetch_hint));
+  }
+  if (!fs::exists(snapshot / "config.json", ec)) {
+    return absl::NotFoundError(
+        absl::StrCat(repo, ": the cached snapshot ", snapshot.string(), " has no config.json", fetch_hint));
+  }
+  ASSIGN_OR_RETURN(ModelConfig config, LoadModelConfig(snapshot));
+  std::vector<std::string> missing;
+  for (const std::string* name : {&config.moshi_name, &config.mimi_name, &config.tokenizer_name}) {
+    if (auto p = ResolveModelFile(snapshot, *name); !p.ok()) missing.push_back(*name);
+  }
+  if (!missing.empty()) {
+    return absl::NotFoundError(absl::StrCat(repo, ": the cached snapshot ", snapshot.string(), " lacks ",
+                                            absl::StrJoin(missing, ", "), fetch_hint));
+  }
+  return snapshot.string();
+}
+
+}  // namespace monologue
