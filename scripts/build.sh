@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 MONOLOGUE_HOME="${MONOLOGUE_HOME:-$HOME/.cache/monologue}"
 PY="${MONOLOGUE_PYTHON:-$MONOLOGUE_HOME/venv/bin/python}"
 BUILD_DIR="${MONOLOGUE_BUILD_DIR:-build}"
+# Paths relative to the checkout in ccache's keys, so a fresh clone elsewhere reuses the cache.
+export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$PWD}"
 TORCH_PREFIX="$("$PY" -c 'import torch; print(torch.utils.cmake_prefix_path)')"
 GENERATOR=()
 command -v ninja >/dev/null && GENERATOR=(-G Ninja)
