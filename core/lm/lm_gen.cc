@@ -72,6 +72,10 @@ absl::StatusOr<std::unique_ptr<LmGen>> LmGen::Create(std::shared_ptr<const LmMod
                                                    options.cfg_is_masked_until.size(), " entries for ", batch,
                                                    " slots"));
   }
+  if (options.dep_q.has_value() && (*options.dep_q < 0 || *options.dep_q > c.dep_q)) {
+    return absl::InvalidArgumentError(absl::StrCat("LmGen: dep_q override ", *options.dep_q,
+                                                   " must be between 0 and the model's dep_q (", c.dep_q, ")"));
+  }
   const bool needs_sum = c.fuser.has_value() && !c.fuser->sum.empty();
   const bool needs_cross = c.cross_attention;
   if (needs_sum && !conditions.sum.defined()) {
@@ -101,6 +105,7 @@ absl::StatusOr<std::unique_ptr<LmGen>> LmGen::Create(std::shared_ptr<const LmMod
   gen->options_ = std::move(options);
   gen->batch_ = batch;
   gen->rows_ = rows;
+  gen->dep_q_ = gen->options_.dep_q.value_or(c.dep_q);
   gen->max_delay_ = c.max_delay();
   gen->cache_len_ = gen->max_delay_ + 2;
   const LmModel& m = *gen->model_;
@@ -176,7 +181,7 @@ absl::Status LmGen::Reset(const at::Tensor& mask) {
 
 at::Tensor LmGen::RunDepformer(const at::Tensor& text, const at::Tensor& transformer_out, at::Tensor* logits_out) {
   const LmModel& m = *model_;
-  const int64_t dep_q = m.dep_q();
+  const int64_t dep_q = dep_q_;
   std::vector<at::Tensor> inputs = m.DepformerInputs(transformer_out);
   std::vector<at::Tensor> tokens;
   std::vector<at::Tensor> all_logits;
@@ -201,7 +206,7 @@ absl::StatusOr<LmStepResult> LmGen::Step(const at::Tensor& input_tokens, const a
   const LmModel& m = *model_;
   const LmConfig& c = m.config();
   const int64_t streams = c.num_streams();
-  const int64_t dep_q = c.dep_q;
+  const int64_t dep_q = dep_q_;
   const int64_t needed = streams - dep_q - 1;
   const int64_t b = batch_;
   if (!input_tokens.defined() || (input_tokens.dim() != 2 && !(input_tokens.dim() == 3 && input_tokens.size(2) == 1)) ||

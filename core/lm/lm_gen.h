@@ -46,6 +46,9 @@ struct LmGenOptions {
   bool cfg_is_no_text = false;               // CFG null rows get no text input; text logits unguided
   std::vector<int64_t> cfg_is_masked_until;  // per slot (empty: unused)
   std::optional<uint64_t> seed;              // sampling generator seed (nullopt: the global generator)
+  // Generate only the first N audio streams (N <= the model's dep_q); the others become caller inputs like
+  // the user streams (the reference TTS sets `lm.dep_q = n_q` for n_q < 32 and feeds those streams -1).
+  std::optional<int64_t> dep_q;
   bool keep_audio_logits = false;            // fill LmStepResult::audio_logits
   bool compute_extra_heads = false;          // fill LmStepResult::extra_heads
 
@@ -91,6 +94,9 @@ class LmGen {
   absl::Status SetConditions(const LmFusedConditions& conditions, const at::Tensor& rows = {});
 
   int64_t batch() const { return batch_; }
+  // Audio streams generated per step (LmGenOptions::dep_q or the model's), and caller input streams needed.
+  int64_t dep_q() const { return dep_q_; }
+  int64_t num_input_streams() const { return model_->num_streams() - 1 - dep_q_; }
   const LmModel& model() const { return *model_; }
   const LmGenOptions& options() const { return options_; }
   LmGenOptions& mutable_options() { return options_; }
@@ -108,6 +114,7 @@ class LmGen {
   int64_t batch_ = 0;
   int64_t rows_ = 0;  // batch_, or 2 * batch_ with CFG
   int64_t cache_len_ = 0;
+  int64_t dep_q_ = 0;
   int64_t max_delay_ = 0;
   at::Tensor cache_;        // int64 [B, K, max_delay + 2]
   at::Tensor offsets_;      // int64 [B]

@@ -312,3 +312,30 @@ TEST(LmGenTest, TtsLikeBf16MatchesReference) {
 
 }  // namespace
 }  // namespace monologue
+
+namespace monologue {
+namespace {
+
+TEST(LmGenTest, TtsLikeFewerGeneratedCodebooksMatchesReference) {
+  auto model = LoadFixtureModel("tts");
+  ASSERT_NE(model, nullptr);
+  auto golden = OpenGolden("tts", "depq4_greedy");
+  ASSERT_NE(golden, nullptr);
+  LmFusedConditions conds = TtsConditions(*model, {"2.0", "3.5"}, {"ok", "ok"}, Golden(*golden, "speaker"),
+                                          Golden(*golden, "speaker_mask").to(at::kBool));
+  LmGenOptions o = Greedy();
+  o.dep_q = 4;
+  auto gen = LmGen::Create(model, 2, o, conds);
+  ASSERT_TRUE(gen.ok()) << gen.status();
+  EXPECT_EQ((*gen)->num_input_streams(), 4);
+  Comparison cmp = RunAndCompare(**gen, *golden, nullptr);
+  EXPECT_EQ(cmp.steps, 30);
+  EXPECT_EQ(cmp.token_mismatches, 0);
+  EXPECT_LT(cmp.max_text, kLogitsTolerance);
+  EXPECT_LT(cmp.max_audio, kLogitsTolerance);
+  o.dep_q = 7;
+  EXPECT_FALSE(LmGen::Create(model, 2, o, conds).ok());
+}
+
+}  // namespace
+}  // namespace monologue

@@ -324,6 +324,18 @@ def make_tts():
     golden["speaker_mask"] = torch.tensor([[1] * 4 + [0]], dtype=torch.uint8)
     save_golden("tts", "cfg", golden, {"cfg_values": ["1.5"], "cfg_coef": 1.5})
 
+    # Fewer generated codebooks (the reference TTS's `lm.dep_q = n_q` for n_q < 32): the last two audio
+    # streams become inputs, fed -1.
+    model.dep_q = 4
+    condition_tensors = model.condition_provider(prepared)
+    steps = 30
+    inputs = [torch.full((batch, model.n_q - model.dep_q), -1, dtype=torch.long) for _ in range(steps)]
+    golden = run_gen(model, greedy, batch, inputs, steps, condition_tensors=condition_tensors)
+    golden["speaker"] = speaker
+    golden["speaker_mask"] = torch.tensor([[1] * 5, [1] * 3 + [0] * 2], dtype=torch.uint8)
+    save_golden("tts", "depq4_greedy", golden, {"cfg_values": ["2.0", "3.5"], "dep_q": 4})
+    model.dep_q = 6
+
 
 def make_lora():
     """LoRA on the Moshi-like model (same base weights as moshi/model.safetensors): every Linear wrapped,
@@ -384,6 +396,44 @@ def make_bf16():
     save_golden("tts", "bf16_greedy", golden, {"cfg_values": ["2.0", "3.5"]})
 
 
+def make_real_size():
+    """One temporal layer at the released STT-1B dimensions (dim 2048, 16 heads of 128, SiLU FFN 5632,
+    RoPE max_period 1e5, context 750, text_card 8000, 4 extra heads; n_q reduced to 4 to keep the
+    embeddings small). Its ~100M weights are not written: they are the counter-based deterministic tensors
+    of tests/reference/detinit.py, and the file stores per tensor "init:<name>" = "scale offset" and
+    "shape:<name>", plus "seed" and "config"; the C++ test regenerates them."""
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from detinit import deterministic_tensor
+    cfg = dict(COMMON, dim=2048, num_heads=16, num_layers=1, context=750, max_period=100000, text_card=8000,
+               card=2048, n_q=4, dep_q=0, delays=[0] * 5, depformer_dim=1024, depformer_num_heads=16,
+               depformer_num_layers=6, extra_heads_num_heads=4, extra_heads_dim=6)
+    seed = 20250601
+    model = loaders.get_moshi_lm(None, lm_kwargs=json.loads(json.dumps(cfg)), device="cpu", dtype=torch.float32)
+    model.eval()
+    shapes = {k: tuple(v.shape) for k, v in released_state(model).items()}
+    state, meta = {}, {"seed": str(seed), "config": json.dumps(dict(cfg, model_type="stt"))}
+    for name, shape in shapes.items():
+        if name.endswith(".alpha"):
+            scale, offset = 0.2, 1.0
+        elif name.startswith("emb.") or name.startswith("text_emb."):
+            scale, offset = 1.0, 0.0
+        else:
+            scale, offset = (3.0 / shape[1]) ** 0.5, 0.0
+        state[name] = deterministic_tensor(seed, name, shape, scale, offset)
+        meta[f"init:{name}"] = f"{scale!r} {offset!r}"
+        meta[f"shape:{name}"] = ",".join(str(x) for x in shape)
+    model.load_state_dict(state)
+    g = torch.Generator().manual_seed(66)
+    steps = 6
+    inputs = random_inputs(g, steps, 2, model.n_q, model.card)
+    greedy = dict(use_sampling=False, temp=0.0, temp_text=0.0)
+    golden = run_gen(model, greedy, 2, inputs, steps, extra_heads=True)
+    (OUT / "stt1b_layer").mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in golden.items()}, str(OUT / "stt1b_layer" / "golden.safetensors"),
+              metadata=meta)
+
+
 def main():
     torch.set_num_threads(1)
     OUT.mkdir(parents=True, exist_ok=True)
@@ -392,6 +442,7 @@ def main():
     make_tts()
     make_lora()
     make_bf16()
+    make_real_size()
     for p in sorted(OUT.rglob("*")):
         if p.is_file():
             print(f"{p.relative_to(ROOT)}: {p.stat().st_size} bytes")
