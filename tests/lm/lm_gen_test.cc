@@ -339,3 +339,34 @@ TEST(LmGenTest, TtsLikeFewerGeneratedCodebooksMatchesReference) {
 
 }  // namespace
 }  // namespace monologue
+
+namespace monologue {
+namespace {
+
+// CFG on a model without conditions: the null rows see their inputs masked (-1) until a per-slot step, or
+// get no text input; tokens and (combined) text logits match the reference.
+TEST(LmGenTest, MoshiLikeCfgVariantsMatchReference) {
+  auto model = LoadFixtureModel("moshi");
+  ASSERT_NE(model, nullptr);
+  for (const std::string name : {"cfg_masked", "cfg_no_text"}) {
+    auto golden = OpenGolden("moshi", name);
+    ASSERT_NE(golden, nullptr);
+    LmGenOptions o = Greedy();
+    if (name == "cfg_masked") {
+      o.cfg_coef = 2.0;
+      o.cfg_is_masked_until = {3, 6};
+    } else {
+      o.cfg_coef = 1.5;
+      o.cfg_is_no_text = true;
+    }
+    auto gen = LmGen::Create(model, 2, o);
+    ASSERT_TRUE(gen.ok()) << gen.status();
+    Comparison cmp = RunAndCompare(**gen, *golden, nullptr, {}, /*check_audio_logits=*/false);
+    EXPECT_EQ(cmp.steps, 24) << name;
+    EXPECT_EQ(cmp.token_mismatches, 0) << name;
+    EXPECT_LT(cmp.max_text, kLogitsTolerance) << name;
+  }
+}
+
+}  // namespace
+}  // namespace monologue

@@ -252,6 +252,14 @@ def make_moshi():
                                          for s in range(steps)], dtype=torch.uint8)
     save_golden("moshi", "exec_reset", golden)
 
+    # CFG without conditions: null rows with their audio prefix masked (cfg_is_masked_until), and null rows
+    # without text input (cfg_is_no_text).
+    steps = 24
+    inputs2 = random_inputs(g, steps, 2, n_in, model.card)
+    for name, extra in (("cfg_masked", dict(cfg_coef=2.0, cfg_is_masked_until=[3, 6])),
+                        ("cfg_no_text", dict(cfg_coef=1.5, cfg_is_no_text=True))):
+        save_golden("moshi", name, run_gen(model, dict(greedy, **extra), 2, inputs2, steps, cfg=True), extra)
+
 
 def make_stt():
     model = build(STT, 2002)
