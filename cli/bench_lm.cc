@@ -4,6 +4,10 @@
 // config.json (--config) or a preset (--preset); the speed does not depend on the values. The reference's
 // counterpart is bench/bench_lm_reference.py (same three measurements); `--write-config FILE` writes the
 // config.json it needs for a preset.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <c10/core/InferenceMode.h>
+
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -11,10 +15,6 @@
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <ATen/ATen.h>
-#include <ATen/Parallel.h>
-#include <c10/core/InferenceMode.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
@@ -58,7 +58,8 @@ absl::StatusOr<LmFusedConditions> DefaultConditions(const LmModel& model, int64_
       if (!c.ok()) return c.status();
       conds[name] = *c;
     } else {
-      auto c = model.ConditionFromTensor(name, at::zeros({batch, 4, cc.dim}), at::ones({batch, 4}, at::kBool));
+      auto c =
+          model.ConditionFromTensor(name, at::zeros({batch, 4, cc.dim}), at::ones({batch, 4}, at::kBool));
       if (!c.ok()) return c.status();
       conds[name] = *c;
     }
@@ -77,7 +78,8 @@ int RunBenchLm(const BenchLmFlags& f) {
   std::vector<int64_t> batches;
   for (absl::string_view b : absl::StrSplit(f.batches, ',')) {
     int64_t v = 0;
-    if (!absl::SimpleAtoi(b, &v) || v < 1) return fail("--batch must be a comma-separated list of sizes >= 1");
+    if (!absl::SimpleAtoi(b, &v) || v < 1)
+      return fail("--batch must be a comma-separated list of sizes >= 1");
     batches.push_back(v);
   }
   if (f.steps < 1 || f.warmup < 0 || f.threads < 1) return fail("--steps and --threads must be >= 1");
@@ -143,8 +145,8 @@ int RunBenchLm(const BenchLmFlags& f) {
   std::shared_ptr<const LmModel> model = *model_or;
   const LmConfig& lc = model->config();
 
-  std::printf("monologue bench lm: %s, device %s, %s, %d threads, greedy, %d steps (+%d warm-up)\n", source.c_str(),
-              device.str().c_str(), f.dtype.c_str(), f.threads, f.steps, f.warmup);
+  std::printf("monologue bench lm: %s, device %s, %s, %d threads, greedy, %d steps (+%d warm-up)\n",
+              source.c_str(), device.str().c_str(), f.dtype.c_str(), f.threads, f.steps, f.warmup);
   std::printf("%6s  %14s  %14s  %16s\n", "batch", "step ms", "temporal ms", "depformer ms");
   c10::InferenceMode guard;
   for (int64_t b : batches) {
@@ -200,7 +202,8 @@ int RunBenchLm(const BenchLmFlags& f) {
       t1 = std::chrono::steady_clock::now();
       depformer_ms = Ms(t0, t1) / f.steps;
     }
-    std::printf("%6lld  %14.3f  %14.3f  %16.3f\n", static_cast<long long>(b), step_ms, temporal_ms, depformer_ms);
+    std::printf("%6lld  %14.3f  %14.3f  %16.3f\n", static_cast<long long>(b), step_ms, temporal_ms,
+                depformer_ms);
     std::fflush(stdout);
   }
   return 0;
@@ -210,11 +213,13 @@ int RunBenchLm(const BenchLmFlags& f) {
 
 void RegisterBenchLm(CLI::App& bench, int& exit_code) {
   auto flags = std::make_shared<BenchLmFlags>();
-  CLI::App* cmd = bench.add_subcommand("lm", "Moshi LM streaming step time (temporal transformer, depformer)");
+  CLI::App* cmd =
+      bench.add_subcommand("lm", "Moshi LM streaming step time (temporal transformer, depformer)");
   cmd->add_option("--model", flags->model_dir, "model directory (config.json + weights)");
   cmd->add_option("--config", flags->config_file, "a config.json: random weights of that architecture");
   cmd->add_option("--preset", flags->preset, "a named configuration (e.g. stt-1b-en_fr): random weights");
-  cmd->add_option("--write-config", flags->write_config, "write the config.json of the chosen model and exit");
+  cmd->add_option("--write-config", flags->write_config,
+                  "write the config.json of the chosen model and exit");
   cmd->add_option("--threads", flags->threads, "CPU threads (at::set_num_threads)")->capture_default_str();
   cmd->add_option("--batch", flags->batches, "comma-separated batch sizes")->capture_default_str();
   cmd->add_option("--steps", flags->steps, "timed steps per measurement")->capture_default_str();

@@ -1,9 +1,9 @@
 #include "core/lm/lm_gen.h"
 
-#include <utility>
-
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
+
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -61,25 +61,30 @@ absl::StatusOr<LmGenOptions> LmGenOptionsFromJson(const nlohmann::json& json, Lm
 }
 
 absl::StatusOr<std::unique_ptr<LmGen>> LmGen::Create(std::shared_ptr<const LmModel> model, int64_t batch,
-                                                     LmGenOptions options, const LmFusedConditions& conditions) {
+                                                     LmGenOptions options,
+                                                     const LmFusedConditions& conditions) {
   if (model == nullptr) return absl::InvalidArgumentError("LmGen: no model");
-  if (batch <= 0) return absl::InvalidArgumentError(absl::StrCat("LmGen: batch must be positive, got ", batch));
+  if (batch <= 0)
+    return absl::InvalidArgumentError(absl::StrCat("LmGen: batch must be positive, got ", batch));
   const LmConfig& c = model->config();
   const bool cfg = options.cfg_coef != 1.0;
   const int64_t rows = cfg ? 2 * batch : batch;
-  if (!options.cfg_is_masked_until.empty() && static_cast<int64_t>(options.cfg_is_masked_until.size()) != batch) {
+  if (!options.cfg_is_masked_until.empty() &&
+      static_cast<int64_t>(options.cfg_is_masked_until.size()) != batch) {
     return absl::InvalidArgumentError(absl::StrCat("LmGen: cfg_is_masked_until has ",
                                                    options.cfg_is_masked_until.size(), " entries for ", batch,
                                                    " slots"));
   }
   if (options.dep_q.has_value() && (*options.dep_q < 0 || *options.dep_q > c.dep_q)) {
     return absl::InvalidArgumentError(absl::StrCat("LmGen: dep_q override ", *options.dep_q,
-                                                   " must be between 0 and the model's dep_q (", c.dep_q, ")"));
+                                                   " must be between 0 and the model's dep_q (", c.dep_q,
+                                                   ")"));
   }
   const bool needs_sum = c.fuser.has_value() && !c.fuser->sum.empty();
   const bool needs_cross = c.cross_attention;
   if (needs_sum && !conditions.sum.defined()) {
-    return absl::InvalidArgumentError("LmGen: the model sums conditions into its input: conditions.sum is required");
+    return absl::InvalidArgumentError(
+        "LmGen: the model sums conditions into its input: conditions.sum is required");
   }
   if (needs_cross && !conditions.cross.defined()) {
     return absl::InvalidArgumentError(
@@ -94,10 +99,10 @@ absl::StatusOr<std::unique_ptr<LmGen>> LmGen::Create(std::shared_ptr<const LmMod
   for (const at::Tensor* t : {&conditions.sum, &conditions.cross}) {
     if (t->defined() && (t->dim() != 3 || t->size(0) != rows || t->size(2) != c.dim ||
                          (t == &conditions.sum && t->size(1) != 1))) {
-      return absl::InvalidArgumentError(absl::StrCat("LmGen: condition ", t == &conditions.sum ? "sum" : "cross",
-                                                     " has shape ", Shape(*t), ", expected [", rows,
-                                                     t == &conditions.sum ? ", 1, " : ", S, ", c.dim, "]",
-                                                     cfg ? " (CFG: conditional rows then null rows)" : ""));
+      return absl::InvalidArgumentError(
+          absl::StrCat("LmGen: condition ", t == &conditions.sum ? "sum" : "cross", " has shape ", Shape(*t),
+                       ", expected [", rows, t == &conditions.sum ? ", 1, " : ", S, ", c.dim, "]",
+                       cfg ? " (CFG: conditional rows then null rows)" : ""));
     }
   }
   std::unique_ptr<LmGen> gen(new LmGen());
@@ -154,9 +159,9 @@ absl::Status LmGen::SetConditions(const LmFusedConditions& conditions, const at:
 
 absl::Status LmGen::SetExecMask(const at::Tensor& mask) {
   if (!mask.defined() || mask.dim() != 1 || mask.size(0) != batch_) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("LmGen::SetExecMask: expected a bool [", batch_, "] mask, got ",
-                     mask.defined() ? Shape(mask) : std::string("none")));
+    return absl::InvalidArgumentError(absl::StrCat("LmGen::SetExecMask: expected a bool [", batch_,
+                                                   "] mask, got ",
+                                                   mask.defined() ? Shape(mask) : std::string("none")));
   }
   return GuardTorch("LmGen::SetExecMask", [&] {
     at::Tensor m = mask.to(model_->device(), at::kBool);
@@ -171,15 +176,17 @@ absl::Status LmGen::Reset(const at::Tensor& mask) {
         absl::StrCat("LmGen::Reset: expected a bool [", batch_, "] mask, got ", Shape(mask)));
   }
   return GuardTorch("LmGen::Reset", [&] {
-    at::Tensor m = mask.defined() ? mask.to(model_->device(), at::kBool)
-                                  : at::ones({batch_}, at::TensorOptions().dtype(at::kBool).device(model_->device()));
+    at::Tensor m = mask.defined()
+                       ? mask.to(model_->device(), at::kBool)
+                       : at::ones({batch_}, at::TensorOptions().dtype(at::kBool).device(model_->device()));
     offsets_.masked_fill_(m, 0);
     exec_.masked_fill_(m, true);
     model_->ResetTemporal(temporal_, cfg() ? m.repeat({2}) : m);
   });
 }
 
-at::Tensor LmGen::RunDepformer(const at::Tensor& text, const at::Tensor& transformer_out, at::Tensor* logits_out) {
+at::Tensor LmGen::RunDepformer(const at::Tensor& text, const at::Tensor& transformer_out,
+                               at::Tensor* logits_out) {
   const LmModel& m = *model_;
   const int64_t dep_q = dep_q_;
   std::vector<at::Tensor> inputs = m.DepformerInputs(transformer_out);
@@ -202,24 +209,26 @@ at::Tensor LmGen::RunDepformer(const at::Tensor& text, const at::Tensor& transfo
   return at::stack(tokens, 1);
 }
 
-absl::StatusOr<LmStepResult> LmGen::Step(const at::Tensor& input_tokens, const at::Tensor& depformer_replace) {
+absl::StatusOr<LmStepResult> LmGen::Step(const at::Tensor& input_tokens,
+                                         const at::Tensor& depformer_replace) {
   const LmModel& m = *model_;
   const LmConfig& c = m.config();
   const int64_t streams = c.num_streams();
   const int64_t dep_q = dep_q_;
   const int64_t needed = streams - dep_q - 1;
   const int64_t b = batch_;
-  if (!input_tokens.defined() || (input_tokens.dim() != 2 && !(input_tokens.dim() == 3 && input_tokens.size(2) == 1)) ||
+  if (!input_tokens.defined() ||
+      (input_tokens.dim() != 2 && !(input_tokens.dim() == 3 && input_tokens.size(2) == 1)) ||
       input_tokens.size(0) != b || input_tokens.size(1) < needed) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "LmGen::Step: input tokens must be [", b, ", >=", needed, "] or [", b, ", >=", needed, ", 1], got ",
-        input_tokens.defined() ? Shape(input_tokens) : std::string("none")));
+    return absl::InvalidArgumentError(
+        absl::StrCat("LmGen::Step: input tokens must be [", b, ", >=", needed, "] or [", b, ", >=", needed,
+                     ", 1], got ", input_tokens.defined() ? Shape(input_tokens) : std::string("none")));
   }
   if (depformer_replace.defined()) {
     if (dep_q == 0 || depformer_replace.size(0) != b || depformer_replace.size(1) != dep_q ||
         depformer_replace.dim() > 3 || (depformer_replace.dim() == 3 && depformer_replace.size(2) != 1)) {
-      return absl::InvalidArgumentError(absl::StrCat("LmGen::Step: depformer replacement tokens must be [", b, ", ",
-                                                     dep_q, "(, 1)], got ", Shape(depformer_replace)));
+      return absl::InvalidArgumentError(absl::StrCat("LmGen::Step: depformer replacement tokens must be [", b,
+                                                     ", ", dep_q, "(, 1)], got ", Shape(depformer_replace)));
     }
   }
   return GuardTorch("LmGen::Step", [&]() -> LmStepResult {
@@ -230,15 +239,18 @@ absl::StatusOr<LmStepResult> LmGen::Step(const at::Tensor& input_tokens, const a
     if (needed > 0) {
       at::Tensor in = input_tokens.reshape({b, -1}).narrow(1, 0, needed).to(dev, at::kLong);
       at::Tensor sub = cache_.narrow(1, dep_q + 1, needed);
-      at::Tensor idx = at::remainder(offsets_.view({b, 1}) + delays_.narrow(0, dep_q + 1, needed).view({1, needed}), ct)
-                           .unsqueeze(-1);
+      at::Tensor idx =
+          at::remainder(offsets_.view({b, 1}) + delays_.narrow(0, dep_q + 1, needed).view({1, needed}), ct)
+              .unsqueeze(-1);
       at::Tensor value = at::where(exec3, in.unsqueeze(-1), sub.gather(2, idx));
       sub.scatter_(2, idx, value);
     }
     // 2. Read this step's model input (initial tokens while a stream's delay has not elapsed).
-    at::Tensor is_init = offsets_.view({b, 1}).le(delays_.view({1, streams})) | exec_.logical_not().view({b, 1});
+    at::Tensor is_init =
+        offsets_.view({b, 1}).le(delays_.view({1, streams})) | exec_.logical_not().view({b, 1});
     at::Tensor col = at::remainder(offsets_, ct).view({b, 1, 1}).expand({b, streams, 1});
-    at::Tensor x = at::where(is_init, m.initial_tokens().view({1, streams}), cache_.gather(2, col).squeeze(2));
+    at::Tensor x =
+        at::where(is_init, m.initial_tokens().view({1, streams}), cache_.gather(2, col).squeeze(2));
     // 3. CFG: null rows.
     if (cfg()) {
       at::Tensor second = x;
@@ -258,7 +270,8 @@ absl::StatusOr<LmStepResult> LmGen::Step(const at::Tensor& input_tokens, const a
     at::Tensor text_logits = step.text_logits;
     if (cfg()) {
       auto halves = text_logits.chunk(2, 0);
-      text_logits = options_.cfg_is_no_text ? halves[0] : halves[1] + (halves[0] - halves[1]) * options_.cfg_coef;
+      text_logits =
+          options_.cfg_is_no_text ? halves[0] : halves[1] + (halves[0] - halves[1]) * options_.cfg_coef;
     }
     if (options_.on_text_logits) options_.on_text_logits(text_logits);
     // 5. Text token.
@@ -271,7 +284,8 @@ absl::StatusOr<LmStepResult> LmGen::Step(const at::Tensor& input_tokens, const a
       if (depformer_replace.defined()) {
         audio = depformer_replace.reshape({b, dep_q}).to(dev, at::kLong);
       } else {
-        audio = RunDepformer(text, step.transformer_out, options_.keep_audio_logits ? &result.audio_logits : nullptr);
+        audio = RunDepformer(text, step.transformer_out,
+                             options_.keep_audio_logits ? &result.audio_logits : nullptr);
       }
       if (options_.on_audio) options_.on_audio(audio);
     }
@@ -288,8 +302,9 @@ absl::StatusOr<LmStepResult> LmGen::Step(const at::Tensor& input_tokens, const a
       sub.scatter_(2, idx, at::where(exec3, audio.view({b, dep_q, 1}), sub.gather(2, idx)));
     }
     // 8. The output frame with the delays undone.
-    at::Tensor out_idx = at::remainder(offsets_.view({b, 1}) - max_delay_ + delays_.narrow(0, 0, dep_q + 1).view({1, -1}), ct)
-                             .unsqueeze(-1);
+    at::Tensor out_idx =
+        at::remainder(offsets_.view({b, 1}) - max_delay_ + delays_.narrow(0, 0, dep_q + 1).view({1, -1}), ct)
+            .unsqueeze(-1);
     at::Tensor out = cache_.narrow(1, 0, dep_q + 1).gather(2, out_idx).squeeze(2);
     out = out.masked_fill((offsets_.le(max_delay_) | exec_.logical_not()).view({b, 1}), -2);
 

@@ -22,14 +22,14 @@
 // tensors), so it can be captured in a CUDA graph.
 #pragma once
 
+#include <ATen/core/Generator.h>
+#include <ATen/core/Tensor.h>
+
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <vector>
-
-#include <ATen/core/Generator.h>
-#include <ATen/core/Tensor.h>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -49,8 +49,8 @@ struct LmGenOptions {
   // Generate only the first N audio streams (N <= the model's dep_q); the others become caller inputs like
   // the user streams (the reference TTS sets `lm.dep_q = n_q` for n_q < 32 and feeds those streams -1).
   std::optional<int64_t> dep_q;
-  bool keep_audio_logits = false;            // fill LmStepResult::audio_logits
-  bool compute_extra_heads = false;          // fill LmStepResult::extra_heads
+  bool keep_audio_logits = false;    // fill LmStepResult::audio_logits
+  bool compute_extra_heads = false;  // fill LmStepResult::extra_heads
 
   // Hooks (reference on_text_logits_hook / on_text_hook / on_audio_hook): may modify the tensor in place
   // or replace it. text logits [B, 1, 1, V] (after CFG), text tokens int64 [B], audio tokens [B, dep_q].
@@ -116,12 +116,12 @@ class LmGen {
   int64_t cache_len_ = 0;
   int64_t dep_q_ = 0;
   int64_t max_delay_ = 0;
-  at::Tensor cache_;        // int64 [B, K, max_delay + 2]
-  at::Tensor offsets_;      // int64 [B]
-  at::Tensor exec_;         // bool [B]
-  at::Tensor delays_;       // int64 [K]
+  at::Tensor cache_;         // int64 [B, K, max_delay + 2]
+  at::Tensor offsets_;       // int64 [B]
+  at::Tensor exec_;          // bool [B]
+  at::Tensor delays_;        // int64 [K]
   at::Tensor masked_until_;  // int64 [B] or undefined
-  at::Tensor cond_sum_;     // [rows, 1, D] model dtype, or undefined
+  at::Tensor cond_sum_;      // [rows, 1, D] model dtype, or undefined
   c10::optional<at::Generator> generator_;
   LmTemporalState temporal_;
   LmDepformerState depformer_;

@@ -1,10 +1,10 @@
 #include "core/lm/lm_model.h"
 
+#include <ATen/ATen.h>
+
 #include <cmath>
 #include <set>
 #include <utility>
-
-#include <ATen/ATen.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -37,8 +37,8 @@ absl::StatusOr<lm::PositionalEmbedding> ParsePositional(const std::string& name,
 // keeps track of which were used, and fuses LoRA weights.
 class LmModelLoader {
  public:
-  LmModelLoader(const std::vector<std::shared_ptr<const SafeTensorsFile>>& files, const LmLoadOptions& options,
-                const std::map<std::string, at::Tensor>* memory = nullptr)
+  LmModelLoader(const std::vector<std::shared_ptr<const SafeTensorsFile>>& files,
+                const LmLoadOptions& options, const std::map<std::string, at::Tensor>* memory = nullptr)
       : files_(files), options_(options), memory_(memory) {}
 
   absl::Status OpenLora() {
@@ -61,8 +61,8 @@ class LmModelLoader {
       if (it != memory_->end()) {
         if (it->second.sizes().vec() != shape) {
           return absl::InvalidArgumentError(absl::StrCat("in-memory tensor '", name, "' has shape ",
-                                                         ShapeStr(it->second.sizes()), ", the config implies ",
-                                                         ShapeStr(shape)));
+                                                         ShapeStr(it->second.sizes()),
+                                                         ", the config implies ", ShapeStr(shape)));
         }
         used_.insert(name);
         return GuardTorch(absl::StrCat("converting tensor '", name, "'"), [&]() -> at::Tensor {
@@ -88,8 +88,8 @@ class LmModelLoader {
         return out.to(options_.device);
       });
     }
-    return absl::NotFoundError(
-        absl::StrCat(FileNames(), ": missing tensor '", name, "' (shape ", ShapeStr(shape), ") required by the config"));
+    return absl::NotFoundError(absl::StrCat(FileNames(), ": missing tensor '", name, "' (shape ",
+                                            ShapeStr(shape), ") required by the config"));
   }
 
   // A Linear weight, LoRA-fused when the LoRA file has `<module>.lora_A.weight`. `module` is the module
@@ -104,8 +104,8 @@ class LmModelLoader {
     const SafeTensorInfo* b_info = lora_->Find(b_name);
     if (a_info == nullptr && b_info == nullptr) return w;
     if (a_info == nullptr || b_info == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat(lora_->path(), ": has only one of '", a_name, "' and '",
-                                                     b_name, "'"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(lora_->path(), ": has only one of '", a_name, "' and '", b_name, "'"));
     }
     ASSIGN_OR_RETURN(at::Tensor a, lora_->Load(a_name));
     ASSIGN_OR_RETURN(at::Tensor b, lora_->Load(b_name));
@@ -114,10 +114,9 @@ class LmModelLoader {
     const int64_t rows = shape[0] / mult, cols = shape[1];
     if (a.dim() != 2 || b.dim() != 2 || a.size(1) != cols || b.size(0) != shape[0] || a.size(0) % mult != 0 ||
         b.size(1) * mult != a.size(0)) {
-      return absl::InvalidArgumentError(absl::StrCat(lora_->path(), ": LoRA tensors '", a_name, "' ",
-                                                     ShapeStr(a.sizes()), " and '", b_name, "' ",
-                                                     ShapeStr(b.sizes()), " do not fit weight '", key, "' ",
-                                                     ShapeStr(shape)));
+      return absl::InvalidArgumentError(
+          absl::StrCat(lora_->path(), ": LoRA tensors '", a_name, "' ", ShapeStr(a.sizes()), " and '", b_name,
+                       "' ", ShapeStr(b.sizes()), " do not fit weight '", key, "' ", ShapeStr(shape)));
     }
     return GuardTorch(absl::StrCat("fusing LoRA into '", key, "'"), [&]() -> at::Tensor {
       const int64_t rank = a.size(0) / mult;
@@ -156,8 +155,8 @@ class LmModelLoader {
         if (!lora_used_.count(info.name)) lora_unused.push_back(info.name);
       }
       if (!lora_unused.empty()) {
-        return absl::InvalidArgumentError(absl::StrCat(lora_->path(), ": LoRA tensors with no matching weight: ",
-                                                       absl::StrJoin(lora_unused, ", ")));
+        return absl::InvalidArgumentError(absl::StrCat(
+            lora_->path(), ": LoRA tensors with no matching weight: ", absl::StrJoin(lora_unused, ", ")));
       }
     }
     return absl::OkStatus();
@@ -218,10 +217,12 @@ class LmModelLoader {
       lm::TransformerLayer layer;
       ASSIGN_OR_RETURN(layer.norm1, GetNorm(p + ".norm1", norm, dim));
       ASSIGN_OR_RETURN(layer.norm2, GetNorm(p + ".norm2", norm, dim));
-      ASSIGN_OR_RETURN(at::Tensor in_proj, GetLinear(p + ".self_attn.in_proj_weight", p + ".self_attn.in_proj",
-                                                     {weight_sets * 3 * dim, dim}, weight_sets));
-      ASSIGN_OR_RETURN(at::Tensor out_proj, GetLinear(p + ".self_attn.out_proj.weight", p + ".self_attn.out_proj",
-                                                      {weight_sets * dim, dim}, weight_sets));
+      ASSIGN_OR_RETURN(at::Tensor in_proj,
+                       GetLinear(p + ".self_attn.in_proj_weight", p + ".self_attn.in_proj",
+                                 {weight_sets * 3 * dim, dim}, weight_sets));
+      ASSIGN_OR_RETURN(at::Tensor out_proj,
+                       GetLinear(p + ".self_attn.out_proj.weight", p + ".self_attn.out_proj",
+                                 {weight_sets * dim, dim}, weight_sets));
       for (int64_t w = 0; w < weight_sets; ++w) {
         layer.in_proj.push_back(in_proj.narrow(0, w * 3 * dim, 3 * dim));
         layer.out_proj.push_back(out_proj.narrow(0, w * dim, dim));
@@ -304,9 +305,11 @@ class LmModelLoader {
     }));
 
     // Embeddings and the temporal transformer.
-    ASSIGN_OR_RETURN(m.text_emb_, GetEmbedding("text_emb", c.text_card + 1, d, std::nullopt, c.demux_second_stream));
+    ASSIGN_OR_RETURN(m.text_emb_,
+                     GetEmbedding("text_emb", c.text_card + 1, d, std::nullopt, c.demux_second_stream));
     for (int64_t i = 0; i < c.n_q; ++i) {
-      ASSIGN_OR_RETURN(Embedding e, GetEmbedding(absl::StrCat("emb.", i), c.card + 1, d, std::nullopt, false));
+      ASSIGN_OR_RETURN(Embedding e,
+                       GetEmbedding(absl::StrCat("emb.", i), c.card + 1, d, std::nullopt, false));
       m.emb_.push_back(std::move(e));
     }
     RETURN_IF_ERROR(GuardTorch("LM load", [&] {
@@ -320,14 +323,16 @@ class LmModelLoader {
     m.transformer_.spec.num_heads = c.num_heads;
     m.transformer_.spec.context = c.context;
     m.transformer_.spec.capacity = c.context;
-    ASSIGN_OR_RETURN(m.transformer_.spec.positional, ParsePositional(c.positional_embedding, "positional_embedding"));
+    ASSIGN_OR_RETURN(m.transformer_.spec.positional,
+                     ParsePositional(c.positional_embedding, "positional_embedding"));
     m.transformer_.spec.max_period = c.max_period;
     m.transformer_.spec.positional_scale = c.positional_scale;
     RETURN_IF_ERROR(GetLayers("transformer", c.num_layers, d, 1, c.norm, c.gating,
-                              c.gating == "none" ? c.dim_feedforward() : c.ffn_hidden(), c.layer_scale.has_value(),
-                              c.cross_attention, m.transformer_.layers));
+                              c.gating == "none" ? c.dim_feedforward() : c.ffn_hidden(),
+                              c.layer_scale.has_value(), c.cross_attention, m.transformer_.layers));
     ASSIGN_OR_RETURN(m.out_norm_, GetNorm("out_norm", c.norm, d));
-    ASSIGN_OR_RETURN(m.text_linear_, GetLinear("text_linear.weight", "text_linear", {c.text_card_output(), d}));
+    ASSIGN_OR_RETURN(m.text_linear_,
+                     GetLinear("text_linear.weight", "text_linear", {c.text_card_output(), d}));
     if (c.bias_proj) {
       ASSIGN_OR_RETURN(m.text_linear_bias_, Get("text_linear.bias", {c.text_card_output()}));
     }
@@ -350,8 +355,9 @@ class LmModelLoader {
                                                    c.depformer_low_rank_embeddings, false));
         m.depformer_emb_.push_back(std::move(e));
       }
-      ASSIGN_OR_RETURN(m.depformer_text_emb_, GetEmbedding("depformer_text_emb", c.text_card + 1, dd,
-                                                           c.depformer_low_rank_embeddings, c.demux_second_stream));
+      ASSIGN_OR_RETURN(m.depformer_text_emb_,
+                       GetEmbedding("depformer_text_emb", c.text_card + 1, dd,
+                                    c.depformer_low_rank_embeddings, c.demux_second_stream));
       if (c.demux_second_stream && c.depformer_low_rank_embeddings.has_value()) {
         // The reference builds the low-rank projection but the demux branch never uses it.
         m.depformer_text_emb_.low_rank = at::Tensor();
@@ -367,13 +373,14 @@ class LmModelLoader {
       m.depformer_.spec.num_heads = c.depformer_num_heads;
       m.depformer_.spec.context = -1;
       m.depformer_.spec.capacity = c.dep_q;
-      ASSIGN_OR_RETURN(m.depformer_.spec.positional, ParsePositional(c.depformer_pos_emb, "depformer_pos_emb"));
+      ASSIGN_OR_RETURN(m.depformer_.spec.positional,
+                       ParsePositional(c.depformer_pos_emb, "depformer_pos_emb"));
       m.depformer_.spec.max_period = c.depformer_max_period;
       m.depformer_.spec.positional_scale = c.positional_scale;
-      RETURN_IF_ERROR(GetLayers("depformer", c.depformer_num_layers, dd, sets, c.norm, c.depformer_gating,
-                                c.depformer_gating == "none" ? c.depformer_dim_feedforward_value()
-                                                             : c.depformer_ffn_hidden(),
-                                c.depformer_layer_scale.has_value(), false, m.depformer_.layers));
+      RETURN_IF_ERROR(GetLayers(
+          "depformer", c.depformer_num_layers, dd, sets, c.norm, c.depformer_gating,
+          c.depformer_gating == "none" ? c.depformer_dim_feedforward_value() : c.depformer_ffn_hidden(),
+          c.depformer_layer_scale.has_value(), false, m.depformer_.layers));
       for (int64_t k = 0; k < c.dep_q; ++k) {
         ASSIGN_OR_RETURN(at::Tensor w, GetLinear(absl::StrCat("linears.", k, ".weight"),
                                                  absl::StrCat("linears.", k), {c.card, dd}));
@@ -425,14 +432,14 @@ absl::StatusOr<std::shared_ptr<const LmModel>> LmModel::Load(
   return loader.Build(config);
 }
 
-absl::StatusOr<std::shared_ptr<const LmModel>> LmModel::FromTensors(const LmConfig& config,
-                                                                    const std::map<std::string, at::Tensor>& tensors,
-                                                                    const LmLoadOptions& options) {
+absl::StatusOr<std::shared_ptr<const LmModel>> LmModel::FromTensors(
+    const LmConfig& config, const std::map<std::string, at::Tensor>& tensors, const LmLoadOptions& options) {
   LmModelLoader loader({}, options, &tensors);
   return loader.Build(config);
 }
 
-absl::StatusOr<std::shared_ptr<const LmModel>> LmModel::LoadFile(const LmConfig& config, const std::string& path,
+absl::StatusOr<std::shared_ptr<const LmModel>> LmModel::LoadFile(const LmConfig& config,
+                                                                 const std::string& path,
                                                                  const LmLoadOptions& options) {
   ASSIGN_OR_RETURN(auto file, SafeTensorsFile::Open(path));
   return Load(config, {file}, options);
@@ -462,7 +469,8 @@ void LmModel::SetCrossSource(LmTemporalState& state, const at::Tensor& cross, co
   transformer_.SetCrossSource(state.kv, cross.to(device_, dtype_), rows.defined() ? rows.to(device_) : rows);
 }
 
-LmModel::TextStep LmModel::ForwardText(LmTemporalState& state, const at::Tensor& tokens, const at::Tensor& sum) const {
+LmModel::TextStep LmModel::ForwardText(LmTemporalState& state, const at::Tensor& tokens,
+                                       const at::Tensor& sum) const {
   const int64_t batch = tokens.size(0);
   const int64_t n_q = config_.n_q;
   // Audio embeddings in codebook order, then the text embedding (the reference's summation order).
@@ -553,8 +561,8 @@ at::Tensor LmModel::Conditioner::Finish(at::Tensor cond, const at::Tensor& mask)
   return cond * maskf;
 }
 
-absl::StatusOr<LmCondition> LmModel::ConditionFromText(const std::string& name,
-                                                       const std::vector<std::optional<std::string>>& values) const {
+absl::StatusOr<LmCondition> LmModel::ConditionFromText(
+    const std::string& name, const std::vector<std::optional<std::string>>& values) const {
   auto it = conditioners_.find(name);
   if (it == conditioners_.end() || it->second.config.type != ConditionerConfig::Type::kLut) {
     return absl::NotFoundError(absl::StrCat("LM: no LUT conditioner named '", name, "'"));
@@ -571,8 +579,8 @@ absl::StatusOr<LmCondition> LmModel::ConditionFromText(const std::string& name,
     }
     const auto& pv = cond.config.possible_values;
     if (pv.empty()) {
-      return absl::UnimplementedError(
-          absl::StrCat("conditioner '", name, "': the hash-trick tokenizer (no possible_values) is not supported"));
+      return absl::UnimplementedError(absl::StrCat(
+          "conditioner '", name, "': the hash-trick tokenizer (no possible_values) is not supported"));
     }
     auto found = std::find(pv.begin(), pv.end(), *v);
     if (found == pv.end()) {
@@ -602,9 +610,9 @@ absl::StatusOr<LmCondition> LmModel::ConditionFromTensor(const std::string& name
   const Conditioner& cond = it->second;
   if (x.dim() != 3 || x.size(2) != cond.config.dim || mask.dim() != 2 || mask.size(0) != x.size(0) ||
       mask.size(1) != x.size(1)) {
-    return absl::InvalidArgumentError(absl::StrCat("conditioner '", name, "': expected a [B, T, ", cond.config.dim,
-                                                   "] tensor and a [B, T] mask, got ", ShapeStr(x.sizes()),
-                                                   " and ", ShapeStr(mask.sizes())));
+    return absl::InvalidArgumentError(absl::StrCat("conditioner '", name, "': expected a [B, T, ",
+                                                   cond.config.dim, "] tensor and a [B, T] mask, got ",
+                                                   ShapeStr(x.sizes()), " and ", ShapeStr(mask.sizes())));
   }
   return GuardTorch(absl::StrCat("conditioner '", name, "'"), [&]() -> LmCondition {
     at::Tensor m = mask.to(device_, at::kBool);
@@ -637,9 +645,11 @@ absl::StatusOr<LmFusedConditions> LmModel::Fuse(const std::map<std::string, LmCo
       out.cross = out.cross.defined() ? at::cat({out.cross, v}, 1) : v;
     }
     if (f.cross_attention_pos_emb && out.cross.defined()) {
-      at::Tensor positions = at::arange(out.cross.size(1), at::TensorOptions().dtype(at::kLong).device(device_))
-                                 .view({1, -1, 1});
-      at::Tensor pos = lm::SinEmbedding(positions, out.cross.size(-1), 10000, at::kFloat).to(out.cross.scalar_type());
+      at::Tensor positions =
+          at::arange(out.cross.size(1), at::TensorOptions().dtype(at::kLong).device(device_))
+              .view({1, -1, 1});
+      at::Tensor pos =
+          lm::SinEmbedding(positions, out.cross.size(-1), 10000, at::kFloat).to(out.cross.scalar_type());
       out.cross = out.cross + f.cross_attention_pos_emb_scale * pos;
     }
     return out;

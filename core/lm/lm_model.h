@@ -11,14 +11,14 @@
 // name the file and the tensor.
 #pragma once
 
+#include <ATen/core/Tensor.h>
+
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <ATen/core/Tensor.h>
 
 #include "absl/status/statusor.h"
 #include "core/config/lm_config.h"
@@ -70,12 +70,13 @@ class LmModel {
   static absl::StatusOr<std::shared_ptr<const LmModel>> Load(
       const LmConfig& config, const std::vector<std::shared_ptr<const SafeTensorsFile>>& files,
       const LmLoadOptions& options = {});
-  static absl::StatusOr<std::shared_ptr<const LmModel>> LoadFile(const LmConfig& config, const std::string& path,
+  static absl::StatusOr<std::shared_ptr<const LmModel>> LoadFile(const LmConfig& config,
+                                                                 const std::string& path,
                                                                  const LmLoadOptions& options = {});
   // From tensors already in memory (released names and shapes; e.g. random weights for benchmarks).
-  static absl::StatusOr<std::shared_ptr<const LmModel>> FromTensors(const LmConfig& config,
-                                                                    const std::map<std::string, at::Tensor>& tensors,
-                                                                    const LmLoadOptions& options = {});
+  static absl::StatusOr<std::shared_ptr<const LmModel>> FromTensors(
+      const LmConfig& config, const std::map<std::string, at::Tensor>& tensors,
+      const LmLoadOptions& options = {});
 
   const LmConfig& config() const { return config_; }
   at::ScalarType dtype() const { return dtype_; }
@@ -95,7 +96,8 @@ class LmModel {
   void ResetTemporal(LmTemporalState& state, const at::Tensor& mask) const;
   // Cross-attention source (fused `cross` conditions [B, S, D], any float dtype) for all rows or for the
   // given rows (int64 indices).
-  void SetCrossSource(LmTemporalState& state, const at::Tensor& cross, const at::Tensor& rows = at::Tensor()) const;
+  void SetCrossSource(LmTemporalState& state, const at::Tensor& cross,
+                      const at::Tensor& rows = at::Tensor()) const;
 
   struct TextStep {
     at::Tensor transformer_out;  // [B, 1, D] model dtype (after out_norm)
@@ -103,7 +105,8 @@ class LmModel {
   };
   // One temporal step: tokens int64 [B, K] (K = 1 + n_q; -1 = no input), `sum` [B, 1, D] or undefined.
   // Rows in `state.exec_mask` advance their position.
-  TextStep ForwardText(LmTemporalState& state, const at::Tensor& tokens, const at::Tensor& sum = at::Tensor()) const;
+  TextStep ForwardText(LmTemporalState& state, const at::Tensor& tokens,
+                       const at::Tensor& sum = at::Tensor()) const;
 
   // ---- Depformer --------------------------------------------------------------------------------------
   LmDepformerState NewDepformerState(int64_t batch) const;
@@ -114,11 +117,12 @@ class LmModel {
   std::vector<at::Tensor> DepformerInputs(const at::Tensor& transformer_out) const;
   // Depformer step k: `prev` int64 [B] (the text token for k = 0, else audio codebook k-1), `input` from
   // DepformerInput. Returns the logits [B, card] (model dtype). Steps must run k = 0, 1, ... per frame.
-  at::Tensor DepformerStep(LmDepformerState& state, int64_t k, const at::Tensor& prev, const at::Tensor& input) const;
+  at::Tensor DepformerStep(LmDepformerState& state, int64_t k, const at::Tensor& prev,
+                           const at::Tensor& input) const;
   // Teacher-forced depformer for one frame: text [B], audio [B, dep_q] (codebook k-1 feeds step k);
   // returns logits [B, dep_q, card].
-  at::Tensor DepformerTeacherForced(LmDepformerState& state, const at::Tensor& transformer_out, const at::Tensor& text,
-                                    const at::Tensor& audio) const;
+  at::Tensor DepformerTeacherForced(LmDepformerState& state, const at::Tensor& transformer_out,
+                                    const at::Tensor& text, const at::Tensor& audio) const;
 
   // ---- Extra heads --------------------------------------------------------------------------------------
   // softmax(extra_heads[i](transformer_out)) for each head: [B, 1, extra_heads_dim], model dtype.

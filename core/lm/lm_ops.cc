@@ -1,9 +1,9 @@
 #include "core/lm/lm_ops.h"
 
+#include <ATen/ATen.h>
+
 #include <cmath>
 #include <string>
-
-#include <ATen/ATen.h>
 
 #include "absl/strings/str_cat.h"
 

@@ -4,10 +4,10 @@
 // the same ATen kernels run.
 #pragma once
 
+#include <ATen/core/Tensor.h>
+
 #include <cstdint>
 #include <string_view>
-
-#include <ATen/core/Tensor.h>
 
 #include "absl/status/statusor.h"
 

@@ -1,8 +1,8 @@
 #include "core/lm/lm_sampling.h"
 
-#include <algorithm>
-
 #include <ATen/ATen.h>
+
+#include <algorithm>
 
 namespace monologue::lm {
 

@@ -4,10 +4,10 @@
 // generator type and seed as a reference run (CPU: torch.manual_seed), draws are identical.
 #pragma once
 
-#include <cstdint>
-
 #include <ATen/core/Generator.h>
 #include <ATen/core/Tensor.h>
+
+#include <cstdint>
 
 namespace monologue::lm {
 

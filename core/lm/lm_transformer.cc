@@ -75,7 +75,8 @@ StepContext Transformer::TemporalContext(const at::Tensor& positions, at::Scalar
   if (spec.context > 0) mask = mask & diff.lt(spec.context);
   ctx.attn_mask = mask.view({batch, 1, 1, cap});
   if (HasRope(spec.positional)) RopeTables(rope_freqs, positions.to(at::kFloat), ctx);
-  if (HasSin(spec.positional)) ctx.sin_pos = SinEmbedding(positions.view({batch, 1, 1}), spec.dim, spec.max_period, dtype);
+  if (HasSin(spec.positional))
+    ctx.sin_pos = SinEmbedding(positions.view({batch, 1, 1}), spec.dim, spec.max_period, dtype);
   return ctx;
 }
 
@@ -89,7 +90,8 @@ StepContext Transformer::DepthContext(int64_t k, int64_t batch, int64_t weight_s
   ctx.attn_mask = s.le(k).view({1, 1, 1, spec.capacity}).expand({batch, 1, 1, spec.capacity}).contiguous();
   at::Tensor positions = at::full({batch}, k, long_opts);
   if (HasRope(spec.positional)) RopeTables(rope_freqs, positions.to(at::kFloat), ctx);
-  if (HasSin(spec.positional)) ctx.sin_pos = SinEmbedding(positions.view({batch, 1, 1}), spec.dim, spec.max_period, dtype);
+  if (HasSin(spec.positional))
+    ctx.sin_pos = SinEmbedding(positions.view({batch, 1, 1}), spec.dim, spec.max_period, dtype);
   return ctx;
 }
 

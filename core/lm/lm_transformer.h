@@ -8,10 +8,10 @@
 // (capturable in a CUDA graph).
 #pragma once
 
+#include <ATen/core/Tensor.h>
+
 #include <cstdint>
 #include <vector>
-
-#include <ATen/core/Tensor.h>
 
 #include "core/lm/lm_ops.h"
 
@@ -40,8 +40,8 @@ struct TransformerSpec {
   int64_t dim = 0;
   int64_t num_heads = 1;
   int64_t head_dim() const { return dim / num_heads; }
-  int64_t context = -1;   // attention window in steps; -1: unlimited
-  int64_t capacity = 0;   // KV ring size (context for the temporal transformer, dep_q for the depformer)
+  int64_t context = -1;  // attention window in steps; -1: unlimited
+  int64_t capacity = 0;  // KV ring size (context for the temporal transformer, dep_q for the depformer)
   PositionalEmbedding positional = PositionalEmbedding::kRope;
   double max_period = 10000;
   double positional_scale = 1.0;
@@ -49,8 +49,8 @@ struct TransformerSpec {
 
 // Streaming state of one transformer for B rows.
 struct KvState {
-  std::vector<at::Tensor> keys;    // per layer [B, H, capacity, Dh]
-  std::vector<at::Tensor> values;  // per layer [B, H, capacity, Dh]
+  std::vector<at::Tensor> keys;          // per layer [B, H, capacity, Dh]
+  std::vector<at::Tensor> values;        // per layer [B, H, capacity, Dh]
   std::vector<at::Tensor> cross_keys;    // per layer [B, H, S, Dh] (cross-attention layers only)
   std::vector<at::Tensor> cross_values;  // per layer [B, H, S, Dh]
 };
@@ -58,12 +58,12 @@ struct KvState {
 // What one step of every layer shares: where each row writes its new key/value, which ring entries each
 // row may attend to, and the positional tables for the rows' positions.
 struct StepContext {
-  at::Tensor write_index;  // int64 [B, H, 1, Dh]: ring slot of the new entry, expanded for scatter
-  int64_t write_slot = -1; // >= 0: every row writes this slot (depformer), write_index unused
-  at::Tensor attn_mask;    // bool [B, 1, 1, capacity]
-  at::Tensor rope_cos;     // f32 [B, 1, 1, 1, Dh/2] (rope kinds)
+  at::Tensor write_index;   // int64 [B, H, 1, Dh]: ring slot of the new entry, expanded for scatter
+  int64_t write_slot = -1;  // >= 0: every row writes this slot (depformer), write_index unused
+  at::Tensor attn_mask;     // bool [B, 1, 1, capacity]
+  at::Tensor rope_cos;      // f32 [B, 1, 1, 1, Dh/2] (rope kinds)
   at::Tensor rope_sin;
-  at::Tensor sin_pos;      // [B, 1, D] in the model dtype (sin kinds)
+  at::Tensor sin_pos;  // [B, 1, D] in the model dtype (sin kinds)
   int64_t weight_set = 0;
 };
 

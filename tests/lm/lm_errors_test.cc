@@ -1,11 +1,11 @@
 // Bad input gives clear statuses (naming the file, tensor or argument), never a crash.
-#include <cstdlib>
-#include <map>
-#include <string>
-
 #include <ATen/ATen.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <map>
+#include <string>
 
 #include "core/io/safetensors.h"
 #include "core/lm/lm_gen.h"
@@ -43,7 +43,8 @@ TEST(LmErrorsTest, MissingTensorIsNotFoundNamingIt) {
   auto model = LmModel::LoadFile(config.lm, path);
   ASSERT_FALSE(model.ok());
   EXPECT_EQ(model.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_THAT(std::string(model.status().message()), HasSubstr("transformer.layers.1.gating.linear_out.weight"));
+  EXPECT_THAT(std::string(model.status().message()),
+              HasSubstr("transformer.layers.1.gating.linear_out.weight"));
   EXPECT_THAT(std::string(model.status().message()), HasSubstr("missing.safetensors"));
 }
 
@@ -93,12 +94,14 @@ TEST(LmErrorsTest, ConditionsAreCheckedAgainstTheModel) {
   ASSERT_FALSE(bad_value.ok());
   EXPECT_THAT(std::string(bad_value.status().message()), HasSubstr("9.0"));
   EXPECT_FALSE(model->ConditionFromText("nope", {"1.0"}).ok());
-  EXPECT_FALSE(model->ConditionFromTensor("speaker_wavs", at::zeros({1, 3, 11}), at::ones({1, 3}, at::kBool)).ok());
+  EXPECT_FALSE(
+      model->ConditionFromTensor("speaker_wavs", at::zeros({1, 3, 11}), at::ones({1, 3}, at::kBool)).ok());
   // CFG needs conditional + null rows: B rows are not enough.
   std::map<std::string, LmCondition> conds;
   conds["cfg"] = *model->ConditionFromText("cfg", {"1.0"});
   conds["control"] = *model->ConditionFromText("control", {"ok"});
-  conds["speaker_wavs"] = *model->ConditionFromTensor("speaker_wavs", at::zeros({1, 3, 12}), at::ones({1, 3}, at::kBool));
+  conds["speaker_wavs"] =
+      *model->ConditionFromTensor("speaker_wavs", at::zeros({1, 3, 12}), at::ones({1, 3}, at::kBool));
   auto fused = model->Fuse(conds);
   ASSERT_TRUE(fused.ok());
   LmGenOptions o;
@@ -112,7 +115,8 @@ TEST(LmErrorsTest, ConditionsAreCheckedAgainstTheModel) {
 }
 
 TEST(LmErrorsTest, LmGenConfigJson) {
-  auto o = LmGenOptionsFromJson(nlohmann::json::parse(R"({"temp": 0.0, "temp_text": 0.0, "top_k": 250, "top_k_text": 50})"));
+  auto o = LmGenOptionsFromJson(
+      nlohmann::json::parse(R"({"temp": 0.0, "temp_text": 0.0, "top_k": 250, "top_k_text": 50})"));
   ASSERT_TRUE(o.ok()) << o.status();
   EXPECT_EQ(o->audio.temperature, 0.0);
   EXPECT_EQ(o->text.top_k, 50);

@@ -1,16 +1,17 @@
 // LmGen against the reference LMGen on tiny random-weight models shaped like each released family
 // (tests/reference/make_lm_fixtures.py): per-step text and depformer logits within 1e-5 relative error
 // (fp32, CPU) and output tokens identical at every step, including the -2 values while delays fill.
+#include "core/lm/lm_gen.h"
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include <ATen/ATen.h>
-#include <gtest/gtest.h>
-
-#include "core/lm/lm_gen.h"
 #include "core/lm/lm_model.h"
 #include "tests/lm/lm_test_util.h"
 
@@ -41,7 +42,8 @@ struct Comparison {
 // Runs `gen` over the golden inputs and compares every step. `before_step(s)` may change masks etc.;
 // `replace` gives depformer replacement tokens per step; `rows` (optional per-step bool [B]) selects the
 // rows whose logits are compared (all by default).
-Comparison RunAndCompare(LmGen& gen, const SafeTensorsFile& golden, const std::function<void(int64_t)>& before_step,
+Comparison RunAndCompare(LmGen& gen, const SafeTensorsFile& golden,
+                         const std::function<void(int64_t)>& before_step,
                          const std::map<int64_t, at::Tensor>& replace = {}, bool check_audio_logits = true) {
   Comparison cmp;
   at::Tensor inputs = Golden(golden, "inputs");
@@ -62,7 +64,8 @@ Comparison RunAndCompare(LmGen& gen, const SafeTensorsFile& golden, const std::f
     at::Tensor ours_text = result->text_logits.reshape({inputs.size(1), -1});
     cmp.max_text = std::max(cmp.max_text, RelError(ours_text.index({rows}), text_logits[s].index({rows})));
     if (has_audio && result->audio_logits.defined()) {  // undefined when the depformer was replaced
-      cmp.max_audio = std::max(cmp.max_audio, RelError(result->audio_logits.index({rows}), audio_logits[s].index({rows})));
+      cmp.max_audio = std::max(cmp.max_audio,
+                               RelError(result->audio_logits.index({rows}), audio_logits[s].index({rows})));
     }
     if (heads.defined()) {
       at::Tensor ours = at::stack(result->extra_heads, 0).squeeze(2);  // [heads, B, dim]
@@ -162,8 +165,8 @@ TEST(LmGenTest, SttLikeGreedyWithExtraHeadsMatchesReference) {
 
 // The TTS fixture's conditions: per row a cfg LUT value, the control LUT "ok", a speaker tensor with a mask.
 LmFusedConditions TtsConditions(const LmModel& model, const std::vector<std::optional<std::string>>& cfg,
-                                const std::vector<std::optional<std::string>>& control, const at::Tensor& speaker,
-                                const at::Tensor& mask) {
+                                const std::vector<std::optional<std::string>>& control,
+                                const at::Tensor& speaker, const at::Tensor& mask) {
   std::map<std::string, LmCondition> conds;
   auto c1 = model.ConditionFromText("cfg", cfg);
   auto c2 = model.ConditionFromText("control", control);
@@ -188,7 +191,8 @@ TEST(LmGenTest, TtsLikeGreedyWithHooksAndConditionsMatchesReference) {
   EXPECT_LT(RelError(conds.sum, Golden(*golden, "condition_sum")), 1e-6);
   EXPECT_LT(RelError(conds.cross, Golden(*golden, "condition_cross")), 1e-6);
 
-  const int64_t text_card = model->text_card(), n = text_card + 1, card = model->card(), dep_q = model->dep_q();
+  const int64_t text_card = model->text_card(), n = text_card + 1, card = model->card(),
+                dep_q = model->dep_q();
   int64_t step = 0;
   LmGenOptions o = Greedy();
   // Same hooks as the fixture: force muxed two-stream text tokens and padding, and one audio codebook.
@@ -208,8 +212,10 @@ TEST(LmGenTest, TtsLikeGreedyWithHooksAndConditionsMatchesReference) {
   };
   auto gen = LmGen::Create(model, 2, o, conds);
   ASSERT_TRUE(gen.ok()) << gen.status();
-  std::map<int64_t, at::Tensor> replace = {{7, at::remainder(at::arange(2 * dep_q, at::kLong).view({2, dep_q, 1}), card)}};
-  Comparison cmp = RunAndCompare(**gen, *golden, [&](int64_t s) { step = s; }, replace);
+  std::map<int64_t, at::Tensor> replace = {
+      {7, at::remainder(at::arange(2 * dep_q, at::kLong).view({2, dep_q, 1}), card)}};
+  Comparison cmp = RunAndCompare(
+      **gen, *golden, [&](int64_t s) { step = s; }, replace);
   EXPECT_EQ(cmp.steps, 104);
   EXPECT_EQ(cmp.token_mismatches, 0);
   EXPECT_LT(cmp.max_text, kLogitsTolerance);
@@ -224,9 +230,9 @@ TEST(LmGenTest, TtsLikeCfgMatchesReference) {
   // Conditional row, then the null row (every condition dropped: LUTs absent, tensor zeroed and masked).
   at::Tensor speaker = Golden(*golden, "speaker");
   at::Tensor mask = Golden(*golden, "speaker_mask").to(at::kBool);
-  LmFusedConditions conds = TtsConditions(*model, {"1.5", std::nullopt}, {"ok", std::nullopt},
-                                          at::cat({speaker, at::zeros_like(speaker)}, 0),
-                                          at::cat({mask, at::zeros_like(mask)}, 0));
+  LmFusedConditions conds =
+      TtsConditions(*model, {"1.5", std::nullopt}, {"ok", std::nullopt},
+                    at::cat({speaker, at::zeros_like(speaker)}, 0), at::cat({mask, at::zeros_like(mask)}, 0));
   LmGenOptions o = Greedy();
   o.cfg_coef = 1.5;
   auto gen = LmGen::Create(model, 1, o, conds);

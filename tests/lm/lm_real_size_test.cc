@@ -2,12 +2,12 @@
 // 1e5, context 750, text_card 8000), weights regenerated from the counter-based deterministic rule stored in
 // the fixture (tests/reference/make_lm_fixtures.py::make_real_size): text logits and extra heads match the
 // reference within 1e-5 relative, tokens identical.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
 #include <map>
 #include <string>
 #include <vector>
-
-#include <ATen/ATen.h>
-#include <gtest/gtest.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
@@ -33,14 +33,16 @@ TEST(LmRealSizeTest, Stt1bDimensionsSingleLayerMatchesReference) {
     const std::string name = key.substr(5);
     std::vector<std::string> rule = absl::StrSplit(value, ' ');
     double scale = 0, offset = 0;
-    ASSERT_TRUE(rule.size() == 2 && absl::SimpleAtod(rule[0], &scale) && absl::SimpleAtod(rule[1], &offset)) << key;
+    ASSERT_TRUE(rule.size() == 2 && absl::SimpleAtod(rule[0], &scale) && absl::SimpleAtod(rule[1], &offset))
+        << key;
     std::vector<int64_t> shape;
     for (absl::string_view d : absl::StrSplit(meta.at("shape:" + name), ',')) {
       int64_t v = 0;
       ASSERT_TRUE(absl::SimpleAtoi(d, &v));
       shape.push_back(v);
     }
-    tensors[name] = DeterministicTensor(seed, name, shape, static_cast<float>(scale), static_cast<float>(offset));
+    tensors[name] =
+        DeterministicTensor(seed, name, shape, static_cast<float>(scale), static_cast<float>(offset));
   }
   auto model = LmModel::FromTensors(config->lm, tensors);
   ASSERT_TRUE(model.ok()) << model.status();

@@ -1,11 +1,11 @@
 // Slot independence: B slots that start at different frames, pause, and restart mid-stream produce, for
 // each slot, exactly what running that slot alone produces (greedy tokens identical, logits equal to
 // float rounding).
-#include <vector>
-
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
+
+#include <vector>
 
 #include "core/lm/lm_gen.h"
 #include "tests/lm/lm_test_util.h"
@@ -35,8 +35,9 @@ struct SlotEvent {
 
 // Runs one slot alone over the steps where it executes; returns its per-step token frames and text logits
 // (undefined where it did not execute).
-void RunAlone(std::shared_ptr<const LmModel> model, const at::Tensor& inputs, const std::vector<SlotEvent>& events,
-              std::vector<at::Tensor>& tokens, std::vector<at::Tensor>& logits) {
+void RunAlone(std::shared_ptr<const LmModel> model, const at::Tensor& inputs,
+              const std::vector<SlotEvent>& events, std::vector<at::Tensor>& tokens,
+              std::vector<at::Tensor>& logits) {
   auto gen_or = LmGen::Create(model, 1, Greedy());
   ASSERT_TRUE(gen_or.ok()) << gen_or.status();
   LmGen& gen = **gen_or;
@@ -59,7 +60,8 @@ void CheckSlotsMatchAlone(const std::string& family, int64_t steps) {
   ASSERT_NE(model, nullptr);
   const int64_t slots = 4;
   const int64_t n_in = model->config().n_q - model->dep_q();
-  at::Tensor inputs = at::randint(0, model->card(), {steps, slots, n_in}, at::TensorOptions().dtype(at::kLong));
+  at::Tensor inputs =
+      at::randint(0, model->card(), {steps, slots, n_in}, at::TensorOptions().dtype(at::kLong));
   // Slot 0: always. Slot 1: joins at step 7. Slot 2: restarts at step 23, pauses 30..34. Slot 3: joins at
   // step 3, restarts at 40 (beyond the ring size of the fixtures' context, so the ring has wrapped).
   std::vector<std::vector<SlotEvent>> events(slots, std::vector<SlotEvent>(steps));
@@ -98,8 +100,9 @@ void CheckSlotsMatchAlone(const std::string& family, int64_t steps) {
         EXPECT_TRUE(batch_tokens[s][b].eq(-2).all().item<bool>()) << "paused slot " << b << " step " << s;
         continue;
       }
-      EXPECT_TRUE(at::equal(batch_tokens[s][b], tokens[s])) << family << " slot " << b << " step " << s << ": "
-                                                            << batch_tokens[s][b] << " vs alone " << tokens[s];
+      EXPECT_TRUE(at::equal(batch_tokens[s][b], tokens[s]))
+          << family << " slot " << b << " step " << s << ": " << batch_tokens[s][b] << " vs alone "
+          << tokens[s];
       EXPECT_LT(testing_lm::RelError(batch_logits[s][b], logits[s]), 1e-5) << "slot " << b << " step " << s;
       ++compared;
     }

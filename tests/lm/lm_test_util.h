@@ -1,11 +1,11 @@
 // Helpers shared by the LM tests: fixture paths, loading a fixture model, tensor comparisons.
 #pragma once
 
-#include <memory>
-#include <string>
-
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
 
 #include "core/config/model_config.h"
 #include "core/io/safetensors.h"
@@ -18,7 +18,8 @@ inline std::string LmDataDir(const std::string& family) {
 }
 
 // Loads tests/data/lm/<family>/{config.json, model.safetensors} in fp32 on CPU.
-inline std::shared_ptr<const LmModel> LoadFixtureModel(const std::string& family, ModelConfig* config_out = nullptr) {
+inline std::shared_ptr<const LmModel> LoadFixtureModel(const std::string& family,
+                                                       ModelConfig* config_out = nullptr) {
   auto config = LoadModelConfig(LmDataDir(family));
   EXPECT_TRUE(config.ok()) << config.status();
   if (!config.ok()) return nullptr;

@@ -4,10 +4,10 @@
 // low-rank embeddings. The reference runs its training forward (whole sequence at once); we run the same
 // computation step by step through the streaming API (ring KV cache of `context` steps, teacher-forced
 // depformer) and require the reference's tolerance: per-codebook mean cross-entropy within 1e-6 relative.
-#include <vector>
-
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
+
+#include <vector>
 
 #include "core/config/lm_config.h"
 #include "core/lm/lm_model.h"
@@ -69,7 +69,8 @@ TEST(LmUpstreamTest, TrainingForwardMatchesReferenceAssets) {
   for (int64_t k = 0; k < streams; ++k) {
     delayed.select(1, k).fill_(initial[k]);
     const int64_t d = delays[k];
-    if (steps - d > 0) delayed.select(1, k).narrow(1, 1 + d, steps - d).copy_(codes.select(1, k).narrow(1, 0, steps - d));
+    if (steps - d > 0)
+      delayed.select(1, k).narrow(1, 1 + d, steps - d).copy_(codes.select(1, k).narrow(1, 0, steps - d));
   }
 
   LmTemporalState state = model.NewTemporalState(batch);
@@ -82,8 +83,8 @@ TEST(LmUpstreamTest, TrainingForwardMatchesReferenceAssets) {
     audio_logits.push_back(model.DepformerTeacherForced(dep, step.transformer_out, next.select(1, 0),
                                                         next.narrow(1, 1, model.dep_q())));
   }
-  at::Tensor text = at::stack(text_logits, 1).unsqueeze(1);   // [B, 1, T, 48]
-  at::Tensor audio = at::stack(audio_logits, 2);              // [B, 3, T, 32]
+  at::Tensor text = at::stack(text_logits, 1).unsqueeze(1);  // [B, 1, T, 48]
+  at::Tensor audio = at::stack(audio_logits, 2);             // [B, 3, T, 32]
 
   // Undelay the audio logits (reference _undelay_sequence), NaN where no prediction exists.
   at::Tensor mask = at::ones({batch, 3, steps}, at::kBool);
@@ -110,7 +111,8 @@ TEST(LmUpstreamTest, TrainingForwardMatchesReferenceAssets) {
 
   // Stronger than the reference test: the logits themselves, where defined.
   at::Tensor valid = mask.unsqueeze(-1).expand_as(undelayed);
-  EXPECT_LT((undelayed.masked_select(valid) - ref_logits.masked_select(valid)).abs().max().item<double>(), 1e-5);
+  EXPECT_LT((undelayed.masked_select(valid) - ref_logits.masked_select(valid)).abs().max().item<double>(),
+            1e-5);
   EXPECT_LT((text - ref_text).abs().max().item<double>(), 1e-5);
 }
 
