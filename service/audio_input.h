@@ -1,0 +1,61 @@
+// Turns the audio bytes of a stream (raw PCM16 / float32 at any rate and channel count, or a compressed
+// container FFmpeg decodes incrementally) into 24 kHz mono float samples, chunk by chunk. Torch-free and
+// gRPC-free (the service's reactor and the tests use it).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+struct SwrContext;
+
+namespace monologue {
+
+class AudioDecoder;
+
+struct AudioInputFormat {
+  enum class Encoding { kPcm16, kFloat32, kOggOpus, kContainerAuto };
+  Encoding encoding = Encoding::kPcm16;
+  int sample_rate = 24000;  // raw PCM only
+  int channels = 1;         // raw PCM only
+};
+
+class AudioInput {
+ public:
+  // INVALID_ARGUMENT for a rate outside 8000..192000 or channels outside 1..8 (raw PCM). `name` labels
+  // errors.
+  static absl::StatusOr<std::unique_ptr<AudioInput>> Create(const AudioInputFormat& format,
+                                                            const std::string& name, int target_rate = 24000);
+  ~AudioInput();
+  AudioInput(const AudioInput&) = delete;
+  AudioInput& operator=(const AudioInput&) = delete;
+
+  // Appends the samples the new bytes give (possibly none yet) to `out`. INVALID_ARGUMENT when the audio is
+  // bad (non-finite floats, a stream the decoder rejects); errors are sticky.
+  absl::Status Push(std::span<const uint8_t> bytes, std::vector<float>& out);
+  // End of input: the remaining samples. INVALID_ARGUMENT for a partial sample left over (e.g. an odd byte
+  // count for PCM16) or a compressed stream that holds no audio.
+  absl::Status Finish(std::vector<float>& out);
+
+ private:
+  AudioInput(const AudioInputFormat& format, std::string name, int target_rate);
+  absl::Status Resample(const float* mono, int n, std::vector<float>& out);
+  absl::Status DrainDecoder(std::vector<float>& out);
+
+  AudioInputFormat format_;
+  std::string name_;
+  int target_rate_;
+  std::vector<uint8_t> partial_;  // bytes of an incomplete PCM frame
+  std::unique_ptr<AudioDecoder> decoder_;
+  SwrContext* swr_ = nullptr;
+  int64_t bytes_ = 0;
+  int64_t frames_in_ = 0;  // raw PCM sample frames converted
+  absl::Status error_;
+};
+
+}  // namespace monologue

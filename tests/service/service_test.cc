@@ -1,0 +1,354 @@
+// The gRPC service end to end: a real `monologue serve` process on 127.0.0.1 with the tiny STT model.
+#include <arpa/inet.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <future>
+
+#include "tests/service/service_test_util.h"
+
+namespace monologue::service_test {
+namespace {
+
+class ServiceTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    en_ = new std::vector<float>(Clip("speech_en"));
+    fr_ = new std::vector<float>(Clip("speech_fr"));
+    en_words_ = new std::vector<Word>(EngineWords(*en_));
+    fr_words_ = new std::vector<Word>(EngineWords(*fr_));
+  }
+  static void TearDownTestSuite() {
+    delete en_;
+    delete fr_;
+    delete en_words_;
+    delete fr_words_;
+  }
+  static std::vector<float>* en_;
+  static std::vector<float>* fr_;
+  static std::vector<Word>* en_words_;
+  static std::vector<Word>* fr_words_;
+};
+std::vector<float>* ServiceTest::en_ = nullptr;
+std::vector<float>* ServiceTest::fr_ = nullptr;
+std::vector<Word>* ServiceTest::en_words_ = nullptr;
+std::vector<Word>* ServiceTest::fr_words_ = nullptr;
+
+TEST_F(ServiceTest, ConcurrentStreamsEachGetTheEngineWords) {
+  ASSERT_GT(en_words_->size(), 3u);
+  ASSERT_GT(fr_words_->size(), 1u);
+  ServerProcess server({"--max-streams", "4"});
+  ASSERT_TRUE(server.ok());
+  auto channel = server.Channel();
+  // Three streams at once, different encodings and chunk sizes.
+  StreamOptions float_chunks;
+  float_chunks.encoding = v1::FLOAT32_LE;
+  float_chunks.chunk_bytes = 4 * 1000;
+  StreamOptions odd_chunks;
+  odd_chunks.chunk_bytes = 777;  // PCM16 samples split across messages
+  auto a = std::async(std::launch::async, [&] { return RunStream(channel.get(), Pcm16Bytes(*en_)); });
+  auto b = std::async(std::launch::async,
+                      [&] { return RunStream(channel.get(), Float32Bytes(*fr_), float_chunks); });
+  auto c =
+      std::async(std::launch::async, [&] { return RunStream(channel.get(), Pcm16Bytes(*en_), odd_chunks); });
+  for (auto* f : {&a, &c}) {
+    StreamResult r = f->get();
+    ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+    EXPECT_TRUE(r.started);
+    EXPECT_EQ(r.end_messages, 1);
+    EXPECT_EQ(r.end_words, static_cast<int>(r.words.size()));
+    EXPECT_EQ(r.words, *en_words_);
+  }
+  StreamResult rb = b.get();
+  ASSERT_TRUE(rb.status.ok()) << rb.status.error_message();
+  EXPECT_EQ(rb.words, *fr_words_);
+}
+
+TEST_F(ServiceTest, LateJoinerAndCancelLeaveOtherStreamsUnchanged) {
+  ServerProcess server({"--max-streams", "3"});
+  ASSERT_TRUE(server.ok());
+  auto channel = server.Channel();
+  std::promise<void> a_started;
+  StreamOptions slow;
+  slow.chunk_sleep_ms = 5;  // keeps A live while the others come and go
+  slow.on_started = [&] { a_started.set_value(); };
+  auto a = std::async(std::launch::async, [&] { return RunStream(channel.get(), Pcm16Bytes(*en_), slow); });
+  a_started.get_future().wait();
+  // C cancels half-way through; B joins late and runs to the end.
+  StreamOptions cancel;
+  cancel.cancel_after_bytes = Pcm16Bytes(*fr_).size() / 2;
+  cancel.chunk_sleep_ms = 2;
+  auto c = std::async(std::launch::async, [&] { return RunStream(channel.get(), Pcm16Bytes(*fr_), cancel); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  auto b = std::async(std::launch::async, [&] { return RunStream(channel.get(), Pcm16Bytes(*fr_)); });
+  StreamResult rc = c.get();
+  EXPECT_EQ(rc.status.error_code(), grpc::StatusCode::CANCELLED) << rc.status.error_message();
+  StreamResult ra = a.get();
+  StreamResult rb = b.get();
+  ASSERT_TRUE(ra.status.ok()) << ra.status.error_message();
+  ASSERT_TRUE(rb.status.ok()) << rb.status.error_message();
+  EXPECT_EQ(ra.words, *en_words_);
+  EXPECT_EQ(rb.words, *fr_words_);
+  // The cancelled stream's slot is free again: three new streams fit.
+  std::vector<std::future<StreamResult>> again;
+  for (int i = 0; i < 3; ++i) {
+    again.push_back(
+        std::async(std::launch::async, [&] { return RunStream(channel.get(), Pcm16Bytes(*fr_)); }));
+  }
+  for (auto& f : again) {
+    StreamResult r = f.get();
+    EXPECT_TRUE(r.status.ok()) << r.status.error_message();
+    EXPECT_EQ(r.words, *fr_words_);
+  }
+}
+
+grpc::Status RunRequests(grpc::Channel* channel, const std::vector<v1::TranscribeRequest>& requests) {
+  auto stub = v1::Transcription::NewStub(std::shared_ptr<grpc::Channel>(channel, [](grpc::Channel*) {}));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  auto stream = stub->Transcribe(&ctx);
+  for (const auto& r : requests) {
+    if (!stream->Write(r)) break;
+  }
+  stream->WritesDone();
+  v1::TranscribeResponse response;
+  while (stream->Read(&response)) {
+  }
+  return stream->Finish();
+}
+
+v1::TranscribeRequest Audio(std::string bytes) {
+  v1::TranscribeRequest r;
+  r.set_audio(std::move(bytes));
+  return r;
+}
+
+TEST_F(ServiceTest, BadConfigBadAudioAndOversizedMessagesGetTheirStatus) {
+  ServerProcess server({"--max-streams", "2"});
+  ASSERT_TRUE(server.ok());
+  auto channel = server.Channel();
+  const std::string pcm = Pcm16Bytes(std::vector<float>(en_->begin(), en_->begin() + 4800));
+  struct Case {
+    const char* what;
+    std::vector<v1::TranscribeRequest> requests;
+    grpc::StatusCode code;
+    const char* message_part;
+  };
+  std::vector<float> nan_audio(1000, 0.1f);
+  nan_audio[500] = std::nanf("");
+  const std::vector<Case> cases = {
+      {"audio before config", {Audio(pcm)}, grpc::StatusCode::INVALID_ARGUMENT, "must carry `config`"},
+      {"no config at all", {}, grpc::StatusCode::INVALID_ARGUMENT, "before its `config`"},
+      {"config twice",
+       {ConfigRequest(v1::LINEAR_PCM_S16LE), ConfigRequest(v1::LINEAR_PCM_S16LE)},
+       grpc::StatusCode::INVALID_ARGUMENT,
+       "only be sent once"},
+      {"no encoding",
+       {ConfigRequest(v1::AUDIO_ENCODING_UNSPECIFIED)},
+       grpc::StatusCode::INVALID_ARGUMENT,
+       "encoding is required"},
+      {"bad rate",
+       {ConfigRequest(v1::LINEAR_PCM_S16LE, 100)},
+       grpc::StatusCode::INVALID_ARGUMENT,
+       "sample_rate_hz"},
+      {"odd PCM16 byte count",
+       {ConfigRequest(v1::LINEAR_PCM_S16LE), Audio(pcm + "x")},
+       grpc::StatusCode::INVALID_ARGUMENT,
+       "less than one whole sample"},
+      {"NaN float",
+       {ConfigRequest(v1::FLOAT32_LE), Audio(Float32Bytes(nan_audio))},
+       grpc::StatusCode::INVALID_ARGUMENT,
+       "non-finite"},
+      {"not Ogg/Opus",
+       {ConfigRequest(v1::OGG_OPUS), Audio(std::string(5000, 'z'))},
+       grpc::StatusCode::INVALID_ARGUMENT,
+       ""},
+      {"oversized message",
+       {ConfigRequest(v1::LINEAR_PCM_S16LE), Audio(std::string(100 * 1024, '\0'))},
+       grpc::StatusCode::RESOURCE_EXHAUSTED,
+       ""},
+  };
+  for (const Case& c : cases) {
+    grpc::Status st = RunRequests(channel.get(), c.requests);
+    EXPECT_EQ(st.error_code(), c.code) << c.what << ": " << st.error_message();
+    EXPECT_NE(st.error_message().find(c.message_part), std::string::npos)
+        << c.what << ": " << st.error_message();
+  }
+  // The server still serves normally afterwards (every failed stream gave its slot back).
+  for (int i = 0; i < 2; ++i) {
+    StreamResult r = RunStream(channel.get(), Pcm16Bytes(*fr_));
+    EXPECT_TRUE(r.status.ok()) << r.status.error_message();
+    EXPECT_EQ(r.words, *fr_words_);
+  }
+}
+
+std::string HttpGet(int port, const std::string& path) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+  std::string out;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+    const std::string req = "GET " + path + " HTTP/1.0\r\n\r\n";
+    (void)!write(fd, req.data(), req.size());
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof(buf))) > 0) out.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  return out;
+}
+
+int FreePort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+TEST_F(ServiceTest, FullServerRefusesAtOnceAndDeadlineFreesTheSlot) {
+  const int metrics_port = FreePort();
+  ServerProcess server(
+      {"--max-streams", "1", "--metrics-listen", "127.0.0.1:" + std::to_string(metrics_port)});
+  ASSERT_TRUE(server.ok());
+  auto channel = server.Channel();
+  // A holds the only slot (it never half-closes) until its deadline.
+  std::promise<void> a_started;
+  StreamOptions hold;
+  hold.half_close = false;
+  hold.deadline_ms = 1500;
+  hold.on_started = [&] { a_started.set_value(); };
+  auto a = std::async(std::launch::async, [&] {
+    return RunStream(channel.get(), Pcm16Bytes(std::vector<float>(en_->begin(), en_->begin() + 9600)), hold);
+  });
+  a_started.get_future().wait();
+  const auto t0 = std::chrono::steady_clock::now();
+  StreamResult refused = RunStream(channel.get(), Pcm16Bytes(*fr_));
+  const double refusal_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(refused.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+      << refused.status.error_message();
+  EXPECT_NE(refused.status.error_message().find("no free transcription slot"), std::string::npos);
+  EXPECT_LT(refusal_seconds, 1.0);  // refused at once, not queued behind A
+  StreamResult ra = a.get();
+  EXPECT_EQ(ra.status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << ra.status.error_message();
+  // A's slot is freed when its deadline passes (the server learns of it a moment after the client).
+  StreamResult after;
+  for (int attempt = 0; attempt < 40; ++attempt) {
+    after = RunStream(channel.get(), Pcm16Bytes(*fr_));
+    if (after.status.error_code() != grpc::StatusCode::RESOURCE_EXHAUSTED) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(after.status.ok()) << after.status.error_message();
+  EXPECT_EQ(after.words, *fr_words_);
+
+  const std::string metrics = HttpGet(metrics_port, "/metrics");
+  EXPECT_NE(metrics.find("HTTP/1.0 200"), std::string::npos);
+  auto value = [&](const std::string& series) {
+    const size_t at = metrics.find("\n" + series + " ");
+    return at == std::string::npos ? -1.0 : std::stod(metrics.substr(at + series.size() + 2));
+  };
+  EXPECT_GE(value("monologue_stream_refusals_total{reason=\"no_free_slot\"}"), 1) << metrics;
+  EXPECT_EQ(value("monologue_streams_started_total"), 2) << metrics;
+  EXPECT_EQ(value("monologue_streams_open"), 0) << metrics;
+  EXPECT_GE(value("monologue_words_total"), static_cast<double>(fr_words_->size())) << metrics;
+  EXPECT_EQ(value("monologue_audio_to_word_seconds_count"), value("monologue_words_total")) << metrics;
+  EXPECT_EQ(value("monologue_step_seconds_count"), value("monologue_steps_total")) << metrics;
+  EXPECT_GT(value("monologue_steps_total"), 0) << metrics;
+  // A's deadline reaches the server as a cancel; the refused stream and `after` are counted too.
+  EXPECT_EQ(value("monologue_streams_finished_total{code=\"CANCELLED\"}"), 1) << metrics;
+  EXPECT_EQ(value("monologue_streams_finished_total{code=\"RESOURCE_EXHAUSTED\"}"), 1) << metrics;
+  EXPECT_EQ(value("monologue_streams_finished_total{code=\"OK\"}"), 1) << metrics;
+}
+
+// grpc.health.v1.Health/Check through a generic call (request: {service}, response: {status}).
+int HealthStatus(grpc::Channel* channel, const std::string& service) {
+  grpc::GenericStub stub(std::shared_ptr<grpc::Channel>(channel, [](grpc::Channel*) {}));
+  std::string request;
+  if (!service.empty()) {
+    request.push_back(0x0a);
+    request.push_back(static_cast<char>(service.size()));
+    request += service;
+  }
+  grpc::Slice slice(request);
+  grpc::ByteBuffer req(&slice, 1), resp;
+  grpc::CompletionQueue cq;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  auto call = stub.PrepareUnaryCall(&ctx, "/grpc.health.v1.Health/Check", req, &cq);
+  call->StartCall();
+  grpc::Status status;
+  call->Finish(&resp, &status, reinterpret_cast<void*>(1));
+  void* tag;
+  bool ok;
+  cq.Next(&tag, &ok);
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+  if (!status.ok()) return -100 - status.error_code();
+  std::vector<grpc::Slice> slices;
+  resp.Dump(&slices);
+  std::string bytes;
+  for (auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  if (bytes.empty()) return 0;  // UNKNOWN (default value)
+  return bytes.size() == 2 && bytes[0] == 0x08 ? bytes[1] : -1;
+}
+
+TEST_F(ServiceTest, HealthAnswersServing) {
+  ServerProcess server({"--max-streams", "1"});
+  ASSERT_TRUE(server.ok());
+  auto channel = server.Channel();
+  EXPECT_EQ(HealthStatus(channel.get(), ""), 1);  // SERVING
+  EXPECT_EQ(HealthStatus(channel.get(), "monologue.v1.Transcription"), 1);
+  EXPECT_EQ(HealthStatus(channel.get(), "no.such.Service"), -100 - grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(ServiceTest, SigtermDrainsLiveStreamsAndRefusesNewOnes) {
+  ServerProcess server({"--max-streams", "2", "--drain-seconds", "20"});
+  ASSERT_TRUE(server.ok());
+  auto channel = server.Channel();
+  std::promise<void> started;
+  StreamOptions paced;
+  paced.chunk_sleep_ms = 20;  // ~4x real time: the stream is still live when SIGTERM arrives
+  paced.on_started = [&] { started.set_value(); };
+  auto a = std::async(std::launch::async, [&] { return RunStream(channel.get(), Pcm16Bytes(*en_), paced); });
+  started.get_future().wait();
+  server.Signal(SIGTERM);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  StreamResult late = RunStream(channel.get(), Pcm16Bytes(*fr_));
+  EXPECT_EQ(late.status.error_code(), grpc::StatusCode::UNAVAILABLE) << late.status.error_message();
+  EXPECT_EQ(HealthStatus(channel.get(), ""), 2);  // NOT_SERVING while draining
+  StreamResult ra = a.get();
+  EXPECT_TRUE(ra.status.ok()) << ra.status.error_message();
+  EXPECT_EQ(ra.words, *en_words_);
+  EXPECT_EQ(server.Wait(20), 0);
+}
+
+TEST_F(ServiceTest, SigtermCutsStreamsThatOutliveTheDrainDeadline) {
+  ServerProcess server({"--max-streams", "1", "--drain-seconds", "0.5"});
+  ASSERT_TRUE(server.ok());
+  auto channel = server.Channel();
+  std::promise<void> started;
+  StreamOptions endless;
+  endless.half_close = false;
+  endless.on_started = [&] { started.set_value(); };
+  auto a =
+      std::async(std::launch::async, [&] { return RunStream(channel.get(), Pcm16Bytes(*fr_), endless); });
+  started.get_future().wait();
+  server.Signal(SIGTERM);
+  StreamResult ra = a.get();
+  EXPECT_EQ(ra.status.error_code(), grpc::StatusCode::UNAVAILABLE) << ra.status.error_message();
+  EXPECT_NE(ra.status.error_message().find("shutting down"), std::string::npos);
+  EXPECT_EQ(server.Wait(10), 0);
+}
+
+}  // namespace
+}  // namespace monologue::service_test
