@@ -316,6 +316,7 @@ class LmModelLoader {
       std::vector<at::Tensor> tables;
       for (const auto& e : m.emb_) tables.push_back(e.table);
       m.audio_table_ = at::cat(tables, 0).contiguous();
+      m.emb_.clear();  // only the stacked table is used
       m.audio_row_base_ = (at::arange(c.n_q, long_opts) * (c.card + 1)).view({1, c.n_q});
     }));
 

@@ -162,7 +162,7 @@ class LmModel {
   at::Device device_ = at::kCPU;
   at::Tensor initial_;
   lm::Embedding text_emb_;
-  std::vector<lm::Embedding> emb_;
+  std::vector<lm::Embedding> emb_;  // emptied once stacked into audio_table_
   at::Tensor audio_table_;     // all `emb.*` tables stacked [n_q * (card + 1), D]
   at::Tensor audio_row_base_;  // int64 [1, n_q]: first row of each codebook in audio_table_
   lm::Transformer transformer_;
