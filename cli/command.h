@@ -15,6 +15,7 @@ using CommandRegistrar = void (*)(CLI::App& app, int& exit_code);
 void RegisterInfoCommand(CLI::App& app, int& exit_code);
 void RegisterBenchCommand(CLI::App& app, int& exit_code);  // cli/bench_command.cc
 void RegisterCodecCommand(CLI::App& app, int& exit_code);  // cli/codec_command.cc
+void RegisterTranscribeCommand(CLI::App& app, int& exit_code);  // cli/transcribe_command.cc
 void RegisterServeCommand(CLI::App& app, int& exit_code);  // cli/serve_command.cc
 
 }  // namespace monologue::cli
