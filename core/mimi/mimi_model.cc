@@ -41,7 +41,8 @@ absl::StatusOr<MimiModel> MimiModel::Load(mimi::TensorLookup lookup, const std::
     if (m.resample_) {
       const int64_t dim = config.seanet.dimension, stride = config.resample_stride();
       ASSIGN_OR_RETURN(at::Tensor down, w.Get("downsample.conv.conv.conv.weight", {dim, dim, 2 * stride}));
-      m.downsample_ = mimi::StreamingConv1d(std::move(down), at::Tensor(), stride, 1, 1, /*replicate=*/true);
+      m.downsample_ = mimi::StreamingConv1d(std::move(down), at::Tensor(), stride, 1, 1, /*replicate=*/true,
+                                            /*gemm=*/true);
       ASSIGN_OR_RETURN(at::Tensor up, w.Get("upsample.convtr.convtr.convtr.weight", {dim, 1, 2 * stride}));
       m.upsample_ = mimi::StreamingConvTranspose1d(std::move(up), at::Tensor(), stride, /*groups=*/dim);
     }

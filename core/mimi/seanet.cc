@@ -14,10 +14,10 @@ namespace {
 
 absl::StatusOr<StreamingConv1d> LoadConv(const WeightReader& w, const std::string& name, int64_t cin,
                                          int64_t cout, int64_t kernel, int64_t stride, int64_t dilation,
-                                         bool replicate) {
+                                         bool replicate, bool gemm) {
   ASSIGN_OR_RETURN(at::Tensor weight, w.Get(name + ".conv.conv.weight", {cout, cin, kernel}));
   ASSIGN_OR_RETURN(at::Tensor bias, w.Get(name + ".conv.conv.bias", {cout}));
-  return StreamingConv1d(std::move(weight), std::move(bias), stride, dilation, 1, replicate);
+  return StreamingConv1d(std::move(weight), std::move(bias), stride, dilation, 1, replicate, gemm);
 }
 
 absl::StatusOr<StreamingConvTranspose1d> LoadConvTr(const WeightReader& w, const std::string& name,
@@ -29,14 +29,14 @@ absl::StatusOr<StreamingConvTranspose1d> LoadConvTr(const WeightReader& w, const
 }
 
 absl::StatusOr<SeanetResBlock> LoadBlock(const WeightReader& w, const std::string& name, int64_t dim,
-                                         const SeanetConfig& c, int64_t j, bool replicate) {
+                                         const SeanetConfig& c, int64_t j, bool replicate, bool gemm) {
   int64_t dilation = 1;
   for (int64_t i = 0; i < j; ++i) dilation *= c.dilation_base;
   const int64_t hidden = dim / c.compress;
   SeanetResBlock b;
-  ASSIGN_OR_RETURN(
-      b.conv0, LoadConv(w, name + ".block.1", dim, hidden, c.residual_kernel_size, 1, dilation, replicate));
-  ASSIGN_OR_RETURN(b.conv1, LoadConv(w, name + ".block.3", hidden, dim, 1, 1, 1, replicate));
+  ASSIGN_OR_RETURN(b.conv0, LoadConv(w, name + ".block.1", dim, hidden, c.residual_kernel_size, 1, dilation,
+                                     replicate, gemm));
+  ASSIGN_OR_RETURN(b.conv1, LoadConv(w, name + ".block.3", hidden, dim, 1, 1, 1, replicate, gemm));
   return b;
 }
 
@@ -70,26 +70,26 @@ absl::StatusOr<SeanetEncoder> SeanetEncoder::Load(const WeightReader& w, const S
   SeanetEncoder e;
   int64_t idx = 0;
   int64_t mult = 1;
-  ASSIGN_OR_RETURN(
-      e.first_, LoadConv(w, absl::StrCat(prefix, idx++), c.channels, c.n_filters, c.kernel_size, 1, 1, rep));
+  ASSIGN_OR_RETURN(e.first_, LoadConv(w, absl::StrCat(prefix, idx++), c.channels, c.n_filters, c.kernel_size,
+                                      1, 1, rep, true));
   std::vector<int64_t> ratios(c.ratios.rbegin(), c.ratios.rend());
   for (int64_t ratio : ratios) {
     std::vector<SeanetResBlock> stage;
     for (int64_t j = 0; j < c.n_residual_layers; ++j) {
       ASSIGN_OR_RETURN(SeanetResBlock b,
-                       LoadBlock(w, absl::StrCat(prefix, idx++), mult * c.n_filters, c, j, rep));
+                       LoadBlock(w, absl::StrCat(prefix, idx++), mult * c.n_filters, c, j, rep, true));
       stage.push_back(std::move(b));
     }
     e.blocks_.push_back(std::move(stage));
     ++idx;  // ELU
     ASSIGN_OR_RETURN(StreamingConv1d down, LoadConv(w, absl::StrCat(prefix, idx++), mult * c.n_filters,
-                                                    mult * c.n_filters * 2, ratio * 2, ratio, 1, rep));
+                                                    mult * c.n_filters * 2, ratio * 2, ratio, 1, rep, true));
     e.downs_.push_back(std::move(down));
     mult *= 2;
   }
   ++idx;  // ELU
   ASSIGN_OR_RETURN(e.last_, LoadConv(w, absl::StrCat(prefix, idx++), mult * c.n_filters, c.dimension,
-                                     c.last_kernel_size, 1, 1, rep));
+                                     c.last_kernel_size, 1, 1, rep, true));
   return e;
 }
 
@@ -138,7 +138,7 @@ absl::StatusOr<SeanetDecoder> SeanetDecoder::Load(const WeightReader& w, const S
   int64_t idx = 0;
   int64_t mult = int64_t{1} << c.ratios.size();
   ASSIGN_OR_RETURN(d.first_, LoadConv(w, absl::StrCat(prefix, idx++), c.dimension, mult * c.n_filters,
-                                      c.kernel_size, 1, 1, rep));
+                                      c.kernel_size, 1, 1, rep, false));
   for (int64_t ratio : c.ratios) {
     ++idx;  // ELU
     ASSIGN_OR_RETURN(StreamingConvTranspose1d up,
@@ -148,7 +148,7 @@ absl::StatusOr<SeanetDecoder> SeanetDecoder::Load(const WeightReader& w, const S
     std::vector<SeanetResBlock> stage;
     for (int64_t j = 0; j < c.n_residual_layers; ++j) {
       ASSIGN_OR_RETURN(SeanetResBlock b,
-                       LoadBlock(w, absl::StrCat(prefix, idx++), mult * c.n_filters / 2, c, j, rep));
+                       LoadBlock(w, absl::StrCat(prefix, idx++), mult * c.n_filters / 2, c, j, rep, false));
       stage.push_back(std::move(b));
     }
     d.blocks_.push_back(std::move(stage));
@@ -156,7 +156,7 @@ absl::StatusOr<SeanetDecoder> SeanetDecoder::Load(const WeightReader& w, const S
   }
   ++idx;  // ELU
   ASSIGN_OR_RETURN(d.last_, LoadConv(w, absl::StrCat(prefix, idx++), c.n_filters, c.channels,
-                                     c.last_kernel_size, 1, 1, rep));
+                                     c.last_kernel_size, 1, 1, rep, false));
   return d;
 }
 

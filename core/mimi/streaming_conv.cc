@@ -7,13 +7,40 @@
 namespace monologue::mimi {
 
 StreamingConv1d::StreamingConv1d(at::Tensor weight, at::Tensor bias, int64_t stride, int64_t dilation,
-                                 int64_t groups, bool replicate)
+                                 int64_t groups, bool replicate, bool gemm)
     : weight_(std::move(weight)),
       bias_(std::move(bias)),
       stride_(stride),
       dilation_(dilation),
       groups_(groups),
-      replicate_(replicate) {}
+      replicate_(replicate) {
+  if (gemm && groups_ == 1) {
+    // [C_in * k, C_out]: row ci * k + j holds tap j of input channel ci, matching the unfolded columns.
+    gemm_weight_ = weight_.reshape({weight_.size(0), -1}).t().contiguous();
+  }
+}
+
+at::Tensor StreamingConv1d::Conv(const at::Tensor& input) const {
+  if (!gemm_weight_.defined()) {
+    const int64_t stride[1] = {stride_}, padding[1] = {0}, dilation[1] = {dilation_};
+    return at::conv1d(input, weight_, bias_, stride, padding, dilation, groups_);
+  }
+  // im2col + one GEMM: faster than ATen's CPU convolutions for these short, wide inputs.
+  const int64_t b = input.size(0), cin = input.size(1), k = weight_.size(2);
+  const int64_t keff = (k - 1) * dilation_ + 1;
+  const int64_t tout = (input.size(2) - keff) / stride_ + 1;
+  at::Tensor cols;
+  if (k == 1) {
+    cols = input.narrow(2, 0, (tout - 1) * stride_ + 1).slice(2, 0, c10::nullopt, stride_).transpose(1, 2);
+  } else {
+    cols = input.unfold(2, keff, stride_);  // [B, C_in, T_out, k_eff]
+    if (dilation_ > 1) cols = cols.slice(3, 0, c10::nullopt, dilation_);
+    cols = cols.permute({0, 2, 1, 3});
+  }
+  cols = cols.reshape({b * tout, cin * k});
+  const at::Tensor y = bias_.defined() ? at::addmm(bias_, cols, gemm_weight_) : at::mm(cols, gemm_weight_);
+  return y.view({b, tout, -1}).permute({0, 2, 1});
+}
 
 ConvState StreamingConv1d::InitState(int64_t batch) const {
   ConvState s;
@@ -39,8 +66,7 @@ at::Tensor StreamingConv1d::Step(ConvState& state, const at::Tensor& x, const at
     }
     input = at::cat({state.previous, x}, -1);
   }
-  const int64_t stride[1] = {stride_}, padding[1] = {0}, dilation[1] = {dilation_};
-  at::Tensor y = at::conv1d(input, weight_, bias_, stride, padding, dilation, groups_);
+  at::Tensor y = Conv(input);
   if (tp > 0) {
     at::Tensor tail = input.narrow(-1, input.size(-1) - tp, tp);
     if (masked) {

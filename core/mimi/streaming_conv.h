@@ -18,9 +18,11 @@ struct ConvState {
 class StreamingConv1d {
  public:
   StreamingConv1d() = default;
-  // weight [C_out, C_in / groups, k]; bias [C_out] or undefined.
+  // weight [C_out, C_in / groups, k]; bias [C_out] or undefined. `gemm` (groups 1 only): compute as
+  // im2col + one GEMM instead of at::conv1d (faster on CPU for the encoder's shapes; same values up to
+  // float rounding, ~1e-6 relative).
   StreamingConv1d(at::Tensor weight, at::Tensor bias, int64_t stride, int64_t dilation, int64_t groups,
-                  bool replicate);
+                  bool replicate, bool gemm = false);
 
   int64_t stride() const { return stride_; }
   int64_t in_channels() const { return weight_.size(1) * groups_; }
@@ -39,6 +41,10 @@ class StreamingConv1d {
   const at::Tensor& weight() const { return weight_; }
 
  private:
+  // The convolution proper (no padding); on the GEMM path the output [B, C_out, T] is a channels-last view.
+  at::Tensor Conv(const at::Tensor& input) const;
+
+  at::Tensor gemm_weight_;  // [C_in * k, C_out]
   at::Tensor weight_, bias_;
   int64_t stride_ = 1, dilation_ = 1, groups_ = 1;
   bool replicate_ = false;

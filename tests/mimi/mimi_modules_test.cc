@@ -25,21 +25,22 @@ double MaxRel(const at::Tensor& a, const at::Tensor& b) {
 
 TEST(StreamingConvTest, ChunkedEqualsOffline) {
   at::manual_seed(3);
-  for (bool replicate : {false, true}) {
-    for (auto [k, s, d] :
-         std::vector<std::tuple<int64_t, int64_t, int64_t>>{{7, 1, 1}, {3, 1, 2}, {8, 4, 1}, {4, 2, 1}}) {
-      mimi::StreamingConv1d conv(at::randn({5, 3, k}), at::randn({5}), s, d, 1, replicate);
-      const at::Tensor x = at::randn({2, 3, 24 * s});
-      const at::Tensor offline = conv.Forward(x);
-      for (int64_t chunk : {1, 2, 3, 8}) {
-        mimi::ConvState state = conv.InitState(2);
-        std::vector<at::Tensor> ys;
-        for (int64_t t = 0; t < 24; t += chunk)
-          ys.push_back(conv.Step(state, x.narrow(2, t * s, std::min(chunk, 24 - t) * s)));
-        EXPECT_LT(MaxRel(at::cat(ys, 2), offline), 1e-5) << "k" << k << " s" << s << " chunk " << chunk;
+  for (bool gemm : {false, true})
+    for (bool replicate : {false, true}) {
+      for (auto [k, s, d] :
+           std::vector<std::tuple<int64_t, int64_t, int64_t>>{{7, 1, 1}, {3, 1, 2}, {8, 4, 1}, {4, 2, 1}}) {
+        mimi::StreamingConv1d conv(at::randn({5, 3, k}), at::randn({5}), s, d, 1, replicate, gemm);
+        const at::Tensor x = at::randn({2, 3, 24 * s});
+        const at::Tensor offline = conv.Forward(x);
+        for (int64_t chunk : {1, 2, 3, 8}) {
+          mimi::ConvState state = conv.InitState(2);
+          std::vector<at::Tensor> ys;
+          for (int64_t t = 0; t < 24; t += chunk)
+            ys.push_back(conv.Step(state, x.narrow(2, t * s, std::min(chunk, 24 - t) * s)));
+          EXPECT_LT(MaxRel(at::cat(ys, 2), offline), 1e-5) << "k" << k << " s" << s << " chunk " << chunk;
+        }
       }
     }
-  }
 }
 
 TEST(StreamingConvTest, ReplicatePadsWithTheFirstSampleAndMaskedSlotsKeepState) {
