@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "cli/command.h"
+#include "cli/remote_transcribe.h"
 
 #if defined(MONOLOGUE_HAVE_ASR) && defined(MONOLOGUE_HAVE_FFMPEG)
 #include "absl/strings/str_cat.h"
@@ -412,7 +413,20 @@ void RegisterTranscribeCommand(CLI::App& app, int& exit_code) {
   cmd->add_flag("--no-progress", flags->no_progress, "never show the progress bar");
   cmd->add_option("--device", flags->device, "cpu (default), cuda or cuda:N");
   cmd->add_option("--dtype", flags->dtype, "LM dtype: f32, bf16, f16 (default: f32 on CPU, bf16 on CUDA)");
-  cmd->callback([flags, &exit_code] { exit_code = RunTranscribe(*flags); });
+  // Client path (cli/remote_transcribe.cc): stream the input to `monologue serve` instead of a local model.
+  auto remote = std::make_shared<RemoteTranscribeFlags>();
+  cmd->add_option("--server", remote->server, "HOST:PORT of a `monologue serve`: transcribe there (txt/json)");
+  cmd->add_option("--speed", remote->speed, "with --server: send at N x real time (default 0: as fast as taken)");
+  cmd->callback([flags, remote, &exit_code] {
+    if (!remote->server.empty()) {
+      remote->inputs = flags->inputs;
+      remote->format = flags->format;
+      remote->output = flags->output;
+      exit_code = RunRemoteTranscribe(*remote);
+      return;
+    }
+    exit_code = RunTranscribe(*flags);
+  });
 }
 
 }  // namespace monologue::cli

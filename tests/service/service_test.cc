@@ -8,6 +8,7 @@
 
 #include <future>
 
+#include "nlohmann/json.hpp"
 #include "tests/service/service_test_util.h"
 
 namespace monologue::service_test {
@@ -348,6 +349,59 @@ TEST_F(ServiceTest, SigtermCutsStreamsThatOutliveTheDrainDeadline) {
   EXPECT_EQ(ra.status.error_code(), grpc::StatusCode::UNAVAILABLE) << ra.status.error_message();
   EXPECT_NE(ra.status.error_message().find("shutting down"), std::string::npos);
   EXPECT_EQ(server.Wait(10), 0);
+}
+
+}  // namespace
+}  // namespace monologue::service_test
+
+namespace monologue::service_test {
+namespace {
+
+std::string RunCommand(const std::string& command, int* exit_code) {
+  std::string out;
+  FILE* p = popen(command.c_str(), "r");
+  if (p == nullptr) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  const int status = pclose(p);
+  *exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return out;
+}
+
+TEST(RemoteTranscribeTest, CliThroughTheServerPrintsTheLocalCliWords) {
+  ServerProcess server({"--max-streams", "2"});
+  ASSERT_TRUE(server.ok());
+  const std::string bin = std::string(MONOLOGUE_BINARY_DIR) + "/monologue";
+  const std::string clip = AsrData() + "/speech_fr.wav";
+  int local_rc = -1, remote_rc = -1, stdin_rc = -1;
+  const std::string local = RunCommand(
+      bin + " transcribe --format json --model " + TinyModel() + " " + clip + " 2>/dev/null", &local_rc);
+  const std::string remote =
+      RunCommand(bin + " transcribe --format json --server " + server.address() + " " + clip, &remote_rc);
+  const std::string from_stdin =
+      RunCommand(bin + " transcribe --server " + server.address() + " - < " + clip, &stdin_rc);
+  ASSERT_EQ(local_rc, 0) << local;
+  ASSERT_EQ(remote_rc, 0) << remote;
+  ASSERT_EQ(stdin_rc, 0) << from_stdin;
+  auto words = [](const std::string& json) {
+    std::vector<Word> out;
+    const nlohmann::json parsed = nlohmann::json::parse(json);
+    for (const auto& w : parsed["words"]) {
+      out.push_back({w["text"].get<std::string>(), w["start"].get<double>(), w["end"].get<double>()});
+    }
+    return out;
+  };
+  const std::vector<Word> want = words(local);
+  ASSERT_FALSE(want.empty());
+  EXPECT_EQ(words(remote), want);
+  std::string text;
+  for (const Word& w : want) text += (text.empty() ? "" : " ") + w.text;
+  EXPECT_EQ(from_stdin, text + "\n");
+  int bad_rc = -1;
+  const std::string refused = RunCommand(bin + " transcribe --server 127.0.0.1:1 " + clip + " 2>&1", &bad_rc);
+  EXPECT_EQ(bad_rc, 1);
+  EXPECT_NE(refused.find("monologue transcribe: server 127.0.0.1:1:"), std::string::npos) << refused;
 }
 
 }  // namespace
