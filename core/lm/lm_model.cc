@@ -307,6 +307,14 @@ class LmModelLoader {
     // Embeddings and the temporal transformer.
     ASSIGN_OR_RETURN(m.text_emb_,
                      GetEmbedding("text_emb", c.text_card + 1, d, std::nullopt, c.demux_second_stream));
+    if (options_.hibiki_text_emb_patch) {
+      if (c.text_card < 4)
+        return absl::InvalidArgumentError("LM load: the Hibiki patch needs text_card >= 4");
+      RETURN_IF_ERROR(GuardTorch("LM load (Hibiki text embedding patch)", [&] {
+        m.text_emb_.table = m.text_emb_.table.clone();  // never write through a file mapping
+        m.text_emb_.table[2].copy_(m.text_emb_.table[3]);
+      }));
+    }
     for (int64_t i = 0; i < c.n_q; ++i) {
       ASSIGN_OR_RETURN(Embedding e,
                        GetEmbedding(absl::StrCat("emb.", i), c.card + 1, d, std::nullopt, false));

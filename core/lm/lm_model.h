@@ -34,6 +34,9 @@ struct LmLoadOptions {
   // Optional LoRA weights fused at load time (reference get_lora_moshi + replace_lora_with_linear).
   std::string lora_path;
   double lora_scaling = 2.0;
+  // model_type "hibiki": text embedding row 2 (EOS) is overwritten with row 3 (PAD), like the reference's
+  // CheckpointInfo.get_moshi, so an early EOS reads as padding.
+  bool hibiki_text_emb_patch = false;
 };
 
 // One conditioner's output: values [B, T, D] (fp32, D = the LM dim) and mask [B, T] (bool).
@@ -163,8 +166,8 @@ class LmModel {
   at::Tensor initial_;
   lm::Embedding text_emb_;
   std::vector<lm::Embedding> emb_;  // emptied once stacked into audio_table_
-  at::Tensor audio_table_;     // all `emb.*` tables stacked [n_q * (card + 1), D]
-  at::Tensor audio_row_base_;  // int64 [1, n_q]: first row of each codebook in audio_table_
+  at::Tensor audio_table_;          // all `emb.*` tables stacked [n_q * (card + 1), D]
+  at::Tensor audio_row_base_;       // int64 [1, n_q]: first row of each codebook in audio_table_
   lm::Transformer transformer_;
   lm::Norm out_norm_;
   at::Tensor text_linear_, text_linear_bias_;

@@ -127,3 +127,34 @@ TEST(LmErrorsTest, LmGenConfigJson) {
 
 }  // namespace
 }  // namespace monologue
+
+namespace monologue {
+namespace {
+
+TEST(LmLoadTest, HibikiPatchCopiesPadEmbeddingOverEos) {
+  ModelConfig config;
+  auto plain = testing_lm::LoadFixtureModel("stt", &config);
+  ASSERT_NE(plain, nullptr);
+  LmLoadOptions load;
+  load.hibiki_text_emb_patch = true;
+  auto patched = LmModel::LoadFile(config.lm, testing_lm::LmDataDir("stt") + "/model.safetensors", load);
+  ASSERT_TRUE(patched.ok()) << patched.status();
+  LmTemporalState a = plain->NewTemporalState(1), b = (*patched)->NewTemporalState(1);
+  at::Tensor eos = at::zeros({1, 33}, at::kLong), pad = at::zeros({1, 33}, at::kLong);
+  eos[0][0] = 2;
+  pad[0][0] = 3;
+  // Patched: EOS behaves exactly like PAD; unpatched it does not.
+  at::Tensor patched_eos = (*patched)->ForwardText(b, eos).text_logits;
+  at::Tensor plain_pad = plain->ForwardText(a, pad).text_logits;
+  EXPECT_TRUE(at::equal(patched_eos, plain_pad));
+  LmTemporalState c = plain->NewTemporalState(1);
+  EXPECT_FALSE(at::equal(plain->ForwardText(c, eos).text_logits, plain_pad));
+  // The file is unchanged for later loads.
+  auto again = testing_lm::LoadFixtureModel("stt");
+  LmTemporalState d = again->NewTemporalState(1);
+  EXPECT_TRUE(at::equal(again->ForwardText(d, eos).text_logits,
+                        plain->ForwardText(c = plain->NewTemporalState(1), eos).text_logits));
+}
+
+}  // namespace
+}  // namespace monologue
