@@ -24,6 +24,7 @@ APT_PACKAGES=(
   libabsl-dev libgtest-dev libgmock-dev
   libcli11-dev nlohmann-json3-dev
   espeak-ng sox ffmpeg python3-venv
+  nginx-light  # the service's scale-out test (grpc_pass in front of two replicas)
 )
 
 log() { printf '[setup] %s\n' "$*" >&2; }
@@ -62,5 +63,9 @@ if ! have_version moshi "$MOSHI_VERSION" || ! "$VENV/bin/python" -c "import sphn
   "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps "moshi==$MOSHI_VERSION"
   "$VENV/bin/pip" install -q --disable-pip-version-check "numpy<2.3" "safetensors<0.8" "sentencepiece<0.3" \
     "einops<0.9" "huggingface-hub<1.0" tqdm "sphn>=0.2,<0.3"
+fi
+if ! "$VENV/bin/python" -c "import grpc, grpc_tools" 2>/dev/null; then
+  log "installing grpcio + grpcio-tools (samples/python client)"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "grpcio<1.70" "grpcio-tools<1.70"
 fi
 log "ready: torch $("$VENV/bin/python" -c 'import torch; print(torch.__version__)') in $VENV"
