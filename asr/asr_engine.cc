@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "asr/asr_engine_builder.h"
 #include "core/config/model_config.h"
 #include "core/lm/lm_gen.h"
 #include "core/lm/lm_model.h"
@@ -130,6 +131,8 @@ struct AsrSession::Shared {
     }
     if (!IsSilentTextId(token)) {
       slot.end_of_turn_reported = false;
+    }
+    if (!IsSilentTextId(token) && tokenizer != nullptr) {
       auto piece = tokenizer->PrintablePiece(token);
       AsrEvent e;
       e.kind = AsrEvent::Kind::kText;
@@ -326,6 +329,14 @@ absl::StatusOr<std::unique_ptr<AsrEngine>> AsrEngine::Load(const std::string& mo
   ASSIGN_OR_RETURN(shared->lm, LmModel::LoadFile(config.lm, lm_path.string(), lm_options));
   ASSIGN_OR_RETURN(MimiModel mimi, LoadMimiFile(mimi_path.string(), config.mimi, device));
   shared->mimi = std::make_unique<MimiModel>(std::move(mimi));
+  return AsrEngineBuilder::Finish(std::move(shared), config, options, model_dir, delay, prefix, dtype);
+}
+
+absl::StatusOr<std::unique_ptr<AsrEngine>> AsrEngineBuilder::Finish(
+    std::shared_ptr<AsrSession::Shared> shared, const ModelConfig& config, const AsrEngineOptions& options,
+    const std::string& model_dir, double delay, double prefix, at::ScalarType dtype) {
+  const std::string source = model_dir + "/config.json";
+  const c10::Device device = shared->device;
   shared->num_codebooks = config.mimi_codebooks();
   RETURN_IF_ERROR(shared->mimi->SetNumCodebooks(shared->num_codebooks));
   if (shared->num_codebooks < config.lm.n_q - config.lm.dep_q) {
@@ -495,6 +506,30 @@ int64_t AsrEngine::steps_run() const {
 double AsrEngine::step_seconds() const {
   std::lock_guard<std::mutex> lock(shared_->mu);
   return shared_->step_seconds;
+}
+
+absl::StatusOr<std::unique_ptr<AsrEngine>> AsrEngineBuilder::Create(const ModelConfig& config,
+                                                                    std::shared_ptr<const LmModel> lm,
+                                                                    const MimiModel& mimi,
+                                                                    std::unique_ptr<TextTokenizer> tokenizer,
+                                                                    const AsrEngineOptions& options) {
+  if (options.batch_size < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("batch size must be >= 1 (got ", options.batch_size, ")"));
+  }
+  if (config.model_type != ModelType::kStt) {
+    return absl::InvalidArgumentError("AsrEngineBuilder::Create: the config is not an STT model");
+  }
+  auto shared = std::make_shared<AsrSession::Shared>();
+  shared->device = mimi.device();
+  shared->batch = options.batch_size;
+  shared->tokenizer = std::move(tokenizer);
+  shared->lm = std::move(lm);
+  shared->mimi = std::make_unique<MimiModel>(mimi);
+  const std::string source = "in-memory STT model";
+  ASSIGN_OR_RETURN(double delay, SttNumber(config, "audio_delay_seconds", source));
+  ASSIGN_OR_RETURN(double prefix, SttNumber(config, "audio_silence_prefix_seconds", source));
+  const at::ScalarType dtype = shared->lm->dtype();
+  return Finish(std::move(shared), config, options, "(in memory)", delay, prefix, dtype);
 }
 
 // ---- Hugging Face cache -----------------------------------------------------------------------------------

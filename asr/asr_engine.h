@@ -29,7 +29,8 @@
 //   kEnd        the stream is finished (after Close, every word was returned). Last event of the session.
 //
 // Threading: every method is thread-safe. Sessions may push/poll from their own threads while one thread
-// (or several, serialized) calls Step(). A session must not outlive... nothing: it keeps the engine alive.
+// (or several, serialized) calls Step(); the model runs outside the session lock, so pushes never wait for a
+// step. A session keeps the engine's model alive (it may outlive the AsrEngine object).
 #pragma once
 
 #include <cstdint>
@@ -107,6 +108,7 @@ class AsrSession {
 
  private:
   friend class AsrEngine;
+  friend struct AsrEngineBuilder;
   struct Shared;
   AsrSession(std::shared_ptr<Shared> shared, int slot, uint64_t generation);
   std::shared_ptr<Shared> shared_;
@@ -143,6 +145,7 @@ class AsrEngine {
   double step_seconds() const;
 
  private:
+  friend struct AsrEngineBuilder;  // asr/asr_engine_builder.h (in-memory models for benchmarks)
   explicit AsrEngine(std::shared_ptr<AsrSession::Shared> shared);
   std::shared_ptr<AsrSession::Shared> shared_;
 };

@@ -69,7 +69,7 @@ std::vector<AsrWord> WordAligner::Push(int token) {
 std::vector<AsrWord> WordAligner::Finish() {
   if (finished_) return {};
   finished_ = true;
-  if (!last_boundary_.has_value()) return {};
+  if (!last_boundary_.has_value() || tokenizer_ == nullptr) return {};
   const int64_t start = *last_boundary_ + 1;
   const int64_t n = static_cast<int64_t>(tokens_.size());
   const int eos = tokenizer_->eos_id();
@@ -84,6 +84,7 @@ std::vector<AsrWord> WordAligner::Finish() {
 }
 
 std::vector<AsrWord> WordAligner::Segment(int64_t start, double end) const {
+  if (tokenizer_ == nullptr) return {};
   const int64_t stop = std::min<int64_t>(static_cast<int64_t>(std::ceil(end)), tokens_.size());
   std::vector<int> ids;
   for (int64_t i = start; i < stop; ++i) {

@@ -45,7 +45,7 @@ struct WordAlignerOptions {
 
 class WordAligner {
  public:
-  // `tokenizer` must outlive the aligner.
+  // `tokenizer` must outlive the aligner. Null: tokens are recorded but no words come out (benchmarks).
   WordAligner(const TextTokenizer* tokenizer, const WordAlignerOptions& options);
 
   // The next token of the stream; returns the words it completes (possibly none).

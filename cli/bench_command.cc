@@ -10,6 +10,7 @@ void RegisterBenchCommand(CLI::App& app, int& exit_code) {
   bench->require_subcommand(1);
   RegisterBenchCodec(*bench, exit_code);
   RegisterBenchLm(*bench, exit_code);
+  RegisterBenchTranscribe(*bench, exit_code);
 }
 
 }  // namespace monologue::cli

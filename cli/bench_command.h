@@ -11,5 +11,7 @@ namespace monologue::cli {
 void RegisterBenchCodec(CLI::App& bench, int& exit_code);
 // `monologue bench lm`: Moshi LM streaming step time, temporal and depformer (cli/bench_lm.cc).
 void RegisterBenchLm(CLI::App& bench, int& exit_code);
+// `monologue bench transcribe`: streaming STT step time / real-time factor (cli/bench_transcribe.cc).
+void RegisterBenchTranscribe(CLI::App& bench, int& exit_code);
 
 }  // namespace monologue::cli

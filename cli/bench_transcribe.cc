@@ -1,0 +1,287 @@
+// `monologue bench transcribe`: speed of streaming speech recognition through the same engine the CLI and the
+// service use (asr/asr_engine.h): every step encodes one 80 ms frame per stream with Mimi and runs the LM
+// (extra heads included), for each batch size; reported as milliseconds per step, real-time factor
+// (step time / 80 ms: below 1 means every stream of the batch keeps up with real time) and how many times
+// real time the whole batch runs. Weights: random (in memory, nothing written) for a preset or config.json,
+// or a model directory. `--reference` then runs bench/bench_transcribe_reference.py (the reference's
+// transcription loop, same architecture, same batch sizes) so both are measured in the same run.
+// `--max-streams` searches the largest batch whose step stays within 80 ms (GPU capacity).
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <c10/core/InferenceMode.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "cli/bench_command.h"
+#include "core/config/model_config.h"
+#include "core/lm/lm_model.h"
+#include "core/mimi/mimi_loader.h"
+#include "core/model/checkpoint_schema.h"
+#include "core/model/presets.h"
+#include "core/model/random_model.h"
+
+#if defined(MONOLOGUE_HAVE_ASR)
+#include "asr/asr_engine.h"
+#include "asr/asr_engine_builder.h"
+#endif
+
+namespace monologue::cli {
+namespace {
+
+struct BenchTranscribeFlags {
+  std::string preset = "stt-1b-en_fr";
+  std::string config_file;
+  std::string model_dir;
+  std::string batches = "1,8";
+  int steps = 20;
+  int warmup = 3;
+  int threads = 2;
+  std::string device = "cpu";
+  std::string dtype = "f32";
+  bool reference = false;
+  std::string python;
+  std::string reference_script = "bench/bench_transcribe_reference.py";
+  int max_streams = 0;
+};
+
+int Fail(const std::string& message) {
+  std::fprintf(stderr, "monologue bench transcribe: %s\n", message.c_str());
+  return 1;
+}
+
+#if defined(MONOLOGUE_HAVE_ASR)
+
+struct Timing {
+  double step_ms = 0;
+  double max_ms = 0;
+};
+
+// Runs `steps` timed steps of a batch of `b` streams (after the warm-up steps).
+absl::StatusOr<Timing> TimeBatch(const ModelConfig& config, const std::shared_ptr<const LmModel>& lm,
+                                 const MimiModel& mimi, int b, int steps, int warmup) {
+  AsrEngineOptions options;
+  options.batch_size = b;
+  auto engine_or = AsrEngineBuilder::Create(config, lm, mimi, nullptr, options);
+  if (!engine_or.ok()) return engine_or.status();
+  AsrEngine& engine = **engine_or;
+  std::vector<std::unique_ptr<AsrSession>> sessions;
+  const size_t samples = static_cast<size_t>(warmup + steps + 1) * 1920;
+  std::vector<float> audio(samples);
+  for (int i = 0; i < b; ++i) {
+    auto s = engine.OpenSession();
+    if (!s.ok()) return s.status();
+    for (size_t k = 0; k < samples; ++k) {
+      audio[k] = 0.1f * std::sin(0.001f * static_cast<float>((k * (i + 3)) % 100003));
+    }
+    if (absl::Status st = (*s)->PushAudio(audio); !st.ok()) return st;
+    sessions.push_back(std::move(*s));
+  }
+  for (int i = 0; i < warmup + 1; ++i) {  // +1: every session's initial-token step
+    if (auto n = engine.Step(); !n.ok()) return n.status();
+  }
+  Timing t;
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < steps; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto n = engine.Step();
+    if (!n.ok()) return n.status();
+    if (*n != b) return absl::InternalError(absl::StrCat("step ran ", *n, " of ", b, " streams"));
+    t.max_ms = std::max(
+        t.max_ms, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  t.step_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count() / steps;
+  return t;
+}
+
+int RunBenchTranscribe(const BenchTranscribeFlags& f) {
+  std::vector<int> batches;
+  for (absl::string_view b : absl::StrSplit(f.batches, ',')) {
+    int v = 0;
+    if (!absl::SimpleAtoi(b, &v) || v < 1)
+      return Fail("--batch must be a comma-separated list of sizes >= 1");
+    batches.push_back(v);
+  }
+  if (f.steps < 1 || f.warmup < 0 || f.threads < 1) return Fail("--steps and --threads must be >= 1");
+  at::ScalarType dtype = at::kFloat;
+  if (f.dtype == "bf16") {
+    dtype = at::kBFloat16;
+  } else if (f.dtype == "f16") {
+    dtype = at::kHalf;
+  } else if (f.dtype != "f32") {
+    return Fail("--dtype must be f32, bf16 or f16");
+  }
+  at::set_num_threads(f.threads);
+  c10::Device device(c10::kCPU);
+  try {
+    device = c10::Device(f.device);
+  } catch (const std::exception&) {
+    return Fail("--device must be cpu or cuda[:N]");
+  }
+  if (device.is_cuda() && !at::hasCUDA()) return Fail("--device cuda: no CUDA device available");
+
+  ModelConfig config;
+  std::string source;
+  if (!f.model_dir.empty()) {
+    auto c = LoadModelConfig(f.model_dir);
+    if (!c.ok()) return Fail(std::string(c.status().message()));
+    config = *c;
+    source = f.model_dir;
+  } else if (!f.config_file.empty()) {
+    auto json = ReadJsonFile(f.config_file);
+    if (!json.ok()) return Fail(std::string(json.status().message()));
+    auto c = ParseModelConfigJson(*json, f.config_file);
+    if (!c.ok()) return Fail(std::string(c.status().message()));
+    config = *c;
+    source = f.config_file + " (random weights)";
+  } else {
+    auto p = GetPreset(f.preset);
+    if (!p.ok()) return Fail(std::string(p.status().message()));
+    config = p->config;
+    source = "preset " + f.preset + " (random weights)";
+  }
+  if (config.model_type != ModelType::kStt) return Fail(source + " is not an STT model");
+
+  c10::InferenceMode guard;
+  LmLoadOptions load;
+  load.dtype = dtype;
+  load.device = device;
+  absl::StatusOr<std::shared_ptr<const LmModel>> lm_or;
+  absl::StatusOr<MimiModel> mimi_or = absl::UnknownError("unset");
+  if (!f.model_dir.empty()) {
+    auto lm_path = ResolveModelFile(f.model_dir, config.moshi_name);
+    auto mimi_path = ResolveModelFile(f.model_dir, config.mimi_name);
+    if (!lm_path.ok()) return Fail(std::string(lm_path.status().message()));
+    if (!mimi_path.ok()) return Fail(std::string(mimi_path.status().message()));
+    lm_or = LmModel::LoadFile(config.lm, lm_path->string(), load);
+    mimi_or = LoadMimiFile(mimi_path->string(), config.mimi, device);
+  } else {
+    {
+      std::map<std::string, at::Tensor> tensors;
+      for (const TensorSpec& spec : ExpectedLmTensors(config.lm))
+        tensors[spec.name] = RandomTensorFor(spec, 0);
+      lm_or = LmModel::FromTensors(config.lm, tensors, load);
+    }
+    mimi_or = RandomMimi(config.mimi, /*seed=*/0, device);
+  }
+  if (!lm_or.ok()) return Fail(std::string(lm_or.status().message()));
+  if (!mimi_or.ok()) return Fail(std::string(mimi_or.status().message()));
+
+  std::printf(
+      "monologue bench transcribe: %s, device %s, %s, %d threads, %d steps (+%d warm-up); one step = one 80 "
+      "ms "
+      "frame per stream (Mimi encode + LM + extra heads)\n",
+      source.c_str(), device.str().c_str(), f.dtype.c_str(), f.threads, f.steps, f.warmup);
+  std::printf("%6s  %10s  %10s  %8s  %26s\n", "batch", "step ms", "max ms", "RTF",
+              "x realtime (all streams)");
+  std::fflush(stdout);
+  for (int b : batches) {
+    auto t = TimeBatch(config, *lm_or, *mimi_or, b, f.steps, f.warmup);
+    if (!t.ok()) return Fail(std::string(t.status().message()));
+    std::printf("%6d  %10.2f  %10.2f  %8.3f  %26.2f\n", b, t->step_ms, t->max_ms, t->step_ms / 80.0,
+                b * 80.0 / t->step_ms);
+    std::fflush(stdout);
+  }
+
+  if (f.max_streams > 0) {
+    // Largest batch (doubling, then bisection) whose mean step stays within 80 ms.
+    int lo = 0, hi = 0;
+    for (int b = 8; b <= f.max_streams; b *= 2) {
+      auto t = TimeBatch(config, *lm_or, *mimi_or, b, f.steps, f.warmup);
+      if (!t.ok()) return Fail(std::string(t.status().message()));
+      std::printf("  capacity probe: batch %d -> %.2f ms/step\n", b, t->step_ms);
+      std::fflush(stdout);
+      if (t->step_ms <= 80.0) {
+        lo = b;
+      } else {
+        hi = b;
+        break;
+      }
+    }
+    if (hi == 0) hi = std::min(f.max_streams + 1, std::max(lo * 2, 1));
+    while (hi - lo > std::max(1, lo / 16)) {
+      const int mid = (lo + hi) / 2;
+      auto t = TimeBatch(config, *lm_or, *mimi_or, mid, f.steps, f.warmup);
+      if (!t.ok()) return Fail(std::string(t.status().message()));
+      std::printf("  capacity probe: batch %d -> %.2f ms/step\n", mid, t->step_ms);
+      std::fflush(stdout);
+      (t->step_ms <= 80.0 ? lo : hi) = mid;
+    }
+    std::printf("real-time capacity: %d streams (every 80 ms step of the whole batch within 80 ms)\n", lo);
+  }
+
+  if (f.reference) {
+    const std::string python = !f.python.empty() ? f.python
+                               : std::getenv("MONOLOGUE_PYTHON") != nullptr
+                                   ? std::getenv("MONOLOGUE_PYTHON")
+                                   : std::string(std::getenv("HOME")) + "/.cache/monologue/venv/bin/python";
+    const std::filesystem::path config_path =
+        std::filesystem::temp_directory_path() / "monologue_bench_transcribe_config.json";
+    const std::filesystem::path mimi_config_path =
+        std::filesystem::temp_directory_path() / "monologue_bench_transcribe_mimi.json";
+    {
+      std::ofstream out(config_path);
+      out << ModelConfigToJson(config).dump(1) << "\n";
+      std::ofstream mimi_out(mimi_config_path);
+      mimi_out << MimiConfigToJson(config.mimi).dump(1) << "\n";
+    }
+    const std::string command =
+        absl::StrCat("NO_TORCH_COMPILE=1 NO_CUDA_GRAPH=1 '", python, "' '", f.reference_script,
+                     "' --config '", config_path.string(), "' --mimi-config '", mimi_config_path.string(),
+                     "' --batch ", f.batches, " --steps ", f.steps, " --warmup ", f.warmup, " --threads ",
+                     f.threads, " --dtype ", f.dtype, " --device ", f.device);
+    std::printf("\n$ %s\n", command.c_str());
+    std::fflush(stdout);
+    const int status = std::system(command.c_str());
+    if (status != 0) return Fail(absl::StrCat("the reference benchmark failed (status ", status, ")"));
+  }
+  return 0;
+}
+
+#else
+
+int RunBenchTranscribe(const BenchTranscribeFlags&) {
+  return Fail("this build has no speech recognition (it needs sentencepiece: MONOLOGUE_WITH_SENTENCEPIECE)");
+}
+
+#endif
+
+}  // namespace
+
+void RegisterBenchTranscribe(CLI::App& bench, int& exit_code) {
+  auto f = std::make_shared<BenchTranscribeFlags>();
+  CLI::App* cmd = bench.add_subcommand(
+      "transcribe", "Streaming STT step time and real-time factor (Mimi encode + LM), per batch size");
+  cmd->add_option("--preset", f->preset,
+                  "STT preset with random weights (default stt-1b-en_fr; stt-2.6b-en)");
+  cmd->add_option("--config", f->config_file, "an STT config.json (random weights)");
+  cmd->add_option("--model", f->model_dir, "a model directory (its weights)");
+  cmd->add_option("--batch", f->batches, "comma-separated batch sizes (default 1,8)");
+  cmd->add_option("--steps", f->steps, "timed steps per batch size (default 20)");
+  cmd->add_option("--warmup", f->warmup, "untimed steps first (default 3)");
+  cmd->add_option("--threads", f->threads, "CPU threads (default 2)");
+  cmd->add_option("--device", f->device, "cpu (default) or cuda[:N]");
+  cmd->add_option("--dtype", f->dtype, "LM dtype: f32 (default), bf16, f16");
+  cmd->add_flag("--reference", f->reference,
+                "then run the reference's loop (bench/bench_transcribe_reference.py) with the same settings");
+  cmd->add_option("--python", f->python,
+                  "python with the reference package (default $MONOLOGUE_PYTHON or the venv)");
+  cmd->add_option("--reference-script", f->reference_script, "path of bench_transcribe_reference.py");
+  cmd->add_option("--max-streams", f->max_streams,
+                  "also search the largest real-time batch up to this many streams (GPU capacity)");
+  cmd->callback([f, &exit_code] { exit_code = RunBenchTranscribe(*f); });
+}
+
+}  // namespace monologue::cli
