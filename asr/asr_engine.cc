@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -61,7 +62,10 @@ struct AsrSession::Shared {
 
     size_t available() const { return audio.size() - read_pos; }
   };
-  mutable std::mutex mu;  // slots and counters
+  mutable std::mutex mu;              // slots and counters
+  std::condition_variable work_cv;    // input arrived (PushAudio, Close, Reset, OpenSession)
+  std::condition_variable events_cv;  // a step produced events
+  bool work_pending = false;
   std::vector<Slot> slots;
   int64_t steps_run = 0;
   double step_seconds = 0;
@@ -220,6 +224,8 @@ absl::Status AsrSession::PushAudio(std::span<const float> samples) {
   }
   s.audio.insert(s.audio.end(), samples.begin(), samples.end());
   s.real_samples += static_cast<int64_t>(samples.size());
+  shared_->work_pending = true;
+  shared_->work_cv.notify_all();
   return absl::OkStatus();
 }
 
@@ -230,6 +236,9 @@ absl::Status AsrSession::Close() {
   s.closed = true;
   s.audio.insert(s.audio.end(), static_cast<size_t>(shared_->info.pad_right_samples), 0.0f);
   shared_->MaybeFinish(s);
+  shared_->work_pending = true;
+  shared_->work_cv.notify_all();
+  shared_->events_cv.notify_all();
   return absl::OkStatus();
 }
 
@@ -239,6 +248,8 @@ absl::Status AsrSession::Reset() {
   s.generation++;
   generation_ = s.generation;
   shared_->StartStream(s);
+  shared_->work_pending = true;
+  shared_->work_cv.notify_all();
   return absl::OkStatus();
 }
 
@@ -246,6 +257,15 @@ std::vector<AsrEvent> AsrSession::PollEvents() {
   std::lock_guard<std::mutex> lock(shared_->mu);
   std::vector<AsrEvent> out;
   out.swap(shared_->slots[slot_].events);
+  return out;
+}
+
+std::vector<AsrEvent> AsrSession::WaitEvents(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(shared_->mu);
+  auto& s = shared_->slots[slot_];
+  shared_->events_cv.wait_for(lock, timeout, [&] { return !s.events.empty(); });
+  std::vector<AsrEvent> out;
+  out.swap(s.events);
   return out;
 }
 
@@ -380,6 +400,8 @@ absl::StatusOr<std::unique_ptr<AsrSession>> AsrEngine::OpenSession() {
     s.in_use = true;
     s.generation++;
     shared_->StartStream(s);
+    shared_->work_pending = true;
+    shared_->work_cv.notify_all();
     return std::unique_ptr<AsrSession>(new AsrSession(shared_, b, s.generation));
   }
   return absl::ResourceExhaustedError(
@@ -398,6 +420,7 @@ absl::StatusOr<int> AsrEngine::Step() {
   bool any_reset = false, any_frame = false;
   {
     std::lock_guard<std::mutex> lock(sh.mu);
+    sh.work_pending = false;
     for (int b = 0; b < B; ++b) {
       auto& s = sh.slots[b];
       if (!s.in_use) continue;
@@ -422,7 +445,10 @@ absl::StatusOr<int> AsrEngine::Step() {
       ++active;
     }
   }
-  if (active == 0 && !any_reset) return 0;
+  if (active == 0 && !any_reset) {
+    sh.events_cv.notify_all();  // (MaybeFinish may have ended a stream)
+    return 0;
+  }
 
   const auto t0 = std::chrono::steady_clock::now();
   at::Tensor text_cpu, vad_cpu;
@@ -481,7 +507,13 @@ absl::StatusOr<int> AsrEngine::Step() {
     }
     sh.MaybeFinish(s);
   }
+  sh.events_cv.notify_all();
   return active;
+}
+
+bool AsrEngine::WaitForWork(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(shared_->mu);
+  return shared_->work_cv.wait_for(lock, timeout, [&] { return shared_->work_pending; });
 }
 
 absl::Status AsrEngine::RunUntilIdle() {

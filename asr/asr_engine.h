@@ -33,6 +33,7 @@
 // step. A session keeps the engine's model alive (it may outlive the AsrEngine object).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -96,6 +97,8 @@ class AsrSession {
   absl::Status Reset();
   // Events decided since the last call.
   std::vector<AsrEvent> PollEvents();
+  // The same, but waits up to `timeout` for at least one event (for a per-session writer thread).
+  std::vector<AsrEvent> WaitEvents(std::chrono::milliseconds timeout);
 
   // True once kEnd has been produced (it may still be waiting in PollEvents).
   bool finished() const;
@@ -136,6 +139,10 @@ class AsrEngine {
   absl::StatusOr<int> Step();
   // Steps until no slot can advance.
   absl::Status RunUntilIdle();
+  // For a model thread: waits up to `timeout` until some session pushed audio, closed, reset or opened since
+  // the last Step (returns true), so `while (run) { if (*Step() == 0) WaitForWork(10ms); }` neither spins nor
+  // adds latency.
+  bool WaitForWork(std::chrono::milliseconds timeout);
 
   const AsrModelInfo& info() const;
   int batch_size() const;

@@ -5,9 +5,12 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "core/text/text_tokenizer.h"
 #include "tests/asr/asr_test_util.h"
@@ -193,6 +196,54 @@ TEST(AsrEngine, BatchSlotsJoinLeaveAndResetIndependently) {
   EXPECT_EQ((*d)->slot(), slot_b);
   Transcript td = RunClip(*engine, **d, fr);
   ExpectMatchesReference(td, "tiny-stt", "speech_fr");
+}
+
+// The service's shape: a model thread stepping (waiting for work when idle), feeder threads pushing audio,
+// readers waiting for events.
+TEST(AsrEngine, ThreadedModelLoopFeedersAndReaders) {
+  auto engine = LoadEngine(2);
+  ASSERT_NE(engine, nullptr);
+  std::atomic<bool> running{true};
+  std::thread model([&] {
+    while (running) {
+      auto n = engine->Step();
+      ASSERT_TRUE(n.ok()) << n.status();
+      if (*n == 0) engine->WaitForWork(std::chrono::milliseconds(20));
+    }
+  });
+  auto run_one = [&](const std::string& clip, Transcript* t) {
+    auto session = engine->OpenSession();
+    ASSERT_TRUE(session.ok());
+    const std::vector<float> audio = ReadClip(clip);
+    std::thread feeder([&] {
+      for (size_t pos = 0; pos < audio.size(); pos += 2400) {
+        const size_t n = std::min<size_t>(2400, audio.size() - pos);
+        ASSERT_TRUE((*session)->PushAudio(std::span<const float>(audio.data() + pos, n)).ok());
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+      }
+      ASSERT_TRUE((*session)->Close().ok());
+    });
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    while (t->ends == 0 && std::chrono::steady_clock::now() < deadline) {
+      for (const AsrEvent& e : (*session)->WaitEvents(std::chrono::milliseconds(50))) {
+        if (e.kind == AsrEvent::Kind::kWord) t->words.push_back(e.word);
+        if (e.kind == AsrEvent::Kind::kVad) t->vad.push_back(e);
+        if (e.kind == AsrEvent::Kind::kEndOfTurn) t->end_of_turn.push_back(e);
+        if (e.kind == AsrEvent::Kind::kEnd) t->ends++;
+      }
+    }
+    feeder.join();
+    t->tokens = (*session)->text_tokens();
+  };
+  Transcript en, fr;
+  std::thread a([&] { run_one("speech_en", &en); });
+  std::thread b([&] { run_one("speech_fr", &fr); });
+  a.join();
+  b.join();
+  running = false;
+  model.join();
+  ExpectMatchesReference(en, "tiny-stt", "speech_en");
+  ExpectMatchesReference(fr, "tiny-stt", "speech_fr");
 }
 
 TEST(AsrEngine, CloseFlushesWithoutCallerPadding) {
