@@ -4,6 +4,8 @@ Run with the project's venv, after building `monologue-make-model`:
     NO_TORCH_COMPILE=1 NO_CUDA_GRAPH=1 ~/.cache/monologue/venv/bin/python tests/reference/make_asr_fixtures.py \
         --make-model build/monologue-make-model \
         --dsm-script /path/to/delayed-streams-modeling/scripts/stt_from_file_pytorch.py
+(the DSM repository: github.com/kyutai-labs/delayed-streams-modeling; the fixtures were made from its HEAD of
+November 2026, moshi 0.2.13, torch 2.11 CPU, espeak-ng 1.51, SoX 14.4.2).
 
 Writes tests/data/asr/:
   tiny-stt/         a model directory in the released layout: the `tiny-stt` preset written by
