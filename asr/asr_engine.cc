@@ -32,7 +32,7 @@ namespace fs = std::filesystem;
 struct AsrSession::Shared {
   // Immutable after Load.
   AsrModelInfo info;
-  std::unique_ptr<TextTokenizer> tokenizer;
+  std::shared_ptr<const TextTokenizer> tokenizer;  // null: no text / word events (benchmarks)
   std::unique_ptr<MimiModel> mimi;
   std::shared_ptr<const LmModel> lm;
   c10::Device device = c10::Device(c10::kCPU);
@@ -136,6 +136,7 @@ struct AsrSession::Shared {
     if (!IsSilentTextId(token)) {
       slot.end_of_turn_reported = false;
     }
+#ifdef MONOLOGUE_HAVE_SENTENCEPIECE
     if (!IsSilentTextId(token) && tokenizer != nullptr) {
       auto piece = tokenizer->PrintablePiece(token);
       AsrEvent e;
@@ -145,6 +146,7 @@ struct AsrSession::Shared {
       e.text = piece.ok() ? *piece : std::string();
       slot.events.push_back(std::move(e));
     }
+#endif
     slot.frames++;
   }
 };
@@ -330,7 +332,14 @@ absl::StatusOr<std::unique_ptr<AsrEngine>> AsrEngine::Load(const std::string& mo
   auto shared = std::make_shared<AsrSession::Shared>();
   shared->device = device;
   shared->batch = options.batch_size;
-  ASSIGN_OR_RETURN(shared->tokenizer, TextTokenizer::Load(tokenizer_path.string()));
+#ifdef MONOLOGUE_HAVE_SENTENCEPIECE
+  ASSIGN_OR_RETURN(std::unique_ptr<TextTokenizer> tokenizer, TextTokenizer::Load(tokenizer_path.string()));
+  shared->tokenizer = std::move(tokenizer);
+#else
+  return absl::FailedPreconditionError(
+      "this build has no sentencepiece (MONOLOGUE_WITH_SENTENCEPIECE=OFF): cannot load the text tokenizer " +
+      tokenizer_path.string());
+#endif
   if (shared->tokenizer->vocab_size() < config.lm.text_card) {
     return absl::InvalidArgumentError(absl::StrCat(
         "text tokenizer ", tokenizer_path.string(), " has ", shared->tokenizer->vocab_size(),
@@ -540,11 +549,9 @@ double AsrEngine::step_seconds() const {
   return shared_->step_seconds;
 }
 
-absl::StatusOr<std::unique_ptr<AsrEngine>> AsrEngineBuilder::Create(const ModelConfig& config,
-                                                                    std::shared_ptr<const LmModel> lm,
-                                                                    const MimiModel& mimi,
-                                                                    std::unique_ptr<TextTokenizer> tokenizer,
-                                                                    const AsrEngineOptions& options) {
+absl::StatusOr<std::unique_ptr<AsrEngine>> AsrEngineBuilder::Create(
+    const ModelConfig& config, std::shared_ptr<const LmModel> lm, const MimiModel& mimi,
+    std::shared_ptr<const TextTokenizer> tokenizer, const AsrEngineOptions& options) {
   if (options.batch_size < 1) {
     return absl::InvalidArgumentError(absl::StrCat("batch size must be >= 1 (got ", options.batch_size, ")"));
   }

@@ -23,7 +23,7 @@ struct AsrEngineBuilder {
   static absl::StatusOr<std::unique_ptr<AsrEngine>> Create(const ModelConfig& config,
                                                            std::shared_ptr<const LmModel> lm,
                                                            const MimiModel& mimi,
-                                                           std::unique_ptr<TextTokenizer> tokenizer,
+                                                           std::shared_ptr<const TextTokenizer> tokenizer,
                                                            const AsrEngineOptions& options);
 
   // (internal) The common end of Load and Create.

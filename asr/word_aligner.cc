@@ -9,6 +9,7 @@
 namespace monologue {
 namespace {
 
+#ifdef MONOLOGUE_HAVE_SENTENCEPIECE
 // Length in bytes of the whitespace character at `s[i]` (Python's str.isspace), 0 if none.
 size_t WhitespaceAt(std::string_view s, size_t i) {
   const auto c = static_cast<unsigned char>(s[i]);
@@ -43,6 +44,7 @@ std::vector<std::string> SplitWhitespace(std::string_view s) {
   if (!current.empty()) out.push_back(std::move(current));
   return out;
 }
+#endif
 
 }  // namespace
 
@@ -70,6 +72,9 @@ std::vector<AsrWord> WordAligner::Finish() {
   if (finished_) return {};
   finished_ = true;
   if (!last_boundary_.has_value() || tokenizer_ == nullptr) return {};
+#ifndef MONOLOGUE_HAVE_SENTENCEPIECE
+  return {};
+#else
   const int64_t start = *last_boundary_ + 1;
   const int64_t n = static_cast<int64_t>(tokens_.size());
   const int eos = tokenizer_->eos_id();
@@ -81,10 +86,16 @@ std::vector<AsrWord> WordAligner::Finish() {
     }
   }
   return Segment(start, end);
+#endif
 }
 
 std::vector<AsrWord> WordAligner::Segment(int64_t start, double end) const {
   if (tokenizer_ == nullptr) return {};
+#ifndef MONOLOGUE_HAVE_SENTENCEPIECE
+  (void)start;
+  (void)end;
+  return {};
+#else
   const int64_t stop = std::min<int64_t>(static_cast<int64_t>(std::ceil(end)), tokens_.size());
   std::vector<int> ids;
   for (int64_t i = start; i < stop; ++i) {
@@ -108,7 +119,7 @@ std::vector<AsrWord> WordAligner::Segment(int64_t start, double end) const {
   }
   // Ids per word: a piece starting with U+2581 starts a word. (When that does not give one group per word,
   // e.g. a word made of a lone U+2581 piece, the reference's counts are used instead.)
-  std::vector<std::vector<int>> groups;
+  std::vector<std::vector<int> > groups;
   for (int id : ids) {
     auto piece = tokenizer_->IdToPiece(id);
     const bool starts_word = piece.ok() && piece->rfind("\xe2\x96\x81", 0) == 0;
@@ -134,6 +145,7 @@ std::vector<AsrWord> WordAligner::Segment(int64_t start, double end) const {
     position += static_cast<double>(n_tokens);
   }
   return words;
+#endif
 }
 
 std::vector<AsrWord> AlignWords(const TextTokenizer& tokenizer, const std::vector<int>& tokens,
