@@ -2,6 +2,7 @@
 #include "asr/asr_engine.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <chrono>
@@ -302,6 +303,10 @@ absl::StatusOr<std::unique_ptr<AsrEngine>> AsrEngine::Load(const std::string& mo
   if (options.batch_size < 1) {
     return absl::InvalidArgumentError(absl::StrCat("batch size must be >= 1 (got ", options.batch_size, ")"));
   }
+  if (options.threads < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("threads must be >= 0 (got ", options.threads, ")"));
+  }
+  if (options.threads > 0) at::set_num_threads(options.threads);
   ASSIGN_OR_RETURN(c10::Device device, ParseDevice(options.device));
   ASSIGN_OR_RETURN(at::ScalarType dtype, ParseDtype(options.dtype, device));
   ASSIGN_OR_RETURN(ModelConfig config, LoadModelConfig(model_dir));

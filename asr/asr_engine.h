@@ -51,6 +51,7 @@ struct AsrEngineOptions {
   std::string device = "cpu";  // "cpu", "cuda", "cuda:N"
   std::string dtype;           // LM dtype: "" (f32 on CPU, bf16 on CUDA), "f32", "bf16", "f16"
   bool vad = true;             // run the extra heads when the model has them
+  int threads = 0;             // > 0: libtorch CPU threads (process-wide, at::set_num_threads); 0: leave
 };
 
 struct AsrEvent {

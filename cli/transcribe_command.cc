@@ -57,6 +57,7 @@ struct TranscribeFlags {
   bool no_progress = false;
   std::string device = "cpu";
   std::string dtype;
+  int threads = 0;
 };
 
 void Error(const std::string& message) {
@@ -199,6 +200,7 @@ int RunTranscribe(const TranscribeFlags& f) {
   options.batch_size = static_cast<int>(std::min<size_t>(f.batch_size > 0 ? f.batch_size : 8, n));
   options.device = f.device;
   options.dtype = f.dtype;
+  options.threads = f.threads;
   auto engine_or = AsrEngine::Load(model_dir, options);
   if (!engine_or.ok()) {
     Error(std::string(engine_or.status().message()));
@@ -413,10 +415,15 @@ void RegisterTranscribeCommand(CLI::App& app, int& exit_code) {
   cmd->add_flag("--no-progress", flags->no_progress, "never show the progress bar");
   cmd->add_option("--device", flags->device, "cpu (default), cuda or cuda:N");
   cmd->add_option("--dtype", flags->dtype, "LM dtype: f32, bf16, f16 (default: f32 on CPU, bf16 on CUDA)");
+  cmd->add_option("--threads", flags->threads,
+                  "CPU threads for the model (default: libtorch's, one per core)")
+      ->check(CLI::NonNegativeNumber);
   // Client path (cli/remote_transcribe.cc): stream the input to `monologue serve` instead of a local model.
   auto remote = std::make_shared<RemoteTranscribeFlags>();
-  cmd->add_option("--server", remote->server, "HOST:PORT of a `monologue serve`: transcribe there (txt/json)");
-  cmd->add_option("--speed", remote->speed, "with --server: send at N x real time (default 0: as fast as taken)");
+  cmd->add_option("--server", remote->server,
+                  "HOST:PORT of a `monologue serve`: transcribe there (txt/json)");
+  cmd->add_option("--speed", remote->speed,
+                  "with --server: send at N x real time (default 0: as fast as taken)");
   cmd->callback([flags, remote, &exit_code] {
     if (!remote->server.empty()) {
       remote->inputs = flags->inputs;
