@@ -14,7 +14,7 @@ mkdir -p "$OUT"
 run() { printf '\n$ %s\n' "$*" >&2; "$@"; }
 
 if [[ ! -f "$MODEL/config.json" ]]; then
-  run "$BUILD_DIR/tools/monologue-make-model" --preset tiny-stt --dtype f32 \
+  run "$BUILD_DIR/monologue-make-model" --preset tiny-stt --dtype f32 \
     --tokenizer tests/data/tokenizers/tiny_en_fr_400.model --out "$MODEL"
 fi
 run "$BIN" info "$MODEL"
