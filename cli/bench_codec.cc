@@ -14,6 +14,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "cli/bench_command.h"
+#include "cli/bench_options.h"
 #include "core/mimi/mimi_loader.h"
 #include "core/mimi/mimi_model.h"
 
@@ -40,22 +41,14 @@ int RunBenchCodec(const BenchCodecFlags& f) {
     std::fprintf(stderr, "monologue bench codec: %s\n", message.c_str());
     return 1;
   };
-  std::vector<int64_t> batches;
-  for (absl::string_view b : absl::StrSplit(f.batches, ',')) {
-    int64_t v = 0;
-    if (!absl::SimpleAtoi(b, &v) || v < 1)
-      return fail("--batch must be a comma-separated list of sizes >= 1");
-    batches.push_back(v);
-  }
+  auto parsed_batches = ParseBatchList(f.batches);
+  if (!parsed_batches.ok()) return fail(std::string(parsed_batches.status().message()));
+  const std::vector<int64_t>& batches = *parsed_batches;
   if (f.frames < 1 || f.warmup < 0 || f.threads < 1) return fail("--frames, --threads must be >= 1");
   at::set_num_threads(f.threads);
-  c10::Device device(c10::kCPU);
-  try {
-    device = c10::Device(f.device);
-  } catch (const std::exception&) {
-    return fail("--device must be cpu or cuda[:N]");
-  }
-  if (device.is_cuda() && !at::hasCUDA()) return fail("--device cuda: no CUDA device available");
+  auto parsed_device = ParseDeviceFlag(f.device);
+  if (!parsed_device.ok()) return fail(std::string(parsed_device.status().message()));
+  const c10::Device device = *parsed_device;
 
   auto config = LoadMimiConfig(f.mimi_config);
   if (!config.ok()) return fail(std::string(config.status().message()));

@@ -19,6 +19,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "cli/bench_command.h"
+#include "cli/bench_options.h"
 #include "core/config/model_config.h"
 #include "core/lm/lm_gen.h"
 #include "core/lm/lm_model.h"
@@ -72,54 +73,21 @@ int RunBenchLm(const BenchLmFlags& f) {
     std::fprintf(stderr, "monologue bench lm: %s\n", message.c_str());
     return 1;
   };
-  if ((!f.model_dir.empty()) + (!f.config_file.empty()) + (!f.preset.empty()) != 1) {
-    return fail("give exactly one of --model DIR, --config FILE, --preset NAME");
-  }
-  std::vector<int64_t> batches;
-  for (absl::string_view b : absl::StrSplit(f.batches, ',')) {
-    int64_t v = 0;
-    if (!absl::SimpleAtoi(b, &v) || v < 1)
-      return fail("--batch must be a comma-separated list of sizes >= 1");
-    batches.push_back(v);
-  }
+  auto bench_model = ResolveBenchModel(f.model_dir, f.config_file, f.preset);
+  if (!bench_model.ok()) return fail(std::string(bench_model.status().message()));
+  auto parsed_batches = ParseBatchList(f.batches);
+  if (!parsed_batches.ok()) return fail(std::string(parsed_batches.status().message()));
+  const std::vector<int64_t>& batches = *parsed_batches;
   if (f.steps < 1 || f.warmup < 0 || f.threads < 1) return fail("--steps and --threads must be >= 1");
-  at::ScalarType dtype = at::kFloat;
-  if (f.dtype == "bf16") {
-    dtype = at::kBFloat16;
-  } else if (f.dtype == "f16") {
-    dtype = at::kHalf;
-  } else if (f.dtype != "f32") {
-    return fail("--dtype must be f32, bf16 or f16");
-  }
+  auto parsed_dtype = ParseDtypeFlag(f.dtype);
+  if (!parsed_dtype.ok()) return fail(std::string(parsed_dtype.status().message()));
+  const at::ScalarType dtype = *parsed_dtype;
   at::set_num_threads(f.threads);
-  c10::Device device(c10::kCPU);
-  try {
-    device = c10::Device(f.device);
-  } catch (const std::exception&) {
-    return fail("--device must be cpu or cuda[:N]");
-  }
-  if (device.is_cuda() && !at::hasCUDA()) return fail("--device cuda: no CUDA device available");
-
-  ModelConfig config;
-  std::string source;
-  if (!f.model_dir.empty()) {
-    auto c = LoadModelConfig(f.model_dir);
-    if (!c.ok()) return fail(std::string(c.status().message()));
-    config = *c;
-    source = f.model_dir;
-  } else if (!f.config_file.empty()) {
-    auto json = ReadJsonFile(f.config_file);
-    if (!json.ok()) return fail(std::string(json.status().message()));
-    auto c = ParseModelConfigJson(*json, f.config_file);
-    if (!c.ok()) return fail(std::string(c.status().message()));
-    config = *c;
-    source = f.config_file + " (random weights)";
-  } else {
-    auto p = GetPreset(f.preset);
-    if (!p.ok()) return fail(std::string(p.status().message()));
-    config = p->config;
-    source = "preset " + f.preset + " (random weights)";
-  }
+  auto parsed_device = ParseDeviceFlag(f.device);
+  if (!parsed_device.ok()) return fail(std::string(parsed_device.status().message()));
+  const c10::Device device = *parsed_device;
+  ModelConfig config = bench_model->config;
+  const std::string source = bench_model->source;
   if (!f.write_config.empty()) {
     std::ofstream out(f.write_config);
     out << ModelConfigToJson(config).dump(1) << "\n";

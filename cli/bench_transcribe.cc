@@ -25,6 +25,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "cli/bench_command.h"
+#include "cli/bench_options.h"
 #include "core/config/model_config.h"
 #include "core/lm/lm_model.h"
 #include "core/mimi/mimi_loader.h"
@@ -107,51 +108,23 @@ absl::StatusOr<Timing> TimeBatch(const ModelConfig& config, const std::shared_pt
 }
 
 int RunBenchTranscribe(const BenchTranscribeFlags& f) {
-  std::vector<int> batches;
-  for (absl::string_view b : absl::StrSplit(f.batches, ',')) {
-    int v = 0;
-    if (!absl::SimpleAtoi(b, &v) || v < 1)
-      return Fail("--batch must be a comma-separated list of sizes >= 1");
-    batches.push_back(v);
-  }
+  auto parsed_batches = ParseBatchList(f.batches);
+  if (!parsed_batches.ok()) return Fail(std::string(parsed_batches.status().message()));
+  const std::vector<int> batches(parsed_batches->begin(), parsed_batches->end());
   if (f.steps < 1 || f.warmup < 0 || f.threads < 1) return Fail("--steps and --threads must be >= 1");
-  at::ScalarType dtype = at::kFloat;
-  if (f.dtype == "bf16") {
-    dtype = at::kBFloat16;
-  } else if (f.dtype == "f16") {
-    dtype = at::kHalf;
-  } else if (f.dtype != "f32") {
-    return Fail("--dtype must be f32, bf16 or f16");
-  }
+  auto parsed_dtype = ParseDtypeFlag(f.dtype);
+  if (!parsed_dtype.ok()) return Fail(std::string(parsed_dtype.status().message()));
+  const at::ScalarType dtype = *parsed_dtype;
   at::set_num_threads(f.threads);
-  c10::Device device(c10::kCPU);
-  try {
-    device = c10::Device(f.device);
-  } catch (const std::exception&) {
-    return Fail("--device must be cpu or cuda[:N]");
-  }
-  if (device.is_cuda() && !at::hasCUDA()) return Fail("--device cuda: no CUDA device available");
-
-  ModelConfig config;
-  std::string source;
-  if (!f.model_dir.empty()) {
-    auto c = LoadModelConfig(f.model_dir);
-    if (!c.ok()) return Fail(std::string(c.status().message()));
-    config = *c;
-    source = f.model_dir;
-  } else if (!f.config_file.empty()) {
-    auto json = ReadJsonFile(f.config_file);
-    if (!json.ok()) return Fail(std::string(json.status().message()));
-    auto c = ParseModelConfigJson(*json, f.config_file);
-    if (!c.ok()) return Fail(std::string(c.status().message()));
-    config = *c;
-    source = f.config_file + " (random weights)";
-  } else {
-    auto p = GetPreset(f.preset);
-    if (!p.ok()) return Fail(std::string(p.status().message()));
-    config = p->config;
-    source = "preset " + f.preset + " (random weights)";
-  }
+  auto parsed_device = ParseDeviceFlag(f.device);
+  if (!parsed_device.ok()) return Fail(std::string(parsed_device.status().message()));
+  const c10::Device device = *parsed_device;
+  // --preset has a default: it applies only when neither --model nor --config is given.
+  const bool explicit_model = !f.model_dir.empty() || !f.config_file.empty();
+  auto bench_model = ResolveBenchModel(f.model_dir, f.config_file, explicit_model ? "" : f.preset);
+  if (!bench_model.ok()) return Fail(std::string(bench_model.status().message()));
+  ModelConfig config = bench_model->config;
+  const std::string source = bench_model->source;
   if (config.model_type != ModelType::kStt) return Fail(source + " is not an STT model");
 
   c10::InferenceMode guard;

@@ -1,0 +1,68 @@
+#include "cli/bench_options.h"
+
+#include <ATen/Context.h>
+
+#include <exception>
+
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "core/model/presets.h"
+#include "core/util/status_macros.h"
+
+namespace monologue::cli {
+
+absl::StatusOr<std::vector<int64_t>> ParseBatchList(const std::string& flag) {
+  std::vector<int64_t> batches;
+  for (absl::string_view b : absl::StrSplit(flag, ',')) {
+    int64_t v = 0;
+    if (!absl::SimpleAtoi(b, &v) || v < 1) {
+      return absl::InvalidArgumentError("--batch must be a comma-separated list of sizes >= 1");
+    }
+    batches.push_back(v);
+  }
+  return batches;
+}
+
+absl::StatusOr<c10::ScalarType> ParseDtypeFlag(const std::string& flag) {
+  if (flag == "f32") return c10::kFloat;
+  if (flag == "bf16") return c10::kBFloat16;
+  if (flag == "f16") return c10::kHalf;
+  return absl::InvalidArgumentError("--dtype must be f32, bf16 or f16");
+}
+
+absl::StatusOr<c10::Device> ParseDeviceFlag(const std::string& flag) {
+  c10::Device device(c10::kCPU);
+  try {
+    device = c10::Device(flag);
+  } catch (const std::exception&) {
+    return absl::InvalidArgumentError("--device must be cpu or cuda[:N]");
+  }
+  if (device.is_cuda() && !at::hasCUDA()) {
+    return absl::FailedPreconditionError("--device cuda: no CUDA device available");
+  }
+  return device;
+}
+
+absl::StatusOr<BenchModel> ResolveBenchModel(const std::string& model_dir, const std::string& config_file,
+                                             const std::string& preset) {
+  if ((!model_dir.empty()) + (!config_file.empty()) + (!preset.empty()) != 1) {
+    return absl::InvalidArgumentError("give exactly one of --model DIR, --config FILE, --preset NAME");
+  }
+  BenchModel model;
+  if (!model_dir.empty()) {
+    ASSIGN_OR_RETURN(model.config, LoadModelConfig(model_dir));
+    model.source = model_dir;
+  } else if (!config_file.empty()) {
+    ASSIGN_OR_RETURN(nlohmann::json json, ReadJsonFile(config_file));
+    ASSIGN_OR_RETURN(model.config, ParseModelConfigJson(json, config_file));
+    model.source = config_file + " (random weights)";
+  } else {
+    ASSIGN_OR_RETURN(auto p, GetPreset(preset));
+    model.config = p.config;
+    model.source = "preset " + preset + " (random weights)";
+  }
+  return model;
+}
+
+}  // namespace monologue::cli
