@@ -20,20 +20,8 @@
 namespace monologue {
 namespace {
 
-// Options built field by field (GCC warns on designated initializers that skip fields).
-template <typename F>
-AudioDecoderOptions DecoderOptions(F set) {
-  AudioDecoderOptions o;
-  set(o);
-  return o;
-}
-template <typename F>
-AudioWriterOptions WriterOptions(F set) {
-  AudioWriterOptions o;
-  set(o);
-  return o;
-}
-
+using testing::DecoderOptions;
+using testing::WriterOptions;
 using testing::AudioData;
 using testing::ReadBytes;
 using testing::TmpPath;

@@ -10,9 +10,26 @@
 #include <string>
 #include <vector>
 
+#include "core/audio/audio_decoder.h"
+#include "core/audio/audio_writer.h"
 #include "gtest/gtest.h"
 
 namespace monologue::testing {
+
+// Options built field by field (GCC warns on designated initializers that skip fields).
+template <typename F>
+AudioDecoderOptions DecoderOptions(F set) {
+  AudioDecoderOptions o;
+  set(o);
+  return o;
+}
+template <typename F>
+AudioWriterOptions WriterOptions(F set) {
+  AudioWriterOptions o;
+  set(o);
+  return o;
+}
+
 
 inline std::string AudioData(const std::string& name) {
   return std::string(MONOLOGUE_TEST_DATA_DIR) + "/audio/" + name;
