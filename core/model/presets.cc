@@ -66,6 +66,19 @@ constexpr char kTinyMoshi[] = R"json({
   "depformer_max_period": 10000, "depformer_gating": "silu", "depformer_pos_emb": "none",
   "depformer_weights_per_step": true, "delays": [0, 0, 1, 1, 1, 0, 1, 1, 1]})json";
 
+// tiny-moshi-8: the released Moshi stream layout (dep_q 8 generated, n_q 16, delays 0 | 0,1x7 | 0,1x7) at
+// tiny size, for the full-duplex dialogue fixtures.
+constexpr char kTinyMoshi8[] = R"json({
+  "model_type": "moshi", "moshi_name": "model.safetensors", "mimi_name": "mimi.safetensors",
+  "mimi_config_name": "mimi_config.json", "tokenizer_name": "tokenizer.model",
+  "dim": 64, "text_card": 400, "existing_text_padding_id": 3, "n_q": 16, "dep_q": 8, "card": 64,
+  "num_heads": 4, "num_layers": 2, "hidden_scale": 4.125, "causal": true, "layer_scale": null, "context": 64,
+  "max_period": 10000, "gating": "silu", "norm": "rms_norm_f32", "positional_embedding": "rope",
+  "depformer_dim": 32, "depformer_dim_feedforward": 132, "depformer_num_heads": 2, "depformer_num_layers": 2,
+  "depformer_layer_scale": null, "depformer_multi_linear": true, "depformer_context": 8,
+  "depformer_max_period": 10000, "depformer_gating": "silu", "depformer_pos_emb": "none",
+  "depformer_weights_per_step": true, "delays": [0, 0, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1]})json";
+
 constexpr char kTinyStt[] = R"json({
   "model_type": "stt", "moshi_name": "model.safetensors", "mimi_name": "mimi.safetensors",
   "mimi_config_name": "mimi_config.json", "tokenizer_name": "tokenizer.model",
@@ -125,7 +138,7 @@ MimiConfig TinyMimiConfig() {
 }
 
 std::vector<std::string> PresetNames() {
-  return {"tiny-moshi",   "tiny-stt",    "tiny-tts",       "tiny-mimi", "moshi-7b",
+  return {"tiny-moshi",   "tiny-moshi-8", "tiny-stt",    "tiny-tts",       "tiny-mimi", "moshi-7b",
           "stt-1b-en_fr", "stt-2.6b-en", "tts-1.6b-en_fr", "mimi"};
 }
 
@@ -152,6 +165,10 @@ absl::StatusOr<ModelPreset> GetPreset(std::string_view name_view) {
   } else if (name == "tiny-moshi") {
     p.description = "tiny full-duplex Moshi (8 streams, dep_q 4) with the tiny Mimi";
     ASSIGN_OR_RETURN(p.config, FromJson(kTinyMoshi, name));
+    p.config.mimi = TinyMimiConfig();
+  } else if (name == "tiny-moshi-8") {
+    p.description = "tiny full-duplex Moshi, released stream layout (16 streams, dep_q 8), tiny Mimi";
+    ASSIGN_OR_RETURN(p.config, FromJson(kTinyMoshi8, name));
     p.config.mimi = TinyMimiConfig();
   } else if (name == "tiny-stt") {
     p.description = "tiny DSM STT (8 streams, dep_q 0, 4 VAD heads) with the tiny Mimi";

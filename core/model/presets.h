@@ -2,8 +2,9 @@
 //   Released architectures (config.json values of moshi-reference.md §2.5): moshi-7b (legacy layout, no
 //   config.json), stt-1b-en_fr, stt-2.6b-en, tts-1.6b-en_fr, and mimi (the released Mimi alone).
 //   Tiny ones for tests (2 layers, dims 32-64, card 64 = the tiny Mimi's bins, text_card 400 = the vocabulary of
-//   tests/data/tokenizers/tiny_en_fr_400.model): tiny-moshi, tiny-stt, tiny-tts (each with the tiny Mimi through
-//   mimi_config_name "mimi_config.json"), and tiny-mimi (the tiny Mimi alone).
+//   tests/data/tokenizers/tiny_en_fr_400.model): tiny-moshi, tiny-moshi-8 (dep_q 8, n_q 16, the released
+//   delays), tiny-stt, tiny-tts (each with the tiny Mimi through mimi_config_name "mimi_config.json"), and
+//   tiny-mimi (the tiny Mimi alone).
 #pragma once
 
 #include <string>

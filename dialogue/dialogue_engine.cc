@@ -1,0 +1,579 @@
+// libtorch implementation of dialogue_engine.h.
+#include "dialogue/dialogue_engine.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <mutex>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/config/model_config.h"
+#include "core/lm/lm_gen.h"
+#include "core/lm/lm_model.h"
+#include "core/mimi/mimi_loader.h"
+#include "core/mimi/mimi_model.h"
+#include "core/text/text_tokenizer.h"
+#include "core/util/status_macros.h"
+#include "core/util/torch_status.h"
+#include "dialogue/dialogue_engine_builder.h"
+
+namespace monologue {
+
+namespace fs = std::filesystem;
+
+namespace {
+// The seed when none is given (any fixed value: runs are reproducible by default).
+constexpr uint64_t kDefaultSeed = 4242;  // what the reference's run_inference passes to seed_all
+}  // namespace
+
+struct DialogueSession::Shared {
+  // Immutable after Load.
+  DialogueModelInfo info;
+  std::shared_ptr<const TextTokenizer> tokenizer;  // null: no kText events
+  std::unique_ptr<MimiModel> mimi;
+  std::shared_ptr<const LmModel> lm;
+  c10::Device device = c10::Device(c10::kCPU);
+  int batch = 0;
+  int64_t num_codebooks = 0;
+  int64_t dep_q = 0;
+
+  // Model state: only Step() touches it (under step_mu).
+  std::mutex step_mu;
+  std::unique_ptr<LmGen> gen;
+  MimiStreamState mimi_state;
+
+  struct Slot {
+    bool in_use = false;
+    uint64_t generation = 0;
+    bool needs_reset = false;
+    bool warmed = false;  // the first (duplicated-frame) step is done
+    std::vector<float> audio;
+    size_t read_pos = 0;
+    int64_t pushed = 0;
+    bool closed = false;
+    bool ended = false;
+    int64_t frames = 0;
+    std::vector<DialogueEvent> events;
+
+    size_t available() const { return audio.size() - read_pos; }
+  };
+  mutable std::mutex mu;
+  std::condition_variable work_cv;
+  std::condition_variable events_cv;
+  bool work_pending = false;
+  std::vector<Slot> slots;
+  int64_t steps_run = 0;
+  double step_seconds = 0, encode_seconds = 0, lm_seconds = 0, decode_seconds = 0;
+
+  void StartStream(Slot& slot) {
+    slot.needs_reset = true;
+    slot.warmed = false;
+    slot.audio.clear();
+    slot.read_pos = 0;
+    slot.pushed = 0;
+    slot.closed = false;
+    slot.ended = false;
+    slot.frames = 0;
+    slot.events.clear();
+  }
+
+  // Under mu: a closed stream with no complete frame left ends (the padding to the input length, then kEnd).
+  void MaybeFinish(Slot& slot) {
+    if (!slot.in_use || !slot.closed || slot.ended || !slot.warmed) return;
+    if (slot.available() >= static_cast<size_t>(info.frame_size)) return;
+    const int64_t tail = slot.pushed - slot.frames * info.frame_size;
+    if (tail > 0) {
+      DialogueEvent pad;
+      pad.kind = DialogueEvent::Kind::kAudio;
+      pad.frame = slot.frames;
+      pad.time_s = static_cast<double>(slot.frames) / info.frame_rate;
+      pad.audio.assign(static_cast<size_t>(tail), 0.0f);
+      slot.events.push_back(std::move(pad));
+    }
+    DialogueEvent end;
+    end.kind = DialogueEvent::Kind::kEnd;
+    end.frame = slot.frames;
+    end.time_s = static_cast<double>(slot.pushed) / info.sample_rate;
+    slot.events.push_back(std::move(end));
+    slot.ended = true;
+  }
+};
+
+namespace {
+
+absl::StatusOr<c10::Device> ParseDevice(const std::string& name) {
+  if (name == "cpu") return c10::Device(c10::kCPU);
+  if (name == "cuda" || name.rfind("cuda:", 0) == 0) {
+    if (!at::hasCUDA()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("device '", name, "': this libtorch has no usable CUDA device"));
+    }
+    return GuardTorch(absl::StrCat("device '", name, "'"), [&] { return c10::Device(name); });
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown device '", name, "' (expected cpu, cuda or cuda:N)"));
+}
+
+absl::StatusOr<at::ScalarType> ParseDtype(const std::string& name, const c10::Device& device) {
+  if (name.empty()) return device.is_cuda() ? at::kBFloat16 : at::kFloat;
+  if (name == "f32" || name == "float32") return at::kFloat;
+  if (name == "bf16" || name == "bfloat16") return at::kBFloat16;
+  if (name == "f16" || name == "float16") return at::kHalf;
+  return absl::InvalidArgumentError(absl::StrCat("unknown dtype '", name, "' (expected f32, bf16 or f16)"));
+}
+
+const char* DtypeName(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat:
+      return "f32";
+    case at::kBFloat16:
+      return "bf16";
+    case at::kHalf:
+      return "f16";
+    default:
+      return "?";
+  }
+}
+
+absl::Status CheckMoshi(const ModelConfig& config, const std::string& model_dir) {
+  if (config.model_type != ModelType::kMoshi || config.lm.dep_q <= 0) {
+    const char* what = config.model_type == ModelType::kStt
+                           ? " (a speech-to-text model: use `monologue transcribe`)"
+                       : config.model_type == ModelType::kTts ? " (a text-to-speech model)"
+                                                              : "";
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model directory ", model_dir, " holds a '", ModelTypeName(config.model_type), "' model", what,
+        "; dialogue needs a full-duplex Moshi model (config.json model_type \"moshi\" with dep_q > 0, or the "
+        "legacy layout, e.g. kyutai/moshiko-pytorch-bf16, kyutai/moshika-pytorch-bf16, "
+        "kyutai/moshika-rl-seamless)"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+// ---- DialogueSession --------------------------------------------------------------------------------------
+
+DialogueSession::DialogueSession(std::shared_ptr<Shared> shared, int slot, uint64_t generation)
+    : shared_(std::move(shared)), slot_(slot), generation_(generation) {}
+
+DialogueSession::~DialogueSession() {
+  std::lock_guard<std::mutex> lock(shared_->mu);
+  auto& s = shared_->slots[slot_];
+  if (s.generation != generation_) return;
+  s.in_use = false;
+  s.generation++;
+  s.audio.clear();
+  s.audio.shrink_to_fit();
+  s.read_pos = 0;
+  s.events.clear();
+}
+
+absl::Status DialogueSession::PushAudio(std::span<const float> samples) {
+  std::lock_guard<std::mutex> lock(shared_->mu);
+  auto& s = shared_->slots[slot_];
+  if (s.closed) return absl::FailedPreconditionError("dialogue session: PushAudio after Close");
+  if (s.read_pos > (1u << 20) && s.read_pos * 2 > s.audio.size()) {
+    s.audio.erase(s.audio.begin(), s.audio.begin() + static_cast<std::ptrdiff_t>(s.read_pos));
+    s.read_pos = 0;
+  }
+  s.audio.insert(s.audio.end(), samples.begin(), samples.end());
+  s.pushed += static_cast<int64_t>(samples.size());
+  shared_->work_pending = true;
+  shared_->work_cv.notify_all();
+  return absl::OkStatus();
+}
+
+absl::Status DialogueSession::Close() {
+  std::lock_guard<std::mutex> lock(shared_->mu);
+  auto& s = shared_->slots[slot_];
+  if (s.closed) return absl::OkStatus();
+  s.closed = true;
+  shared_->MaybeFinish(s);
+  shared_->work_pending = true;
+  shared_->work_cv.notify_all();
+  shared_->events_cv.notify_all();
+  return absl::OkStatus();
+}
+
+absl::Status DialogueSession::Reset() {
+  std::lock_guard<std::mutex> lock(shared_->mu);
+  auto& s = shared_->slots[slot_];
+  s.generation++;
+  generation_ = s.generation;
+  shared_->StartStream(s);
+  shared_->work_pending = true;
+  shared_->work_cv.notify_all();
+  return absl::OkStatus();
+}
+
+std::vector<DialogueEvent> DialogueSession::PollEvents() {
+  std::lock_guard<std::mutex> lock(shared_->mu);
+  std::vector<DialogueEvent> out;
+  out.swap(shared_->slots[slot_].events);
+  return out;
+}
+
+std::vector<DialogueEvent> DialogueSession::WaitEvents(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(shared_->mu);
+  auto& s = shared_->slots[slot_];
+  shared_->events_cv.wait_for(lock, timeout, [&] { return !s.events.empty(); });
+  std::vector<DialogueEvent> out;
+  out.swap(s.events);
+  return out;
+}
+
+bool DialogueSession::finished() const {
+  std::lock_guard<std::mutex> lock(shared_->mu);
+  return shared_->slots[slot_].ended;
+}
+
+int64_t DialogueSession::samples_pushed() const {
+  std::lock_guard<std::mutex> lock(shared_->mu);
+  return shared_->slots[slot_].pushed;
+}
+
+int64_t DialogueSession::frames_done() const {
+  std::lock_guard<std::mutex> lock(shared_->mu);
+  return shared_->slots[slot_].frames;
+}
+
+// ---- DialogueEngine ---------------------------------------------------------------------------------------
+
+DialogueEngine::DialogueEngine(std::shared_ptr<DialogueSession::Shared> shared)
+    : shared_(std::move(shared)) {}
+DialogueEngine::~DialogueEngine() = default;
+
+absl::StatusOr<std::unique_ptr<DialogueEngine>> DialogueEngine::Load(const std::string& model_dir,
+                                                                     const DialogueEngineOptions& options) {
+  if (options.batch_size < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("batch size must be >= 1 (got ", options.batch_size, ")"));
+  }
+  if (options.threads < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("threads must be >= 0 (got ", options.threads, ")"));
+  }
+  if (options.threads > 0) at::set_num_threads(options.threads);
+  ASSIGN_OR_RETURN(c10::Device device, ParseDevice(options.device));
+  ASSIGN_OR_RETURN(at::ScalarType dtype, ParseDtype(options.dtype, device));
+  ASSIGN_OR_RETURN(ModelConfig config, LoadModelConfig(model_dir));
+  RETURN_IF_ERROR(CheckMoshi(config, model_dir));
+  std::vector<std::string> missing;
+  auto resolve = [&](const std::string& ref, const char* what) -> fs::path {
+    auto p = ResolveModelFile(model_dir, ref);
+    if (!p.ok()) {
+      missing.push_back(absl::StrCat(what, " (", p.status().message(), ")"));
+      return {};
+    }
+    return *p;
+  };
+  const fs::path lm_path = resolve(config.moshi_name, "LM weights");
+  const fs::path mimi_path = resolve(config.mimi_name, "Mimi weights");
+  const fs::path tokenizer_path = resolve(config.tokenizer_name, "text tokenizer");
+  fs::path lora_path;
+  if (config.lora && config.lora_name.has_value()) lora_path = resolve(*config.lora_name, "LoRA weights");
+  if (!missing.empty()) {
+    return absl::NotFoundError(absl::StrCat("model directory ", model_dir, " is incomplete: missing ",
+                                            absl::StrJoin(missing, "; ")));
+  }
+
+  auto shared = std::make_shared<DialogueSession::Shared>();
+  shared->device = device;
+  shared->batch = options.batch_size;
+#ifdef MONOLOGUE_HAVE_SENTENCEPIECE
+  ASSIGN_OR_RETURN(std::unique_ptr<TextTokenizer> tokenizer, TextTokenizer::Load(tokenizer_path.string()));
+  shared->tokenizer = std::move(tokenizer);
+#else
+  return absl::FailedPreconditionError(
+      "this build has no sentencepiece (MONOLOGUE_WITH_SENTENCEPIECE=OFF): cannot load the text tokenizer " +
+      tokenizer_path.string());
+#endif
+  if (shared->tokenizer->vocab_size() < config.lm.text_card) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "text tokenizer ", tokenizer_path.string(), " has ", shared->tokenizer->vocab_size(),
+        " pieces but the model's text_card is ", config.lm.text_card, ": not this model's tokenizer"));
+  }
+  LmLoadOptions lm_options;
+  lm_options.dtype = dtype;
+  lm_options.device = device;
+  if (!lora_path.empty()) {
+    lm_options.lora_path = lora_path.string();
+    lm_options.lora_scaling = config.lora_scaling;
+  }
+  ASSIGN_OR_RETURN(shared->lm, LmModel::LoadFile(config.lm, lm_path.string(), lm_options));
+  ASSIGN_OR_RETURN(MimiModel mimi, LoadMimiFile(mimi_path.string(), config.mimi, device));
+  shared->mimi = std::make_unique<MimiModel>(std::move(mimi));
+  shared->info.lora = !lora_path.empty();
+  return DialogueEngineBuilder::Finish(std::move(shared), config, options, model_dir, DtypeName(dtype));
+}
+
+absl::StatusOr<std::unique_ptr<DialogueEngine>> DialogueEngineBuilder::Finish(
+    std::shared_ptr<DialogueSession::Shared> shared, const ModelConfig& config,
+    const DialogueEngineOptions& options, const std::string& model_dir, const std::string& dtype_name) {
+  const std::string source = config.legacy ? model_dir : model_dir + "/config.json";
+  shared->num_codebooks = config.mimi_codebooks();
+  RETURN_IF_ERROR(shared->mimi->SetNumCodebooks(shared->num_codebooks));
+  shared->dep_q = config.lm.dep_q;
+  if (shared->num_codebooks < config.lm.n_q - config.lm.dep_q || shared->num_codebooks < shared->dep_q) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": the LM reads ", config.lm.n_q - config.lm.dep_q,
+                                                   " and writes ", shared->dep_q,
+                                                   " audio streams but Mimi has ", shared->num_codebooks));
+  }
+  if (config.lm.card > shared->mimi->cardinality()) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": the LM's card ", config.lm.card,
+                                                   " exceeds Mimi's ", shared->mimi->cardinality(), " bins"));
+  }
+
+  ASSIGN_OR_RETURN(LmGenOptions gen_options, LmGenOptionsFromJson(config.lm_gen_config));
+  const DialogueSampling& o = options.sampling;
+  if (o.temp.has_value()) gen_options.audio.temperature = *o.temp;
+  if (o.temp_text.has_value()) gen_options.text.temperature = *o.temp_text;
+  if (o.top_k.has_value()) gen_options.audio.top_k = *o.top_k;
+  if (o.top_k_text.has_value()) gen_options.text.top_k = *o.top_k_text;
+  for (double t : {gen_options.audio.temperature, gen_options.text.temperature}) {
+    if (!(t >= 0)) return absl::InvalidArgumentError(absl::StrCat("temperature must be >= 0 (got ", t, ")"));
+  }
+  if (o.top_k.has_value() && *o.top_k < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("top-k must be >= 1 (got ", *o.top_k, ")"));
+  }
+  if (o.top_k_text.has_value() && *o.top_k_text < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("text top-k must be >= 1 (got ", *o.top_k_text, ")"));
+  }
+  gen_options.seed = o.seed.value_or(kDefaultSeed);
+  ASSIGN_OR_RETURN(shared->gen, LmGen::Create(shared->lm, options.batch_size, gen_options));
+  shared->mimi_state = shared->mimi->NewState(options.batch_size);
+
+  DialogueModelInfo& info = shared->info;
+  info.model_dir = model_dir;
+  info.sample_rate = static_cast<int>(shared->mimi->sample_rate());
+  info.frame_size = static_cast<int>(shared->mimi->frame_size());
+  info.frame_rate = shared->mimi->frame_rate();
+  info.dep_q = static_cast<int>(shared->dep_q);
+  info.num_codebooks = static_cast<int>(shared->num_codebooks);
+  info.text_card = static_cast<int>(config.lm.text_card);
+  const bool sampling = gen_options.audio.use_sampling;
+  info.temp = sampling ? gen_options.audio.temperature : 0.0;
+  info.temp_text = gen_options.text.use_sampling ? gen_options.text.temperature : 0.0;
+  info.top_k = static_cast<int>(gen_options.audio.top_k);
+  info.top_k_text = static_cast<int>(gen_options.text.top_k);
+  info.seed = *gen_options.seed;
+  info.device = shared->device.str();
+  info.dtype = dtype_name;
+  shared->slots.resize(static_cast<size_t>(options.batch_size));
+  return std::unique_ptr<DialogueEngine>(new DialogueEngine(std::move(shared)));
+}
+
+absl::StatusOr<std::unique_ptr<DialogueEngine>> DialogueEngineBuilder::Create(
+    const ModelConfig& config, std::shared_ptr<const LmModel> lm, const MimiModel& mimi,
+    std::shared_ptr<const TextTokenizer> tokenizer, const DialogueEngineOptions& options) {
+  if (options.batch_size < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("batch size must be >= 1 (got ", options.batch_size, ")"));
+  }
+  RETURN_IF_ERROR(CheckMoshi(config, "(in memory)"));
+  auto shared = std::make_shared<DialogueSession::Shared>();
+  shared->device = mimi.device();
+  shared->batch = options.batch_size;
+  shared->tokenizer = std::move(tokenizer);
+  shared->lm = std::move(lm);
+  shared->mimi = std::make_unique<MimiModel>(mimi);
+  return Finish(std::move(shared), config, options, "(in memory)", DtypeName(shared->lm->dtype()));
+}
+
+absl::StatusOr<std::unique_ptr<DialogueSession>> DialogueEngine::OpenSession() {
+  std::lock_guard<std::mutex> lock(shared_->mu);
+  for (int b = 0; b < shared_->batch; ++b) {
+    auto& s = shared_->slots[b];
+    if (s.in_use) continue;
+    s.in_use = true;
+    s.generation++;
+    shared_->StartStream(s);
+    shared_->work_pending = true;
+    shared_->work_cv.notify_all();
+    return std::unique_ptr<DialogueSession>(new DialogueSession(shared_, b, s.generation));
+  }
+  return absl::ResourceExhaustedError(absl::StrCat("all ", shared_->batch, " dialogue slots are in use"));
+}
+
+absl::StatusOr<int> DialogueEngine::Step() {
+  auto& sh = *shared_;
+  std::lock_guard<std::mutex> step_lock(sh.step_mu);
+  const int B = sh.batch;
+  const int F = sh.info.frame_size;
+  std::vector<uint8_t> reset(B, 0), warm(B, 0), frame(B, 0);
+  std::vector<uint64_t> generation(B, 0);
+  std::vector<float> pcm(static_cast<size_t>(B) * F, 0.0f);
+  int active = 0;
+  bool any_reset = false, any_frame = false;
+  {
+    std::lock_guard<std::mutex> lock(sh.mu);
+    sh.work_pending = false;
+    for (int b = 0; b < B; ++b) {
+      auto& s = sh.slots[b];
+      if (!s.in_use) continue;
+      sh.MaybeFinish(s);
+      if (s.ended) continue;
+      if (s.needs_reset) {
+        reset[b] = 1;
+        any_reset = true;
+        s.needs_reset = false;
+      }
+      if (!s.warmed) {
+        warm[b] = 1;
+      } else if (s.available() >= static_cast<size_t>(F)) {
+        std::copy_n(s.audio.begin() + static_cast<std::ptrdiff_t>(s.read_pos), F, pcm.begin() + b * F);
+        s.read_pos += static_cast<size_t>(F);
+        frame[b] = 1;
+        any_frame = true;
+      } else {
+        continue;
+      }
+      generation[b] = s.generation;
+      ++active;
+    }
+  }
+  if (active == 0 && !any_reset) {
+    sh.events_cv.notify_all();
+    return 0;
+  }
+
+  using Clock = std::chrono::steady_clock;
+  const auto t0 = Clock::now();
+  double t_encode = 0, t_lm = 0, t_decode = 0;
+  at::Tensor text_cpu, codes_cpu, pcm_out_cpu;
+  absl::Status st = GuardTorch("dialogue step", [&]() -> absl::Status {
+    const auto byte_opts = at::TensorOptions().dtype(at::kByte);
+    if (any_reset) {
+      at::Tensor mask = at::from_blob(reset.data(), {B}, byte_opts).to(at::kBool).to(sh.device);
+      RETURN_IF_ERROR(sh.mimi->Reset(sh.mimi_state, mask));
+      RETURN_IF_ERROR(sh.gen->Reset(mask));
+    }
+    if (active == 0) {
+      return sh.gen->SetExecMask(at::zeros({B}, at::TensorOptions().dtype(at::kBool)).to(sh.device));
+    }
+    at::Tensor frame_mask = at::from_blob(frame.data(), {B}, byte_opts).to(at::kBool).to(sh.device);
+    auto t = Clock::now();
+    at::Tensor codes;
+    if (any_frame) {
+      at::Tensor x = at::from_blob(pcm.data(), {B, 1, F}, at::kFloat)
+                         .to(sh.device, /*non_blocking=*/false, /*copy=*/true);
+      codes = sh.mimi->EncodeStepUnchecked(sh.mimi_state, x, frame_mask);
+    } else {
+      codes = at::zeros({B, sh.num_codebooks, 1}, at::TensorOptions().dtype(at::kLong).device(sh.device));
+    }
+    auto t1 = Clock::now();
+    t_encode = std::chrono::duration<double>(t1 - t).count();
+    std::vector<uint8_t> exec(B);
+    for (int b = 0; b < B; ++b) exec[b] = frame[b] | warm[b];
+    at::Tensor exec_mask = at::from_blob(exec.data(), {B}, byte_opts).to(at::kBool).to(sh.device);
+    RETURN_IF_ERROR(sh.gen->SetExecMask(exec_mask));
+    ASSIGN_OR_RETURN(LmStepResult result, sh.gen->Step(codes));
+    // The output frame, delays undone: the text sampled one step earlier with this step's audio.
+    text_cpu = result.tokens.select(1, 0).to(at::kCPU).contiguous();
+    auto t2 = Clock::now();
+    t_lm = std::chrono::duration<double>(t2 - t1).count();
+    if (any_frame) {
+      // Moshi's codebooks of this step, undelayed (-2 rows: slots that did not run a frame; masked).
+      at::Tensor audio = result.tokens.slice(1, 1, 1 + sh.dep_q).clamp_min(0).unsqueeze(-1);  // [B, dep_q, 1]
+      at::Tensor out = sh.mimi->DecodeStepUnchecked(sh.mimi_state, audio, frame_mask);        // [B, 1, F]
+      codes_cpu = result.tokens.slice(1, 1, 1 + sh.dep_q).to(at::kCPU).contiguous();
+      pcm_out_cpu = out.to(at::kFloat).to(at::kCPU).contiguous();
+      t_decode = std::chrono::duration<double>(Clock::now() - t2).count();
+    }
+    return absl::OkStatus();
+  });
+  RETURN_IF_ERROR(st);
+  const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  if (active == 0) return 0;
+
+  std::lock_guard<std::mutex> lock(sh.mu);
+  sh.steps_run++;
+  sh.step_seconds += seconds;
+  sh.encode_seconds += t_encode;
+  sh.lm_seconds += t_lm;
+  sh.decode_seconds += t_decode;
+  const int64_t* text = text_cpu.data_ptr<int64_t>();
+  for (int b = 0; b < B; ++b) {
+    if (!warm[b] && !frame[b]) continue;
+    auto& s = sh.slots[b];
+    if (!s.in_use || s.generation != generation[b]) continue;  // left or reset meanwhile
+    if (warm[b]) {
+      s.warmed = true;  // the duplicated first frame's step: its output is not part of the stream
+    } else {
+      const int token = static_cast<int>(text[b]);
+      const int64_t f = s.frames;
+      DialogueEvent e;
+      e.kind = DialogueEvent::Kind::kAudio;
+      e.frame = f;
+      e.time_s = static_cast<double>(f) / sh.info.frame_rate;
+      const float* p = pcm_out_cpu.data_ptr<float>() + static_cast<int64_t>(b) * F;
+      e.audio.assign(p, p + F);
+      const int64_t* c = codes_cpu.data_ptr<int64_t>() + static_cast<int64_t>(b) * sh.dep_q;
+      e.codes.assign(c, c + sh.dep_q);
+      e.token = token;
+      s.events.push_back(std::move(e));
+#ifdef MONOLOGUE_HAVE_SENTENCEPIECE
+      if (!IsSilentTextId(token) && sh.tokenizer != nullptr) {
+        auto piece = sh.tokenizer->PrintablePiece(token);
+        DialogueEvent te;
+        te.kind = DialogueEvent::Kind::kText;
+        te.frame = f;
+        te.time_s = static_cast<double>(f) / sh.info.frame_rate;
+        te.token = token;
+        te.text = piece.ok() ? *piece : std::string();
+        s.events.push_back(std::move(te));
+      }
+#endif
+      s.frames++;
+    }
+    sh.MaybeFinish(s);
+  }
+  sh.events_cv.notify_all();
+  return active;
+}
+
+bool DialogueEngine::WaitForWork(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(shared_->mu);
+  return shared_->work_cv.wait_for(lock, timeout, [&] { return shared_->work_pending; });
+}
+
+absl::Status DialogueEngine::RunUntilIdle() {
+  while (true) {
+    ASSIGN_OR_RETURN(int n, Step());
+    if (n == 0) return absl::OkStatus();
+  }
+}
+
+const DialogueModelInfo& DialogueEngine::info() const { return shared_->info; }
+int DialogueEngine::batch_size() const { return shared_->batch; }
+int DialogueEngine::free_slots() const {
+  std::lock_guard<std::mutex> lock(shared_->mu);
+  int n = 0;
+  for (const auto& s : shared_->slots) n += s.in_use ? 0 : 1;
+  return n;
+}
+int64_t DialogueEngine::steps_run() const {
+  std::lock_guard<std::mutex> lock(shared_->mu);
+  return shared_->steps_run;
+}
+double DialogueEngine::step_seconds() const {
+  std::lock_guard<std::mutex> lock(shared_->mu);
+  return shared_->step_seconds;
+}
+double DialogueEngine::encode_seconds() const {
+  std::lock_guard<std::mutex> lock(shared_->mu);
+  return shared_->encode_seconds;
+}
+double DialogueEngine::lm_seconds() const {
+  std::lock_guard<std::mutex> lock(shared_->mu);
+  return shared_->lm_seconds;
+}
+double DialogueEngine::decode_seconds() const {
+  std::lock_guard<std::mutex> lock(shared_->mu);
+  return shared_->decode_seconds;
+}
+
+}  // namespace monologue

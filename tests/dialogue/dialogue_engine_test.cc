@@ -1,0 +1,299 @@
+// DialogueEngine against the reference's offline loop (tests/reference/make_dialogue_fixtures.py): text
+// tokens and Moshi's audio codes identical at every frame, output PCM within 1e-4 relative L2; batches,
+// late joins, resets and leaves equal the solo reference runs; bad models and misuse are clear errors.
+#include "dialogue/dialogue_engine.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/audio/audio_decoder.h"
+#include "tests/dialogue/dialogue_fixtures.h"
+
+namespace monologue {
+namespace {
+
+using dialogue_test::ClipPath;
+using dialogue_test::LoadReference;
+using dialogue_test::ModelDir;
+using dialogue_test::Reference;
+using dialogue_test::RelativeL2;
+namespace fs = std::filesystem;
+
+// The input of a case: prepended zeros, then the clip's first `samples` samples.
+std::vector<float> CaseInput(const Reference& ref) {
+  auto decoded = DecodeAudioFile(ClipPath(ref.meta["clip"].get<std::string>()));
+  EXPECT_TRUE(decoded.ok()) << decoded.status();
+  std::vector<float> x(ref.meta["prepend_samples"].get<size_t>(), 0.0f);
+  const size_t n = std::min(decoded->samples.size(), ref.meta["samples"].get<size_t>());
+  x.insert(x.end(), decoded->samples.begin(), decoded->samples.begin() + static_cast<std::ptrdiff_t>(n));
+  return x;
+}
+
+DialogueEngineOptions CaseOptions(const Reference& ref, int batch = 1) {
+  DialogueEngineOptions o;
+  o.batch_size = batch;
+  o.threads = 1;
+  const auto& ov = ref.meta["overrides"];
+  if (ov.contains("temp")) o.sampling.temp = ov["temp"].get<double>();
+  if (ov.contains("temp_text")) o.sampling.temp_text = ov["temp_text"].get<double>();
+  if (ov.contains("top_k")) o.sampling.top_k = ov["top_k"].get<int>();
+  if (ov.contains("top_k_text")) o.sampling.top_k_text = ov["top_k_text"].get<int>();
+  o.sampling.seed = ref.meta["seed"].get<uint64_t>();
+  return o;
+}
+
+struct Output {
+  std::vector<int> tokens;
+  std::vector<std::vector<int>> codes;
+  std::vector<float> audio;
+  std::string text;
+  std::vector<int> text_ids;
+  int ends = 0;
+};
+
+void Collect(DialogueSession& s, Output& out) {
+  for (DialogueEvent& e : s.PollEvents()) {
+    switch (e.kind) {
+      case DialogueEvent::Kind::kAudio:
+        EXPECT_EQ(out.ends, 0);
+        if (!e.codes.empty()) {
+          EXPECT_EQ(e.frame, static_cast<int64_t>(out.tokens.size()));
+          EXPECT_EQ(e.audio.size(), 1920u);
+          out.tokens.push_back(e.token);
+          out.codes.push_back(e.codes);
+        }
+        out.audio.insert(out.audio.end(), e.audio.begin(), e.audio.end());
+        break;
+      case DialogueEvent::Kind::kText:
+        out.text += e.text;
+        out.text_ids.push_back(e.token);
+        break;
+      case DialogueEvent::Kind::kEnd:
+        out.ends++;
+        break;
+    }
+  }
+}
+
+// Pushes in odd chunk sizes, stepping between pushes, then closes and runs to the end.
+Output RunSession(DialogueEngine& engine, DialogueSession& s, const std::vector<float>& x) {
+  Output out;
+  const std::vector<size_t> chunks = {1000, 3333, 1920, 77, 5000};
+  size_t pos = 0, k = 0;
+  while (pos < x.size()) {
+    const size_t n = std::min(chunks[k++ % chunks.size()], x.size() - pos);
+    EXPECT_TRUE(s.PushAudio(std::span<const float>(x.data() + pos, n)).ok());
+    pos += n;
+    EXPECT_TRUE(engine.RunUntilIdle().ok());
+    Collect(s, out);
+  }
+  EXPECT_TRUE(s.Close().ok());
+  EXPECT_TRUE(engine.RunUntilIdle().ok());
+  Collect(s, out);
+  return out;
+}
+
+void ExpectMatches(const Output& out, const Reference& ref, const std::string& what) {
+  EXPECT_EQ(out.ends, 1) << what;
+  ASSERT_EQ(out.tokens.size(), ref.text_tokens.size()) << what;
+  for (size_t f = 0; f < out.tokens.size(); ++f) {
+    ASSERT_EQ(out.tokens[f], ref.text_tokens[f]) << what << " text token at frame " << f;
+    ASSERT_EQ(out.codes[f], ref.codes[f]) << what << " audio codes at frame " << f;
+  }
+  const size_t prepend = ref.meta["prepend_samples"].get<size_t>();
+  const size_t total = prepend + ref.meta["samples"].get<size_t>();
+  ASSERT_EQ(out.audio.size(), total) << what;
+  for (size_t i = ref.text_tokens.size() * 1920; i < total; ++i) ASSERT_EQ(out.audio[i], 0.0f) << what;
+  if (!ref.pcm.empty()) {
+    std::vector<float> aligned(out.audio.begin() + static_cast<std::ptrdiff_t>(prepend), out.audio.end());
+    ASSERT_EQ(aligned.size(), ref.pcm.size());
+    EXPECT_LT(RelativeL2(aligned, ref.pcm), 1e-4) << what;
+  }
+  std::vector<int> printable;
+  for (int t : ref.text_tokens)
+    if (t != 0 && t != 3) printable.push_back(t);
+  EXPECT_EQ(out.text_ids, printable) << what;
+}
+
+class DialogueCaseTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(DialogueCaseTest, MatchesReferenceAtEveryFrame) {
+  const Reference ref = LoadReference(GetParam());
+  auto engine = DialogueEngine::Load(ModelDir(ref.meta["variant"].get<std::string>()), CaseOptions(ref));
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  EXPECT_EQ((*engine)->info().lora, ref.meta["variant"] == "lora");
+  auto session = (*engine)->OpenSession();
+  ASSERT_TRUE(session.ok()) << session.status();
+  ExpectMatches(RunSession(**engine, **session, CaseInput(ref)), ref, GetParam());
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, DialogueCaseTest,
+                         ::testing::Values("greedy_en", "greedy_fr", "greedy_en_silence", "sampled_en",
+                                           "sampled_fr_silence", "gencfg_en", "lora_greedy_en",
+                                           "lora_sampled_fr"));
+
+TEST(DialogueEngineTest, CheckpointSamplingSettingsApply) {
+  auto engine = DialogueEngine::Load(ModelDir("gencfg"), {.threads = 1});
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  const DialogueModelInfo& info = (*engine)->info();
+  EXPECT_DOUBLE_EQ(info.temp, 0.9);
+  EXPECT_DOUBLE_EQ(info.temp_text, 0.6);
+  EXPECT_EQ(info.top_k, 40);
+  EXPECT_EQ(info.top_k_text, 20);
+  auto plain = DialogueEngine::Load(ModelDir(), {.threads = 1});
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  // The reference LMGen defaults.
+  EXPECT_DOUBLE_EQ((*plain)->info().temp, 0.8);
+  EXPECT_DOUBLE_EQ((*plain)->info().temp_text, 0.7);
+  EXPECT_EQ((*plain)->info().top_k, 250);
+  EXPECT_EQ((*plain)->info().top_k_text, 25);
+  EXPECT_EQ((*plain)->info().dep_q, 8);
+}
+
+// Greedy runs do not depend on the other slots: a batch of different inputs equals each alone.
+TEST(DialogueEngineTest, BatchEqualsEachAlone) {
+  const std::vector<std::string> names = {"greedy_en", "greedy_fr", "greedy_en_silence"};
+  std::vector<Reference> refs;
+  for (const auto& n : names) refs.push_back(LoadReference(n));
+  auto engine = DialogueEngine::Load(ModelDir(), CaseOptions(refs[0], 3));
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  std::vector<std::unique_ptr<DialogueSession>> sessions;
+  std::vector<std::vector<float>> inputs;
+  for (const auto& r : refs) {
+    auto s = (*engine)->OpenSession();
+    ASSERT_TRUE(s.ok()) << s.status();
+    sessions.push_back(std::move(*s));
+    inputs.push_back(CaseInput(r));
+  }
+  EXPECT_EQ((*engine)->free_slots(), 0);
+  EXPECT_EQ((*engine)->OpenSession().status().code(), absl::StatusCode::kResourceExhausted);
+  // Different chunkings per slot, interleaved.
+  std::vector<Output> outs(3);
+  std::vector<size_t> pos(3, 0);
+  const std::vector<size_t> chunk = {2500, 1920, 4100};
+  bool more = true;
+  while (more) {
+    more = false;
+    for (int b = 0; b < 3; ++b) {
+      const size_t n = std::min(chunk[b], inputs[b].size() - pos[b]);
+      if (n > 0) {
+        ASSERT_TRUE(sessions[b]->PushAudio(std::span<const float>(inputs[b].data() + pos[b], n)).ok());
+        pos[b] += n;
+        more = true;
+      } else {
+        ASSERT_TRUE(sessions[b]->Close().ok());
+      }
+    }
+    ASSERT_TRUE((*engine)->Step().ok());
+    for (int b = 0; b < 3; ++b) Collect(*sessions[b], outs[b]);
+  }
+  ASSERT_TRUE((*engine)->RunUntilIdle().ok());
+  for (int b = 0; b < 3; ++b) {
+    Collect(*sessions[b], outs[b]);
+    ExpectMatches(outs[b], refs[b], names[b] + " in a batch of 3");
+  }
+}
+
+// A session that joins while another is mid-way, one that leaves and is replaced, and one reset mid-way.
+TEST(DialogueEngineTest, LateJoinLeaveAndResetEqualSoloRuns) {
+  const Reference en = LoadReference("greedy_en");
+  const Reference fr = LoadReference("greedy_fr");
+  auto engine = DialogueEngine::Load(ModelDir(), CaseOptions(en, 2));
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  const std::vector<float> x_en = CaseInput(en), x_fr = CaseInput(fr);
+
+  // Slot A runs fr for 6 frames, then B joins with en; A then finishes.
+  auto a = (*engine)->OpenSession();
+  ASSERT_TRUE(a.ok());
+  Output out_a;
+  ASSERT_TRUE((*a)->PushAudio(std::span<const float>(x_fr.data(), 6 * 1920)).ok());
+  ASSERT_TRUE((*engine)->RunUntilIdle().ok());
+  Collect(**a, out_a);
+  EXPECT_EQ(out_a.tokens.size(), 6u);
+  auto b = (*engine)->OpenSession();
+  ASSERT_TRUE(b.ok());
+  ASSERT_TRUE((*a)->PushAudio(std::span<const float>(x_fr.data() + 6 * 1920, x_fr.size() - 6 * 1920)).ok());
+  ASSERT_TRUE((*a)->Close().ok());
+  Output out_b = RunSession(**engine, **b, x_en);
+  Collect(**a, out_a);
+  ExpectMatches(out_a, fr, "first session");
+  ExpectMatches(out_b, en, "late-joining session");
+
+  // A leaves; a new session takes its slot while B's slot is idle-but-open.
+  a->reset();
+  auto c = (*engine)->OpenSession();
+  ASSERT_TRUE(c.ok());
+  ExpectMatches(RunSession(**engine, **c, x_fr), fr, "session in a freed slot");
+
+  // Reset mid-way: 7 frames of fr, then Reset and the whole en clip.
+  ASSERT_TRUE((*c)->Reset().ok());
+  ASSERT_TRUE((*c)->PushAudio(std::span<const float>(x_fr.data(), 7 * 1920 + 100)).ok());
+  ASSERT_TRUE((*engine)->RunUntilIdle().ok());
+  EXPECT_EQ((*c)->frames_done(), 7);
+  ASSERT_TRUE((*c)->Reset().ok());
+  EXPECT_TRUE((*c)->PollEvents().empty());
+  ExpectMatches(RunSession(**engine, **c, x_en), en, "session reset mid-way");
+}
+
+TEST(DialogueEngineTest, SeededSamplingIsReproducibleAndSeedDependent) {
+  const Reference ref = LoadReference("sampled_en");
+  DialogueEngineOptions o = CaseOptions(ref);
+  o.sampling.seed = ref.meta["seed"].get<uint64_t>() + 1;
+  auto engine = DialogueEngine::Load(ModelDir(), o);
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  auto s = (*engine)->OpenSession();
+  ASSERT_TRUE(s.ok());
+  const Output out = RunSession(**engine, **s, CaseInput(ref));
+  ASSERT_EQ(out.tokens.size(), ref.text_tokens.size());
+  EXPECT_FALSE(out.tokens == ref.text_tokens && out.codes == ref.codes);
+}
+
+TEST(DialogueEngineTest, RejectsOtherModelsAndMisuse) {
+  // An STT model directory.
+  auto stt = DialogueEngine::Load(std::string(MONOLOGUE_TEST_DATA_DIR) + "/asr/tiny-stt");
+  ASSERT_FALSE(stt.ok());
+  EXPECT_EQ(stt.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(stt.status().message().find("'stt'"), std::string::npos) << stt.status();
+  // A missing Mimi file.
+  const std::string dir = ModelDir();
+  const fs::path broken = fs::absolute("broken-model");
+  fs::create_directories(broken);
+  std::ifstream in(fs::path(dir) / "config.json");
+  nlohmann::json cfg = nlohmann::json::parse(in);
+  cfg["moshi_name"] = (fs::path(dir) / "model.safetensors").string();
+  cfg["mimi_config_name"] = (fs::path(dir) / "mimi_config.json").string();
+  cfg["tokenizer_name"] = (fs::path(dir) / "tokenizer.model").string();
+  std::ofstream(broken / "config.json") << cfg.dump();
+  auto missing = DialogueEngine::Load(broken.string());
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(missing.status().message().find("Mimi weights"), std::string::npos) << missing.status();
+  // Bad options.
+  EXPECT_FALSE(DialogueEngine::Load(dir, {.batch_size = 0}).ok());
+  DialogueEngineOptions bad;
+  bad.sampling.top_k = 0;
+  EXPECT_FALSE(DialogueEngine::Load(dir, bad).ok());
+  // Push after close.
+  auto engine = DialogueEngine::Load(dir, {.threads = 1});
+  ASSERT_TRUE(engine.ok());
+  auto s = (*engine)->OpenSession();
+  ASSERT_TRUE(s.ok());
+  ASSERT_TRUE((*s)->Close().ok());
+  const float x[4] = {0, 0, 0, 0};
+  EXPECT_EQ((*s)->PushAudio(x).code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE((*engine)->RunUntilIdle().ok());
+  // An empty stream ends at once with no audio.
+  Output out;
+  Collect(**s, out);
+  EXPECT_EQ(out.ends, 1);
+  EXPECT_TRUE(out.audio.empty());
+  EXPECT_TRUE((*s)->finished());
+}
+
+}  // namespace
+}  // namespace monologue
