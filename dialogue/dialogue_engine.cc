@@ -41,6 +41,7 @@ struct DialogueSession::Shared {
   int batch = 0;
   int64_t num_codebooks = 0;
   int64_t dep_q = 0;
+  bool independent_slots = true;
 
   // Model state: only Step() touches it (under step_mu).
   std::mutex step_mu;
@@ -50,6 +51,7 @@ struct DialogueSession::Shared {
   struct Slot {
     bool in_use = false;
     uint64_t generation = 0;
+    uint64_t seed = 0;
     bool needs_reset = false;
     bool warmed = false;  // the first (duplicated-frame) step is done
     std::vector<float> audio;
@@ -344,6 +346,8 @@ absl::StatusOr<std::unique_ptr<DialogueEngine>> DialogueEngineBuilder::Finish(
     return absl::InvalidArgumentError(absl::StrCat("text top-k must be >= 1 (got ", *o.top_k_text, ")"));
   }
   gen_options.seed = o.seed.value_or(kDefaultSeed);
+  gen_options.per_slot_generators = options.independent_slots;
+  shared->independent_slots = options.independent_slots;
   ASSIGN_OR_RETURN(shared->gen, LmGen::Create(shared->lm, options.batch_size, gen_options));
   shared->mimi_state = shared->mimi->NewState(options.batch_size);
 
@@ -383,13 +387,14 @@ absl::StatusOr<std::unique_ptr<DialogueEngine>> DialogueEngineBuilder::Create(
   return Finish(std::move(shared), config, options, "(in memory)", DtypeName(shared->lm->dtype()));
 }
 
-absl::StatusOr<std::unique_ptr<DialogueSession>> DialogueEngine::OpenSession() {
+absl::StatusOr<std::unique_ptr<DialogueSession>> DialogueEngine::OpenSession(std::optional<uint64_t> seed) {
   std::lock_guard<std::mutex> lock(shared_->mu);
   for (int b = 0; b < shared_->batch; ++b) {
     auto& s = shared_->slots[b];
     if (s.in_use) continue;
     s.in_use = true;
     s.generation++;
+    s.seed = seed.value_or(shared_->info.seed);
     shared_->StartStream(s);
     shared_->work_pending = true;
     shared_->work_cv.notify_all();
@@ -404,7 +409,7 @@ absl::StatusOr<int> DialogueEngine::Step() {
   const int B = sh.batch;
   const int F = sh.info.frame_size;
   std::vector<uint8_t> reset(B, 0), warm(B, 0), frame(B, 0);
-  std::vector<uint64_t> generation(B, 0);
+  std::vector<uint64_t> generation(B, 0), seeds(B, 0);
   std::vector<float> pcm(static_cast<size_t>(B) * F, 0.0f);
   int active = 0;
   bool any_reset = false, any_frame = false;
@@ -420,6 +425,7 @@ absl::StatusOr<int> DialogueEngine::Step() {
         reset[b] = 1;
         any_reset = true;
         s.needs_reset = false;
+        seeds[b] = s.seed;
       }
       if (!s.warmed) {
         warm[b] = 1;
@@ -450,6 +456,11 @@ absl::StatusOr<int> DialogueEngine::Step() {
       at::Tensor mask = at::from_blob(reset.data(), {B}, byte_opts).to(at::kBool).to(sh.device);
       RETURN_IF_ERROR(sh.mimi->Reset(sh.mimi_state, mask));
       RETURN_IF_ERROR(sh.gen->Reset(mask));
+      if (sh.independent_slots) {
+        for (int b = 0; b < B; ++b) {
+          if (reset[b]) RETURN_IF_ERROR(sh.gen->SetSlotSeed(b, seeds[b]));
+        }
+      }
     }
     if (active == 0) {
       return sh.gen->SetExecMask(at::zeros({B}, at::TensorOptions().dtype(at::kBool)).to(sh.device));

@@ -22,11 +22,10 @@
 // the last complete frame; the Full-Duplex-Bench convention is same length), then kEnd.
 //
 // Sampling: the reference LMGen defaults (audio temp 0.8 / top-k 250, text temp 0.7 / top-k 25) overridden by
-// the checkpoint's lm_gen_config, then by DialogueEngineOptions::sampling. With `seed` S the engine's
-// generator is seeded like torch.manual_seed(S) right before the reference's first step: a session alone in
-// its engine gets exactly the reference's draws. The generator is shared by the batch (as in the reference's
-// batched run_inference): with sampling, what one slot draws depends on the other slots; greedy runs
-// (temp 0) are independent of the batch.
+// the checkpoint's lm_gen_config, then by DialogueEngineOptions::sampling. A session with seed S draws
+// exactly what the reference draws after torch.manual_seed(S) right before its first step (batch 1). By
+// default every session has its own generator (independent_slots), so this holds in any batch, for late
+// joiners and after Reset; greedy runs (temp 0) never depend on the batch.
 //
 // Threading: every method is thread-safe; the model runs outside the session lock. A session keeps the
 // engine's model alive (it may outlive the DialogueEngine object).
@@ -60,6 +59,11 @@ struct DialogueEngineOptions {
   std::string dtype;           // LM dtype: "" (f32 on CPU, bf16 on CUDA), "f32", "bf16", "f16"
   int threads = 0;             // > 0: libtorch CPU threads (process-wide, at::set_num_threads); 0: leave
   DialogueSampling sampling;
+  // true: every session samples with its own generator, seeded by OpenSession's seed (default: the engine's
+  // seed) at its start and at every Reset, so a session's output does not depend on the other slots and
+  // equals its solo run. false: one generator for the whole batch, as the reference's batched run_inference
+  // (fewer kernel launches on CUDA; sampled outputs then depend on the batch).
+  bool independent_slots = true;
 };
 
 struct DialogueEvent {
@@ -137,8 +141,9 @@ class DialogueEngine {
   DialogueEngine(const DialogueEngine&) = delete;
   DialogueEngine& operator=(const DialogueEngine&) = delete;
 
-  // A new session in the first free slot; RESOURCE_EXHAUSTED when all slots are taken.
-  absl::StatusOr<std::unique_ptr<DialogueSession>> OpenSession();
+  // A new session in the first free slot; RESOURCE_EXHAUSTED when all slots are taken. `seed`: its sampling
+  // seed (independent_slots; default: the engine's seed).
+  absl::StatusOr<std::unique_ptr<DialogueSession>> OpenSession(std::optional<uint64_t> seed = std::nullopt);
 
   // One 80 ms step of the whole batch: every slot with a complete frame (or its pending first step)
   // advances. Returns how many slots advanced (0: nothing ran).

@@ -128,6 +128,14 @@ absl::StatusOr<std::unique_ptr<LmGen>> LmGen::Create(std::shared_ptr<const LmMod
       g.set_current_seed(*gen->options_.seed);
       gen->generator_ = g;
     }
+    if (gen->options_.per_slot_generators) {
+      for (int64_t i = 0; i < batch; ++i) {
+        at::Generator g = at::globalContext().defaultGenerator(m.device()).clone();
+        g.set_current_seed(gen->options_.seed.value_or(0));
+        gen->slot_generators_.push_back(g);
+      }
+      gen->exec_host_.assign(static_cast<size_t>(batch), 1);
+    }
     gen->temporal_ = m.NewTemporalState(rows);
     gen->depformer_ = m.NewDepformerState(rows);
     if (conditions.sum.defined()) gen->cond_sum_ = conditions.sum.to(m.device(), m.dtype());
@@ -167,7 +175,41 @@ absl::Status LmGen::SetExecMask(const at::Tensor& mask) {
     at::Tensor m = mask.to(model_->device(), at::kBool);
     exec_.copy_(m);
     temporal_.exec_mask.copy_(cfg() ? m.repeat({2}) : m);
+    if (!slot_generators_.empty()) {
+      at::Tensor host = mask.to(at::kCPU, at::kByte).contiguous();
+      exec_host_.assign(host.data_ptr<uint8_t>(), host.data_ptr<uint8_t>() + batch_);
+    }
   });
+}
+
+absl::Status LmGen::SetSlotSeed(int64_t slot, uint64_t seed) {
+  if (slot_generators_.empty()) {
+    return absl::FailedPreconditionError(
+        "LmGen::SetSlotSeed: the generator was made without per_slot_generators");
+  }
+  if (slot < 0 || slot >= batch_) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("LmGen::SetSlotSeed: slot ", slot, " out of [0, ", batch_, ")"));
+  }
+  slot_generators_[static_cast<size_t>(slot)].set_current_seed(seed);
+  return absl::OkStatus();
+}
+
+at::Tensor LmGen::Sample(const at::Tensor& logits, const lm::SamplingParams& params) {
+  if (slot_generators_.empty() || !params.use_sampling || params.temperature <= 0.0) {
+    return lm::SampleToken(logits, params, generator_);
+  }
+  std::vector<at::Tensor> rows;
+  rows.reserve(static_cast<size_t>(batch_));
+  for (int64_t i = 0; i < batch_; ++i) {
+    at::Tensor row = logits.narrow(0, i, 1);
+    if (exec_host_[static_cast<size_t>(i)] != 0) {
+      rows.push_back(lm::SampleToken(row, params, slot_generators_[static_cast<size_t>(i)]));
+    } else {
+      rows.push_back(row.argmax(-1));  // a paused slot: the token is not stored, and nothing is drawn
+    }
+  }
+  return at::cat(rows, 0);
 }
 
 absl::Status LmGen::Reset(const at::Tensor& mask) {
@@ -181,6 +223,12 @@ absl::Status LmGen::Reset(const at::Tensor& mask) {
                        : at::ones({batch_}, at::TensorOptions().dtype(at::kBool).device(model_->device()));
     offsets_.masked_fill_(m, 0);
     exec_.masked_fill_(m, true);
+    if (!slot_generators_.empty()) {
+      at::Tensor host = m.to(at::kCPU, at::kByte).contiguous();
+      for (int64_t i = 0; i < batch_; ++i) {
+        if (host.data_ptr<uint8_t>()[i] != 0) exec_host_[static_cast<size_t>(i)] = 1;
+      }
+    }
     model_->ResetTemporal(temporal_, cfg() ? m.repeat({2}) : m);
   });
 }
@@ -202,7 +250,7 @@ at::Tensor LmGen::RunDepformer(const at::Tensor& text, const at::Tensor& transfo
     }
     at::Tensor logits_f = logits.to(at::kFloat);
     if (logits_out != nullptr) all_logits.push_back(logits_f);
-    prev = lm::SampleToken(logits_f, options_.audio, generator_);
+    prev = Sample(logits_f, options_.audio);
     tokens.push_back(prev);
   }
   if (logits_out != nullptr) *logits_out = at::stack(all_logits, 1);
@@ -275,7 +323,7 @@ absl::StatusOr<LmStepResult> LmGen::Step(const at::Tensor& input_tokens,
     }
     if (options_.on_text_logits) options_.on_text_logits(text_logits);
     // 5. Text token.
-    at::Tensor text = lm::SampleToken(text_logits.to(at::kFloat), options_.text, generator_).view({b});
+    at::Tensor text = Sample(text_logits.to(at::kFloat), options_.text).view({b});
     if (options_.on_text) options_.on_text(text);
     // 6. Audio tokens.
     LmStepResult result;

@@ -46,6 +46,11 @@ struct LmGenOptions {
   bool cfg_is_no_text = false;               // CFG null rows get no text input; text logits unguided
   std::vector<int64_t> cfg_is_masked_until;  // per slot (empty: unused)
   std::optional<uint64_t> seed;              // sampling generator seed (nullopt: the global generator)
+  // One generator per slot (seeded with `seed`, then SetSlotSeed): each executing slot samples its own rows
+  // with its own generator, so its draws equal a batch-1 run seeded the same, whatever the other slots do;
+  // paused slots draw nothing. Needs a host copy of the exec mask (SetExecMask synchronises) and samples row
+  // by row, so it costs more kernel launches on CUDA. Off: one generator for the batch (the reference).
+  bool per_slot_generators = false;
   // Generate only the first N audio streams (N <= the model's dep_q); the others become caller inputs like
   // the user streams (the reference TTS sets `lm.dep_q = n_q` for n_q < 32 and feeds those streams -1).
   std::optional<int64_t> dep_q;
@@ -89,6 +94,8 @@ class LmGen {
   absl::Status SetExecMask(const at::Tensor& mask);
   // bool [B]: slots restarted from step 0 (and set executing). Undefined: all slots.
   absl::Status Reset(const at::Tensor& mask = {});
+  // per_slot_generators: re-seeds one slot's generator (like torch.manual_seed(seed) for a batch-1 run).
+  absl::Status SetSlotSeed(int64_t slot, uint64_t seed);
   // Replaces the conditions of the given rows (int64 indices into the B (2B with CFG) rows; undefined:
   // all rows).
   absl::Status SetConditions(const LmFusedConditions& conditions, const at::Tensor& rows = {});
@@ -108,6 +115,7 @@ class LmGen {
   LmGen() = default;
   at::Tensor RunDepformer(const at::Tensor& text, const at::Tensor& transformer_out, at::Tensor* logits_out);
   bool cfg() const { return options_.cfg_coef != 1.0; }
+  at::Tensor Sample(const at::Tensor& logits, const lm::SamplingParams& params);
 
   std::shared_ptr<const LmModel> model_;
   LmGenOptions options_;
@@ -123,6 +131,8 @@ class LmGen {
   at::Tensor masked_until_;  // int64 [B] or undefined
   at::Tensor cond_sum_;      // [rows, 1, D] model dtype, or undefined
   c10::optional<at::Generator> generator_;
+  std::vector<at::Generator> slot_generators_;  // per_slot_generators
+  std::vector<uint8_t> exec_host_;              // per_slot_generators: host copy of exec_
   LmTemporalState temporal_;
   LmDepformerState depformer_;
 };

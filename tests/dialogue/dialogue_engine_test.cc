@@ -240,6 +240,40 @@ TEST(DialogueEngineTest, LateJoinLeaveAndResetEqualSoloRuns) {
   ExpectMatches(RunSession(**engine, **c, x_en), en, "session reset mid-way");
 }
 
+// Sampling with one generator per session: sessions with their own seeds in one batch, one joining late and
+// one reset mid-way, each draw exactly what the reference draws alone after torch.manual_seed(seed).
+TEST(DialogueEngineTest, SampledSessionsInABatchEqualTheirSoloRuns) {
+  const Reference en = LoadReference("sampled_en");
+  const Reference fr = LoadReference("sampled_fr_silence");
+  ASSERT_EQ(en.meta["overrides"], fr.meta["overrides"]);
+  auto engine = DialogueEngine::Load(ModelDir(), CaseOptions(en, 2));
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  const std::vector<float> x_en = CaseInput(en), x_fr = CaseInput(fr);
+  const uint64_t seed_en = en.meta["seed"].get<uint64_t>(), seed_fr = fr.meta["seed"].get<uint64_t>();
+
+  auto a = (*engine)->OpenSession(seed_fr);
+  ASSERT_TRUE(a.ok());
+  Output out_a;
+  ASSERT_TRUE((*a)->PushAudio(std::span<const float>(x_fr.data(), 5 * 1920 + 10)).ok());
+  ASSERT_TRUE((*engine)->RunUntilIdle().ok());
+  Collect(**a, out_a);
+  auto b = (*engine)->OpenSession(seed_en);
+  ASSERT_TRUE(b.ok());
+  // b: 3 frames of the fr clip, then a reset and the en clip; a goes on meanwhile.
+  ASSERT_TRUE((*b)->PushAudio(std::span<const float>(x_fr.data(), 3 * 1920)).ok());
+  ASSERT_TRUE((*a)->PushAudio(std::span<const float>(x_fr.data() + 5 * 1920 + 10, 4 * 1920)).ok());
+  ASSERT_TRUE((*engine)->RunUntilIdle().ok());
+  Collect(**a, out_a);
+  ASSERT_TRUE((*b)->Reset().ok());
+  const size_t rest = 5 * 1920 + 10 + 4 * 1920;
+  ASSERT_TRUE((*a)->PushAudio(std::span<const float>(x_fr.data() + rest, x_fr.size() - rest)).ok());
+  ASSERT_TRUE((*a)->Close().ok());
+  Output out_b = RunSession(**engine, **b, x_en);
+  Collect(**a, out_a);
+  ExpectMatches(out_a, fr, "sampled session");
+  ExpectMatches(out_b, en, "sampled session joining late, reset mid-way");
+}
+
 TEST(DialogueEngineTest, SeededSamplingIsReproducibleAndSeedDependent) {
   const Reference ref = LoadReference("sampled_en");
   DialogueEngineOptions o = CaseOptions(ref);
