@@ -17,5 +17,6 @@ void RegisterBenchCommand(CLI::App& app, int& exit_code);  // cli/bench_command.
 void RegisterCodecCommand(CLI::App& app, int& exit_code);  // cli/codec_command.cc
 void RegisterTranscribeCommand(CLI::App& app, int& exit_code);  // cli/transcribe_command.cc
 void RegisterServeCommand(CLI::App& app, int& exit_code);  // cli/serve_command.cc
+void RegisterChatCommand(CLI::App& app, int& exit_code);  // cli/chat_command.cc
 
 }  // namespace monologue::cli

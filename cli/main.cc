@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   monologue::cli::RegisterInfoCommand(app, exit_code);
   monologue::cli::RegisterBenchCommand(app, exit_code);
+  monologue::cli::RegisterChatCommand(app, exit_code);
   monologue::cli::RegisterCodecCommand(app, exit_code);
   monologue::cli::RegisterServeCommand(app, exit_code);
   monologue::cli::RegisterTranscribeCommand(app, exit_code);
