@@ -17,12 +17,14 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "asr/asr_engine_builder.h"
+#include "core/config/hf_cache.h"
 #include "core/config/model_config.h"
 #include "core/lm/lm_gen.h"
 #include "core/lm/lm_model.h"
 #include "core/mimi/mimi_loader.h"
 #include "core/mimi/mimi_model.h"
 #include "core/text/text_tokenizer.h"
+#include "core/util/device_dtype.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
 
@@ -154,27 +156,6 @@ struct AsrSession::Shared {
 
 namespace {
 
-absl::StatusOr<c10::Device> ParseDevice(const std::string& name) {
-  if (name == "cpu") return c10::Device(c10::kCPU);
-  if (name == "cuda" || name.rfind("cuda:", 0) == 0) {
-    if (!at::hasCUDA()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("device '", name, "': this libtorch has no usable CUDA device"));
-    }
-    return GuardTorch(absl::StrCat("device '", name, "'"), [&] { return c10::Device(name); });
-  }
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown device '", name, "' (expected cpu, cuda or cuda:N)"));
-}
-
-absl::StatusOr<at::ScalarType> ParseDtype(const std::string& name, const c10::Device& device) {
-  if (name.empty()) return device.is_cuda() ? at::kBFloat16 : at::kFloat;
-  if (name == "f32" || name == "float32") return at::kFloat;
-  if (name == "bf16" || name == "bfloat16") return at::kBFloat16;
-  if (name == "f16" || name == "float16") return at::kHalf;
-  return absl::InvalidArgumentError(absl::StrCat("unknown dtype '", name, "' (expected f32, bf16 or f16)"));
-}
-
 absl::StatusOr<double> SttNumber(const ModelConfig& config, const char* key, const std::string& source) {
   if (!config.stt_config.contains(key)) return 0.0;  // run_inference's default
   const auto& v = config.stt_config.at(key);
@@ -182,19 +163,6 @@ absl::StatusOr<double> SttNumber(const ModelConfig& config, const char* key, con
     return absl::InvalidArgumentError(absl::StrCat(source, ": stt_config.", key, " must be a number"));
   }
   return v.get<double>();
-}
-
-const char* DtypeName(at::ScalarType t) {
-  switch (t) {
-    case at::kFloat:
-      return "f32";
-    case at::kBFloat16:
-      return "bf16";
-    case at::kHalf:
-      return "f16";
-    default:
-      return "?";
-  }
 }
 
 }  // namespace
@@ -579,48 +547,17 @@ absl::StatusOr<std::unique_ptr<AsrEngine>> AsrEngineBuilder::Create(
 // ---- Hugging Face cache -----------------------------------------------------------------------------------
 
 absl::StatusOr<std::string> ResolveHfRepoSnapshot(const std::string& repo) {
-  std::vector<std::string> parts = absl::StrSplit(repo, '/');
-  if (parts.size() != 2 || parts[0].empty() || parts[1].empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("--hf-repo '", repo, "': expected OWNER/NAME"));
-  }
-  fs::path root;
-  if (const char* hub = std::getenv("HF_HUB_CACHE"); hub != nullptr && *hub != '\0') {
-    root = hub;
-  } else if (const char* home = std::getenv("HF_HOME"); home != nullptr && *home != '\0') {
-    root = fs::path(home) / "hub";
-  } else {
-    const char* user_home = std::getenv("HOME");
-    root = fs::path(user_home ? user_home : ".") / ".cache" / "huggingface" / "hub";
-  }
-  const fs::path repo_dir = root / absl::StrCat("models--", parts[0], "--", parts[1]);
   const std::string fetch_hint =
       absl::StrCat(" (fetch it with `huggingface-cli download ", repo, "`, or pass --model DIR)");
-  std::error_code ec;
-  if (!fs::is_directory(repo_dir / "snapshots", ec)) {
-    return absl::NotFoundError(absl::StrCat(repo, " is not in the local Hugging Face cache: no ",
-                                            (repo_dir / "snapshots").string(), fetch_hint));
-  }
-  fs::path snapshot;
-  std::ifstream ref(repo_dir / "refs" / "main");
-  std::string revision;
-  if (ref && std::getline(ref, revision) && !revision.empty() &&
-      fs::is_directory(repo_dir / "snapshots" / revision, ec)) {
-    snapshot = repo_dir / "snapshots" / revision;
-  } else {
-    fs::file_time_type newest{};
-    for (const auto& entry : fs::directory_iterator(repo_dir / "snapshots", ec)) {
-      if (!entry.is_directory()) continue;
-      auto t = entry.last_write_time(ec);
-      if (snapshot.empty() || t > newest) {
-        snapshot = entry.path();
-        newest = t;
-      }
+  auto found = FindHfSnapshot(repo);
+  if (!found.ok()) {
+    if (absl::IsNotFound(found.status())) {
+      return absl::NotFoundError(absl::StrCat(found.status().message(), "; or pass --model DIR"));
     }
+    return found.status();
   }
-  if (snapshot.empty()) {
-    return absl::NotFoundError(
-        absl::StrCat(repo, ": no snapshot under ", (repo_dir / "snapshots").string(), fetch_hint));
-  }
+  const fs::path snapshot = *found;
+  std::error_code ec;
   if (!fs::exists(snapshot / "config.json", ec)) {
     return absl::NotFoundError(
         absl::StrCat(repo, ": the cached snapshot ", snapshot.string(), " has no config.json", fetch_hint));

@@ -1,0 +1,19 @@
+// The local Hugging Face cache (the `huggingface_hub` layout): where a repo's snapshot lives.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include "absl/status/statusor.h"
+
+namespace monologue {
+
+// $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub.
+std::filesystem::path HfHubCacheDir();
+
+// The snapshot folder of `repo` ("owner/name"): the revision refs/main names, else the newest snapshot.
+// INVALID_ARGUMENT for a malformed name; NOT_FOUND (saying where it looked and how to fetch it) when the
+// repo has no snapshot in the cache.
+absl::StatusOr<std::filesystem::path> FindHfSnapshot(const std::string& repo);
+
+}  // namespace monologue

@@ -1,0 +1,44 @@
+#include "core/util/device_dtype.h"
+
+#include <ATen/Context.h>
+
+#include "absl/strings/str_cat.h"
+#include "core/util/torch_status.h"
+
+namespace monologue {
+
+absl::StatusOr<c10::Device> ParseDevice(const std::string& name) {
+  if (name == "cpu") return c10::Device(c10::kCPU);
+  if (name == "cuda" || name.rfind("cuda:", 0) == 0) {
+    if (!at::hasCUDA()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("device '", name, "': this libtorch has no usable CUDA device"));
+    }
+    return GuardTorch(absl::StrCat("device '", name, "'"), [&] { return c10::Device(name); });
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown device '", name, "' (expected cpu, cuda or cuda:N)"));
+}
+
+absl::StatusOr<c10::ScalarType> ParseDtype(const std::string& name, const c10::Device& device) {
+  if (name.empty()) return device.is_cuda() ? c10::kBFloat16 : c10::kFloat;
+  if (name == "f32" || name == "float32") return c10::kFloat;
+  if (name == "bf16" || name == "bfloat16") return c10::kBFloat16;
+  if (name == "f16" || name == "float16") return c10::kHalf;
+  return absl::InvalidArgumentError(absl::StrCat("unknown dtype '", name, "' (expected f32, bf16 or f16)"));
+}
+
+const char* DtypeName(c10::ScalarType type) {
+  switch (type) {
+    case c10::kFloat:
+      return "f32";
+    case c10::kBFloat16:
+      return "bf16";
+    case c10::kHalf:
+      return "f16";
+    default:
+      return "?";
+  }
+}
+
+}  // namespace monologue

@@ -1,0 +1,21 @@
+// One parser for the `--device` / `--dtype` spellings every mode and front end accepts.
+#pragma once
+
+#include <c10/core/Device.h>
+#include <c10/core/ScalarType.h>
+
+#include <string>
+
+#include "absl/status/statusor.h"
+
+namespace monologue {
+
+// "cpu", "cuda", "cuda:N". FAILED_PRECONDITION for CUDA when this libtorch has no usable device;
+// INVALID_ARGUMENT for anything else.
+absl::StatusOr<c10::Device> ParseDevice(const std::string& name);
+// "" (the device's default: bf16 on CUDA, f32 on CPU), "f32"/"float32", "bf16"/"bfloat16", "f16"/"float16".
+absl::StatusOr<c10::ScalarType> ParseDtype(const std::string& name, const c10::Device& device);
+// "f32", "bf16", "f16" ("?" for others).
+const char* DtypeName(c10::ScalarType type);
+
+}  // namespace monologue
