@@ -18,5 +18,6 @@ void RegisterCodecCommand(CLI::App& app, int& exit_code);  // cli/codec_command.
 void RegisterTranscribeCommand(CLI::App& app, int& exit_code);  // cli/transcribe_command.cc
 void RegisterServeCommand(CLI::App& app, int& exit_code);  // cli/serve_command.cc
 void RegisterChatCommand(CLI::App& app, int& exit_code);  // cli/chat_command.cc
+void RegisterSynthesizeCommand(CLI::App& app, int& exit_code);  // cli/synthesize_command.cc
 
 }  // namespace monologue::cli

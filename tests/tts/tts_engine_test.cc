@@ -1,0 +1,362 @@
+// TtsEngine against the reference TTSModel (fixtures from tests/reference/make_tts_fixtures.py on the tiny
+// TTS models in tests/data/tts): text stream, audio codes and decoded PCM at every frame, word timestamps;
+// streamed text, batches, late joins and resets against the same solo reference runs; bad input.
+#include <gtest/gtest.h>
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/io/safetensors.h"
+#include "core/text/text_tokenizer.h"
+#include "nlohmann/json.hpp"
+#include "tts/tts_engine.h"
+#include "tts/tts_script.h"
+
+namespace monologue {
+namespace {
+
+const std::string kData = std::string(MONOLOGUE_TEST_DATA_DIR) + "/tts";
+
+nlohmann::json ReadJson(const std::string& path) {
+  std::ifstream in(path);
+  return nlohmann::json::parse(in);
+}
+
+struct Fixture {
+  std::string name;
+  nlohmann::json meta;
+  std::map<std::string, at::Tensor> tensors;
+};
+
+Fixture LoadFixture(const std::string& name) {
+  Fixture f;
+  f.name = name;
+  f.meta = ReadJson(kData + "/ref_" + name + ".json");
+  auto file = SafeTensorsFile::Open(kData + "/ref_" + name + ".safetensors");
+  EXPECT_TRUE(file.ok()) << file.status();
+  for (const auto& info : (*file)->tensors()) f.tensors[info.name] = (*file)->Load(info.name)->clone();
+  return f;
+}
+
+TtsEngineOptions EngineOptions(const nlohmann::json& meta, int batch = 1) {
+  TtsEngineOptions o;
+  o.batch_size = batch;
+  o.threads = 1;
+  o.temp = meta["temp"].get<double>();
+  o.top_k = meta["top_k"].get<int>();
+  o.top_k_text = meta["top_k_text"].get<int>();
+  if (!meta["seed"].is_null()) o.seed = meta["seed"].get<uint64_t>();
+  o.cfg_coef = meta["cfg_coef"].get<double>();
+  o.n_q = meta["n_q"].get<int>();
+  return o;
+}
+
+TtsSessionOptions SessionOptions(const nlohmann::json& meta) {
+  TtsSessionOptions o;
+  for (const auto& v : meta["voices"]) o.voices.push_back(kData + "/voices/" + v.get<std::string>());
+  o.padding_between = meta["padding_between"].get<int>();
+  o.padding_bonus = meta["padding_bonus"].get<double>();
+  return o;
+}
+
+struct Synthesis {
+  std::vector<int64_t> fed;
+  std::vector<int64_t> codes;  // [frames][Q]
+  std::vector<float> pcm;
+  std::vector<TtsWord> words;
+  bool ended = false;
+};
+
+void Collect(TtsSession& s, Synthesis& r) {
+  for (TtsEvent& e : s.PollEvents()) {
+    if (e.kind == TtsEvent::Kind::kAudio) r.pcm.insert(r.pcm.end(), e.audio.begin(), e.audio.end());
+    if (e.kind == TtsEvent::Kind::kWord) r.words.push_back(e.word);
+    if (e.kind == TtsEvent::Kind::kEnd) r.ended = true;
+  }
+  if (r.ended) {
+    r.fed = s.text_tokens();
+    r.codes = s.codes();
+  }
+}
+
+absl::Status PushScript(TtsSession& s, const nlohmann::json& script) {
+  for (size_t t = 0; t < script.size(); ++t) {
+    if (absl::Status st = s.PushText(script[t].get<std::string>()); !st.ok()) return st;
+    if (t + 1 < script.size()) {
+      if (absl::Status st = s.EndTurn(); !st.ok()) return st;
+    }
+  }
+  return s.Close();
+}
+
+double RelL2(const std::vector<float>& a, const at::Tensor& ref) {
+  at::Tensor x = at::tensor(a, at::kFloat);
+  if (x.numel() != ref.numel()) return 1e9;
+  return (x - ref).norm().item<double>() / std::max(ref.norm().item<double>(), 1e-12);
+}
+
+// Compares a finished run with item `item` of a fixture (batch fixtures hold [B, ...] tensors); only the
+// item's own steps (its end + delay + final padding) and frames count.
+void ExpectMatches(const Synthesis& r, const Fixture& f, int item = -1) {
+  SCOPED_TRACE(f.name + (item >= 0 ? " item " + std::to_string(item) : std::string()));
+  ASSERT_TRUE(r.ended);
+  const nlohmann::json& m = item >= 0 ? f.meta["items"][item] : f.meta;
+  const int64_t end_step = m["end_step"].get<int64_t>();
+  const int64_t steps = end_step + f.meta["delay_steps"].get<int64_t>() + f.meta["final_padding"].get<int64_t>();
+  const int64_t frames = steps - f.meta["delay_steps"].get<int64_t>() - f.meta["max_delay"].get<int64_t>();
+  at::Tensor fed = item >= 0 ? f.tensors.at("text_fed")[item] : f.tensors.at("text_fed");
+  at::Tensor codes = item >= 0 ? f.tensors.at("codes")[item] : f.tensors.at("codes");  // [Q, F]
+  ASSERT_EQ(static_cast<int64_t>(r.fed.size()), steps);
+  EXPECT_TRUE(at::equal(at::tensor(r.fed, at::kLong), fed.narrow(0, 0, steps))) << "text stream differs";
+  const int64_t q = codes.size(0);
+  ASSERT_EQ(static_cast<int64_t>(r.codes.size()), frames * q);
+  at::Tensor got = at::tensor(r.codes, at::kLong).view({frames, q}).t();
+  EXPECT_TRUE(at::equal(got, codes.narrow(1, 0, frames))) << "audio codes differ";
+  {
+    at::Tensor pcm = item >= 0 ? f.tensors.at("pcm")[item] : f.tensors.at("pcm");
+    // The fixtures keep the first frames of PCM (all of them for single_greedy) to stay small.
+    ASSERT_EQ(static_cast<int64_t>(r.pcm.size()), frames * 1920);
+    const int64_t kept = std::min<int64_t>(pcm.numel(), frames * 1920);
+    std::vector<float> head(r.pcm.begin(), r.pcm.begin() + kept);
+    EXPECT_LT(RelL2(head, pcm.narrow(0, 0, kept)), 1e-4);
+  }
+  const auto& transcript = m["transcript"];
+  ASSERT_EQ(r.words.size(), transcript.size());
+  for (size_t i = 0; i < r.words.size(); ++i) {
+    EXPECT_EQ(r.words[i].text, transcript[i][0].get<std::string>());
+    const int64_t step = transcript[i][1].get<int64_t>();
+    EXPECT_EQ(r.words[i].step, step);
+    EXPECT_DOUBLE_EQ(r.words[i].start_s, step / 12.5);
+    const double end = i + 1 < transcript.size() ? transcript[i + 1][1].get<int64_t>() / 12.5 : end_step / 12.5;
+    EXPECT_DOUBLE_EQ(r.words[i].end_s, end);
+  }
+}
+
+std::unique_ptr<TtsEngine> LoadEngine(const Fixture& f, int batch = 1) {
+  auto engine = TtsEngine::Load(kData + "/" + f.meta["model"].get<std::string>(), EngineOptions(f.meta, batch));
+  EXPECT_TRUE(engine.ok()) << engine.status();
+  return engine.ok() ? std::move(*engine) : nullptr;
+}
+
+Synthesis RunWhole(const Fixture& f) {
+  Synthesis r;
+  auto engine = LoadEngine(f);
+  if (engine == nullptr) return r;
+  auto session = engine->OpenSession(SessionOptions(f.meta));
+  EXPECT_TRUE(session.ok()) << session.status();
+  if (!session.ok()) return r;
+  EXPECT_TRUE(PushScript(**session, f.meta["script"]).ok());
+  EXPECT_TRUE(engine->RunUntilIdle().ok());
+  Collect(**session, r);
+  return r;
+}
+
+class TtsReferenceCase : public testing::TestWithParam<std::string> {};
+
+TEST_P(TtsReferenceCase, EqualsTheReferenceAtEveryFrame) {
+  Fixture f = LoadFixture(GetParam());
+  ExpectMatches(RunWhole(f), f);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, TtsReferenceCase,
+                         testing::Values("single_greedy", "dialogue_greedy", "break_greedy", "long_greedy",
+                                         "single_sampled", "nocfg_cfg2_greedy", "padding_bonus_greedy",
+                                         "french_greedy"));
+
+TEST(TtsEngineTest, ScriptEntriesEqualTheReferences) {
+  const nlohmann::json cases = ReadJson(kData + "/script_cases.json");
+  auto tokenizer = TextTokenizer::Load(kData + "/tiny-tts/tokenizer.model");
+  ASSERT_TRUE(tokenizer.ok());
+  const TextTokenizer* tok = tokenizer->get();
+  ASSERT_GT(cases["cases"].size(), 10u);
+  for (const auto& c : cases["cases"]) {
+    tts::ScriptOptions o;
+    o.multi_speaker = c["multi_speaker"].get<bool>();
+    o.padding_between = c["padding_between"].get<int>();
+    o.frame_rate = cases["frame_rate"].get<double>();
+    o.ids.card = cases["card"].get<int64_t>();
+    std::vector<std::string> turns = c["script"].get<std::vector<std::string>>();
+    auto entries = tts::ScriptToEntries([tok](std::string_view w) { return tok->Encode(w); }, o, turns);
+    ASSERT_TRUE(entries.ok()) << c["script"].dump();
+    ASSERT_EQ(entries->size(), c["entries"].size()) << c["script"].dump();
+    for (size_t i = 0; i < entries->size(); ++i) {
+      const auto& want = c["entries"][i];
+      EXPECT_EQ((*entries)[i].tokens, want["tokens"].get<std::vector<int>>()) << c["script"].dump();
+      EXPECT_EQ((*entries)[i].text, want["text"].get<std::string>()) << c["script"].dump();
+      EXPECT_EQ((*entries)[i].padding, want["padding"].get<int>()) << c["script"].dump();
+    }
+  }
+}
+
+TEST(TtsEngineTest, StreamedTextEqualsTheWholeText) {
+  Fixture f = LoadFixture("dialogue_greedy");
+  auto engine = LoadEngine(f);
+  ASSERT_NE(engine, nullptr);
+  auto session = engine->OpenSession(SessionOptions(f.meta));
+  ASSERT_TRUE(session.ok());
+  Synthesis r;
+  const auto& script = f.meta["script"];
+  for (size_t t = 0; t < script.size(); ++t) {
+    const std::string text = script[t].get<std::string>();
+    // A few characters at a time, stepping as far as the engine can in between.
+    for (size_t pos = 0; pos < text.size(); pos += 3) {
+      ASSERT_TRUE((*session)->PushText(text.substr(pos, 3)).ok());
+      ASSERT_TRUE(engine->RunUntilIdle().ok());
+      Collect(**session, r);
+    }
+    if (t + 1 < script.size()) {
+      ASSERT_TRUE((*session)->EndTurn().ok());
+    }
+  }
+  // It spoke while the text was arriving: only the last words wait for the end of the text.
+  EXPECT_FALSE(r.ended);
+  EXPECT_GT((*session)->steps_done(), 40);
+  EXPECT_FALSE(r.pcm.empty());
+  ASSERT_TRUE((*session)->Close().ok());
+  ASSERT_TRUE(engine->RunUntilIdle().ok());
+  Collect(**session, r);
+  ExpectMatches(r, f);
+}
+
+TEST(TtsEngineTest, BatchOfDifferentTextsEqualsEachAlone) {
+  std::vector<Fixture> fixtures = {LoadFixture("single_greedy"), LoadFixture("break_greedy"),
+                                   LoadFixture("french_greedy")};
+  auto engine = LoadEngine(fixtures[0], 3);
+  ASSERT_NE(engine, nullptr);
+  std::vector<std::unique_ptr<TtsSession>> sessions;
+  for (const Fixture& f : fixtures) {
+    auto s = engine->OpenSession(SessionOptions(f.meta));
+    ASSERT_TRUE(s.ok());
+    ASSERT_TRUE(PushScript(**s, f.meta["script"]).ok());
+    sessions.push_back(std::move(*s));
+  }
+  ASSERT_TRUE(engine->RunUntilIdle().ok());
+  for (size_t i = 0; i < fixtures.size(); ++i) {
+    Synthesis r;
+    Collect(*sessions[i], r);
+    ExpectMatches(r, fixtures[i]);
+  }
+}
+
+TEST(TtsEngineTest, BatchEqualsTheReferencesBatch) {
+  Fixture f = LoadFixture("batch3_greedy");
+  auto engine = LoadEngine(f, 3);
+  ASSERT_NE(engine, nullptr);
+  std::vector<std::unique_ptr<TtsSession>> sessions;
+  for (const auto& item : f.meta["items"]) {
+    auto s = engine->OpenSession(SessionOptions(f.meta));
+    ASSERT_TRUE(s.ok());
+    ASSERT_TRUE(PushScript(**s, item["script"]).ok());
+    sessions.push_back(std::move(*s));
+  }
+  ASSERT_TRUE(engine->RunUntilIdle().ok());
+  for (size_t i = 0; i < sessions.size(); ++i) {
+    Synthesis r;
+    Collect(*sessions[i], r);
+    ExpectMatches(r, f, static_cast<int>(i));
+  }
+}
+
+TEST(TtsEngineTest, LateJoinAndResetEqualTheirSoloRuns) {
+  Fixture a = LoadFixture("single_greedy"), b = LoadFixture("french_greedy"), c = LoadFixture("break_greedy");
+  auto engine = LoadEngine(a, 2);
+  ASSERT_NE(engine, nullptr);
+  auto first = engine->OpenSession(SessionOptions(c.meta));
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE(PushScript(**first, c.meta["script"]).ok());
+  for (int i = 0; i < 7; ++i) ASSERT_TRUE(engine->Step().ok());
+  // Joins 7 frames late.
+  auto second = engine->OpenSession(SessionOptions(b.meta));
+  ASSERT_TRUE(second.ok());
+  ASSERT_TRUE(PushScript(**second, b.meta["script"]).ok());
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(engine->Step().ok());
+  // The first one restarts half-way through (same voice) and speaks its text again from the start.
+  ASSERT_TRUE((*first)->Reset().ok());
+  EXPECT_TRUE((*first)->PollEvents().empty());
+  EXPECT_EQ((*first)->steps_done(), 0);
+  ASSERT_TRUE(PushScript(**first, c.meta["script"]).ok());
+  ASSERT_TRUE(engine->RunUntilIdle().ok());
+  Synthesis rb, rc;
+  Collect(**second, rb);
+  ExpectMatches(rb, b);
+  Collect(**first, rc);
+  ExpectMatches(rc, c);
+}
+
+TEST(TtsEngineTest, BadInputGetsClearErrors) {
+  Fixture f = LoadFixture("single_greedy");
+  auto engine = LoadEngine(f, 2);
+  ASSERT_NE(engine, nullptr);
+  TtsSessionOptions o = SessionOptions(f.meta);
+  // A voice of the wrong shape, a missing voice, none at all, too many, a cfg value the model lacks.
+  TtsSessionOptions broken = o;
+  broken.voices = {kData + "/voices/broken.0000tiny@0.safetensors"};
+  auto s1 = engine->OpenSession(broken);
+  EXPECT_EQ(s1.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s1.status().message().find("speaker_wavs"), std::string::npos) << s1.status();
+  TtsSessionOptions missing = o;
+  missing.voices = {kData + "/voices/nobody.safetensors"};
+  EXPECT_EQ(engine->OpenSession(missing).status().code(), absl::StatusCode::kNotFound);
+  TtsSessionOptions none = o;
+  none.voices.clear();
+  EXPECT_EQ(engine->OpenSession(none).status().code(), absl::StatusCode::kInvalidArgument);
+  TtsSessionOptions six = o;
+  six.voices.assign(6, o.voices[0]);
+  EXPECT_EQ(engine->OpenSession(six).status().code(), absl::StatusCode::kInvalidArgument);
+  TtsSessionOptions cfg = o;
+  cfg.cfg_coef = 2.2;
+  auto s2 = engine->OpenSession(cfg);
+  EXPECT_EQ(s2.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s2.status().message().find("2.5"), std::string::npos) << s2.status();
+  // Empty text and a bad break tag; the other slot keeps working meanwhile.
+  auto good = engine->OpenSession(o);
+  ASSERT_TRUE(good.ok());
+  ASSERT_TRUE(PushScript(**good, f.meta["script"]).ok());
+  auto empty = engine->OpenSession(o);
+  ASSERT_TRUE(empty.ok());
+  ASSERT_TRUE((*empty)->PushText("   \n ").ok());
+  EXPECT_EQ((*empty)->Close().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*empty)->PushText("a <break time=\"1x5s\"/> b").code(), absl::StatusCode::kInvalidArgument);
+  empty->reset();
+  ASSERT_TRUE(engine->RunUntilIdle().ok());
+  Synthesis r;
+  Collect(**good, r);
+  ExpectMatches(r, f);
+  // More sessions than slots.
+  auto x = engine->OpenSession(o);
+  auto y = engine->OpenSession(o);
+  ASSERT_TRUE(x.ok());
+  EXPECT_EQ(y.status().code(), absl::StatusCode::kResourceExhausted);
+  // Models: too many codebooks, an STT model, a missing directory.
+  TtsEngineOptions opts = EngineOptions(f.meta);
+  opts.n_q = 32;
+  EXPECT_EQ(TtsEngine::Load(kData + "/tiny-tts", opts).status().code(), absl::StatusCode::kInvalidArgument);
+  auto stt = TtsEngine::Load(std::string(MONOLOGUE_TEST_DATA_DIR) + "/asr/tiny-stt", EngineOptions(f.meta));
+  EXPECT_EQ(stt.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(stt.status().message().find("text-to-speech"), std::string::npos) << stt.status();
+  EXPECT_EQ(TtsEngine::Load(kData + "/no-such-model", EngineOptions(f.meta)).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST(TtsEngineTest, VoicesResolveByNameWithCloseMatchesOnError) {
+  const std::string suffix = ".0000tiny@0.safetensors";
+  auto alice = ResolveVoice("alice", kData + "/voices", suffix);
+  ASSERT_TRUE(alice.ok()) << alice.status();
+  EXPECT_EQ(*alice, kData + "/voices/alice" + suffix);
+  auto path = ResolveVoice(kData + "/voices/bob" + suffix, "", suffix);
+  ASSERT_TRUE(path.ok()) << path.status();
+  auto typo = ResolveVoice("alise", kData + "/voices", suffix);
+  EXPECT_EQ(typo.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(typo.status().message().find("closest: alice"), std::string::npos) << typo.status();
+  EXPECT_EQ(ListVoices(kData + "/voices", suffix),
+            (std::vector<std::string>{"alice", "bob", "broken", "carol"}));
+}
+
+}  // namespace
+}  // namespace monologue
