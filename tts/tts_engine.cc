@@ -564,6 +564,7 @@ absl::StatusOr<std::unique_ptr<TtsEngine>> TtsEngineBuilder::Finish(std::shared_
   gen.cfg_coef = sh.real_cfg ? options.cfg_coef : 1.0;
   gen.cfg_is_no_text = true;  // TTSModel.generate's default
   gen.seed = options.seed;
+  gen.per_slot_generators = options.independent_slots;
   gen.dep_q = n_q;
   TtsSession::Shared* raw = shared.get();
   gen.on_text_logits = [raw](at::Tensor& logits) {
@@ -673,6 +674,7 @@ absl::StatusOr<int> TtsEngine::Step() {
   const int64_t Q = sh.info.num_codebooks;
   std::vector<uint8_t> reset(B, 0), exec(B, 0);
   std::vector<LmFusedConditions> new_conditions(B);
+  std::vector<uint64_t> seeds(B, 0);
   std::vector<float> bonus(B, 0.0f);
   int active = 0;
   bool any_reset = false, any_bonus = false;
@@ -687,6 +689,7 @@ absl::StatusOr<int> TtsEngine::Step() {
         reset[b] = 1;
         any_reset = true;
         new_conditions[b] = s.conditions;
+        seeds[b] = s.options.seed.value_or(sh.options.seed.value_or(c10::default_rng_seed_val));
         s.needs_reset = false;
       }
       if (!s.machine->CanStep()) continue;
@@ -719,6 +722,7 @@ absl::StatusOr<int> TtsEngine::Step() {
       RETURN_IF_ERROR(sh.gen->Reset(mask));
       for (int b = 0; b < B; ++b) {
         if (!reset[b]) continue;
+        if (sh.options.independent_slots) RETURN_IF_ERROR(sh.gen->SetSlotSeed(b, seeds[b]));
         std::vector<int64_t> rows = {b};
         if (sh.real_cfg) rows.push_back(b + B);
         RETURN_IF_ERROR(sh.gen->SetConditions(new_conditions[b], at::tensor(rows, at::kLong)));
@@ -734,6 +738,12 @@ absl::StatusOr<int> TtsEngine::Step() {
     bool all_in_delay = sh.options.skip_depformer_in_delay;
     for (int b = 0; b < B && all_in_delay; ++b) {
       if (exec[b] && sh.step_index[b] >= sh.info.delay_steps) all_in_delay = false;
+    }
+    if (sh.options.independent_slots) {
+      // Slots still inside the delay draw no audio, as their batch-1 run (which skips the depformer) does.
+      std::vector<uint8_t> skip(B, 0);
+      for (int b = 0; b < B; ++b) skip[b] = exec[b] && sh.step_index[b] < sh.info.delay_steps;
+      RETURN_IF_ERROR(sh.gen->SetAudioDrawSkip(std::move(skip)));
     }
     at::Tensor replace;
     if (all_in_delay) {

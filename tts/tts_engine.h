@@ -52,7 +52,11 @@ struct TtsEngineOptions {
   double temp = 0.6;  // text and audio; 0 = greedy
   int top_k = 250;    // audio (LMGen default)
   int top_k_text = 25;
-  std::optional<uint64_t> seed;  // the reference's draws after torch.manual_seed(seed)
+  // Sampling seed of sessions that set none. With independent_slots every session draws from its own
+  // generator seeded like torch.manual_seed(seed) (nullopt: torch's default seed, what an unseeded reference
+  // process uses), so a session's audio is the reference's batch-1 run whatever else the batch holds.
+  std::optional<uint64_t> seed;
+  bool independent_slots = true;  // false: one generator for the batch, as the reference's batched generate()
   // Audio codebooks generated and decoded (0: all of the model's). Fewer is faster and coarser.
   int n_q = 0;
   // Classifier-free guidance for models that are not CFG-distilled (no `cfg` conditioner): != 1 doubles the
@@ -74,6 +78,7 @@ struct TtsSessionOptions {
   // CFG-distilled models: the `cfg` condition value (one of the model's values, e.g. 2.0); nullopt = the
   // engine's cfg_coef. Ignored by models without the `cfg` conditioner.
   std::optional<double> cfg_coef;
+  std::optional<uint64_t> seed;  // overrides TtsEngineOptions::seed (independent_slots only)
   int padding_between = 1;   // forced padding between words (the DSM scripts use 1)
   double padding_bonus = 0;  // added to the PAD logit: positive = slower speech
 };

@@ -195,7 +195,16 @@ absl::Status LmGen::SetSlotSeed(int64_t slot, uint64_t seed) {
   return absl::OkStatus();
 }
 
-at::Tensor LmGen::Sample(const at::Tensor& logits, const lm::SamplingParams& params) {
+absl::Status LmGen::SetAudioDrawSkip(std::vector<uint8_t> skip) {
+  if (!skip.empty() && static_cast<int64_t>(skip.size()) != batch_) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("LmGen::SetAudioDrawSkip: expected ", batch_, " entries, got ", skip.size()));
+  }
+  audio_draw_skip_ = std::move(skip);
+  return absl::OkStatus();
+}
+
+at::Tensor LmGen::Sample(const at::Tensor& logits, const lm::SamplingParams& params, bool audio) {
   if (slot_generators_.empty() || !params.use_sampling || params.temperature <= 0.0) {
     return lm::SampleToken(logits, params, generator_);
   }
@@ -203,7 +212,8 @@ at::Tensor LmGen::Sample(const at::Tensor& logits, const lm::SamplingParams& par
   rows.reserve(static_cast<size_t>(batch_));
   for (int64_t i = 0; i < batch_; ++i) {
     at::Tensor row = logits.narrow(0, i, 1);
-    if (exec_host_[static_cast<size_t>(i)] != 0) {
+    const bool skipped = audio && !audio_draw_skip_.empty() && audio_draw_skip_[static_cast<size_t>(i)] != 0;
+    if (exec_host_[static_cast<size_t>(i)] != 0 && !skipped) {
       rows.push_back(lm::SampleToken(row, params, slot_generators_[static_cast<size_t>(i)]));
     } else {
       rows.push_back(row.argmax(-1));  // a paused slot: the token is not stored, and nothing is drawn
@@ -250,7 +260,7 @@ at::Tensor LmGen::RunDepformer(const at::Tensor& text, const at::Tensor& transfo
     }
     at::Tensor logits_f = logits.to(at::kFloat);
     if (logits_out != nullptr) all_logits.push_back(logits_f);
-    prev = Sample(logits_f, options_.audio);
+    prev = Sample(logits_f, options_.audio, /*audio=*/true);
     tokens.push_back(prev);
   }
   if (logits_out != nullptr) *logits_out = at::stack(all_logits, 1);
@@ -323,7 +333,7 @@ absl::StatusOr<LmStepResult> LmGen::Step(const at::Tensor& input_tokens,
     }
     if (options_.on_text_logits) options_.on_text_logits(text_logits);
     // 5. Text token.
-    at::Tensor text = Sample(text_logits.to(at::kFloat), options_.text).view({b});
+    at::Tensor text = Sample(text_logits.to(at::kFloat), options_.text, /*audio=*/false).view({b});
     if (options_.on_text) options_.on_text(text);
     // 6. Audio tokens.
     LmStepResult result;

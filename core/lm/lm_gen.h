@@ -96,6 +96,10 @@ class LmGen {
   absl::Status Reset(const at::Tensor& mask = {});
   // per_slot_generators: re-seeds one slot's generator (like torch.manual_seed(seed) for a batch-1 run).
   absl::Status SetSlotSeed(int64_t slot, uint64_t seed);
+  // per_slot_generators: slots (1 = skip) whose depformer tokens the caller replaces anyway (the TTS audio
+  // delay): their generators draw nothing for audio, as in a batch-1 run that skips the depformer there.
+  // Stays in force until changed; empty = none.
+  absl::Status SetAudioDrawSkip(std::vector<uint8_t> skip);
   // Replaces the conditions of the given rows (int64 indices into the B (2B with CFG) rows; undefined:
   // all rows).
   absl::Status SetConditions(const LmFusedConditions& conditions, const at::Tensor& rows = {});
@@ -115,7 +119,7 @@ class LmGen {
   LmGen() = default;
   at::Tensor RunDepformer(const at::Tensor& text, const at::Tensor& transformer_out, at::Tensor* logits_out);
   bool cfg() const { return options_.cfg_coef != 1.0; }
-  at::Tensor Sample(const at::Tensor& logits, const lm::SamplingParams& params);
+  at::Tensor Sample(const at::Tensor& logits, const lm::SamplingParams& params, bool audio);
 
   std::shared_ptr<const LmModel> model_;
   LmGenOptions options_;
@@ -133,6 +137,7 @@ class LmGen {
   c10::optional<at::Generator> generator_;
   std::vector<at::Generator> slot_generators_;  // per_slot_generators
   std::vector<uint8_t> exec_host_;              // per_slot_generators: host copy of exec_
+  std::vector<uint8_t> audio_draw_skip_;        // per_slot_generators: rows whose audio draws are skipped
   LmTemporalState temporal_;
   LmDepformerState depformer_;
 };

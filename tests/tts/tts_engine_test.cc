@@ -360,3 +360,30 @@ TEST(TtsEngineTest, VoicesResolveByNameWithCloseMatchesOnError) {
 
 }  // namespace
 }  // namespace monologue
+
+namespace monologue {
+namespace {
+
+TEST(TtsEngineTest, SampledSessionJoiningLateDrawsItsSoloReferenceRun) {
+  Fixture sampled = LoadFixture("single_sampled"), other = LoadFixture("dialogue_greedy");
+  TtsEngineOptions o = EngineOptions(sampled.meta, 2);  // temp 0.6, seed 1234
+  auto engine = TtsEngine::Load(kData + "/tiny-tts", o);
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  TtsSessionOptions first_options = SessionOptions(other.meta);
+  first_options.seed = 99;
+  auto first = (*engine)->OpenSession(first_options);
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE(PushScript(**first, other.meta["script"]).ok());
+  // The first session gets past the audio delay (the depformer runs for it) before the second one joins.
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE((*engine)->Step().ok());
+  auto second = (*engine)->OpenSession(SessionOptions(sampled.meta));
+  ASSERT_TRUE(second.ok());
+  ASSERT_TRUE(PushScript(**second, sampled.meta["script"]).ok());
+  ASSERT_TRUE((*engine)->RunUntilIdle().ok());
+  Synthesis r;
+  Collect(**second, r);
+  ExpectMatches(r, sampled);
+}
+
+}  // namespace
+}  // namespace monologue
