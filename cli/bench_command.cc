@@ -11,6 +11,7 @@ void RegisterBenchCommand(CLI::App& app, int& exit_code) {
   RegisterBenchCodec(*bench, exit_code);
   RegisterBenchLm(*bench, exit_code);
   RegisterBenchTranscribe(*bench, exit_code);
+  RegisterBenchChat(*bench, exit_code);
 }
 
 }  // namespace monologue::cli

@@ -13,5 +13,7 @@ void RegisterBenchCodec(CLI::App& bench, int& exit_code);
 void RegisterBenchLm(CLI::App& bench, int& exit_code);
 // `monologue bench transcribe`: streaming STT step time / real-time factor (cli/bench_transcribe.cc).
 void RegisterBenchTranscribe(CLI::App& bench, int& exit_code);
+// `monologue bench chat`: full-duplex dialogue step time / real-time factor (cli/bench_chat.cc).
+void RegisterBenchChat(CLI::App& bench, int& exit_code);
 
 }  // namespace monologue::cli

@@ -1,0 +1,240 @@
+// `monologue bench chat`: speed of full-duplex dialogue through the engine `monologue chat` uses
+// (dialogue/dialogue_engine.h): every step encodes one 80 ms user frame per stream with Mimi, runs the LM
+// (temporal transformer + depformer sampling Moshi's 8 codebooks) and decodes Moshi's frame with Mimi.
+// Reported per batch size: milliseconds per step (and its encode / LM / decode split), the real-time factor
+// (step time / 80 ms: below 1 means every conversation of the batch keeps up with real time) and how many
+// times real time the whole batch runs. Weights: random (in memory, generated tensor by tensor in the LM
+// dtype, so Moshi 7B in bf16 needs ~16 GB) for a preset or config.json, or a model directory. Sampling: the
+// LMGen defaults (top-k capped at the model's card). `--reference` then frees the model and runs
+// bench/bench_chat_reference.py (the reference's run_inference loop, same architecture, batch sizes and
+// sampling) in the same run.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <c10/core/InferenceMode.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "cli/bench_command.h"
+#include "cli/bench_options.h"
+#include "core/config/model_config.h"
+#include "core/lm/lm_model.h"
+#include "core/mimi/mimi_loader.h"
+#include "core/model/checkpoint_schema.h"
+#include "core/model/presets.h"
+#include "core/model/random_model.h"
+
+#if defined(MONOLOGUE_HAVE_DIALOGUE)
+#include "dialogue/dialogue_engine.h"
+#include "dialogue/dialogue_engine_builder.h"
+#endif
+
+namespace monologue::cli {
+namespace {
+
+struct BenchChatFlags {
+  std::string preset = "tiny-moshi-8";
+  std::string config_file;
+  std::string model_dir;
+  std::string batches = "1,8";
+  int steps = 20;
+  int warmup = 10;
+  int threads = 2;
+  std::string device = "cpu";
+  std::string dtype = "f32";
+  bool reference = false;
+  std::string python;
+  std::string reference_script = "bench/bench_chat_reference.py";
+};
+
+int Fail(const std::string& message) {
+  std::fprintf(stderr, "monologue bench chat: %s\n", message.c_str());
+  return 1;
+}
+
+#if defined(MONOLOGUE_HAVE_DIALOGUE)
+
+struct Timing {
+  double step_ms = 0, max_ms = 0, encode_ms = 0, lm_ms = 0, decode_ms = 0;
+};
+
+absl::StatusOr<Timing> TimeBatch(const ModelConfig& config, const std::shared_ptr<const LmModel>& lm,
+                                 const MimiModel& mimi, int b, int steps, int warmup) {
+  DialogueEngineOptions options;
+  options.batch_size = b;
+  options.sampling.top_k = static_cast<int>(std::min<int64_t>(250, config.lm.card));
+  options.sampling.top_k_text = static_cast<int>(std::min<int64_t>(25, config.lm.text_card));
+  auto engine_or = DialogueEngineBuilder::Create(config, lm, mimi, nullptr, options);
+  if (!engine_or.ok()) return engine_or.status();
+  DialogueEngine& engine = **engine_or;
+  std::vector<std::unique_ptr<DialogueSession>> sessions;
+  const size_t samples = static_cast<size_t>(warmup + steps) * 1920;
+  std::vector<float> audio(samples);
+  for (int i = 0; i < b; ++i) {
+    auto s = engine.OpenSession(static_cast<uint64_t>(i));
+    if (!s.ok()) return s.status();
+    for (size_t k = 0; k < samples; ++k) {
+      audio[k] = 0.1f * std::sin(0.001f * static_cast<float>((k * (i + 3)) % 100003));
+    }
+    if (absl::Status st = (*s)->PushAudio(audio); !st.ok()) return st;
+    sessions.push_back(std::move(*s));
+  }
+  for (int i = 0; i < warmup + 1; ++i) {  // +1: every session's first (duplicated-frame) step
+    if (auto n = engine.Step(); !n.ok()) return n.status();
+  }
+  const double e0 = engine.encode_seconds(), l0 = engine.lm_seconds(), d0 = engine.decode_seconds();
+  Timing t;
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < steps; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto n = engine.Step();
+    if (!n.ok()) return n.status();
+    if (*n != b) return absl::InternalError(absl::StrCat("step ran ", *n, " of ", b, " streams"));
+    for (auto& s : sessions) (void)s->PollEvents();
+    t.max_ms = std::max(
+        t.max_ms, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  t.step_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count() / steps;
+  t.encode_ms = (engine.encode_seconds() - e0) * 1000 / steps;
+  t.lm_ms = (engine.lm_seconds() - l0) * 1000 / steps;
+  t.decode_ms = (engine.decode_seconds() - d0) * 1000 / steps;
+  return t;
+}
+
+int RunBenchChat(const BenchChatFlags& f) {
+  auto parsed_batches = ParseBatchList(f.batches);
+  if (!parsed_batches.ok()) return Fail(std::string(parsed_batches.status().message()));
+  const std::vector<int> batches(parsed_batches->begin(), parsed_batches->end());
+  if (f.steps < 1 || f.warmup < 0 || f.threads < 1) return Fail("--steps and --threads must be >= 1");
+  auto parsed_dtype = ParseDtypeFlag(f.dtype);
+  if (!parsed_dtype.ok()) return Fail(std::string(parsed_dtype.status().message()));
+  const at::ScalarType dtype = *parsed_dtype;
+  at::set_num_threads(f.threads);
+  auto parsed_device = ParseDeviceFlag(f.device);
+  if (!parsed_device.ok()) return Fail(std::string(parsed_device.status().message()));
+  const c10::Device device = *parsed_device;
+  const bool explicit_model = !f.model_dir.empty() || !f.config_file.empty();
+  auto bench_model = ResolveBenchModel(f.model_dir, f.config_file, explicit_model ? "" : f.preset);
+  if (!bench_model.ok()) return Fail(std::string(bench_model.status().message()));
+  ModelConfig config = bench_model->config;
+  const std::string source = bench_model->source;
+  if (config.model_type != ModelType::kMoshi || config.lm.dep_q == 0) {
+    return Fail(source + " is not a full-duplex Moshi model");
+  }
+
+  {
+    c10::InferenceMode guard;
+    LmLoadOptions load;
+    load.dtype = dtype;
+    load.device = device;
+    absl::StatusOr<std::shared_ptr<const LmModel>> lm_or;
+    absl::StatusOr<MimiModel> mimi_or = absl::UnknownError("unset");
+    if (!f.model_dir.empty()) {
+      auto lm_path = ResolveModelFile(f.model_dir, config.moshi_name);
+      auto mimi_path = ResolveModelFile(f.model_dir, config.mimi_name);
+      if (!lm_path.ok()) return Fail(std::string(lm_path.status().message()));
+      if (!mimi_path.ok()) return Fail(std::string(mimi_path.status().message()));
+      lm_or = LmModel::LoadFile(config.lm, lm_path->string(), load);
+      mimi_or = LoadMimiFile(mimi_path->string(), config.mimi, device);
+    } else {
+      {
+        // Tensor by tensor in the model dtype (a 7B model would not fit twice in f32).
+        std::map<std::string, at::Tensor> tensors;
+        for (const TensorSpec& spec : ExpectedLmTensors(config.lm)) {
+          at::Tensor t = RandomTensorFor(spec, 0);
+          tensors[spec.name] = t.is_floating_point() ? t.to(dtype) : t;
+        }
+        lm_or = LmModel::FromTensors(config.lm, tensors, load);
+      }
+      mimi_or = RandomMimi(config.mimi, /*seed=*/0, device);
+    }
+    if (!lm_or.ok()) return Fail(std::string(lm_or.status().message()));
+    if (!mimi_or.ok()) return Fail(std::string(mimi_or.status().message()));
+
+    std::printf(
+        "monologue bench chat: %s, device %s, %s, %d threads, %d steps (+%d warm-up); one step = one 80 ms "
+        "frame "
+        "per conversation (Mimi encode + LM with depformer sampling + Mimi decode)\n",
+        source.c_str(), device.str().c_str(), f.dtype.c_str(), f.threads, f.steps, f.warmup);
+    std::printf("%6s  %10s  %10s  %9s  %9s  %9s  %8s  %12s\n", "batch", "step ms", "max ms", "encode", "lm",
+                "decode", "RTF", "x realtime");
+    std::fflush(stdout);
+    for (int b : batches) {
+      auto t = TimeBatch(config, *lm_or, *mimi_or, b, f.steps, f.warmup);
+      if (!t.ok()) return Fail(std::string(t.status().message()));
+      std::printf("%6d  %10.2f  %10.2f  %9.2f  %9.2f  %9.2f  %8.3f  %12.2f\n", b, t->step_ms, t->max_ms,
+                  t->encode_ms, t->lm_ms, t->decode_ms, t->step_ms / 80.0, b * 80.0 / t->step_ms);
+      std::fflush(stdout);
+    }
+  }  // the model is freed before the reference loads its own
+
+  if (f.reference) {
+    const std::string python = !f.python.empty() ? f.python
+                               : std::getenv("MONOLOGUE_PYTHON") != nullptr
+                                   ? std::getenv("MONOLOGUE_PYTHON")
+                                   : std::string(std::getenv("HOME")) + "/.cache/monologue/venv/bin/python";
+    const std::filesystem::path config_path =
+        std::filesystem::temp_directory_path() / "monologue_bench_chat_config.json";
+    const std::filesystem::path mimi_config_path =
+        std::filesystem::temp_directory_path() / "monologue_bench_chat_mimi.json";
+    {
+      std::ofstream out(config_path);
+      out << ModelConfigToJson(config).dump(1) << "\n";
+      std::ofstream mimi_out(mimi_config_path);
+      mimi_out << MimiConfigToJson(config.mimi).dump(1) << "\n";
+    }
+    const std::string command =
+        absl::StrCat("NO_TORCH_COMPILE=1 NO_CUDA_GRAPH=1 '", python, "' '", f.reference_script,
+                     "' --config '", config_path.string(), "' --mimi-config '", mimi_config_path.string(),
+                     "' --batch ", f.batches, " --steps ", f.steps, " --warmup ", f.warmup, " --threads ",
+                     f.threads, " --dtype ", f.dtype, " --device ", f.device);
+    std::printf("\n$ %s\n", command.c_str());
+    std::fflush(stdout);
+    const int status = std::system(command.c_str());
+    if (status != 0) return Fail(absl::StrCat("the reference benchmark failed (status ", status, ")"));
+  }
+  return 0;
+}
+
+#else
+
+int RunBenchChat(const BenchChatFlags&) { return Fail("this build has no dialogue mode"); }
+
+#endif
+
+}  // namespace
+
+void RegisterBenchChat(CLI::App& bench, int& exit_code) {
+  auto f = std::make_shared<BenchChatFlags>();
+  CLI::App* cmd = bench.add_subcommand(
+      "chat",
+      "Full-duplex dialogue step time and real-time factor (Mimi encode + LM + Mimi decode), per batch");
+  cmd->add_option("--preset", f->preset, "Moshi preset with random weights (default tiny-moshi-8; moshi-7b)");
+  cmd->add_option("--config", f->config_file, "a Moshi config.json (random weights)");
+  cmd->add_option("--model", f->model_dir, "a model directory (its weights)");
+  cmd->add_option("--batch", f->batches, "comma-separated batch sizes (default 1,8)");
+  cmd->add_option("--steps", f->steps, "timed steps per batch size (default 20)");
+  cmd->add_option("--warmup", f->warmup, "untimed steps first (default 10)");
+  cmd->add_option("--threads", f->threads, "CPU threads (default 2)");
+  cmd->add_option("--device", f->device, "cpu (default) or cuda[:N]");
+  cmd->add_option("--dtype", f->dtype, "LM dtype: f32 (default), bf16, f16");
+  cmd->add_flag("--reference", f->reference,
+                "then run the reference's loop (bench/bench_chat_reference.py) with the same settings");
+  cmd->add_option("--python", f->python,
+                  "python with the reference package (default $MONOLOGUE_PYTHON or the venv)");
+  cmd->add_option("--reference-script", f->reference_script, "path of bench_chat_reference.py");
+  cmd->callback([f, &exit_code] { exit_code = RunBenchChat(*f); });
+}
+
+}  // namespace monologue::cli
