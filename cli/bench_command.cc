@@ -12,6 +12,7 @@ void RegisterBenchCommand(CLI::App& app, int& exit_code) {
   RegisterBenchLm(*bench, exit_code);
   RegisterBenchTranscribe(*bench, exit_code);
   RegisterBenchChat(*bench, exit_code);
+  RegisterBenchSynthesize(*bench, exit_code);
 }
 
 }  // namespace monologue::cli

@@ -15,5 +15,8 @@ void RegisterBenchLm(CLI::App& bench, int& exit_code);
 void RegisterBenchTranscribe(CLI::App& bench, int& exit_code);
 // `monologue bench chat`: full-duplex dialogue step time / real-time factor (cli/bench_chat.cc).
 void RegisterBenchChat(CLI::App& bench, int& exit_code);
+// `monologue bench synthesize`: streaming TTS step time, real-time factor, time to first audio
+// (cli/bench_synthesize.cc).
+void RegisterBenchSynthesize(CLI::App& bench, int& exit_code);
 
 }  // namespace monologue::cli

@@ -1,0 +1,306 @@
+// `monologue bench synthesize`: speed of streaming speech synthesis through the engine the CLI uses
+// (tts/tts_engine.h). Per batch size: the steady-state step time once every stream is past the audio delay
+// (LM temporal step + state machine + depformer + Mimi decode of the frame), the real-time factor (step time
+// / 80 ms: below 1 keeps up with real time); at batch 1, the time to first audio (text pushed -> first
+// decoded samples), with and without skipping the depformer inside the audio delay. Weights: random (in
+// memory) for a preset or config.json, or a model directory. `--reference` then runs
+// bench/bench_synthesize_reference.py (the reference TTSModel.generate loop with streaming Mimi decoding).
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <c10/core/InferenceMode.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "cli/bench_command.h"
+#include "cli/bench_options.h"
+#include "core/config/model_config.h"
+#include "core/io/safetensors.h"
+#include "core/lm/lm_model.h"
+#include "core/mimi/mimi_loader.h"
+#include "core/model/checkpoint_schema.h"
+#include "core/model/random_model.h"
+#include "core/util/status_macros.h"
+
+#if defined(MONOLOGUE_HAVE_TTS)
+#include "core/text/text_tokenizer.h"
+#include "tts/tts_engine.h"
+#include "tts/tts_engine_builder.h"
+#endif
+
+namespace monologue::cli {
+namespace {
+
+struct BenchSynthesizeFlags {
+  std::string preset = "tts-1.6b-en_fr";
+  std::string config_file;
+  std::string model_dir;
+  std::string batches = "1,8";
+  int steps = 20;
+  int warmup = 3;
+  int threads = 2;
+  int n_q = 0;
+  int ttfa_runs = 3;
+  std::string device = "cpu";
+  std::string dtype = "f32";
+  std::string tokenizer = "tests/data/tokenizers/tiny_en_fr_400.model";
+  bool reference = false;
+  std::string python;
+  std::string reference_script = "bench/bench_synthesize_reference.py";
+};
+
+int Fail(const std::string& message) {
+  std::fprintf(stderr, "monologue bench synthesize: %s\n", message.c_str());
+  return 1;
+}
+
+#if defined(MONOLOGUE_HAVE_TTS)
+
+// A long text: no stream ends while it is timed (the state machine paces words at 2-9 steps each).
+std::string LongText() {
+  std::string text;
+  const char* words[] = {"the",   "quick", "brown",  "fox",    "jumps", "over", "a",     "lazy",
+                         "dog",   "while", "seven",  "small",  "birds", "sing", "above", "green",
+                         "fields", "and",  "rivers", "slowly", "flow",  "to",   "the",   "sea."};
+  for (int i = 0; i < 400; ++i) absl::StrAppend(&text, text.empty() ? "" : " ", words[i % 24]);
+  return text;
+}
+
+double Ms(std::chrono::steady_clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+
+struct Bench {
+  ModelConfig config;
+  std::shared_ptr<const LmModel> lm;
+  std::unique_ptr<MimiModel> mimi;
+  std::shared_ptr<const TextTokenizer> tokenizer;
+  std::string voice;
+  int n_q = 0;
+  int delay_steps = 0;
+  int max_delay = 0;
+};
+
+absl::StatusOr<std::unique_ptr<TtsEngine>> MakeEngine(const Bench& b, int batch, bool skip) {
+  TtsEngineOptions o;
+  o.batch_size = batch;
+  o.n_q = b.n_q;
+  o.skip_depformer_in_delay = skip;
+  o.seed = 0;
+  return TtsEngineBuilder::Create(b.config, b.lm, *b.mimi, b.tokenizer, o);
+}
+
+struct Timing {
+  double step_ms = 0;
+  double max_ms = 0;
+};
+
+absl::StatusOr<Timing> TimeBatch(const Bench& b, int batch, int steps, int warmup) {
+  ASSIGN_OR_RETURN(auto engine, MakeEngine(b, batch, true));
+  std::vector<std::unique_ptr<TtsSession>> sessions;
+  for (int i = 0; i < batch; ++i) {
+    TtsSessionOptions so;
+    so.voices = {b.voice};
+    ASSIGN_OR_RETURN(auto s, engine->OpenSession(so));
+    RETURN_IF_ERROR(s->PushText(LongText()));
+    RETURN_IF_ERROR(s->Close());
+    sessions.push_back(std::move(s));
+  }
+  // Past the audio delay (every stream decodes a frame per step), then the warm-up steps.
+  for (int i = 0; i < b.delay_steps + b.max_delay + warmup; ++i) {
+    RETURN_IF_ERROR(engine->Step().status());
+    for (auto& s : sessions) s->PollEvents();
+  }
+  Timing t;
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < steps; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    ASSIGN_OR_RETURN(int n, engine->Step());
+    if (n != batch) return absl::InternalError(absl::StrCat("step ran ", n, " of ", batch, " streams"));
+    for (auto& s : sessions) s->PollEvents();
+    t.max_ms = std::max(t.max_ms, Ms(std::chrono::steady_clock::now() - t0));
+  }
+  t.step_ms = Ms(std::chrono::steady_clock::now() - start) / steps;
+  return t;
+}
+
+// Text pushed -> first decoded audio frame, batch 1 (median of `runs`), and the steps it took.
+absl::StatusOr<std::pair<double, int64_t>> TimeToFirstAudio(const Bench& b, bool skip, int runs) {
+  ASSIGN_OR_RETURN(auto engine, MakeEngine(b, 1, skip));
+  std::vector<double> times;
+  int64_t steps = 0;
+  for (int r = 0; r < runs + 1; ++r) {  // the first run warms up
+    TtsSessionOptions so;
+    so.voices = {b.voice};
+    const auto t0 = std::chrono::steady_clock::now();
+    ASSIGN_OR_RETURN(auto s, engine->OpenSession(so));
+    RETURN_IF_ERROR(s->PushText("Hello there, this is the first sentence of a reply."));
+    RETURN_IF_ERROR(s->Close());
+    bool audio = false;
+    while (!audio) {
+      ASSIGN_OR_RETURN(int n, engine->Step());
+      if (n == 0) return absl::InternalError("the stream ended before any audio");
+      for (const TtsEvent& e : s->PollEvents()) audio = audio || e.kind == TtsEvent::Kind::kAudio;
+    }
+    if (r > 0) times.push_back(Ms(std::chrono::steady_clock::now() - t0));
+    steps = s->steps_done();
+  }
+  std::sort(times.begin(), times.end());
+  return std::make_pair(times[times.size() / 2], steps);
+}
+
+int RunBenchSynthesize(const BenchSynthesizeFlags& f) {
+  auto parsed_batches = ParseBatchList(f.batches);
+  if (!parsed_batches.ok()) return Fail(std::string(parsed_batches.status().message()));
+  if (f.steps < 1 || f.warmup < 0 || f.threads < 1 || f.ttfa_runs < 1) {
+    return Fail("--steps, --threads and --ttfa-runs must be >= 1");
+  }
+  auto dtype = ParseDtypeFlag(f.dtype);
+  if (!dtype.ok()) return Fail(std::string(dtype.status().message()));
+  auto device = ParseDeviceFlag(f.device);
+  if (!device.ok()) return Fail(std::string(device.status().message()));
+  at::set_num_threads(f.threads);
+  const bool explicit_model = !f.model_dir.empty() || !f.config_file.empty();
+  auto bench_model = ResolveBenchModel(f.model_dir, f.config_file, explicit_model ? "" : f.preset);
+  if (!bench_model.ok()) return Fail(std::string(bench_model.status().message()));
+  Bench b;
+  b.config = bench_model->config;
+  if (b.config.model_type != ModelType::kTts) return Fail(bench_model->source + " is not a TTS model");
+  auto speaker = b.config.lm.conditioners.find("speaker_wavs");
+  if (speaker == b.config.lm.conditioners.end()) return Fail("the model has no speaker_wavs conditioner");
+
+  c10::InferenceMode guard;
+  LmLoadOptions load;
+  load.dtype = *dtype;
+  load.device = *device;
+  absl::StatusOr<std::shared_ptr<const LmModel>> lm_or;
+  absl::StatusOr<MimiModel> mimi_or = absl::UnknownError("unset");
+  std::string tokenizer_path = f.tokenizer;
+  if (!f.model_dir.empty()) {
+    auto lm_path = ResolveModelFile(f.model_dir, b.config.moshi_name);
+    auto mimi_path = ResolveModelFile(f.model_dir, b.config.mimi_name);
+    auto tok_path = ResolveModelFile(f.model_dir, b.config.tokenizer_name);
+    if (!lm_path.ok()) return Fail(std::string(lm_path.status().message()));
+    if (!mimi_path.ok()) return Fail(std::string(mimi_path.status().message()));
+    if (tok_path.ok()) tokenizer_path = tok_path->string();
+    lm_or = LmModel::LoadFile(b.config.lm, lm_path->string(), load);
+    mimi_or = LoadMimiFile(mimi_path->string(), b.config.mimi, *device);
+  } else {
+    std::map<std::string, at::Tensor> tensors;
+    for (const TensorSpec& spec : ExpectedLmTensors(b.config.lm)) tensors[spec.name] = RandomTensorFor(spec, 0);
+    lm_or = LmModel::FromTensors(b.config.lm, tensors, load);
+    mimi_or = RandomMimi(b.config.mimi, /*seed=*/0, *device);
+  }
+  if (!lm_or.ok()) return Fail(std::string(lm_or.status().message()));
+  if (!mimi_or.ok()) return Fail(std::string(mimi_or.status().message()));
+  auto tokenizer = TextTokenizer::Load(tokenizer_path);
+  if (!tokenizer.ok()) return Fail(std::string(tokenizer.status().message()));
+  b.lm = *lm_or;
+  b.mimi = std::make_unique<MimiModel>(std::move(*mimi_or));
+  b.tokenizer = std::move(*tokenizer);
+  b.n_q = f.n_q;
+  // A random voice of the conditioner's shape (10 s of latent, as the released voices).
+  b.voice = (std::filesystem::temp_directory_path() / "monologue_bench_synthesize_voice.safetensors").string();
+  if (absl::Status st = WriteSafeTensors(b.voice, {{"speaker_wavs", at::randn({1, speaker->second.dim, 125})}});
+      !st.ok()) {
+    return Fail(std::string(st.message()));
+  }
+  {
+    auto probe = MakeEngine(b, 1, true);
+    if (!probe.ok()) return Fail(std::string(probe.status().message()));
+    b.delay_steps = (*probe)->info().delay_steps;
+    b.max_delay = (*probe)->info().max_delay;
+    b.n_q = (*probe)->info().num_codebooks;
+  }
+
+  std::printf(
+      "monologue bench synthesize: %s, device %s, %s, %d threads, %d codebooks, %d steps (+%d warm-up) per "
+      "batch; one step = one 80 ms frame per stream (LM + depformer + state machine + Mimi decode)\n",
+      bench_model->source.c_str(), device->str().c_str(), f.dtype.c_str(), f.threads, b.n_q, f.steps, f.warmup);
+  std::printf("%6s  %10s  %10s  %8s  %26s\n", "batch", "step ms", "max ms", "RTF", "x realtime (all streams)");
+  std::fflush(stdout);
+  for (int64_t batch : *parsed_batches) {
+    auto t = TimeBatch(b, static_cast<int>(batch), f.steps, f.warmup);
+    if (!t.ok()) return Fail(std::string(t.status().message()));
+    std::printf("%6lld  %10.2f  %10.2f  %8.3f  %26.2f\n", static_cast<long long>(batch), t->step_ms, t->max_ms,
+                t->step_ms / 80.0, batch * 80.0 / t->step_ms);
+    std::fflush(stdout);
+  }
+  for (bool skip : {true, false}) {
+    auto ttfa = TimeToFirstAudio(b, skip, f.ttfa_runs);
+    if (!ttfa.ok()) return Fail(std::string(ttfa.status().message()));
+    std::printf("time to first audio (batch 1, median of %d): %.1f ms over %lld steps (%s)\n", f.ttfa_runs,
+                ttfa->first, static_cast<long long>(ttfa->second),
+                skip ? "depformer skipped inside the audio delay" : "depformer run at every step");
+    std::fflush(stdout);
+  }
+
+  if (f.reference) {
+    const std::string python = !f.python.empty() ? f.python
+                               : std::getenv("MONOLOGUE_PYTHON") != nullptr
+                                   ? std::getenv("MONOLOGUE_PYTHON")
+                                   : std::string(std::getenv("HOME")) + "/.cache/monologue/venv/bin/python";
+    const auto tmp = std::filesystem::temp_directory_path();
+    const std::string config_path = (tmp / "monologue_bench_synthesize_config.json").string();
+    const std::string mimi_path = (tmp / "monologue_bench_synthesize_mimi.json").string();
+    {
+      std::ofstream out(config_path);
+      out << ModelConfigToJson(b.config).dump(1) << "\n";
+      std::ofstream mimi_out(mimi_path);
+      mimi_out << MimiConfigToJson(b.config.mimi).dump(1) << "\n";
+    }
+    const std::string command = absl::StrCat(
+        "NO_TORCH_COMPILE=1 NO_CUDA_GRAPH=1 '", python, "' '", f.reference_script, "' --config '", config_path,
+        "' --mimi-config '", mimi_path, "' --batch ", f.batches, " --steps ", f.steps, " --warmup ", f.warmup,
+        " --threads ", f.threads, " --dtype ", f.dtype, " --device ", f.device, " --n-q ", b.n_q,
+        " --tokenizer '", tokenizer_path, "'");
+    std::printf("\n$ %s\n", command.c_str());
+    std::fflush(stdout);
+    const int status = std::system(command.c_str());
+    if (status != 0) return Fail(absl::StrCat("the reference benchmark failed (status ", status, ")"));
+  }
+  return 0;
+}
+
+#else
+
+int RunBenchSynthesize(const BenchSynthesizeFlags&) {
+  return Fail("this build has no speech synthesis (it needs sentencepiece: MONOLOGUE_WITH_SENTENCEPIECE)");
+}
+
+#endif
+
+}  // namespace
+
+void RegisterBenchSynthesize(CLI::App& bench, int& exit_code) {
+  auto f = std::make_shared<BenchSynthesizeFlags>();
+  CLI::App* cmd = bench.add_subcommand(
+      "synthesize", "Streaming TTS step time, real-time factor and time to first audio, per batch size");
+  cmd->add_option("--preset", f->preset, "TTS preset with random weights (default tts-1.6b-en_fr; tiny-tts)");
+  cmd->add_option("--config", f->config_file, "a TTS config.json (random weights)");
+  cmd->add_option("--model", f->model_dir, "a model directory (its weights)");
+  cmd->add_option("--batch", f->batches, "comma-separated batch sizes (default 1,8)");
+  cmd->add_option("--steps", f->steps, "timed steps per batch size (default 20)");
+  cmd->add_option("--warmup", f->warmup, "untimed steps after the audio delay (default 3)");
+  cmd->add_option("--threads", f->threads, "CPU threads (default 2)");
+  cmd->add_option("--n-q", f->n_q, "audio codebooks generated (default: all of the model's)");
+  cmd->add_option("--ttfa-runs", f->ttfa_runs, "time-to-first-audio runs (median; default 3)");
+  cmd->add_option("--device", f->device, "cpu (default) or cuda[:N]");
+  cmd->add_option("--dtype", f->dtype, "LM dtype: f32 (default), bf16, f16");
+  cmd->add_option("--tokenizer", f->tokenizer,
+                  "sentencepiece model for random-weight models (default: the tiny test tokenizer)");
+  cmd->add_flag("--reference", f->reference,
+                "then run the reference's loop (bench/bench_synthesize_reference.py) with the same settings");
+  cmd->add_option("--python", f->python, "python with the reference package (default $MONOLOGUE_PYTHON or the venv)");
+  cmd->add_option("--reference-script", f->reference_script, "path of bench_synthesize_reference.py");
+  cmd->callback([f, &exit_code] { exit_code = RunBenchSynthesize(*f); });
+}
+
+}  // namespace monologue::cli
