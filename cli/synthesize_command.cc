@@ -398,6 +398,8 @@ int RunSynthesize(const SynthesizeFlags& f) {
         job.failed = true;
         job.session.reset();
         finish_job(job);
+        std::error_code ec;
+        if (job.audio_path != "-") fs::remove(job.audio_path, ec);  // nothing was synthesized into it
         continue;
       }
       active.push_back(&job);

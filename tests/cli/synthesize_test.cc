@@ -1,0 +1,240 @@
+// End-to-end tests of `monologue synthesize` on the committed tiny TTS models (tests/data/tts): the audio, word
+// timestamps and codes of the reference TTSModel fixtures through every input kind (text, stdin, --script,
+// --text-file batches), output formats, sampling/cfg/padding flags, and bad input.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <ATen/ATen.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "core/io/safetensors.h"
+#include "nlohmann/json.hpp"
+
+namespace monologue {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+const std::string kTts = std::string(MONOLOGUE_TEST_DATA_DIR) + "/tts/";
+const std::string kModel = " --model " + kTts + "tiny-tts --voices " + kTts + "voices --threads 1 --no-progress";
+
+fs::path Tmp(const std::string& name) {
+  const char* base = std::getenv("MONOLOGUE_TEST_TMP");
+  fs::path dir = fs::path(base != nullptr ? base : ".") / "synthesize_test";
+  fs::create_directories(dir);
+  return dir / name;
+}
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+struct RunResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+RunResult Synthesize(const std::string& args, const std::string& stdin_file = "") {
+  const fs::path out = Tmp("stdout.bin"), err = Tmp("stderr.txt");
+  std::string command = std::string(MONOLOGUE_BINARY_DIR "/monologue synthesize ") + args;
+  if (!stdin_file.empty()) command += " < " + stdin_file;
+  command += " > " + out.string() + " 2> " + err.string();
+  const int status = std::system(command.c_str());
+  RunResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = ReadFile(out);
+  r.err = ReadFile(err);
+  return r;
+}
+
+nlohmann::json Meta(const std::string& name) { return nlohmann::json::parse(ReadFile(kTts + "ref_" + name + ".json")); }
+
+at::Tensor FixtureTensor(const std::string& name, const std::string& key) {
+  auto file = SafeTensorsFile::Open(kTts + "ref_" + name + ".safetensors");
+  EXPECT_TRUE(file.ok()) << file.status();
+  return (*file)->Load(key)->clone();
+}
+
+std::string Quoted(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+at::Tensor RawFloats(const std::string& bytes) {
+  std::vector<float> v(bytes.size() / sizeof(float));
+  std::memcpy(v.data(), bytes.data(), v.size() * sizeof(float));
+  return at::tensor(v, at::kFloat);
+}
+
+double RelL2(const at::Tensor& a, const at::Tensor& ref) {
+  return (a - ref).norm().item<double>() / std::max(ref.norm().item<double>(), 1e-12);
+}
+
+// The codes file equals the fixture's (item `item` of a batch fixture) over the item's own frames, and the text
+// stream over its steps.
+void ExpectCodes(const fs::path& codes_file, const std::string& fixture, int item = -1) {
+  SCOPED_TRACE(codes_file.string());
+  auto file = SafeTensorsFile::Open(codes_file.string());
+  ASSERT_TRUE(file.ok()) << file.status();
+  at::Tensor codes = *(*file)->Load("codes"), text = *(*file)->Load("text_tokens");
+  nlohmann::json meta = Meta(fixture);
+  const nlohmann::json& m = item >= 0 ? meta["items"][item] : meta;
+  const int64_t steps = m["end_step"].get<int64_t>() + 20, frames = steps - 18;
+  at::Tensor want_codes = FixtureTensor(fixture, "codes"), want_text = FixtureTensor(fixture, "text_fed");
+  if (item >= 0) {
+    want_codes = want_codes[item];
+    want_text = want_text[item];
+  }
+  ASSERT_EQ(codes.sizes(), (std::vector<int64_t>{1, 8, frames}));
+  EXPECT_TRUE(at::equal(codes[0], want_codes.narrow(1, 0, frames)));
+  EXPECT_TRUE(at::equal(text, want_text.narrow(0, 0, steps)));
+}
+
+TEST(SynthesizeCliTest, TextToAudioWordsAndCodesEqualTheReference) {
+  const nlohmann::json meta = Meta("single_greedy");
+  const fs::path out = Tmp("single.raw"), words = Tmp("single.words.json"), codes = Tmp("single.codes.safetensors");
+  RunResult r = Synthesize(Quoted(meta["script"][0]) + kModel + " --voice alice --temp 0 -o " + out.string() +
+                           " --format f32le --words-out " + words.string() + " --codes-out " + codes.string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  at::Tensor pcm = RawFloats(ReadFile(out)), want = FixtureTensor("single_greedy", "pcm");
+  ASSERT_EQ(pcm.numel(), want.numel());
+  EXPECT_LT(RelL2(pcm, want), 1e-4);
+  ExpectCodes(codes, "single_greedy");
+  const nlohmann::json got = nlohmann::json::parse(ReadFile(words));
+  const auto& transcript = meta["transcript"];
+  ASSERT_EQ(got.size(), transcript.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i]["text"], transcript[i][0]);
+    EXPECT_DOUBLE_EQ(got[i]["start"].get<double>(), transcript[i][1].get<int64_t>() / 12.5);
+    const double end = i + 1 < got.size() ? transcript[i + 1][1].get<int64_t>() / 12.5
+                                          : meta["end_step"].get<int64_t>() / 12.5;
+    EXPECT_DOUBLE_EQ(got[i]["end"].get<double>(), end);
+  }
+}
+
+TEST(SynthesizeCliTest, StdinToStdoutWavEqualsTheReference) {
+  const nlohmann::json meta = Meta("french_greedy");
+  const fs::path text = Tmp("french.txt");
+  std::ofstream(text) << meta["script"][0].get<std::string>() << "\n";
+  RunResult r = Synthesize("-" + kModel + " --voice carol --temp 0 -o -", text.string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // A streaming WAV (open length) of 16-bit PCM.
+  ASSERT_GT(r.out.size(), 44u);
+  EXPECT_EQ(r.out.substr(0, 4), "RIFF");
+  EXPECT_EQ(r.out.substr(8, 4), "WAVE");
+  const size_t samples = (r.out.size() - 44) / 2;
+  const int64_t frames = meta["end_step"].get<int64_t>() + 2;
+  EXPECT_EQ(static_cast<int64_t>(samples), frames * 1920);
+  std::vector<float> pcm(samples);
+  for (size_t i = 0; i < samples; ++i) {
+    int16_t v;
+    std::memcpy(&v, r.out.data() + 44 + 2 * i, 2);
+    pcm[i] = v / 32768.0f;
+  }
+  at::Tensor want = FixtureTensor("french_greedy", "pcm");
+  at::Tensor got = at::tensor(pcm, at::kFloat).narrow(0, 0, want.numel());
+  EXPECT_LT((got - want).abs().max().item<float>(), 1.5f / 32768.0f);  // 16-bit rounding only
+}
+
+TEST(SynthesizeCliTest, ScriptWithTwoVoicesEqualsTheReferenceDialogue) {
+  const nlohmann::json meta = Meta("dialogue_greedy");
+  const fs::path script = Tmp("dialogue.json"), codes = Tmp("dialogue.codes.safetensors");
+  std::ofstream(script) << meta["script"].dump();
+  RunResult r = Synthesize("--script " + script.string() + kModel + " --voice bob --voice " + kTts +
+                           "voices/carol.0000tiny@0.safetensors --temp 0 -o " + Tmp("dialogue.ogg").string() +
+                           " --codes-out " + codes.string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ExpectCodes(codes, "dialogue_greedy");
+  EXPECT_EQ(ReadFile(Tmp("dialogue.ogg")).substr(0, 4), "OggS");
+}
+
+TEST(SynthesizeCliTest, TextFileLinesAreBatchedAndEqualTheReferenceBatch) {
+  const nlohmann::json meta = Meta("batch3_greedy");
+  const fs::path lines = Tmp("lines.txt");
+  {
+    std::ofstream f(lines);
+    for (const auto& item : meta["items"]) f << item["script"][0].get<std::string>() << "\n\n";
+  }
+  const fs::path dir = Tmp("batch_out");
+  RunResult r = Synthesize("--text-file " + lines.string() + kModel + " --voice alice --temp 0 -o " + dir.string() +
+                           " --codes-out " + (dir / "{name}.codes.safetensors").string() + " --batch-size 2");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // Named after the text file and the line number (blank lines skipped).
+  ExpectCodes(dir / "lines-1.codes.safetensors", "batch3_greedy", 0);
+  ExpectCodes(dir / "lines-3.codes.safetensors", "batch3_greedy", 1);
+  ExpectCodes(dir / "lines-5.codes.safetensors", "batch3_greedy", 2);
+  EXPECT_TRUE(fs::exists(dir / "lines-5.wav"));
+}
+
+TEST(SynthesizeCliTest, SamplingCfgAndPaddingFlagsEqualTheirReferenceRuns) {
+  const nlohmann::json sampled = Meta("single_sampled");
+  RunResult a = Synthesize(Quoted(sampled["script"][0]) + kModel + " --voice alice --temp 0.6 --seed 1234 -o " +
+                           Tmp("s.wav").string() + " --codes-out " + Tmp("sampled.safetensors").string());
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  ExpectCodes(Tmp("sampled.safetensors"), "single_sampled");
+  RunResult b = Synthesize(Quoted(sampled["script"][0]) + kModel + " --voice alice --temp 0 --padding-bonus 5 -o " +
+                           Tmp("b.wav").string() + " --codes-out " + Tmp("bonus.safetensors").string());
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  ExpectCodes(Tmp("bonus.safetensors"), "padding_bonus_greedy");
+  RunResult c = Synthesize(Quoted(sampled["script"][0]) + " --model " + kTts + "tiny-tts-nocfg --voices " + kTts +
+                           "voices --threads 1 --voice carol --temp 0 --cfg-coef 2 -o " + Tmp("c.wav").string() +
+                           " --codes-out " + Tmp("nocfg.safetensors").string());
+  ASSERT_EQ(c.exit_code, 0) << c.err;
+  ExpectCodes(Tmp("nocfg.safetensors"), "nocfg_cfg2_greedy");
+}
+
+TEST(SynthesizeCliTest, BadInputGetsClearErrors) {
+  const std::string out = " -o " + Tmp("bad.wav").string();
+  RunResult empty = Synthesize("'   '" + kModel + " --voice alice" + out);
+  EXPECT_EQ(empty.exit_code, 1);
+  EXPECT_THAT(empty.err, HasSubstr("no text to speak"));
+  RunResult broken = Synthesize("hello" + kModel + " --voice broken" + out);
+  EXPECT_EQ(broken.exit_code, 1);
+  EXPECT_THAT(broken.err, HasSubstr("speaker_wavs has shape [1, 8, 125]"));
+  RunResult unknown = Synthesize("hello" + kModel + " --voice alicia" + out);
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_THAT(unknown.err, HasSubstr("closest: alice"));
+  RunResult cfg = Synthesize("hello" + kModel + " --voice alice --cfg-coef 2.2" + out);
+  EXPECT_EQ(cfg.exit_code, 1);
+  EXPECT_THAT(cfg.err, HasSubstr("not one this model was distilled for"));
+  RunResult stt = Synthesize("hello --model " + std::string(MONOLOGUE_TEST_DATA_DIR) +
+                             "/asr/tiny-stt --voice alice --voices " + kTts + "voices" + out);
+  EXPECT_EQ(stt.exit_code, 1);
+  EXPECT_THAT(stt.err, HasSubstr("text-to-speech"));
+  RunResult unwritable = Synthesize("hello" + kModel + " --voice alice -o /proc/monologue/x.wav");
+  EXPECT_EQ(unwritable.exit_code, 1);
+  EXPECT_THAT(unwritable.err, HasSubstr("/proc/monologue/x.wav"));
+  RunResult two_inputs = Synthesize("hello --script x.json" + kModel + out);
+  EXPECT_EQ(two_inputs.exit_code, 2);
+  RunResult no_output = Synthesize("hello" + kModel + " --voice alice");
+  EXPECT_EQ(no_output.exit_code, 2);
+  EXPECT_THAT(no_output.err, HasSubstr("-o OUT is required"));
+  RunResult bad_script = Synthesize("--script " + kTts + "voices/alice.0000tiny@0.safetensors" + kModel + out);
+  EXPECT_EQ(bad_script.exit_code, 1);
+  EXPECT_THAT(bad_script.err, HasSubstr("not valid JSON"));
+  // One line of a batch maps to no word: it fails, the others are still written.
+  const fs::path lines = Tmp("mixed.txt");
+  std::ofstream(lines) << "(())\nShort one.\n";
+  const fs::path dir = Tmp("mixed_out");
+  RunResult mixed = Synthesize("--text-file " + lines.string() + kModel + " --voice alice --temp 0 -o " + dir.string());
+  EXPECT_EQ(mixed.exit_code, 1);
+  EXPECT_THAT(mixed.err, HasSubstr("mixed-1: tts session: no text to speak"));
+  EXPECT_GT(fs::file_size(dir / "mixed-2.wav"), 44u);
+}
+
+}  // namespace
+}  // namespace monologue
