@@ -1,12 +1,14 @@
 #include "core/model/random_model.h"
 
 #include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
 
 #include <fstream>
 #include <system_error>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "core/io/safetensors.h"
 #include "core/model/deterministic_weights.h"
 #include "core/model/safetensors_stream_writer.h"
 #include "core/util/status_macros.h"
@@ -121,6 +123,24 @@ absl::StatusOr<GeneratedModel> WriteRandomModelDir(const ModelConfig& config, bo
     } else {
       result.notes.push_back(absl::StrCat("no --tokenizer given: ", config.tokenizer_name, " not written"));
     }
+  }
+  // TTS models conditioned on voices: a random voice in the kyutai/tts-voices layout (voices/NAME.<sig>@<epoch>
+  // .safetensors, speaker_wavs [1, dim, 125] = 10 s of latent), so the directory synthesizes out of the box.
+  auto speaker = config.lm.conditioners.find("speaker_wavs");
+  if (!mimi_only && speaker != config.lm.conditioners.end()) {
+    std::string suffix = ".safetensors";
+    if (config.model_id.contains("sig") && config.model_id.contains("epoch")) {
+      const auto& sig = config.model_id.at("sig");
+      const auto& epoch = config.model_id.at("epoch");
+      suffix = absl::StrCat(".", sig.is_string() ? sig.get<std::string>() : sig.dump(), "@",
+                            epoch.is_string() ? epoch.get<std::string>() : epoch.dump(), ".safetensors");
+    }
+    const fs::path path = out / "voices" / absl::StrCat("random", suffix);
+    fs::create_directories(path.parent_path(), ec);
+    at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(options.seed + 1);
+    at::Tensor voice = at::randn({1, speaker->second.dim, 125}, gen, at::kFloat);
+    RETURN_IF_ERROR(WriteSafeTensors(path.string(), {{"speaker_wavs", voice}}));
+    result.files.push_back({path, FileSize(path), "voice"});
   }
   return result;
 }
