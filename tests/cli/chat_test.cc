@@ -174,7 +174,7 @@ void ExpectPcm(const std::vector<int16_t>& got, const std::vector<float>& ref, i
   EXPECT_LE(max_diff, 1);
 }
 
-TEST(ChatCliTest, MatchesReferenceWithCodesTextAndLength) {
+TEST(chat, MatchesReferenceWithCodesTextAndLength) {
   const Reference ref = LoadReference("greedy_en");
   const fs::path out = Tmp("greedy.wav"), codes = Tmp("greedy.safetensors"), text = Tmp("greedy.json");
   const RunResult r =
@@ -204,7 +204,7 @@ TEST(ChatCliTest, MatchesReferenceWithCodesTextAndLength) {
   EXPECT_NEAR(j["duration_s"].get<double>(), 30000 / 24000.0, 1e-9);
 }
 
-TEST(ChatCliTest, PrependSilenceKeepsAlignmentAndStereo) {
+TEST(chat, PrependSilenceKeepsAlignmentAndStereo) {
   const Reference ref = LoadReference("sampled_fr_silence");
   const fs::path out = Tmp("prepend.wav"), codes = Tmp("prepend.safetensors");
   const fs::path clip = CaseClip(ref);
@@ -230,7 +230,7 @@ TEST(ChatCliTest, PrependSilenceKeepsAlignmentAndStereo) {
   }
 }
 
-TEST(ChatCliTest, FdbTreeEqualsOneChatPerInputAndResumes) {
+TEST(chat, FdbTreeEqualsOneChatPerInputAndResumes) {
   const Reference en = LoadReference("sampled_en");
   const Reference fr = LoadReference("sampled_fr_silence");
   const fs::path root = Tmp("fdb");
@@ -278,7 +278,7 @@ TEST(ChatCliTest, FdbTreeEqualsOneChatPerInputAndResumes) {
   ExpectPcm(ReadPcm16(one / "x" / "output.wav", &channels), en.pcm, 1, 0);
 }
 
-TEST(ChatCliTest, BadInputsAndModels) {
+TEST(chat, BadInputsAndModels) {
   const Reference ref = LoadReference("greedy_en");
   const std::string clip = CaseClip(ref).string();
   // An STT model directory.

@@ -132,12 +132,12 @@ TEST_P(DialogueCaseTest, MatchesReferenceAtEveryFrame) {
   ExpectMatches(RunSession(**engine, **session, CaseInput(ref)), ref, GetParam());
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, DialogueCaseTest,
+INSTANTIATE_TEST_SUITE_P(dialogue, DialogueCaseTest,
                          ::testing::Values("greedy_en", "greedy_fr", "greedy_en_silence", "sampled_en",
                                            "sampled_fr_silence", "gencfg_en", "lora_greedy_en",
                                            "lora_sampled_fr"));
 
-TEST(DialogueEngineTest, CheckpointSamplingSettingsApply) {
+TEST(dialogue, CheckpointSamplingSettingsApply) {
   auto engine = DialogueEngine::Load(ModelDir("gencfg"), {.threads = 1});
   ASSERT_TRUE(engine.ok()) << engine.status();
   const DialogueModelInfo& info = (*engine)->info();
@@ -156,7 +156,7 @@ TEST(DialogueEngineTest, CheckpointSamplingSettingsApply) {
 }
 
 // Greedy runs do not depend on the other slots: a batch of different inputs equals each alone.
-TEST(DialogueEngineTest, BatchEqualsEachAlone) {
+TEST(dialogue, BatchEqualsEachAlone) {
   const std::vector<std::string> names = {"greedy_en", "greedy_fr", "greedy_en_silence"};
   std::vector<Reference> refs;
   for (const auto& n : names) refs.push_back(LoadReference(n));
@@ -200,7 +200,7 @@ TEST(DialogueEngineTest, BatchEqualsEachAlone) {
 }
 
 // A session that joins while another is mid-way, one that leaves and is replaced, and one reset mid-way.
-TEST(DialogueEngineTest, LateJoinLeaveAndResetEqualSoloRuns) {
+TEST(dialogue, LateJoinLeaveAndResetEqualSoloRuns) {
   const Reference en = LoadReference("greedy_en");
   const Reference fr = LoadReference("greedy_fr");
   auto engine = DialogueEngine::Load(ModelDir(), CaseOptions(en, 2));
@@ -242,7 +242,7 @@ TEST(DialogueEngineTest, LateJoinLeaveAndResetEqualSoloRuns) {
 
 // Sampling with one generator per session: sessions with their own seeds in one batch, one joining late and
 // one reset mid-way, each draw exactly what the reference draws alone after torch.manual_seed(seed).
-TEST(DialogueEngineTest, SampledSessionsInABatchEqualTheirSoloRuns) {
+TEST(dialogue, SampledSessionsInABatchEqualTheirSoloRuns) {
   const Reference en = LoadReference("sampled_en");
   const Reference fr = LoadReference("sampled_fr_silence");
   ASSERT_EQ(en.meta["overrides"], fr.meta["overrides"]);
@@ -274,7 +274,7 @@ TEST(DialogueEngineTest, SampledSessionsInABatchEqualTheirSoloRuns) {
   ExpectMatches(out_b, en, "sampled session joining late, reset mid-way");
 }
 
-TEST(DialogueEngineTest, SeededSamplingIsReproducibleAndSeedDependent) {
+TEST(dialogue, SeededSamplingIsReproducibleAndSeedDependent) {
   const Reference ref = LoadReference("sampled_en");
   DialogueEngineOptions o = CaseOptions(ref);
   o.sampling.seed = ref.meta["seed"].get<uint64_t>() + 1;
@@ -287,7 +287,7 @@ TEST(DialogueEngineTest, SeededSamplingIsReproducibleAndSeedDependent) {
   EXPECT_FALSE(out.tokens == ref.text_tokens && out.codes == ref.codes);
 }
 
-TEST(DialogueEngineTest, RejectsOtherModelsAndMisuse) {
+TEST(dialogue, RejectsOtherModelsAndMisuse) {
   // An STT model directory.
   auto stt = DialogueEngine::Load(std::string(MONOLOGUE_TEST_DATA_DIR) + "/asr/tiny-stt");
   ASSERT_FALSE(stt.ok());
