@@ -238,3 +238,42 @@ TEST(SynthesizeCliTest, BadInputGetsClearErrors) {
 
 }  // namespace
 }  // namespace monologue
+
+namespace monologue {
+namespace {
+
+// With no --model and no --voice, the DSM defaults come from the Hugging Face cache: kyutai/tts-1.6b-en_fr and
+// the voice expresso/ex03-ex01_happy_001_channel1_334s.wav of kyutai/tts-voices (here: the tiny model and
+// the alice voice laid out as those repos are).
+TEST(SynthesizeCliTest, DefaultModelAndVoiceComeFromTheHfCache) {
+  const fs::path hub = Tmp("hf_hub");
+  fs::remove_all(hub);
+  const fs::path model = hub / "models--kyutai--tts-1.6b-en_fr";
+  fs::create_directories(model / "snapshots" / "abc123");
+  fs::create_directories(model / "refs");
+  std::ofstream(model / "refs" / "main") << "abc123";
+  for (const auto& entry : fs::directory_iterator(kTts + "tiny-tts")) {
+    fs::create_symlink(entry.path(), model / "snapshots" / "abc123" / entry.path().filename());
+  }
+  const fs::path voices = hub / "models--kyutai--tts-voices" / "snapshots" / "def456" / "expresso";
+  fs::create_directories(voices);
+  fs::copy_file(kTts + "voices/alice.0000tiny@0.safetensors",
+                voices / "ex03-ex01_happy_001_channel1_334s.wav.0000tiny@0.safetensors");
+  const nlohmann::json meta = Meta("single_greedy");
+  const fs::path codes = Tmp("hf.codes.safetensors");
+  const std::string command = "HF_HUB_CACHE=" + hub.string() + " " + MONOLOGUE_BINARY_DIR +
+                              "/monologue synthesize " + Quoted(meta["script"][0]) +
+                              " --temp 0 --threads 1 --no-progress -o " + Tmp("hf.wav").string() + " --codes-out " +
+                              codes.string() + " 2> " + Tmp("hf.err").string();
+  ASSERT_EQ(std::system(command.c_str()), 0) << ReadFile(Tmp("hf.err"));
+  ExpectCodes(codes, "single_greedy");
+  // A repo that is not in the cache: a clear error saying how to get it.
+  const std::string missing = "HF_HUB_CACHE=" + hub.string() + " " + MONOLOGUE_BINARY_DIR +
+                              "/monologue synthesize hello --hf-repo kyutai/nope -o " + Tmp("x.wav").string() +
+                              " 2> " + Tmp("hf2.err").string();
+  EXPECT_NE(std::system(missing.c_str()), 0);
+  EXPECT_THAT(ReadFile(Tmp("hf2.err")), HasSubstr("kyutai/nope is not in the local Hugging Face cache"));
+}
+
+}  // namespace
+}  // namespace monologue
