@@ -17,9 +17,10 @@
 //                           during the prepended silence have negative times).
 //   --codes-out FILE        safetensors: codes int64 [1, 8, F] (Moshi's audio codes at every model step,
 //                           prepended silence included), text_tokens int64 [F].
-//   --seed S                the draws of the reference after torch.manual_seed(S) (default 4242, what
-//                           run_inference seeds); --temp/--temp-text/--top-k/--top-k-text override the
-//                           checkpoint's lm_gen_config (itself over the defaults 0.8/0.7/250/25).
+//   --seed S                the draws of the reference after torch.manual_seed(S) right before its first
+//                           step (default 4242, the value run_inference seeds with);
+//                           --temp/--temp-text/--top-k/--top-k-text override the checkpoint's lm_gen_config
+//                           (itself over the defaults 0.8/0.7/250/25).
 //
 // --fdb DIR: the Full-Duplex-Bench v1/v1.5 layout. Every DIR/**/input.wav gets output.wav beside it (as
 // above), inputs batched one slot each (--batch-size, default 8). Resumable: an existing output is skipped

@@ -49,9 +49,11 @@ struct RunResult {
   std::string err;
 };
 
-RunResult Chat(const std::string& args) {
+// Runs `monologue chat ARGS --threads 1`; `env`: "NAME=VALUE" assignments for that command.
+RunResult Chat(const std::string& args, const std::string& env = "") {
   const fs::path err = Tmp("stderr.txt");
-  const std::string command = std::string(MONOLOGUE_BINARY_DIR "/monologue chat ") + args +
+  const std::string command = env + (env.empty() ? "" : " ") +
+                              std::string(MONOLOGUE_BINARY_DIR "/monologue chat ") + args +
                               " --threads 1 > /dev/null 2> " + err.string();
   const int status = std::system(command.c_str());
   RunResult r;
@@ -276,6 +278,31 @@ TEST(chat, FdbTreeEqualsOneChatPerInputAndResumes) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   int channels = 0;
   ExpectPcm(ReadPcm16(one / "x" / "output.wav", &channels), en.pcm, 1, 0);
+}
+
+// --hf-repo finds the snapshot in the local Hugging Face cache (refs/main), as `transcribe` does.
+TEST(chat, HfRepoFromTheLocalCache) {
+  const Reference ref = LoadReference("greedy_en");
+  const fs::path hub = Tmp("hub");
+  const fs::path repo = hub / "models--test--tiny-moshi-8";
+  fs::create_directories(repo / "snapshots" / "0123abcd");
+  fs::create_directories(repo / "refs");
+  for (const char* f :
+       {"config.json", "mimi_config.json", "model.safetensors", "mimi.safetensors", "tokenizer.model"}) {
+    fs::copy_file(fs::path(ModelDir()) / f, repo / "snapshots" / "0123abcd" / f,
+                  fs::copy_options::overwrite_existing);
+  }
+  std::ofstream(repo / "refs" / "main") << "0123abcd";
+  const fs::path codes = Tmp("hf.safetensors");
+  const std::string env = "HF_HUB_CACHE=" + hub.string();
+  RunResult r = Chat("--hf-repo test/tiny-moshi-8 " + CaseClip(ref).string() + " -o " +
+                         Tmp("hf.wav").string() + SamplingFlags(ref) + " --codes-out " + codes.string(),
+                     env);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ExpectCodes(codes, ref, "--hf-repo");
+  r = Chat("--hf-repo test/absent " + CaseClip(ref).string() + " -o " + Tmp("hf.wav").string(), env);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("not in the local Hugging Face cache"));
 }
 
 TEST(chat, BadInputsAndModels) {
