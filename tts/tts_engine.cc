@@ -65,6 +65,7 @@ struct TtsSession::Shared {
     int64_t words_pushed = 0;  // entries with tokens
     bool closed = false;
     bool ended = false;
+    bool held = false;
     int64_t step = 0;  // steps executed
     std::optional<TtsWord> open_word;  // consumed, waiting for its end time
     int64_t words_done = 0;
@@ -100,6 +101,7 @@ struct TtsSession::Shared {
     slot.words_pushed = 0;
     slot.closed = false;
     slot.ended = false;
+    slot.held = false;
     slot.step = 0;
     slot.open_word.reset();
     slot.words_done = 0;
@@ -273,6 +275,15 @@ absl::Status TtsSession::Reset() {
   shared_->work_pending = true;
   shared_->work_cv.notify_all();
   return absl::OkStatus();
+}
+
+void TtsSession::Hold(bool hold) {
+  std::lock_guard<std::mutex> lock(shared_->mu);
+  auto& s = shared_->slots[slot_];
+  if (s.generation != generation_ || s.held == hold) return;
+  s.held = hold;
+  shared_->work_pending = true;
+  shared_->work_cv.notify_all();
 }
 
 std::vector<TtsEvent> TtsSession::PollEvents() {
@@ -619,6 +630,12 @@ absl::StatusOr<std::unique_ptr<TtsSession>> TtsEngine::OpenSession(const TtsSess
   auto& sh = *shared_;
   const TtsModelInfo& info = sh.info;
   if (options.padding_between < 0) return absl::InvalidArgumentError("padding between words must be >= 0");
+  if (options.temp.has_value() && (*options.temp < 0 || !std::isfinite(*options.temp))) {
+    return absl::InvalidArgumentError("temperature must be >= 0");
+  }
+  if ((options.temp.has_value() || options.seed.has_value()) && !sh.options.independent_slots) {
+    return absl::InvalidArgumentError("per-session temperature and seed need independent slots");
+  }
   if (!std::isfinite(options.padding_bonus)) return absl::InvalidArgumentError("padding bonus must be finite");
   if (info.multi_speaker && options.voices.empty()) {
     return absl::InvalidArgumentError("this model needs a voice (--voice NAME or a .safetensors voice file)");
@@ -675,6 +692,7 @@ absl::StatusOr<int> TtsEngine::Step() {
   std::vector<uint8_t> reset(B, 0), exec(B, 0);
   std::vector<LmFusedConditions> new_conditions(B);
   std::vector<uint64_t> seeds(B, 0);
+  std::vector<std::optional<double>> temps(B);
   std::vector<float> bonus(B, 0.0f);
   int active = 0;
   bool any_reset = false, any_bonus = false;
@@ -690,9 +708,10 @@ absl::StatusOr<int> TtsEngine::Step() {
         any_reset = true;
         new_conditions[b] = s.conditions;
         seeds[b] = s.options.seed.value_or(sh.options.seed.value_or(c10::default_rng_seed_val));
+        temps[b] = s.options.temp;
         s.needs_reset = false;
       }
-      if (!s.machine->CanStep()) continue;
+      if (s.held || !s.machine->CanStep()) continue;
       exec[b] = 1;
       sh.step_exec[b] = 1;
       sh.step_generation[b] = s.generation;
@@ -722,7 +741,15 @@ absl::StatusOr<int> TtsEngine::Step() {
       RETURN_IF_ERROR(sh.gen->Reset(mask));
       for (int b = 0; b < B; ++b) {
         if (!reset[b]) continue;
-        if (sh.options.independent_slots) RETURN_IF_ERROR(sh.gen->SetSlotSeed(b, seeds[b]));
+        if (sh.options.independent_slots) {
+          RETURN_IF_ERROR(sh.gen->SetSlotSeed(b, seeds[b]));
+          std::optional<lm::SamplingParams> text, audio;
+          if (temps[b].has_value()) {
+            text = lm::SamplingParams{*temps[b] > 0, *temps[b], sh.options.top_k_text};
+            audio = lm::SamplingParams{*temps[b] > 0, *temps[b], sh.options.top_k};
+          }
+          RETURN_IF_ERROR(sh.gen->SetSlotSampling(b, text, audio));
+        }
         std::vector<int64_t> rows = {b};
         if (sh.real_cfg) rows.push_back(b + B);
         RETURN_IF_ERROR(sh.gen->SetConditions(new_conditions[b], at::tensor(rows, at::kLong)));

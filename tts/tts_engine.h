@@ -79,6 +79,7 @@ struct TtsSessionOptions {
   // engine's cfg_coef. Ignored by models without the `cfg` conditioner.
   std::optional<double> cfg_coef;
   std::optional<uint64_t> seed;  // overrides TtsEngineOptions::seed (independent_slots only)
+  std::optional<double> temp;    // overrides TtsEngineOptions::temp for this session (independent_slots only)
   int padding_between = 1;   // forced padding between words (the DSM scripts use 1)
   double padding_bonus = 0;  // added to the PAD logit: positive = slower speech
 };
@@ -134,6 +135,9 @@ class TtsSession {
   absl::Status Close();
   // Drops everything and restarts on the same slot with the same options.
   absl::Status Reset();
+  // Flow control for a consumer that reads slower than the engine produces: a held session does not step
+  // (its output does not change, it only comes later).
+  void Hold(bool hold);
   std::vector<TtsEvent> PollEvents();
   std::vector<TtsEvent> WaitEvents(std::chrono::milliseconds timeout);
 

@@ -1,5 +1,7 @@
 #include "core/lm/lm_gen.h"
 
+#include <algorithm>
+
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
 
@@ -204,8 +206,28 @@ absl::Status LmGen::SetAudioDrawSkip(std::vector<uint8_t> skip) {
   return absl::OkStatus();
 }
 
+absl::Status LmGen::SetSlotSampling(int64_t slot, std::optional<lm::SamplingParams> text,
+                                    std::optional<lm::SamplingParams> audio) {
+  if (slot_generators_.empty()) {
+    return absl::FailedPreconditionError(
+        "LmGen::SetSlotSampling: the generator was made without per_slot_generators");
+  }
+  if (slot < 0 || slot >= batch_) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("LmGen::SetSlotSampling: slot ", slot, " out of [0, ", batch_, ")"));
+  }
+  slot_text_params_.resize(static_cast<size_t>(batch_));
+  slot_audio_params_.resize(static_cast<size_t>(batch_));
+  slot_text_params_[static_cast<size_t>(slot)] = text;
+  slot_audio_params_[static_cast<size_t>(slot)] = audio;
+  return absl::OkStatus();
+}
+
 at::Tensor LmGen::Sample(const at::Tensor& logits, const lm::SamplingParams& params, bool audio) {
-  if (slot_generators_.empty() || !params.use_sampling || params.temperature <= 0.0) {
+  const auto& overrides = audio ? slot_audio_params_ : slot_text_params_;
+  const bool any_override =
+      std::any_of(overrides.begin(), overrides.end(), [](const auto& p) { return p.has_value(); });
+  if (slot_generators_.empty() || ((!params.use_sampling || params.temperature <= 0.0) && !any_override)) {
     return lm::SampleToken(logits, params, generator_);
   }
   std::vector<at::Tensor> rows;
@@ -213,8 +235,12 @@ at::Tensor LmGen::Sample(const at::Tensor& logits, const lm::SamplingParams& par
   for (int64_t i = 0; i < batch_; ++i) {
     at::Tensor row = logits.narrow(0, i, 1);
     const bool skipped = audio && !audio_draw_skip_.empty() && audio_draw_skip_[static_cast<size_t>(i)] != 0;
+    const lm::SamplingParams& p =
+        static_cast<size_t>(i) < overrides.size() && overrides[static_cast<size_t>(i)].has_value()
+            ? *overrides[static_cast<size_t>(i)]
+            : params;
     if (exec_host_[static_cast<size_t>(i)] != 0 && !skipped) {
-      rows.push_back(lm::SampleToken(row, params, slot_generators_[static_cast<size_t>(i)]));
+      rows.push_back(lm::SampleToken(row, p, slot_generators_[static_cast<size_t>(i)]));
     } else {
       rows.push_back(row.argmax(-1));  // a paused slot: the token is not stored, and nothing is drawn
     }

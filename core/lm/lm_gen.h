@@ -100,6 +100,10 @@ class LmGen {
   // delay): their generators draw nothing for audio, as in a batch-1 run that skips the depformer there.
   // Stays in force until changed; empty = none.
   absl::Status SetAudioDrawSkip(std::vector<uint8_t> skip);
+  // per_slot_generators: one slot's own text / audio sampling settings (nullopt: the options' ones), e.g. a
+  // server session that asked for another temperature.
+  absl::Status SetSlotSampling(int64_t slot, std::optional<lm::SamplingParams> text,
+                               std::optional<lm::SamplingParams> audio);
   // Replaces the conditions of the given rows (int64 indices into the B (2B with CFG) rows; undefined:
   // all rows).
   absl::Status SetConditions(const LmFusedConditions& conditions, const at::Tensor& rows = {});
@@ -138,6 +142,7 @@ class LmGen {
   std::vector<at::Generator> slot_generators_;  // per_slot_generators
   std::vector<uint8_t> exec_host_;              // per_slot_generators: host copy of exec_
   std::vector<uint8_t> audio_draw_skip_;        // per_slot_generators: rows whose audio draws are skipped
+  std::vector<std::optional<lm::SamplingParams>> slot_text_params_, slot_audio_params_;  // per slot
   LmTemporalState temporal_;
   LmDepformerState depformer_;
 };

@@ -387,3 +387,37 @@ TEST(TtsEngineTest, SampledSessionJoiningLateDrawsItsSoloReferenceRun) {
 
 }  // namespace
 }  // namespace monologue
+
+namespace monologue {
+namespace {
+
+// A session's own temperature and seed on a greedy engine, and a held session (flow control), still equal
+// their reference runs.
+TEST(TtsEngineTest, PerSessionSamplingAndHoldKeepTheReferenceOutput) {
+  Fixture sampled = LoadFixture("single_sampled"), greedy = LoadFixture("french_greedy");
+  auto engine = LoadEngine(greedy, 2);  // temp 0
+  ASSERT_NE(engine, nullptr);
+  TtsSessionOptions so = SessionOptions(sampled.meta);
+  so.temp = 0.6;
+  so.seed = 1234;
+  auto a = engine->OpenSession(so);
+  auto b = engine->OpenSession(SessionOptions(greedy.meta));
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_TRUE(PushScript(**a, sampled.meta["script"]).ok());
+  ASSERT_TRUE(PushScript(**b, greedy.meta["script"]).ok());
+  for (int i = 0; i < 25; ++i) ASSERT_TRUE(engine->Step().ok());
+  (*b)->Hold(true);
+  const int64_t held_at = (*b)->steps_done();
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(engine->Step().ok());
+  EXPECT_EQ((*b)->steps_done(), held_at);
+  (*b)->Hold(false);
+  ASSERT_TRUE(engine->RunUntilIdle().ok());
+  Synthesis ra, rb;
+  Collect(**a, ra);
+  Collect(**b, rb);
+  ExpectMatches(ra, sampled);
+  ExpectMatches(rb, greedy);
+}
+
+}  // namespace
+}  // namespace monologue
