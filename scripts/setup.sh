@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One-time (and idempotent) set-up of everything monologue needs on a fresh Debian 12 machine:
-#   - Debian dev packages (FFmpeg, sentencepiece, gRPC/protobuf, Abseil, GoogleTest, CLI11, nlohmann-json,
+#   - Debian dev packages (FFmpeg, sentencepiece, gRPC/protobuf, Abseil, GoogleTest, CLI11, nlohmann-json, libcurl,
 #     ccache, and the audio tools the tests use to make fixtures: espeak-ng, sox, ffmpeg);
 #   - a Python virtual environment holding the pinned torch wheel (its bundled libtorch and CMake config
 #     is what the C++ build links against) and the reference `moshi` package (fixture generation only).
@@ -23,6 +23,7 @@ APT_PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libgtest-dev libgmock-dev
   libcli11-dev nlohmann-json3-dev
+  libcurl4-openssl-dev  # Hugging Face Hub downloads (core/hub)
   espeak-ng sox ffmpeg python3-venv
   nginx-light  # the service's scale-out test (grpc_pass in front of two replicas)
 )
@@ -63,6 +64,10 @@ if ! have_version moshi "$MOSHI_VERSION" || ! "$VENV/bin/python" -c "import sphn
   "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps "moshi==$MOSHI_VERSION"
   "$VENV/bin/pip" install -q --disable-pip-version-check "numpy<2.3" "safetensors<0.8" "sentencepiece<0.3" \
     "einops<0.9" "huggingface-hub<1.0" tqdm "sphn>=0.2,<0.3"
+fi
+if ! "$VENV/bin/python" -c "import huggingface_hub" 2>/dev/null; then
+  log "installing huggingface-hub (the Hub cache interoperability tests, tests/hub)"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "huggingface-hub<1.0"
 fi
 if ! "$VENV/bin/python" -c "import grpc, grpc_tools" 2>/dev/null; then
   log "installing grpcio + grpcio-tools (samples/python client)"

@@ -34,6 +34,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   ::setenv("MONOLOGUE_TEST_TMP", dir.c_str(), 1);
+  // Tests never use the network: a model missing from a test's cache must fail, not be fetched from the Hub
+  // (the Hub tests pass their options explicitly, against a fake Hub on 127.0.0.1).
+  ::setenv("HF_HUB_OFFLINE", "1", 1);
   if (::chdir(dir.c_str()) != 0) {
     std::perror("test main: chdir");
     return 2;
