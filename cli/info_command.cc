@@ -17,6 +17,7 @@
 #include "absl/strings/str_join.h"
 #include "cli/command.h"
 #include "core/config/model_config.h"
+#include "core/io/checkpoint_view.h"
 #include "core/io/safetensors.h"
 #include "core/model/checkpoint_schema.h"
 #include "nlohmann/json.hpp"
@@ -170,7 +171,10 @@ ordered_json CheckWeights(const fs::path& dir, const std::string& reference, con
   for (const SafeTensorInfo& t : (*file)->tensors()) dtypes.insert(t.dtype);
   f["tensors"] = (*file)->tensors().size();
   f["dtypes"] = std::vector<std::string>(dtypes.begin(), dtypes.end());
-  absl::Status status = ValidateCheckpoint(**file, *specs);
+  // Any attention key layout the reference loader maps is checked under the released names.
+  const CheckpointView view(*file);
+  f["attention_keys"] = view.LayoutSummary();
+  absl::Status status = ValidateCheckpoint(view, *specs);
   if (!status.ok()) {
     f["status"] = "mismatch";
     problems.push_back(absl::StrCat(role, ": ", status.message()));
@@ -368,6 +372,7 @@ int RunInfo(const InfoOptions& options) {
         text << " (" << absl::StrJoin(f["dtypes"].get<std::vector<std::string>>(), "/") << ")";
       if (f.contains("vocab_size")) text << ", vocabulary " << f["vocab_size"];
       text << " [" << f["status"].get<std::string>() << "]\n";
+      if (f.contains("attention_keys")) text << "    attention keys: " << f["attention_keys"].get<std::string>() << "\n";
     }
     for (const auto& n : r["notes"]) text << "note: " << n.get<std::string>() << "\n";
     std::cout << text.str();

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/io/checkpoint_view.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
 
@@ -39,11 +40,14 @@ class LmModelLoader {
  public:
   LmModelLoader(const std::vector<std::shared_ptr<const SafeTensorsFile>>& files,
                 const LmLoadOptions& options, const std::map<std::string, at::Tensor>* memory = nullptr)
-      : files_(files), options_(options), memory_(memory) {}
+      : options_(options), memory_(memory) {
+    // Every attention key layout the reference loader maps is read under the released names.
+    for (const auto& f : files) files_.push_back(std::make_shared<const CheckpointView>(f));
+  }
 
   absl::Status OpenLora() {
     if (options_.lora_path.empty()) return absl::OkStatus();
-    ASSIGN_OR_RETURN(lora_, SafeTensorsFile::Open(options_.lora_path));
+    ASSIGN_OR_RETURN(lora_, CheckpointView::Open(options_.lora_path));
     return absl::OkStatus();
   }
 
@@ -264,10 +268,10 @@ class LmModelLoader {
   }
 
  private:
-  std::vector<std::shared_ptr<const SafeTensorsFile>> files_;
+  std::vector<std::shared_ptr<const CheckpointView>> files_;
   LmLoadOptions options_;
   const std::map<std::string, at::Tensor>* memory_ = nullptr;
-  std::shared_ptr<const SafeTensorsFile> lora_;
+  std::shared_ptr<const CheckpointView> lora_;
   std::set<std::string> used_;
   std::set<std::string> lora_used_;
 

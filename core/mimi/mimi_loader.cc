@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "core/io/checkpoint_view.h"
 #include "core/io/safetensors.h"
 #include "core/model/checkpoint_schema.h"
 #include "core/model/random_model.h"
@@ -27,13 +28,15 @@ absl::StatusOr<MimiConfig> LoadMimiConfig(const std::string& config_json) {
 
 absl::StatusOr<MimiModel> LoadMimiFile(const std::string& path, const MimiConfig& config,
                                        c10::Device device) {
-  ASSIGN_OR_RETURN(auto file, SafeTensorsFile::Open(path));
-  absl::Status valid = ValidateCheckpoint(*file, ExpectedMimiTensors(config));
+  // Any attention key layout the reference accepts (released, in_proj.weight, in_projs.{i}/out_projs.{i}).
+  ASSIGN_OR_RETURN(auto view, CheckpointView::Open(path));
+  absl::Status valid = ValidateCheckpoint(*view, ExpectedMimiTensors(config));
   if (!valid.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("not a Mimi checkpoint for this configuration: ", valid.message()));
   }
-  return MimiModel::Load(*file, config, device);
+  mimi::TensorLookup lookup = [view](const std::string& name) { return view->Load(name); };
+  return MimiModel::Load(std::move(lookup), path, config, device);
 }
 
 absl::StatusOr<MimiModel> RandomMimi(const MimiConfig& config, uint64_t seed, c10::Device device) {

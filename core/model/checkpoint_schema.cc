@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/io/checkpoint_view.h"
 #include "core/io/safetensors.h"
 
 namespace monologue {
@@ -314,7 +315,18 @@ int64_t CountParameters(const std::vector<TensorSpec>& specs, TensorClass only) 
   return n;
 }
 
-absl::Status ValidateCheckpoint(const SafeTensorsFile& file, const std::vector<TensorSpec>& specs) {
+namespace {
+
+// The file's own names behind a released name, for messages ("" when the same).
+std::string Origin(const SafeTensorsFile&, const std::string&) { return ""; }
+std::string Origin(const CheckpointView& view, const std::string& name) {
+  std::vector<std::string> src = view.SourceNames(name);
+  if (src.empty() || (src.size() == 1 && src[0] == name)) return "";
+  return absl::StrCat(" (from ", src.size() == 1 ? src[0] : absl::StrCat(src.front(), " .. ", src.back()), ")");
+}
+
+template <typename File>
+absl::Status ValidateImpl(const File& file, const std::vector<TensorSpec>& specs) {
   std::vector<std::string> problems;
   int64_t missing = 0, unexpected = 0, misshaped = 0, bad_dtype = 0;
   std::set<std::string> expected_names;
@@ -328,8 +340,8 @@ absl::Status ValidateCheckpoint(const SafeTensorsFile& file, const std::vector<T
     }
     if (info->shape != spec.shape) {
       ++misshaped;
-      problems.push_back(absl::StrCat("tensor ", spec.name, " has shape ", ShapeString(info->shape),
-                                      ", expected ", ShapeString(spec.shape)));
+      problems.push_back(absl::StrCat("tensor ", spec.name, Origin(file, spec.name), " has shape ",
+                                      ShapeString(info->shape), ", expected ", ShapeString(spec.shape)));
     }
     if (!IsFloatDtype(info->dtype)) {
       ++bad_dtype;
@@ -340,7 +352,8 @@ absl::Status ValidateCheckpoint(const SafeTensorsFile& file, const std::vector<T
   for (const SafeTensorInfo& info : file.tensors()) {
     if (!expected_names.count(info.name)) {
       ++unexpected;
-      problems.push_back(absl::StrCat("unexpected tensor ", info.name, " ", ShapeString(info.shape)));
+      problems.push_back(
+          absl::StrCat("unexpected tensor ", info.name, Origin(file, info.name), " ", ShapeString(info.shape)));
     }
   }
   if (problems.empty()) return absl::OkStatus();
@@ -354,6 +367,16 @@ absl::Status ValidateCheckpoint(const SafeTensorsFile& file, const std::vector<T
   if (problems.size() > kMaxLines)
     absl::StrAppend(&message, "\n  ... and ", problems.size() - kMaxLines, " more");
   return absl::InvalidArgumentError(message);
+}
+
+}  // namespace
+
+absl::Status ValidateCheckpoint(const SafeTensorsFile& file, const std::vector<TensorSpec>& specs) {
+  return ValidateImpl(file, specs);
+}
+
+absl::Status ValidateCheckpoint(const CheckpointView& file, const std::vector<TensorSpec>& specs) {
+  return ValidateImpl(file, specs);
 }
 
 }  // namespace monologue

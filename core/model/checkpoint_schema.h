@@ -1,4 +1,5 @@
-// The tensor inventory a checkpoint must hold for a given config, in the released (PyTorch) naming:
+// The tensor inventory a checkpoint must hold for a given config, in the released (PyTorch) naming (other
+// attention key layouts the reference accepts are mapped to it by core/io/checkpoint_view.h):
 // fused `self_attn.in_proj_weight` [W*3*D, D] / `out_proj.weight` [W*D, D] over depformer weight sets,
 // `conv.conv` / `convtr.convtr` nesting for Mimi, etc. (moshi-reference.md §1.11, §2.3). Verified against
 // the reference modules' state_dict for tiny and released configs (tests/reference/check_schemas.py
@@ -21,6 +22,7 @@
 namespace monologue {
 
 class SafeTensorsFile;
+class CheckpointView;
 
 enum class TensorClass {
   kWeight,       // a parameter in the model dtype (bf16 in released LMs, f32 in Mimi)
@@ -47,6 +49,9 @@ std::vector<TensorSpec> ExpectedMimiTensors(const MimiConfig& config);
 // dtype is not a float type (F16/BF16/F32/F64), is listed in one INVALID_ARGUMENT error naming the file
 // (at most ~50 lines, then "... and N more"). OK when everything matches.
 absl::Status ValidateCheckpoint(const SafeTensorsFile& file, const std::vector<TensorSpec>& specs);
+// The same on the released names of any attention key layout (core/io/checkpoint_view.h); a renamed or
+// merged tensor's problem also names the file's own keys.
+absl::Status ValidateCheckpoint(const CheckpointView& file, const std::vector<TensorSpec>& specs);
 
 // Sum of numel over specs (optionally only one class).
 int64_t CountParameters(const std::vector<TensorSpec>& specs);
