@@ -1,5 +1,7 @@
-// `monologue serve --model DIR | --hf-repo REPO [--listen ADDR] [--max-streams N] [--metrics-listen ADDR]`:
-// the gRPC transcription server (service/server.h; API in service/proto/monologue/v1/transcription.proto).
+// `monologue serve [--stt DIR|REPO] [--tts DIR|REPO] [--dialogue DIR|REPO] [--listen ADDR] [--max-streams N]
+//  [--max-tts-streams N] [--max-dialogue-streams N] [--metrics-listen ADDR] ...`: the gRPC server of the three
+// modes (service/server.h; APIs in service/proto/monologue/v1/). `--model DIR` / `--hf-repo REPO` still name
+// the STT model.
 //
 // Listens on loopback (127.0.0.1:50051) unless told otherwise. Prints one line
 // "monologue serve: listening on HOST:PORT" on stdout once it accepts streams (port 0 picks a free port; the
@@ -15,7 +17,11 @@
 #ifdef MONOLOGUE_HAVE_SERVICE
 #include <pthread.h>
 
-#include "asr/asr_engine.h"
+#include <filesystem>
+#include <tuple>
+
+#include "absl/strings/str_cat.h"
+#include "core/config/hf_cache.h"
 #include "service/server.h"
 #endif
 
@@ -25,6 +31,9 @@ namespace {
 struct ServeFlags {
   std::string model_dir;
   std::string hf_repo;
+  std::string stt;
+  std::string tts;
+  std::string dialogue;
   double drain_seconds = 30;
 #ifdef MONOLOGUE_HAVE_SERVICE
   ServerOptions options;
@@ -34,32 +43,54 @@ struct ServeFlags {
 void Error(const std::string& message) { std::fprintf(stderr, "monologue serve: %s\n", message.c_str()); }
 
 #ifdef MONOLOGUE_HAVE_SERVICE
+// A model given as a directory, or as OWNER/NAME of the local Hugging Face cache.
+absl::StatusOr<std::string> ModelDir(const std::string& value, const std::string& flag) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(value, ec)) return value;
+  if (value.find('/') != std::string::npos && value.find('/') == value.rfind('/') && value.front() != '.' &&
+      value.front() != '/') {
+    auto snapshot = FindHfSnapshot(value);
+    if (!snapshot.ok()) return absl::Status(snapshot.status().code(), absl::StrCat(flag, ": ", snapshot.status().message()));
+    return snapshot->string();
+  }
+  return absl::NotFoundError(absl::StrCat(flag, " ", value, ": no such directory (nor an OWNER/NAME repo)"));
+}
+
 int RunServe(ServeFlags f) {
-  if (f.model_dir.empty() == f.hf_repo.empty()) {
-    Error("pass exactly one of --model DIR or --hf-repo OWNER/NAME");
+  const int stt_given = (f.model_dir.empty() ? 0 : 1) + (f.hf_repo.empty() ? 0 : 1) + (f.stt.empty() ? 0 : 1);
+  if (stt_given > 1) {
+    Error("give the STT model once: --stt DIR|REPO (or --model DIR / --hf-repo REPO)");
     return 2;
   }
-  if (!f.hf_repo.empty()) {
-    auto dir = ResolveHfRepoSnapshot(f.hf_repo);
+  if (stt_given == 0 && f.tts.empty() && f.dialogue.empty()) {
+    Error("nothing to serve: give --stt, --tts and/or --dialogue (a model directory or OWNER/NAME)");
+    return 2;
+  }
+  const std::string stt = !f.stt.empty() ? f.stt : !f.hf_repo.empty() ? f.hf_repo : f.model_dir;
+  using Target = std::tuple<const std::string*, std::string*, const char*>;
+  for (auto [value, target, flag] : {Target{&stt, &f.options.model_dir, "--stt"},
+                                     Target{&f.tts, &f.options.tts_model_dir, "--tts"},
+                                     Target{&f.dialogue, &f.options.dialogue_model_dir, "--dialogue"}}) {
+    if (value->empty()) continue;
+    auto dir = ModelDir(*value, flag);
     if (!dir.ok()) {
       Error(std::string(dir.status().message()));
       return 1;
     }
-    f.model_dir = *dir;
+    *target = *dir;
   }
-  f.options.model_dir = f.model_dir;
   // Every thread the server starts inherits this mask: only sigwait below sees SIGTERM / SIGINT.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  auto server = TranscriptionServer::Start(f.options);
+  auto server = MonologueServer::Start(f.options);
   if (!server.ok()) {
     Error(std::string(server.status().message()));
     return 1;
   }
-  std::fprintf(stderr, "monologue serve: model %s\n", (*server)->model_description().c_str());
+  std::fprintf(stderr, "monologue serve: serving\n%s\n", (*server)->model_description().c_str());
   if ((*server)->metrics_port() != 0) {
     std::fprintf(stderr, "monologue serve: metrics on port %d (GET /metrics)\n", (*server)->metrics_port());
   }
@@ -81,16 +112,31 @@ int RunServe(ServeFlags f) {
 
 void RegisterServeCommand(CLI::App& app, int& exit_code) {
   auto flags = std::make_shared<ServeFlags>();
-  CLI::App* cmd =
-      app.add_subcommand("serve", "gRPC streaming transcription server (monologue.v1.Transcription)");
-  cmd->add_option("--model", flags->model_dir, "STT model directory (config.json + weights + tokenizer)");
-  cmd->add_option("--hf-repo", flags->hf_repo,
-                  "STT model from the local Hugging Face cache, e.g. kyutai/stt-1b-en_fr");
+  CLI::App* cmd = app.add_subcommand(
+      "serve", "gRPC streaming server: transcription, synthesis and dialogue (monologue.v1.*)");
+  cmd->add_option("--stt", flags->stt, "speech recognition model: a directory or OWNER/NAME in the HF cache");
+  cmd->add_option("--tts", flags->tts, "speech synthesis model: a directory or OWNER/NAME in the HF cache");
+  cmd->add_option("--dialogue", flags->dialogue, "full-duplex dialogue model: a directory or OWNER/NAME");
+  cmd->add_option("--model", flags->model_dir, "STT model directory (same as --stt DIR)");
+  cmd->add_option("--hf-repo", flags->hf_repo, "STT model from the local Hugging Face cache (same as --stt REPO)");
 #ifdef MONOLOGUE_HAVE_SERVICE
   ServerOptions& o = flags->options;
   cmd->add_option("--listen", o.listen, "gRPC address HOST:PORT (port 0: any free port)")
       ->capture_default_str();
-  cmd->add_option("--max-streams", o.max_streams, "concurrent streams = batch slots")->capture_default_str();
+  cmd->add_option("--max-streams", o.max_streams, "concurrent transcription streams = STT batch slots")
+      ->capture_default_str();
+  cmd->add_option("--max-tts-streams", o.max_tts_streams, "concurrent synthesis streams = TTS batch slots")
+      ->capture_default_str();
+  cmd->add_option("--max-dialogue-streams", o.max_dialogue_streams,
+                  "concurrent dialogue streams = dialogue batch slots")
+      ->capture_default_str();
+  cmd->add_option("--voices", o.voices_dir,
+                  "TTS voices: a tree laid out like kyutai/tts-voices (default: that repo in the HF cache)");
+  cmd->add_option("--default-voice", o.default_voice, "voice of synthesis streams that name none")
+      ->capture_default_str();
+  cmd->add_option("--tts-temp", o.tts_temp, "TTS temperature unless a stream sets its own")->capture_default_str();
+  cmd->add_option("--tts-cfg-coef", o.tts_cfg_coef, "TTS classifier-free guidance")->capture_default_str();
+  cmd->add_option("--threads", o.threads, "CPU threads for the models (default: libtorch's)");
   cmd->add_option("--metrics-listen", o.metrics_listen,
                   "Prometheus metrics address HOST:PORT (GET /metrics)");
   cmd->add_option("--device", o.device, "cpu, cuda or cuda:N")->capture_default_str();

@@ -31,6 +31,11 @@ void Histogram::Observe(double v) {
   count_++;
 }
 
+uint64_t Histogram::count() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return count_;
+}
+
 void Histogram::Render(const std::string& name, const std::string& help, std::string& out) const {
   std::lock_guard<std::mutex> lock(mu_);
   absl::StrAppend(&out, "# HELP ", name, " ", help, "\n# TYPE ", name, " histogram\n");
@@ -52,15 +57,25 @@ std::vector<double> OccupancyBounds(int slots) {
 }
 }  // namespace
 
-ServiceMetrics::ServiceMetrics(int batch_slots)
+ServiceMetrics::ServiceMetrics(int batch_slots, std::string prefix, std::string noun)
     : step_seconds({0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.1, 0.15, 0.25, 0.5, 1}),
       batch_occupancy(OccupancyBounds(batch_slots)),
       audio_to_word_seconds({0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10}),
-      batch_slots_(batch_slots) {
+      first_audio_seconds({0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10}),
+      frame_lag_seconds({0.02, 0.05, 0.08, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2, 5}),
+      batch_slots_(batch_slots),
+      prefix_(std::move(prefix)),
+      noun_(std::move(noun)) {
   // Series with a label exist from the start (rate() works from zero).
   refusals_["no_free_slot"] = 0;
   refusals_["shutting_down"] = 0;
   refusals_["bad_config"] = 0;
+}
+
+void ServiceMetrics::AddAudioSeconds(double seconds) {
+  double current = audio_seconds.load();
+  while (!audio_seconds.compare_exchange_weak(current, current + seconds)) {
+  }
 }
 
 void ServiceMetrics::Refused(const std::string& reason) {
@@ -86,44 +101,55 @@ void ServiceMetrics::RecordStep(int active_slots, double seconds, double frame_s
 
 std::string ServiceMetrics::Render() const {
   std::string out;
-  auto gauge = [&](const char* name, const char* help, const std::string& value) {
+  const std::string& p = prefix_;
+  auto gauge = [&](const std::string& suffix, const std::string& help, const std::string& value) {
+    const std::string name = p + suffix;
     absl::StrAppend(&out, "# HELP ", name, " ", help, "\n# TYPE ", name, " gauge\n", name, " ", value, "\n");
   };
-  auto counter = [&](const char* name, const char* help, const std::string& value) {
+  auto counter = [&](const std::string& suffix, const std::string& help, const std::string& value) {
+    const std::string name = p + suffix;
     absl::StrAppend(&out, "# HELP ", name, " ", help, "\n# TYPE ", name, " counter\n", name, " ", value,
                     "\n");
   };
-  gauge("monologue_streams_open", "Transcription streams holding a batch slot.",
+  gauge("streams_open", noun_ + " streams holding a batch slot.",
         absl::StrCat(streams_open.load()));
-  gauge("monologue_batch_slots", "Batch slots (maximum concurrent streams).", absl::StrCat(batch_slots_));
-  counter("monologue_streams_started_total", "Streams that got a batch slot.",
+  gauge("batch_slots", "Batch slots (maximum concurrent streams).", absl::StrCat(batch_slots_));
+  counter("streams_started_total", "Streams that got a batch slot.",
           absl::StrCat(streams_started.load()));
-  counter("monologue_words_total", "Words sent to clients.", absl::StrCat(words.load()));
-  counter("monologue_steps_total", "Batched model steps (one 80 ms frame each).", absl::StrCat(steps.load()));
-  counter("monologue_slot_steps_total", "Sum over model steps of the slots that advanced.",
+  counter("words_total", "Words sent to clients.", absl::StrCat(words.load()));
+  counter("steps_total", "Batched model steps (one 80 ms frame each).", absl::StrCat(steps.load()));
+  counter("slot_steps_total", "Sum over model steps of the slots that advanced.",
           absl::StrCat(slot_steps.load()));
-  counter("monologue_audio_seconds_total", "Input audio received, in seconds.", Num(audio_seconds.load()));
-  counter("monologue_step_seconds_total", "Time spent in model steps.", Num(step_seconds_total.load()));
-  gauge("monologue_realtime_factor",
+  counter("audio_seconds_total", "Input audio received, in seconds.", Num(audio_seconds.load()));
+  counter("step_seconds_total", "Time spent in model steps.", Num(step_seconds_total.load()));
+  gauge("realtime_factor",
         "Recent model step time over the frame duration (below 1: every stream keeps up with real time).",
         Num(realtime_factor.load()));
   {
     std::lock_guard<std::mutex> lock(mu_);
-    absl::StrAppend(&out, "# HELP monologue_stream_refusals_total Streams refused, by reason.\n",
-                    "# TYPE monologue_stream_refusals_total counter\n");
+    absl::StrAppend(&out, "# HELP ", p, "stream_refusals_total Streams refused, by reason.\n", "# TYPE ", p,
+                    "stream_refusals_total counter\n");
     for (const auto& [reason, n] : refusals_) {
-      absl::StrAppend(&out, "monologue_stream_refusals_total{reason=\"", reason, "\"} ", n, "\n");
+      absl::StrAppend(&out, p, "stream_refusals_total{reason=\"", reason, "\"} ", n, "\n");
     }
-    absl::StrAppend(&out, "# HELP monologue_streams_finished_total Streams ended, by gRPC status code.\n",
-                    "# TYPE monologue_streams_finished_total counter\n");
+    absl::StrAppend(&out, "# HELP ", p, "streams_finished_total Streams ended, by gRPC status code.\n", "# TYPE ",
+                    p, "streams_finished_total counter\n");
     for (const auto& [code, n] : finished_) {
-      absl::StrAppend(&out, "monologue_streams_finished_total{code=\"", code, "\"} ", n, "\n");
+      absl::StrAppend(&out, p, "streams_finished_total{code=\"", code, "\"} ", n, "\n");
     }
   }
-  step_seconds.Render("monologue_step_seconds", "Duration of one batched model step.", out);
-  batch_occupancy.Render("monologue_batch_occupancy", "Slots that advanced in a model step.", out);
-  audio_to_word_seconds.Render("monologue_audio_to_word_seconds",
+  step_seconds.Render(p + "step_seconds", "Duration of one batched model step.", out);
+  batch_occupancy.Render(p + "batch_occupancy", "Slots that advanced in a model step.", out);
+  audio_to_word_seconds.Render(p + "audio_to_word_seconds",
                                "Time from receiving the audio that ends a word to sending the word.", out);
+  if (first_audio_seconds.count() > 0) {
+    first_audio_seconds.Render(p + "first_audio_seconds",
+                               "Time from a stream's first text to its first audio sent.", out);
+  }
+  if (frame_lag_seconds.count() > 0) {
+    frame_lag_seconds.Render(p + "frame_lag_seconds",
+                             "Time from receiving a frame of the user's audio to sending Moshi's frame for it.", out);
+  }
   return out;
 }
 
@@ -139,8 +165,8 @@ absl::Status SplitHostPort(const std::string& address, const std::string& flag, 
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(const std::string& address,
-                                                                            const ServiceMetrics* metrics) {
+absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
+    const std::string& address, std::vector<const ServiceMetrics*> metrics) {
   std::string host;
   int port = 0;
   if (absl::Status st = SplitHostPort(address, "--metrics-listen", host, port); !st.ok()) return st;
@@ -153,7 +179,7 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(cons
         absl::StrCat("--metrics-listen '", address, "': the host must be an IPv4 address (e.g. 127.0.0.1)"));
   }
   std::unique_ptr<MetricsHttpServer> server(new MetricsHttpServer());
-  server->metrics_ = metrics;
+  server->metrics_ = std::move(metrics);
   server->fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (server->fd_ < 0) return absl::InternalError(absl::StrCat("metrics socket: ", std::strerror(errno)));
   int one = 1;
@@ -194,7 +220,7 @@ void MetricsHttpServer::Loop() {
     }
     std::string status = "200 OK", type = "text/plain; version=0.0.4; charset=utf-8", body;
     if (request.rfind("GET /metrics", 0) == 0) {
-      body = metrics_->Render();
+      for (const ServiceMetrics* m : metrics_) body += m->Render();
     } else if (request.rfind("GET /healthz", 0) == 0) {
       body = "ok\n";
     } else {

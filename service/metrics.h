@@ -21,6 +21,7 @@ class Histogram {
   void Observe(double v);
   // Appends the _bucket/_sum/_count lines of `name`.
   void Render(const std::string& name, const std::string& help, std::string& out) const;
+  uint64_t count() const;
 
  private:
   mutable std::mutex mu_;
@@ -30,9 +31,11 @@ class Histogram {
   uint64_t count_ = 0;
 };
 
+// The metrics of one mode's service. Series are named `prefix` + name: "monologue_" for Transcription (the
+// first service, names kept), "monologue_synthesis_" and "monologue_dialogue_" for the others.
 class ServiceMetrics {
  public:
-  explicit ServiceMetrics(int batch_slots);
+  explicit ServiceMetrics(int batch_slots, std::string prefix = "monologue_", std::string noun = "Transcription");
 
   std::atomic<int64_t> streams_open{0};
   std::atomic<int64_t> streams_started{0};
@@ -45,7 +48,13 @@ class ServiceMetrics {
   Histogram step_seconds;
   Histogram batch_occupancy;
   Histogram audio_to_word_seconds;
+  // Synthesis: first text received -> first audio sent. Dialogue: a user frame received -> Moshi's frame for
+  // it sent (the real-time lag). Rendered when observed at least once.
+  Histogram first_audio_seconds;
+  Histogram frame_lag_seconds;
 
+  // Atomic add (many stream threads): audio_seconds += seconds.
+  void AddAudioSeconds(double seconds);
   void Refused(const std::string& reason);
   void Finished(const std::string& code);
   void RecordStep(int active_slots, double seconds, double frame_seconds);
@@ -54,6 +63,8 @@ class ServiceMetrics {
 
  private:
   int batch_slots_;
+  std::string prefix_;
+  std::string noun_;
   mutable std::mutex mu_;
   std::map<std::string, int64_t> refusals_;
   std::map<std::string, int64_t> finished_;
@@ -63,15 +74,15 @@ class ServiceMetrics {
 // Serves `render()` at /metrics over plain HTTP/1.0 on `address` ("127.0.0.1:9100", port 0 = any).
 class MetricsHttpServer {
  public:
-  static absl::StatusOr<std::unique_ptr<MetricsHttpServer>> Start(const std::string& address,
-                                                                  const ServiceMetrics* metrics);
+  static absl::StatusOr<std::unique_ptr<MetricsHttpServer>> Start(
+      const std::string& address, std::vector<const ServiceMetrics*> metrics);
   ~MetricsHttpServer();
   int port() const { return port_; }
 
  private:
   MetricsHttpServer() = default;
   void Loop();
-  const ServiceMetrics* metrics_ = nullptr;
+  std::vector<const ServiceMetrics*> metrics_;
   int fd_ = -1;
   int port_ = 0;
   std::atomic<bool> stop_{false};

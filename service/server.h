@@ -1,7 +1,10 @@
-// The monologue gRPC server (monologue.v1.Transcription, grpc.health.v1, server reflection) and its
-// scheduler: one thread owns the ASR engine and runs one batched model step per 80 ms frame whenever any
-// stream has audio; every live stream holds one batch slot. Torch-free and gRPC-free header (the CLI, which
-// sees torch's include path, includes it).
+// The monologue gRPC server: one process hosting any subset of the three modes, each on its own engine,
+// batch slots and scheduler thread (service/mode_loop.h):
+//   monologue.v1.Transcription  (speech recognition, DSM STT)     service/proto/monologue/v1/transcription.proto
+//   monologue.v1.Synthesis      (speech synthesis, DSM TTS)       .../synthesis.proto
+//   monologue.v1.Dialogue       (full-duplex dialogue, Moshi)     .../dialogue.proto
+// plus grpc.health.v1 (overall and per service name), server reflection, Prometheus metrics per mode.
+// Torch-free and gRPC-free header (the CLI, which sees torch's include path, includes it).
 #pragma once
 
 #include <memory>
@@ -13,12 +16,22 @@
 namespace monologue {
 
 struct ServerOptions {
-  std::string model_dir;                   // an STT model directory (HF snapshot layout)
+  // Model directories (HF snapshot layout); empty = mode not served. At least one is required.
+  std::string model_dir;           // speech recognition (STT)
+  std::string tts_model_dir;       // speech synthesis (TTS)
+  std::string dialogue_model_dir;  // full-duplex dialogue (Moshi)
   std::string listen = "127.0.0.1:50051";  // gRPC address; port 0 = any free port (see port())
   std::string metrics_listen;              // Prometheus /metrics address ("" = none)
-  int max_streams = 8;                     // batch slots = concurrent streams
+  int max_streams = 8;                     // STT batch slots = concurrent transcription streams
+  int max_tts_streams = 8;                 // TTS batch slots
+  int max_dialogue_streams = 4;            // dialogue batch slots
+  std::string voices_dir;     // TTS voices (a kyutai/tts-voices-like tree; "" = that repo in the HF cache)
+  std::string default_voice = "expresso/ex03-ex01_happy_001_channel1_334s.wav";
+  double tts_temp = 0.6;      // TTS sampling temperature unless a stream sets its own
+  double tts_cfg_coef = 2.0;  // TTS cfg (condition value of distilled models, real CFG otherwise)
   std::string device = "cpu";
   std::string dtype;                  // "" = the engine's default for the device
+  int threads = 0;                    // > 0: libtorch CPU threads
   int max_message_bytes = 64 * 1024;  // largest request message accepted
   double max_ahead_seconds = 2.0;     // audio a stream may send ahead of the model before reads pause
   int max_pending_responses = 1024;   // per-stream output queue bound (slow readers fail beyond it)
@@ -27,16 +40,17 @@ struct ServerOptions {
   double keepalive_seconds = 30;      // HTTP/2 keepalive pings
 };
 
-class TranscriptionServer {
+class MonologueServer {
  public:
-  // Loads the model, starts the scheduler, the gRPC server and the metrics side port.
-  static absl::StatusOr<std::unique_ptr<TranscriptionServer>> Start(const ServerOptions& options);
-  ~TranscriptionServer();  // Shutdown(0) if still running
-  TranscriptionServer(const TranscriptionServer&) = delete;
-  TranscriptionServer& operator=(const TranscriptionServer&) = delete;
+  // Loads the models, starts one scheduler per mode, the gRPC server and the metrics side port.
+  static absl::StatusOr<std::unique_ptr<MonologueServer>> Start(const ServerOptions& options);
+  ~MonologueServer();  // Shutdown(0) if still running
+  MonologueServer(const MonologueServer&) = delete;
+  MonologueServer& operator=(const MonologueServer&) = delete;
 
   int port() const;          // the bound gRPC port
   int metrics_port() const;  // 0 when no metrics port
+  // One line per served mode: service name, model, device, slots.
   std::string model_description() const;
 
   // Graceful stop: health turns NOT_SERVING and new streams are refused with UNAVAILABLE; live streams
@@ -46,7 +60,7 @@ class TranscriptionServer {
 
  private:
   struct Impl;
-  explicit TranscriptionServer(std::unique_ptr<Impl> impl);
+  explicit MonologueServer(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 

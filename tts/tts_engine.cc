@@ -16,6 +16,7 @@
 #include "absl/strings/str_join.h"
 #include "core/config/hf_cache.h"
 #include "core/config/model_config.h"
+#include "core/hub/hub.h"
 #include "core/io/safetensors.h"
 #include "core/lm/lm_gen.h"
 #include "core/lm/lm_model.h"
@@ -463,6 +464,13 @@ absl::StatusOr<std::unique_ptr<TtsEngine>> TtsEngine::Load(const std::string& mo
   LmLoadOptions lm_options;
   lm_options.dtype = dtype;
   lm_options.device = device;
+  lm_options.lora_scaling = config.lora_scaling;
+  if (!options.lora_path.empty()) {
+    lm_options.lora_path = options.lora_path;
+  } else if (config.lora && config.lora_name.has_value()) {
+    ASSIGN_OR_RETURN(fs::path lora, ResolveModelFile(model_dir, *config.lora_name));
+    lm_options.lora_path = lora.string();
+  }
   ASSIGN_OR_RETURN(sh.lm, LmModel::LoadFile(config.lm, lm_path.string(), lm_options));
   ASSIGN_OR_RETURN(MimiModel mimi, LoadMimiFile(mimi_path.string(), config.mimi, device));
   sh.mimi = std::make_unique<MimiModel>(std::move(mimi));
@@ -857,9 +865,15 @@ double TtsEngine::step_seconds() const {
 
 // ---- Voices -----------------------------------------------------------------------------------------------
 
-std::vector<std::string> ListVoices(const std::string& voices_dir, const std::string& voice_suffix) {
+std::vector<std::string> ListVoices(const std::string& voices_dir_in, const std::string& voice_suffix) {
   std::vector<std::string> names;
   std::error_code ec;
+  std::string voices_dir = voices_dir_in;
+  if (voices_dir.empty()) {
+    auto snapshot = FindHfSnapshot("kyutai/tts-voices");
+    if (!snapshot.ok()) return names;
+    voices_dir = snapshot->string();
+  }
   if (voices_dir.empty() || !fs::is_directory(voices_dir, ec)) return names;
   const std::string suffix = voice_suffix.empty() ? ".safetensors" : voice_suffix;
   for (auto it = fs::recursive_directory_iterator(voices_dir, fs::directory_options::follow_directory_symlink, ec);
@@ -885,7 +899,15 @@ absl::StatusOr<std::string> ResolveVoice(const std::string& voice, const std::st
   std::string voices_dir = voices_dir_in;
   std::string where;
   if (voices_dir.empty()) {
+    // The voice file itself from the voices repo: the cache, else the Hub (core/hub).
+    auto fetched = FetchHfFile("kyutai/tts-voices", is_file ? voice : voice + voice_suffix);
+    if (fetched.ok()) return fetched->string();
+    if (!absl::IsNotFound(fetched.status())) return fetched.status();  // gated, network, disk: say so
     auto snapshot = FindHfSnapshot("kyutai/tts-voices");
+    if (!snapshot.ok() && !hub::IsCacheOnlyMiss(fetched.status())) {
+      return absl::NotFoundError(absl::StrCat("voice '", voice, "': ", fetched.status().message(),
+                                              " (pass --voices DIR or a .safetensors voice file)"));
+    }
     if (!snapshot.ok()) {
       if (is_file) return absl::NotFoundError(absl::StrCat("voice file ", voice, " does not exist"));
       return absl::NotFoundError(absl::StrCat("voice '", voice, "': ", snapshot.status().message(),

@@ -48,6 +48,9 @@ struct TtsEngineOptions {
   std::string device = "cpu";
   std::string dtype;  // "" (f32 on CPU, bf16 on CUDA), "f32", "bf16", "f16"
   int threads = 0;    // > 0: libtorch CPU threads (process-wide)
+  // A LoRA adapter file (`--lora`) fused into the LM at load with the config's lora_scaling, in place of
+  // the one config.json names (lora_name), as the reference's lora_weights argument.
+  std::string lora_path;
   // Sampling (shared by the batch): the reference TTSModel's defaults.
   double temp = 0.6;  // text and audio; 0 = greedy
   int top_k = 250;    // audio (LMGen default)
@@ -201,7 +204,8 @@ class TtsEngine {
 // the kyutai/tts-voices snapshot in the local Hugging Face cache. NOT_FOUND naming the closest voices.
 absl::StatusOr<std::string> ResolveVoice(const std::string& voice, const std::string& voices_dir,
                                          const std::string& voice_suffix);
-// Every voice name under `voices_dir` with that suffix (sorted).
+// Every voice name under `voices_dir` (empty: the kyutai/tts-voices snapshot in the HF cache) with that
+// suffix (sorted).
 std::vector<std::string> ListVoices(const std::string& voices_dir, const std::string& voice_suffix);
 
 }  // namespace monologue

@@ -1,0 +1,219 @@
+// monologue.v1.Dialogue/Converse: config, then the user's audio; Moshi's audio frame for every user frame and
+// its text pieces, as the dialogue engine produces them.
+#include <algorithm>
+#include <deque>
+#include <memory>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "dialogue/dialogue_engine.h"
+#include "service/bidi_stream.h"
+#include "service/mode_streams.h"
+#include "service/stream_audio.h"
+
+namespace monologue {
+namespace {
+
+namespace v1 = ::monologue::v1;
+
+class ConverseStream final : public BidiStream<v1::ConverseRequest, v1::ConverseResponse> {
+ public:
+  ConverseStream(ModeLoop* loop, DialogueEngine* engine) : BidiStream(loop), engine_(engine) { Begin(); }
+
+ private:
+  void HandleRequestLocked(const v1::ConverseRequest& request) override {
+    if (!configured_) {
+      if (!request.has_config()) {
+        RefuseLocked("bad_config", grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                                "the first request of a stream must carry `config` (got audio first)"));
+        return;
+      }
+      ConfigureLocked(request.config());
+      return;
+    }
+    if (request.has_config()) {
+      FinishLocked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                "`config` may only be sent once, in the first request"));
+      return;
+    }
+    if (request.audio().empty()) return;
+    const std::string& bytes = request.audio();
+    std::vector<float> samples;
+    absl::Status st = input_->Push(
+        std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()), samples);
+    if (!st.ok()) {
+      FinishLocked(ToGrpc(st));
+      return;
+    }
+    PushSamplesLocked(samples);
+  }
+
+  void PushSamplesLocked(const std::vector<float>& samples) {
+    if (samples.empty()) return;
+    const DialogueModelInfo& info = engine_->info();
+    if (static_cast<double>(samples_in_ + static_cast<int64_t>(samples.size())) / info.sample_rate >
+        loop_->options().max_stream_seconds) {
+      FinishLocked(grpc::Status(grpc::StatusCode::OUT_OF_RANGE,
+                                absl::StrCat("the stream exceeded the maximum duration of ",
+                                             loop_->options().max_stream_seconds, " s of audio")));
+      return;
+    }
+    absl::Status st = session_->PushAudio(samples);
+    if (!st.ok()) {
+      FinishLocked(ToGrpc(st));
+      return;
+    }
+    samples_in_ += static_cast<int64_t>(samples.size());
+    arrivals_.emplace_back(samples_in_, ServiceClock::now());
+    loop_->metrics().AddAudioSeconds(static_cast<double>(samples.size()) / info.sample_rate);
+  }
+
+  void ConfigureLocked(const v1::ConverseConfig& config) {
+    auto format = InputFormatFromProto(config.input_format(), "config.input_format");
+    if (!format.ok()) {
+      RefuseLocked("bad_config", ToGrpc(format.status()));
+      return;
+    }
+    const DialogueModelInfo& info = engine_->info();
+    auto input = AudioInput::Create(*format, "config.input_format", info.sample_rate);
+    if (!input.ok()) {
+      RefuseLocked("bad_config", ToGrpc(input.status()));
+      return;
+    }
+    auto encoder = StreamAudioEncoder::Create(config.output_encoding(), "config.output_encoding");
+    if (!encoder.ok()) {
+      RefuseLocked("bad_config", ToGrpc(encoder.status()));
+      return;
+    }
+    std::optional<uint64_t> seed;
+    if (config.has_seed()) seed = config.seed();
+    auto session = engine_->OpenSession(seed);
+    if (!session.ok()) {
+      RefuseLocked("no_free_slot",
+                   grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                absl::StrCat("no free dialogue slot: all ", loop_->slots(),
+                                             " streams of this server are busy; retry later or on another replica")));
+      return;
+    }
+    input_ = std::move(*input);
+    encoder_ = std::move(*encoder);
+    session_ = std::move(*session);
+    configured_ = true;
+    CountOpenLocked();
+    v1::ConverseResponse r;
+    v1::ConverseStarted* started = r.mutable_started();
+    started->set_request_id(config.request_id());
+    started->set_model(info.model_dir);
+    started->set_sample_rate_hz(info.sample_rate);
+    started->set_frame_seconds(loop_->frame_seconds());
+    started->set_output_encoding(encoder_->encoding());
+    Queue(std::move(r));
+    WriteNextLocked();
+  }
+
+  void HalfClosedLocked() override {
+    if (!configured_) {
+      FinishLocked(
+          grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "the stream ended before its `config` message"));
+      return;
+    }
+    std::vector<float> samples;
+    absl::Status st = input_->Finish(samples);
+    if (!st.ok()) {
+      FinishLocked(ToGrpc(st));
+      return;
+    }
+    PushSamplesLocked(samples);
+    if (finished_) return;
+    st = session_->Close();
+    if (!st.ok()) FinishLocked(ToGrpc(st));
+  }
+
+  void PumpLocked(ServiceClock::time_point now) override {
+    if (session_ == nullptr) return;
+    const DialogueModelInfo& info = engine_->info();
+    for (DialogueEvent& e : session_->PollEvents()) {
+      v1::ConverseResponse r;
+      switch (e.kind) {
+        case DialogueEvent::Kind::kAudio: {
+          auto bytes = encoder_->Encode(e.audio);
+          if (!bytes.ok()) {
+            FinishLocked(grpc::Status(grpc::StatusCode::INTERNAL, std::string(bytes.status().message())));
+            return;
+          }
+          const double duration = static_cast<double>(e.audio.size()) / info.sample_rate;
+          // Real-time lag: from the arrival of the user's audio that completed this frame to now.
+          const int64_t frame_end = (e.frame + 1) * static_cast<int64_t>(info.frame_size);
+          while (!arrivals_.empty() && arrivals_.front().first < frame_end) arrivals_.pop_front();
+          if (!arrivals_.empty() && !e.codes.empty()) {
+            loop_->metrics().frame_lag_seconds.Observe(
+                std::chrono::duration<double>(now - arrivals_.front().second).count());
+          }
+          v1::AudioChunk* chunk = r.mutable_audio();
+          chunk->set_data(std::move(*bytes));
+          chunk->set_start_seconds(chunk_start_);
+          chunk->set_duration_seconds(out_seconds_ + duration - chunk_start_);
+          out_seconds_ += duration;
+          if (chunk->data().empty()) continue;  // Ogg: no page completed yet
+          chunk_start_ = out_seconds_;
+          break;
+        }
+        case DialogueEvent::Kind::kText:
+          r.mutable_text()->set_text(e.text);
+          r.mutable_text()->set_audio_seconds(e.time_s);
+          pieces_++;
+          loop_->metrics().words++;
+          break;
+        case DialogueEvent::Kind::kEnd: {
+          auto tail = encoder_->Finish();
+          if (tail.ok() && !tail->empty()) {
+            v1::ConverseResponse last;
+            last.mutable_audio()->set_data(std::move(*tail));
+            last.mutable_audio()->set_start_seconds(chunk_start_);
+            last.mutable_audio()->set_duration_seconds(out_seconds_ - chunk_start_);
+            Queue(std::move(last));
+          }
+          r.mutable_end()->set_words(pieces_);
+          r.mutable_end()->set_audio_seconds(static_cast<double>(samples_in_) / info.sample_rate);
+          r.mutable_end()->set_frames(session_->frames_done());
+          ended_ = true;
+          break;
+        }
+      }
+      Queue(std::move(r));
+    }
+  }
+
+  bool InputFullLocked() const override {
+    if (OutputBacklogLocked()) return true;
+    if (session_ == nullptr) return false;
+    const DialogueModelInfo& info = engine_->info();
+    const int64_t ahead = session_->samples_pushed() - session_->frames_done() * static_cast<int64_t>(info.frame_size);
+    return static_cast<double>(ahead) / info.sample_rate > loop_->options().max_ahead_seconds;
+  }
+
+  void ReleaseLocked() override {
+    session_.reset();
+    input_.reset();
+    encoder_.reset();
+  }
+
+  DialogueEngine* engine_;
+  std::unique_ptr<DialogueSession> session_;
+  std::unique_ptr<AudioInput> input_;
+  std::unique_ptr<StreamAudioEncoder> encoder_;
+  int pieces_ = 0;
+  int64_t samples_in_ = 0;
+  double out_seconds_ = 0;
+  double chunk_start_ = 0;
+  std::deque<std::pair<int64_t, ServiceClock::time_point>> arrivals_;
+};
+
+}  // namespace
+
+grpc::ServerBidiReactor<v1::ConverseRequest, v1::ConverseResponse>* NewConverseStream(ModeLoop* loop,
+                                                                                       DialogueEngine* engine) {
+  return new ConverseStream(loop, engine);
+}
+
+}  // namespace monologue
