@@ -19,6 +19,7 @@
 #include "asr/asr_engine_builder.h"
 #include "core/config/hf_cache.h"
 #include "core/config/model_config.h"
+#include "core/hub/hub.h"
 #include "core/lm/lm_gen.h"
 #include "core/lm/lm_model.h"
 #include "core/mimi/mimi_loader.h"
@@ -328,6 +329,13 @@ absl::StatusOr<std::unique_ptr<AsrEngine>> AsrEngine::Load(const std::string& mo
   LmLoadOptions lm_options;
   lm_options.dtype = dtype;
   lm_options.device = device;
+  lm_options.lora_scaling = config.lora_scaling;
+  if (!options.lora_path.empty()) {
+    lm_options.lora_path = options.lora_path;
+  } else if (config.lora && config.lora_name.has_value()) {
+    ASSIGN_OR_RETURN(fs::path lora, ResolveModelFile(model_dir, *config.lora_name));
+    lm_options.lora_path = lora.string();
+  }
   ASSIGN_OR_RETURN(shared->lm, LmModel::LoadFile(config.lm, lm_path.string(), lm_options));
   ASSIGN_OR_RETURN(MimiModel mimi, LoadMimiFile(mimi_path.string(), config.mimi, device));
   shared->mimi = std::make_unique<MimiModel>(std::move(mimi));
@@ -546,10 +554,14 @@ absl::StatusOr<std::unique_ptr<AsrEngine>> AsrEngineBuilder::Create(
 
 // ---- Hugging Face cache -----------------------------------------------------------------------------------
 
-absl::StatusOr<std::string> ResolveHfRepoSnapshot(const std::string& repo) {
+absl::StatusOr<std::string> ResolveHfRepoSnapshot(const std::string& repo, const std::string& revision) {
   const std::string fetch_hint =
-      absl::StrCat(" (fetch it with `huggingface-cli download ", repo, "`, or pass --model DIR)");
-  auto found = FindHfSnapshot(repo);
+      absl::StrCat(" (fetch it with `monologue download ", repo, "`, or pass --model DIR)");
+  // From the cache, else from the Hub; a cache-only miss (HF_HUB_OFFLINE=1, no libcurl) falls through to
+  // the cache diagnostics below, which name every missing file.
+  auto fetched = FetchHfModel(repo, revision);
+  if (!fetched.ok() && !hub::IsCacheOnlyMiss(fetched.status())) return fetched.status();
+  auto found = fetched.ok() ? absl::StatusOr<fs::path>(*fetched) : FindHfSnapshot(repo);
   if (!found.ok()) {
     if (absl::IsNotFound(found.status())) {
       return absl::NotFoundError(absl::StrCat(found.status().message(), "; or pass --model DIR"));

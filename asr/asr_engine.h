@@ -52,6 +52,9 @@ struct AsrEngineOptions {
   std::string dtype;           // LM dtype: "" (f32 on CPU, bf16 on CUDA), "f32", "bf16", "f16"
   bool vad = true;             // run the extra heads when the model has them
   int threads = 0;             // > 0: libtorch CPU threads (process-wide, at::set_num_threads); 0: leave
+  // A LoRA adapter file (`--lora`) fused into the LM at load with the config's lora_scaling, in place of
+  // the one config.json names (lora_name), as the reference's lora_weights argument.
+  std::string lora_path;
 };
 
 struct AsrEvent {
@@ -159,8 +162,10 @@ class AsrEngine {
 };
 
 // Resolves `--hf-repo owner/name` to its snapshot in the local Hugging Face cache ($HF_HUB_CACHE, else
-// $HF_HOME/hub, else ~/.cache/huggingface/hub; revision from refs/main, else the only snapshot) and checks
-// that config.json and the files it names are there. NOT_FOUND listing what is missing (and where it looked).
-absl::StatusOr<std::string> ResolveHfRepoSnapshot(const std::string& repo);
+// $HF_HOME/hub, else ~/.cache/huggingface/hub; revision from refs/<revision>, else the newest snapshot),
+// downloading config.json and the files it names from the Hub when missing (core/hub/hub.h; not with
+// HF_HUB_OFFLINE=1), and checks that they are all there. NOT_FOUND listing what is missing (and where it
+// looked); Hub errors (gated, missing repo, network) as one sentence.
+absl::StatusOr<std::string> ResolveHfRepoSnapshot(const std::string& repo, const std::string& revision = "main");
 
 }  // namespace monologue

@@ -19,5 +19,6 @@ void RegisterTranscribeCommand(CLI::App& app, int& exit_code);  // cli/transcrib
 void RegisterServeCommand(CLI::App& app, int& exit_code);  // cli/serve_command.cc
 void RegisterChatCommand(CLI::App& app, int& exit_code);  // cli/chat_command.cc
 void RegisterSynthesizeCommand(CLI::App& app, int& exit_code);  // cli/synthesize_command.cc
+void RegisterDownloadCommand(CLI::App& app, int& exit_code);  // cli/download_command.cc
 
 }  // namespace monologue::cli

@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   monologue::cli::RegisterBenchCommand(app, exit_code);
   monologue::cli::RegisterChatCommand(app, exit_code);
   monologue::cli::RegisterCodecCommand(app, exit_code);
+  monologue::cli::RegisterDownloadCommand(app, exit_code);
   monologue::cli::RegisterServeCommand(app, exit_code);
   monologue::cli::RegisterSynthesizeCommand(app, exit_code);
   monologue::cli::RegisterTranscribeCommand(app, exit_code);

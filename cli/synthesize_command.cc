@@ -44,9 +44,13 @@
 #include "absl/strings/str_replace.h"
 #include "core/audio/audio_writer.h"
 #include "core/config/hf_cache.h"
+#include "core/hub/hub.h"
 #include "core/io/safetensors.h"
 #include "nlohmann/json.hpp"
 #include "tts/tts_engine.h"
+#endif
+#if defined(MONOLOGUE_HAVE_SERVICE) && defined(MONOLOGUE_HAVE_FFMPEG)
+#include "service/remote_synthesize.h"
 #endif
 
 namespace monologue::cli {
@@ -58,6 +62,8 @@ struct SynthesizeFlags {
   std::string script;
   std::string model_dir;
   std::string hf_repo;
+  std::string revision = "main";
+  std::string lora;
   std::vector<std::string> voices;
   std::string voices_dir;
   std::string output;
@@ -76,6 +82,8 @@ struct SynthesizeFlags {
   std::string dtype;
   bool progress = false;
   bool no_progress = false;
+  std::string server;
+  bool temp_set = false, cfg_set = false, padding_set = false, bonus_set = false;
 };
 
 void Error(const std::string& message) {
@@ -199,6 +207,88 @@ absl::StatusOr<std::vector<std::string>> ReadScript(const std::string& path) {
   return turns;
 }
 
+// --server ADDR: the same inputs and outputs through monologue.v1.Synthesis, one utterance after another.
+int RunRemote(const SynthesizeFlags& f, std::vector<std::unique_ptr<Job>>& jobs) {
+#if defined(MONOLOGUE_HAVE_SERVICE)
+  if (!f.codes_out.empty()) {
+    Error("--codes-out needs a local model (the server sends audio, not codes)");
+    return 2;
+  }
+  if (!f.model_dir.empty() || !f.hf_repo.empty()) {
+    Error("--server: the model is the server's (drop --model / --hf-repo)");
+    return 2;
+  }
+  int exit_code = 0;
+  for (auto& job_ptr : jobs) {
+    Job& job = *job_ptr;
+    auto writer = OpenOutput(job.audio_path, f.format);
+    if (!writer.ok()) {
+      Error(std::string(writer.status().message()));
+      exit_code = 1;
+      continue;
+    }
+    job.writer = std::move(*writer);
+    RemoteSynthesizeOptions o;
+    o.server = f.server;
+    o.voices = f.voices;
+    if (f.temp_set) o.temperature = f.temp;
+    if (f.seed.has_value()) o.seed = *f.seed;
+    if (f.cfg_set) o.cfg_coef = f.cfg_coef;
+    if (f.padding_set) o.padding_between = f.padding_between;
+    if (f.bonus_set) o.padding_bonus = f.padding_bonus;
+    size_t turn = 0;
+    bool stdin_done = false;
+    auto next_text = [&]() -> std::optional<RemoteTextChunk> {
+      if (job.utterance.from_stdin) {
+        if (stdin_done) return std::nullopt;
+        char buf[4096];
+        while (true) {
+          const ssize_t got = ::read(STDIN_FILENO, buf, sizeof(buf));
+          if (got < 0 && errno == EINTR) continue;
+          if (got <= 0) {
+            stdin_done = true;
+            return std::nullopt;
+          }
+          return RemoteTextChunk{std::string(buf, static_cast<size_t>(got)), false};
+        }
+      }
+      if (turn >= job.utterance.turns.size()) return std::nullopt;
+      const size_t t = turn++;
+      return RemoteTextChunk{job.utterance.turns[t], t + 1 < job.utterance.turns.size()};
+    };
+    absl::Status write_status;
+    auto result = RemoteSynthesize(
+        o, next_text,
+        [&](std::span<const float> samples) {
+          if (write_status.ok()) write_status = job.writer->Write(samples);
+        },
+        [&](const std::string& text, double start, double end) {
+          job.words.push_back({{"text", text}, {"start", start}, {"end", end}});
+        });
+    absl::Status close_status = job.writer->Close();
+    if (!result.ok() || !write_status.ok() || !close_status.ok()) {
+      const absl::Status& st = !result.ok() ? result.status() : !write_status.ok() ? write_status : close_status;
+      Error(absl::StrCat(jobs.size() > 1 ? absl::StrCat(job.utterance.name, ": ") : "", st.message()));
+      exit_code = 1;
+      std::error_code ec;
+      if (!result.ok() && job.writer->samples_written() == 0 && job.audio_path != "-") fs::remove(job.audio_path, ec);
+      continue;
+    }
+    if (!job.words_path.empty()) {
+      if (absl::Status st = WriteText(job.words_path, job.words.dump(2) + "\n"); !st.ok()) {
+        Error(std::string(st.message()));
+        exit_code = 1;
+      }
+    }
+  }
+  return exit_code;
+#else
+  (void)jobs;
+  Error("--server: this build has no gRPC client (MONOLOGUE_WITH_GRPC)");
+  return 1;
+#endif
+}
+
 int RunSynthesize(const SynthesizeFlags& f) {
   // Inputs.
   const bool use_stdin = f.text.size() == 1 && f.text[0] == "-";
@@ -271,10 +361,15 @@ int RunSynthesize(const SynthesizeFlags& f) {
     jobs.push_back(std::move(job));
   }
 
+  if (!f.server.empty()) return RunRemote(f, jobs);
+
   // The model.
   std::string model_dir = f.model_dir;
   if (model_dir.empty()) {
-    auto snapshot = FindHfSnapshot(f.hf_repo.empty() ? "kyutai/tts-1.6b-en_fr" : f.hf_repo);
+    // The cache, else the Hub (config.json and the files it names; HF_HUB_OFFLINE=1: the cache only).
+    const std::string repo = f.hf_repo.empty() ? "kyutai/tts-1.6b-en_fr" : f.hf_repo;
+    auto snapshot = FetchHfModel(repo, f.revision);
+    if (!snapshot.ok() && hub::IsCacheOnlyMiss(snapshot.status())) snapshot = FindHfSnapshot(repo);
     if (!snapshot.ok()) {
       Error(absl::StrCat(snapshot.status().message(), "; or pass --model DIR"));
       return 1;
@@ -290,6 +385,7 @@ int RunSynthesize(const SynthesizeFlags& f) {
   options.seed = f.seed;
   options.cfg_coef = f.cfg_coef;
   options.n_q = f.n_q;
+  options.lora_path = f.lora;
   auto engine_or = TtsEngine::Load(model_dir, options);
   if (!engine_or.ok()) {
     Error(std::string(engine_or.status().message()));
@@ -488,8 +584,11 @@ void RegisterSynthesizeCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--script", f->script, "a JSON list of turns, spoken alternately by the first and second --voice");
   auto* model = cmd->add_option("--model", f->model_dir, "model directory (config.json, weights, tokenizer)");
   cmd->add_option("--hf-repo", f->hf_repo,
-                  "Hugging Face repo in the local cache (default kyutai/tts-1.6b-en_fr when --model is not given)")
+                  "Hugging Face repo, fetched into the local cache on first use (default kyutai/tts-1.6b-en_fr "
+                  "when --model is not given; HF_HUB_OFFLINE=1: cache only)")
       ->excludes(model);
+  cmd->add_option("--revision", f->revision, "--hf-repo's branch, tag or commit (default main)");
+  cmd->add_option("--lora", f->lora, "a LoRA adapter .safetensors fused into the LM at load");
   cmd->add_option("--voice", f->voices,
                   "a voice: a .safetensors voice file, or a name in --voices (repeatable: one per speaker; default "
                   "expresso/ex03-ex01_happy_001_channel1_334s.wav)");
@@ -503,15 +602,18 @@ void RegisterSynthesizeCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--words-out", f->words_out, "word timestamps as JSON: [{text, start, end}] in output seconds");
   cmd->add_option("--codes-out", f->codes_out,
                   "safetensors with codes int64 [1, Q, frames] (decoded frames) and text_tokens int64 [steps]");
-  cmd->add_option("--temp", f->temp, "sampling temperature for text and audio (default 0.6; 0 = greedy)")
+  auto* temp = cmd->add_option("--temp", f->temp, "sampling temperature for text and audio (default 0.6; 0 = greedy)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--seed", f->seed, "sampling seed (the reference's draws after torch.manual_seed(S))");
-  cmd->add_option("--cfg-coef", f->cfg_coef,
+  auto* cfg = cmd->add_option("--cfg-coef", f->cfg_coef,
                   "classifier-free guidance (default 2.0): a condition value for CFG-distilled models, real CFG "
                   "otherwise");
-  cmd->add_option("--padding-between", f->padding_between, "forced padding steps between words (default 1)")
+  auto* padding = cmd->add_option("--padding-between", f->padding_between, "forced padding steps between words (default 1)")
       ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--padding-bonus", f->padding_bonus, "added to the PAD logit: positive = slower speech (default 0)");
+  auto* bonus = cmd->add_option("--padding-bonus", f->padding_bonus,
+                                "added to the PAD logit: positive = slower speech (default 0)");
+  cmd->add_option("--server", f->server,
+                  "HOST:PORT of a `monologue serve --tts ...`: synthesize there (voices are the server's names)");
   cmd->add_option("--n-q", f->n_q, "audio codebooks to generate (default: all of the model's)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--batch-size", f->batch_size, "utterances synthesized together (default: all, at most 8)")
@@ -522,7 +624,13 @@ void RegisterSynthesizeCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--dtype", f->dtype, "LM dtype: f32, bf16, f16 (default: f32 on CPU, bf16 on CUDA)");
   cmd->add_flag("--progress", f->progress, "progress on stderr (default: when stderr is a terminal)");
   cmd->add_flag("--no-progress", f->no_progress, "never show progress");
-  cmd->callback([f, &exit_code] { exit_code = RunSynthesize(*f); });
+  cmd->callback([f, temp, cfg, padding, bonus, &exit_code] {
+    f->temp_set = temp->count() > 0;
+    f->cfg_set = cfg->count() > 0;
+    f->padding_set = padding->count() > 0;
+    f->bonus_set = bonus->count() > 0;
+    exit_code = RunSynthesize(*f);
+  });
 }
 
 }  // namespace monologue::cli

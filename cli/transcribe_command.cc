@@ -50,6 +50,8 @@ struct TranscribeFlags {
   std::vector<std::string> inputs;
   std::string model_dir;
   std::string hf_repo;
+  std::string revision = "main";
+  std::string lora;
   std::string format = "txt";
   std::string output;
   int batch_size = 0;
@@ -189,7 +191,7 @@ int RunTranscribe(const TranscribeFlags& f) {
   std::string model_dir = f.model_dir;
   if (model_dir.empty()) {
     const std::string repo = f.hf_repo.empty() ? "kyutai/stt-1b-en_fr" : f.hf_repo;
-    auto snapshot = ResolveHfRepoSnapshot(repo);
+    auto snapshot = ResolveHfRepoSnapshot(repo, f.revision);
     if (!snapshot.ok()) {
       Error(std::string(snapshot.status().message()));
       return 1;
@@ -201,6 +203,7 @@ int RunTranscribe(const TranscribeFlags& f) {
   options.device = f.device;
   options.dtype = f.dtype;
   options.threads = f.threads;
+  options.lora_path = f.lora;
   auto engine_or = AsrEngine::Load(model_dir, options);
   if (!engine_or.ok()) {
     Error(std::string(engine_or.status().message()));
@@ -401,8 +404,11 @@ void RegisterTranscribeCommand(CLI::App& app, int& exit_code) {
       cmd->add_option("--model", flags->model_dir, "model directory (config.json, weights, tokenizer)");
   cmd->add_option(
          "--hf-repo", flags->hf_repo,
-         "Hugging Face repo in the local cache (default kyutai/stt-1b-en_fr when --model is not given)")
+         "Hugging Face repo, fetched into the local cache on first use (default kyutai/stt-1b-en_fr when "
+         "--model is not given; HF_HUB_OFFLINE=1: cache only)")
       ->excludes(model);
+  cmd->add_option("--revision", flags->revision, "--hf-repo's branch, tag or commit (default main)");
+  cmd->add_option("--lora", flags->lora, "a LoRA adapter .safetensors fused into the LM at load");
   cmd->add_option("--format", flags->format,
                   "txt (default), json (words, timestamps, token ids, VAD), srt, vtt")
       ->check(CLI::IsMember({"txt", "json", "srt", "vtt"}));

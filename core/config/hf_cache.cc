@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "core/hub/hub.h"
 
 namespace monologue {
 
@@ -24,7 +25,7 @@ absl::StatusOr<fs::path> FindHfSnapshot(const std::string& repo) {
     return absl::InvalidArgumentError(absl::StrCat("Hugging Face repo '", repo, "': expected OWNER/NAME"));
   }
   const fs::path repo_dir = HfHubCacheDir() / absl::StrCat("models--", parts[0], "--", parts[1]);
-  const std::string hint = absl::StrCat(" (fetch it with `huggingface-cli download ", repo, "`)");
+  const std::string hint = absl::StrCat(" (fetch it with `monologue download ", repo, "`)");
   std::error_code ec;
   if (!fs::is_directory(repo_dir / "snapshots", ec)) {
     return absl::NotFoundError(absl::StrCat(repo, " is not in the local Hugging Face cache: no ",
@@ -50,6 +51,15 @@ absl::StatusOr<fs::path> FindHfSnapshot(const std::string& repo) {
     return absl::NotFoundError(absl::StrCat(repo, ": no snapshot under ", (repo_dir / "snapshots").string(), hint));
   }
   return snapshot;
+}
+
+absl::StatusOr<fs::path> FetchHfModel(const std::string& repo, const std::string& revision) {
+  return hub::DownloadModel(hub::HubOptions::FromEnvironment(), repo, revision);
+}
+
+absl::StatusOr<fs::path> FetchHfFile(const std::string& repo, const std::string& filename,
+                                     const std::string& revision) {
+  return hub::DownloadFile(hub::HubOptions::FromEnvironment(), repo, filename, revision);
 }
 
 }  // namespace monologue

@@ -16,4 +16,13 @@ std::filesystem::path HfHubCacheDir();
 // repo has no snapshot in the cache.
 absl::StatusOr<std::filesystem::path> FindHfSnapshot(const std::string& repo);
 
+// The snapshot of `repo` at `revision` holding config.json and every file it names, downloaded into the
+// cache when missing (core/hub/hub.h, settings from the environment: HF_ENDPOINT, HF_TOKEN,
+// HF_HUB_OFFLINE, ...). Errors are one sentence saying what to do.
+absl::StatusOr<std::filesystem::path> FetchHfModel(const std::string& repo, const std::string& revision = "main");
+
+// One file of `repo`, from the cache or downloaded.
+absl::StatusOr<std::filesystem::path> FetchHfFile(const std::string& repo, const std::string& filename,
+                                                  const std::string& revision = "main");
+
 }  // namespace monologue

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "core/config/json_fields.h"
+#include "core/hub/hub.h"
 #include "core/util/status_macros.h"
 
 namespace monologue {
@@ -309,6 +310,13 @@ absl::StatusOr<fs::path> ResolveModelFile(const fs::path& dir, const std::string
     }
     std::string rel;
     for (size_t i = 2; i < parts.size(); ++i) rel += (i > 2 ? "/" : "") + parts[i];
+    // The cache (refs/main's snapshot, else any snapshot holding it), else a download (core/hub).
+    auto fetched = hub::DownloadFile(hub::HubOptions::FromEnvironment(), parts[0] + "/" + parts[1], rel);
+    if (fetched.ok()) return *fetched;
+    if (!hub::IsCacheOnlyMiss(fetched.status())) {
+      return absl::Status(fetched.status().code(),
+                          absl::StrCat("cannot resolve '", reference, "': ", fetched.status().message()));
+    }
     std::optional<fs::path> root = HfCacheRoot();
     if (!root.has_value()) {
       return absl::NotFoundError(absl::StrCat("cannot resolve '", reference,
@@ -322,9 +330,8 @@ absl::StatusOr<fs::path> ResolveModelFile(const fs::path& dir, const std::string
       }
     }
     if (candidates.empty()) {
-      return absl::NotFoundError(
-          absl::StrCat("'", reference, "' is not in the local Hugging Face cache (looked for ",
-                       (snapshots / "*" / rel).string(), "); download it first (no network access here)"));
+      return absl::NotFoundError(absl::StrCat("'", reference, "' is not in the local Hugging Face cache (looked for ",
+                                              (snapshots / "*" / rel).string(), "): ", fetched.status().message()));
     }
     std::sort(candidates.begin(), candidates.end());
     return candidates.front();
