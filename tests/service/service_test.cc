@@ -270,39 +270,6 @@ TEST_F(ServiceTest, FullServerRefusesAtOnceAndDeadlineFreesTheSlot) {
   EXPECT_EQ(value("monologue_streams_finished_total{code=\"OK\"}"), 1) << metrics;
 }
 
-// grpc.health.v1.Health/Check through a generic call (request: {service}, response: {status}).
-int HealthStatus(grpc::Channel* channel, const std::string& service) {
-  grpc::GenericStub stub(std::shared_ptr<grpc::Channel>(channel, [](grpc::Channel*) {}));
-  std::string request;
-  if (!service.empty()) {
-    request.push_back(0x0a);
-    request.push_back(static_cast<char>(service.size()));
-    request += service;
-  }
-  grpc::Slice slice(request);
-  grpc::ByteBuffer req(&slice, 1), resp;
-  grpc::CompletionQueue cq;
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  auto call = stub.PrepareUnaryCall(&ctx, "/grpc.health.v1.Health/Check", req, &cq);
-  call->StartCall();
-  grpc::Status status;
-  call->Finish(&resp, &status, reinterpret_cast<void*>(1));
-  void* tag;
-  bool ok;
-  cq.Next(&tag, &ok);
-  cq.Shutdown();
-  while (cq.Next(&tag, &ok)) {
-  }
-  if (!status.ok()) return -100 - status.error_code();
-  std::vector<grpc::Slice> slices;
-  resp.Dump(&slices);
-  std::string bytes;
-  for (auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  if (bytes.empty()) return 0;  // UNKNOWN (default value)
-  return bytes.size() == 2 && bytes[0] == 0x08 ? bytes[1] : -1;
-}
-
 TEST_F(ServiceTest, HealthAnswersServing) {
   ServerProcess server({"--max-streams", "1"});
   ASSERT_TRUE(server.ok());

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <fcntl.h>
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -62,13 +63,14 @@ inline std::vector<Word> EngineWords(const std::vector<float>& audio) {
 // `monologue serve` as a child process; the port comes from its "listening on" line.
 class ServerProcess {
  public:
-  explicit ServerProcess(std::vector<std::string> extra_args) {
-    std::vector<std::string> args = {std::string(MONOLOGUE_BINARY_DIR) + "/monologue",
-                                     "serve",
-                                     "--model",
-                                     TinyModel(),
-                                     "--listen",
+  // `with_stt`: serve the tiny STT model (--model); false: only what extra_args names (--tts, --dialogue).
+  explicit ServerProcess(std::vector<std::string> extra_args, bool with_stt = true) {
+    std::vector<std::string> args = {std::string(MONOLOGUE_BINARY_DIR) + "/monologue", "serve", "--listen",
                                      "127.0.0.1:0"};
+    if (with_stt) {
+      args.push_back("--model");
+      args.push_back(TinyModel());
+    }
     args.insert(args.end(), extra_args.begin(), extra_args.end());
     int out[2];
     if (pipe(out) != 0) return;
@@ -237,6 +239,39 @@ inline StreamResult RunStream(grpc::Channel* channel, const std::string& bytes, 
   writer.join();
   result.status = stream->Finish();
   return result;
+}
+
+// grpc.health.v1.Health/Check through a generic call (request: {service}, response: {status}).
+inline int HealthStatus(grpc::Channel* channel, const std::string& service) {
+  grpc::GenericStub stub(std::shared_ptr<grpc::Channel>(channel, [](grpc::Channel*) {}));
+  std::string request;
+  if (!service.empty()) {
+    request.push_back(0x0a);
+    request.push_back(static_cast<char>(service.size()));
+    request += service;
+  }
+  grpc::Slice slice(request);
+  grpc::ByteBuffer req(&slice, 1), resp;
+  grpc::CompletionQueue cq;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  auto call = stub.PrepareUnaryCall(&ctx, "/grpc.health.v1.Health/Check", req, &cq);
+  call->StartCall();
+  grpc::Status status;
+  call->Finish(&resp, &status, reinterpret_cast<void*>(1));
+  void* tag;
+  bool ok;
+  cq.Next(&tag, &ok);
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+  if (!status.ok()) return -100 - status.error_code();
+  std::vector<grpc::Slice> slices;
+  resp.Dump(&slices);
+  std::string bytes;
+  for (auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  if (bytes.empty()) return 0;  // UNKNOWN (default value)
+  return bytes.size() == 2 && bytes[0] == 0x08 ? bytes[1] : -1;
 }
 
 }  // namespace monologue::service_test

@@ -1,0 +1,412 @@
+// One `monologue serve` process hosting transcription, synthesis and dialogue: concurrent Synthesize streams
+// give the reference TTS fixtures' audio and words, Converse streams give what the local dialogue engine gives,
+// a full mode refuses at once while the others keep serving, bad configs get their codes, cancel frees the
+// slot, health per service, ListVoices.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "dialogue/dialogue_engine.h"
+#include "monologue/v1/dialogue.grpc.pb.h"
+#include "monologue/v1/synthesis.grpc.pb.h"
+#include "nlohmann/json.hpp"
+#include "service_test_util.h"
+
+namespace monologue::service_test {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::string kTts = std::string(MONOLOGUE_TEST_DATA_DIR) + "/tts/";
+
+std::string ReadText(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+// The fixture's first-frames PCM (f32) and the transcript (word, start, end) of a TTS reference case.
+struct TtsCase {
+  std::vector<std::string> script;
+  std::vector<float> pcm;  // the frames the fixture keeps
+  int64_t frames = 0;      // decoded frames of the whole utterance
+  std::vector<Word> words;
+};
+
+TtsCase LoadTtsCase(const std::string& name);
+
+// A float32 tensor `pcm` of a safetensors file (read by hand: this suite is torch-free).
+std::vector<float> ReadFixturePcm(const std::string& path) {
+  const std::string bytes = ReadText(path);
+  uint64_t header_len = 0;
+  std::memcpy(&header_len, bytes.data(), 8);
+  const auto header = nlohmann::json::parse(bytes.substr(8, header_len));
+  const auto& pcm = header.at("pcm");
+  EXPECT_EQ(pcm.at("dtype"), "F32");
+  const size_t begin = pcm.at("data_offsets")[0].get<size_t>(), end = pcm.at("data_offsets")[1].get<size_t>();
+  std::vector<float> out((end - begin) / 4);
+  std::memcpy(out.data(), bytes.data() + 8 + header_len + begin, end - begin);
+  return out;
+}
+
+// A tiny full-duplex Moshi model directory (the dialogue fixtures' preset), made once per test process.
+const std::string& DialogueModel() {
+  static const std::string dir = [] {
+    const char* tmp = std::getenv("MONOLOGUE_TEST_TMP");
+    const fs::path out = fs::path(tmp != nullptr ? tmp : ".") / "multimode_tiny_moshi";
+    if (!fs::exists(out / "config.json")) {
+      const std::string cmd = std::string(MONOLOGUE_BINARY_DIR) + "/monologue-make-model --preset tiny-moshi-8 " +
+                              "--dtype f32 --seed 0 --tokenizer " + MONOLOGUE_TEST_DATA_DIR +
+                              "/tokenizers/tiny_en_fr_400.model --out " + out.string() + " > /dev/null";
+      EXPECT_EQ(std::system(cmd.c_str()), 0);
+    }
+    return out.string();
+  }();
+  return dir;
+}
+
+std::vector<std::string> AllModes(int tts_slots = 2, int dialogue_slots = 2) {
+  return {"--tts",  kTts + "tiny-tts", "--voices", kTts + "voices", "--default-voice", "alice", "--tts-temp", "0",
+          "--dialogue", DialogueModel(), "--max-tts-streams", std::to_string(tts_slots), "--max-dialogue-streams",
+          std::to_string(dialogue_slots), "--threads", "1"};
+}
+
+struct SynthResult {
+  grpc::Status status;
+  bool started = false;
+  std::vector<float> pcm;
+  std::vector<Word> words;
+  int ends = 0;
+};
+
+struct SynthOptions {
+  std::vector<std::string> voices;
+  v1::AudioEncoding encoding = v1::FLOAT32_LE;
+  bool send_config = true;
+  int cancel_after_audio = -1;   // cancel once this many audio chunks arrived
+  std::function<void()> on_started;
+};
+
+SynthOptions Voices(std::vector<std::string> voices) {
+  SynthOptions o;
+  o.voices = std::move(voices);
+  return o;
+}
+SynthOptions Encoding(v1::AudioEncoding encoding) {
+  SynthOptions o;
+  o.encoding = encoding;
+  return o;
+}
+
+SynthResult Synthesize(grpc::Channel* channel, const std::vector<std::string>& turns, const SynthOptions& o = {}) {
+  auto stub = v1::Synthesis::NewStub(std::shared_ptr<grpc::Channel>(channel, [](grpc::Channel*) {}));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
+  auto stream = stub->Synthesize(&ctx);
+  std::thread writer([&] {
+    if (o.send_config) {
+      v1::SynthesizeRequest c;
+      for (const auto& v : o.voices) c.mutable_config()->add_voices(v);
+      c.mutable_config()->set_output_encoding(o.encoding);
+      if (!stream->Write(c)) return;
+    }
+    for (size_t t = 0; t < turns.size(); ++t) {
+      // Word by word, as an LLM would send it.
+      std::istringstream words(turns[t]);
+      std::string w;
+      bool first = true;
+      while (words >> w) {
+        v1::SynthesizeRequest r;
+        r.set_text((first ? "" : " ") + w);
+        first = false;
+        if (!stream->Write(r)) return;
+      }
+      if (t + 1 < turns.size()) {
+        v1::SynthesizeRequest r;
+        r.set_end_turn(true);
+        if (!stream->Write(r)) return;
+      }
+    }
+    stream->WritesDone();
+  });
+  SynthResult result;
+  v1::SynthesizeResponse response;
+  int audio_chunks = 0;
+  while (stream->Read(&response)) {
+    switch (response.event_case()) {
+      case v1::SynthesizeResponse::kStarted:
+        result.started = true;
+        if (o.on_started) o.on_started();
+        break;
+      case v1::SynthesizeResponse::kAudio: {
+        const std::string& d = response.audio().data();
+        const size_t n = d.size() / 4;
+        const size_t at = result.pcm.size();
+        result.pcm.resize(at + n);
+        std::memcpy(result.pcm.data() + at, d.data(), n * 4);
+        if (++audio_chunks == o.cancel_after_audio) ctx.TryCancel();
+        break;
+      }
+      case v1::SynthesizeResponse::kWord:
+        result.words.push_back({response.word().text(), response.word().start_seconds(), response.word().end_seconds()});
+        break;
+      case v1::SynthesizeResponse::kEnd:
+        result.ends++;
+        break;
+      default:
+        break;
+    }
+  }
+  writer.join();
+  result.status = stream->Finish();
+  return result;
+}
+
+double RelL2(const std::vector<float>& a, const std::vector<float>& ref) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    num += (a[i] - ref[i]) * (a[i] - ref[i]);
+    den += ref[i] * ref[i];
+  }
+  return std::sqrt(num / std::max(den, 1e-24));
+}
+
+void ExpectTtsCase(const SynthResult& r, const TtsCase& c) {
+  ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+  EXPECT_TRUE(r.started);
+  EXPECT_EQ(r.ends, 1);
+  ASSERT_EQ(static_cast<int64_t>(r.pcm.size()), c.frames * 1920);
+  std::vector<float> head(r.pcm.begin(), r.pcm.begin() + static_cast<std::ptrdiff_t>(c.pcm.size()));
+  EXPECT_LT(RelL2(head, c.pcm), 1e-4);
+  EXPECT_EQ(r.words, c.words);
+}
+
+class MultiModeTest : public testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    server_ = new ServerProcess(AllModes());
+    ASSERT_TRUE(server_->ok()) << "monologue serve did not start";
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  static ServerProcess* server_;
+};
+ServerProcess* MultiModeTest::server_ = nullptr;
+
+TEST_F(MultiModeTest, ConcurrentSynthesizeStreamsEqualTheReference) {
+  const TtsCase single = LoadTtsCase("single_greedy"), french = LoadTtsCase("french_greedy");
+  auto channel = server_->Channel();
+  SynthResult a, b;
+  std::thread ta([&] { a = Synthesize(channel.get(), single.script, Voices({"alice"})); });
+  std::thread tb([&] { b = Synthesize(channel.get(), french.script, Voices({"carol"})); });
+  ta.join();
+  tb.join();
+  ExpectTtsCase(a, single);
+  ExpectTtsCase(b, french);
+}
+
+TEST_F(MultiModeTest, DialogueScriptWithTwoVoices) {
+  const TtsCase dialogue = LoadTtsCase("dialogue_greedy");
+  auto channel = server_->Channel();
+  ExpectTtsCase(Synthesize(channel.get(), dialogue.script, Voices({"bob", "carol"})), dialogue);
+}
+
+TEST_F(MultiModeTest, ListVoicesAndHealthPerService) {
+  auto channel = server_->Channel();
+  auto stub = v1::Synthesis::NewStub(channel);
+  grpc::ClientContext ctx;
+  v1::ListVoicesResponse voices;
+  ASSERT_TRUE(stub->ListVoices(&ctx, v1::ListVoicesRequest(), &voices).ok());
+  EXPECT_EQ(std::vector<std::string>(voices.voices().begin(), voices.voices().end()),
+            (std::vector<std::string>{"alice", "bob", "broken", "carol"}));
+  EXPECT_EQ(voices.default_voice(), "alice");
+  for (const char* service : {"", "monologue.v1.Transcription", "monologue.v1.Synthesis", "monologue.v1.Dialogue"}) {
+    EXPECT_EQ(HealthStatus(channel.get(), service), 1) << service;  // SERVING
+  }
+  EXPECT_EQ(HealthStatus(channel.get(), "monologue.v1.Nothing"), -100 - grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(MultiModeTest, BadSynthesisConfigsGetInvalidArgument) {
+  auto channel = server_->Channel();
+  SynthResult unknown = Synthesize(channel.get(), {"Hello there."}, Voices({"alicia"}));
+  EXPECT_EQ(unknown.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(unknown.status.error_message().find("closest: alice"), std::string::npos) << unknown.status.error_message();
+  SynthResult traversal = Synthesize(channel.get(), {"Hello there."}, Voices({"../voices/alice"}));
+  EXPECT_EQ(traversal.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  SynthResult broken = Synthesize(channel.get(), {"Hello there."}, Voices({"broken"}));
+  EXPECT_EQ(broken.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(broken.status.error_message().find("speaker_wavs"), std::string::npos);
+  SynthResult encoding = Synthesize(channel.get(), {"Hello there."}, Encoding(v1::CONTAINER_AUTO));
+  EXPECT_EQ(encoding.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  SynthOptions without_config;
+  without_config.send_config = false;
+  SynthResult no_config = Synthesize(channel.get(), {"Hello there."}, without_config);
+  EXPECT_EQ(no_config.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  SynthResult empty = Synthesize(channel.get(), {"  ((  ))  "});
+  EXPECT_EQ(empty.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(empty.status.error_message().find("no text to speak"), std::string::npos);
+  // Ogg/Opus output works (pages, first one "OggS").
+  auto stub = v1::Synthesis::NewStub(channel);
+  grpc::ClientContext ctx;
+  auto stream = stub->Synthesize(&ctx);
+  v1::SynthesizeRequest c;
+  c.mutable_config()->set_output_encoding(v1::OGG_OPUS);
+  ASSERT_TRUE(stream->Write(c));
+  v1::SynthesizeRequest t;
+  t.set_text("Short one.");
+  ASSERT_TRUE(stream->Write(t));
+  stream->WritesDone();
+  std::string ogg;
+  v1::SynthesizeResponse response;
+  while (stream->Read(&response)) {
+    if (response.has_audio()) ogg += response.audio().data();
+  }
+  ASSERT_TRUE(stream->Finish().ok());
+  EXPECT_EQ(ogg.substr(0, 4), "OggS");
+}
+
+// The dialogue engine in this process, on the same model and input: what the server must send.
+std::vector<float> LocalDialogue(const std::vector<float>& input, uint64_t seed, std::vector<std::string>* pieces) {
+  DialogueEngineOptions o;
+  o.threads = 1;
+  auto engine = DialogueEngine::Load(DialogueModel(), o);
+  EXPECT_TRUE(engine.ok()) << engine.status();
+  if (!engine.ok()) return {};
+  auto session = (*engine)->OpenSession(seed);
+  EXPECT_TRUE(session.ok());
+  EXPECT_TRUE((*session)->PushAudio(input).ok());
+  EXPECT_TRUE((*session)->Close().ok());
+  EXPECT_TRUE((*engine)->RunUntilIdle().ok());
+  std::vector<float> out;
+  for (const DialogueEvent& e : (*session)->PollEvents()) {
+    if (e.kind == DialogueEvent::Kind::kAudio) out.insert(out.end(), e.audio.begin(), e.audio.end());
+    if (e.kind == DialogueEvent::Kind::kText) pieces->push_back(e.text);
+  }
+  return out;
+}
+
+struct ConverseResult {
+  grpc::Status status;
+  std::vector<float> pcm;
+  std::vector<std::string> pieces;
+};
+
+ConverseResult Converse(grpc::Channel* channel, const std::vector<float>& input, std::optional<uint64_t> seed,
+                        bool with_config = true) {
+  auto stub = v1::Dialogue::NewStub(std::shared_ptr<grpc::Channel>(channel, [](grpc::Channel*) {}));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
+  auto stream = stub->Converse(&ctx);
+  std::thread writer([&] {
+    if (with_config) {
+      v1::ConverseRequest c;
+      c.mutable_config()->mutable_input_format()->set_encoding(v1::FLOAT32_LE);
+      c.mutable_config()->mutable_input_format()->set_sample_rate_hz(24000);
+      c.mutable_config()->set_output_encoding(v1::FLOAT32_LE);
+      if (seed.has_value()) c.mutable_config()->set_seed(*seed);
+      if (!stream->Write(c)) return;
+    }
+    const std::string bytes = Float32Bytes(input);
+    for (size_t pos = 0; pos < bytes.size(); pos += 7680) {
+      v1::ConverseRequest r;
+      r.set_audio(bytes.substr(pos, 7680));
+      if (!stream->Write(r)) return;
+    }
+    stream->WritesDone();
+  });
+  ConverseResult result;
+  v1::ConverseResponse response;
+  while (stream->Read(&response)) {
+    if (response.has_audio()) {
+      const std::string& d = response.audio().data();
+      const size_t at = result.pcm.size();
+      result.pcm.resize(at + d.size() / 4);
+      std::memcpy(result.pcm.data() + at, d.data(), d.size() / 4 * 4);
+    }
+    if (response.has_text()) result.pieces.push_back(response.text().text());
+  }
+  writer.join();
+  result.status = stream->Finish();
+  return result;
+}
+
+TEST_F(MultiModeTest, ConcurrentConverseStreamsEqualTheLocalEngine) {
+  const std::vector<float> en = Clip("speech_en"), fr = Clip("speech_fr");
+  std::vector<std::string> en_pieces, fr_pieces;
+  const std::vector<float> want_en = LocalDialogue(en, 1234, &en_pieces);
+  const std::vector<float> want_fr = LocalDialogue(fr, 7, &fr_pieces);
+  auto channel = server_->Channel();
+  ConverseResult a, b;
+  std::thread ta([&] { a = Converse(channel.get(), en, 1234); });
+  std::thread tb([&] { b = Converse(channel.get(), fr, 7); });
+  ta.join();
+  tb.join();
+  ASSERT_TRUE(a.status.ok()) << a.status.error_message();
+  ASSERT_TRUE(b.status.ok()) << b.status.error_message();
+  EXPECT_EQ(a.pcm.size(), en.size());  // time-aligned, as long as the input
+  EXPECT_EQ(b.pcm.size(), fr.size());
+  // The same tokens (text pieces) and audio up to float rounding (a batch of 2 vs 1 in Mimi's matmuls).
+  ASSERT_EQ(a.pcm.size(), want_en.size());
+  ASSERT_EQ(b.pcm.size(), want_fr.size());
+  EXPECT_LT(RelL2(a.pcm, want_en), 1e-4);
+  EXPECT_LT(RelL2(b.pcm, want_fr), 1e-4);
+  EXPECT_EQ(a.pieces, en_pieces);
+  EXPECT_EQ(b.pieces, fr_pieces);
+  ConverseResult no_config = Converse(channel.get(), en, std::nullopt, /*with_config=*/false);
+  EXPECT_EQ(no_config.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+// A mode at capacity refuses at once; the other modes keep serving; a cancelled stream frees its slot at once.
+TEST(MultiModeLimitsTest, FullModeRefusesWhileOthersServe) {
+  ServerProcess server(AllModes(/*tts_slots=*/1, /*dialogue_slots=*/1));
+  ASSERT_TRUE(server.ok());
+  auto channel = server.Channel();
+  const TtsCase single = LoadTtsCase("single_greedy");
+  SynthResult refused;
+  StreamResult transcription;
+  SynthOptions busy;
+  busy.on_started = [&] {
+    refused = Synthesize(channel.get(), {"Another text."});
+    transcription = RunStream(channel.get(), Pcm16Bytes(Clip("speech_en")));
+  };
+  SynthResult first = Synthesize(channel.get(), single.script, busy);
+  ExpectTtsCase(first, single);
+  EXPECT_EQ(refused.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(refused.status.error_message().find("no free synthesis slot"), std::string::npos);
+  EXPECT_TRUE(transcription.status.ok()) << transcription.status.error_message();
+  EXPECT_FALSE(transcription.words.empty());
+  // Cancel after the first audio: the slot is free for the next stream right away.
+  SynthOptions cancel;
+  cancel.cancel_after_audio = 1;
+  SynthResult cancelled = Synthesize(channel.get(), single.script, cancel);
+  EXPECT_EQ(cancelled.status.error_code(), grpc::StatusCode::CANCELLED);
+  ExpectTtsCase(Synthesize(channel.get(), single.script), single);
+}
+
+TtsCase LoadTtsCase(const std::string& name) {
+  TtsCase c;
+  const auto meta = nlohmann::json::parse(ReadText(kTts + "ref_" + name + ".json"));
+  c.script = meta["script"].get<std::vector<std::string>>();
+  c.frames = meta["end_step"].get<int64_t>() + 2;
+  const auto& transcript = meta["transcript"];
+  for (size_t i = 0; i < transcript.size(); ++i) {
+    const double start = transcript[i][1].get<int64_t>() / 12.5;
+    const double end = i + 1 < transcript.size() ? transcript[i + 1][1].get<int64_t>() / 12.5
+                                                 : meta["end_step"].get<int64_t>() / 12.5;
+    c.words.push_back({transcript[i][0].get<std::string>(), start, end});
+  }
+  c.pcm = ReadFixturePcm(kTts + "ref_" + name + ".safetensors");
+  return c;
+}
+
+}  // namespace
+}  // namespace monologue::service_test
