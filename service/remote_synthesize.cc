@@ -2,6 +2,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <cstring>
 #include <thread>
 
@@ -31,7 +32,12 @@ absl::StatusOr<RemoteSynthesis> RemoteSynthesize(
                      std::chrono::milliseconds(static_cast<int64_t>(options.timeout_seconds * 1000)));
   }
   auto stream = stub->Synthesize(&ctx);
+  std::atomic<bool> writer_done{false};
   std::thread writer([&] {
+    struct Done {
+      std::atomic<bool>& flag;
+      ~Done() { flag = true; }
+    } done{writer_done};
     v1::SynthesizeRequest config;
     v1::SynthesizeConfig* c = config.mutable_config();
     for (const std::string& v : options.voices) c->add_voices(v);
@@ -88,13 +94,13 @@ absl::StatusOr<RemoteSynthesis> RemoteSynthesize(
         break;
     }
   }
-  // A server that ends the stream early leaves the writer blocked on next_text's source at worst; cancel it.
-  ctx.TryCancel();
+  // A stream the server ended early may leave the writer waiting on its text source (stdin): give it a moment
+  // to notice (its next Write fails), then cancel, which keeps the server's status when it already came.
+  for (int i = 0; i < 50 && !writer_done; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  if (!writer_done) ctx.TryCancel();
   writer.join();
   grpc::Status status = stream->Finish();
-  if (!status.ok() && !(status.error_code() == grpc::StatusCode::CANCELLED && result.model.size() && result.frames)) {
-    return FromGrpc(status, options.server);
-  }
+  if (!status.ok()) return FromGrpc(status, options.server);
   return result;
 }
 

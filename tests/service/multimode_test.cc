@@ -274,6 +274,35 @@ TEST_F(MultiModeTest, BadSynthesisConfigsGetInvalidArgument) {
   EXPECT_EQ(ogg.substr(0, 4), "OggS");
 }
 
+// `monologue synthesize --server` writes what the local CLI writes (the reference fixture's audio and words).
+TEST_F(MultiModeTest, SynthesizeCliThroughTheServer) {
+  const TtsCase single = LoadTtsCase("single_greedy");
+  const char* tmp = std::getenv("MONOLOGUE_TEST_TMP");
+  const fs::path dir = fs::path(tmp != nullptr ? tmp : ".");
+  const fs::path raw = dir / "remote.raw", words = dir / "remote.words.json";
+  const std::string cmd = std::string(MONOLOGUE_BINARY_DIR) + "/monologue synthesize '" + single.script[0] +
+                          "' --server " + server_->address() + " --voice alice --temp 0 -o " + raw.string() +
+                          " --format f32le --words-out " + words.string();
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  const std::string bytes = ReadText(raw.string());
+  SynthResult r;
+  r.started = true;
+  r.ends = 1;
+  r.pcm.resize(bytes.size() / 4);
+  std::memcpy(r.pcm.data(), bytes.data(), r.pcm.size() * 4);
+  for (const auto& w : nlohmann::json::parse(ReadText(words.string()))) {
+    r.words.push_back({w["text"].get<std::string>(), w["start"].get<double>(), w["end"].get<double>()});
+  }
+  ExpectTtsCase(r, single);
+  // A voice the server does not have: exit 1 with the server's message.
+  const std::string bad = std::string(MONOLOGUE_BINARY_DIR) + "/monologue synthesize hello --server " +
+                          server_->address() + " --voice nobody -o " + (dir / "bad.wav").string() + " 2> " +
+                          (dir / "bad.err").string();
+  EXPECT_NE(std::system(bad.c_str()), 0);
+  const std::string err = ReadText((dir / "bad.err").string());
+  EXPECT_NE(err.find("voice 'nobody' not found"), std::string::npos) << err;
+}
+
 // The dialogue engine in this process, on the same model and input: what the server must send.
 std::vector<float> LocalDialogue(const std::vector<float>& input, uint64_t seed, std::vector<std::string>* pieces) {
   DialogueEngineOptions o;
