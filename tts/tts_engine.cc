@@ -879,7 +879,8 @@ std::vector<std::string> ListVoices(const std::string& voices_dir_in, const std:
   for (auto it = fs::recursive_directory_iterator(voices_dir, fs::directory_options::follow_directory_symlink, ec);
        it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (ec) break;
-    const std::string rel = fs::relative(it->path(), voices_dir, ec).generic_string();
+    // Not fs::relative: it resolves symlinks, and an HF cache snapshot's files link into blobs/.
+    const std::string rel = it->path().lexically_relative(voices_dir).generic_string();
     if (rel.size() > suffix.size() && rel.compare(rel.size() - suffix.size(), suffix.size(), suffix) == 0 &&
         !it->is_directory(ec)) {
       names.push_back(rel.substr(0, rel.size() - suffix.size()));
