@@ -396,7 +396,11 @@ TEST_F(MultiModeTest, ConcurrentConverseStreamsEqualTheLocalEngine) {
 
 // A mode at capacity refuses at once; the other modes keep serving; a cancelled stream frees its slot at once.
 TEST(MultiModeLimitsTest, FullModeRefusesWhileOthersServe) {
-  ServerProcess server(AllModes(/*tts_slots=*/1, /*dialogue_slots=*/1));
+  const int metrics_port = FreePort();
+  std::vector<std::string> args = AllModes(/*tts_slots=*/1, /*dialogue_slots=*/1);
+  args.push_back("--metrics-listen");
+  args.push_back("127.0.0.1:" + std::to_string(metrics_port));
+  ServerProcess server(args);
   ASSERT_TRUE(server.ok());
   auto channel = server.Channel();
   const TtsCase single = LoadTtsCase("single_greedy");
@@ -419,6 +423,46 @@ TEST(MultiModeLimitsTest, FullModeRefusesWhileOthersServe) {
   SynthResult cancelled = Synthesize(channel.get(), single.script, cancel);
   EXPECT_EQ(cancelled.status.error_code(), grpc::StatusCode::CANCELLED);
   ExpectTtsCase(Synthesize(channel.get(), single.script), single);
+  ConverseResult conversation = Converse(channel.get(), Clip("speech_fr"), 3);
+  EXPECT_TRUE(conversation.status.ok()) << conversation.status.error_message();
+  // Metrics per mode.
+  const std::string metrics = HttpGet(metrics_port, "/metrics");
+  auto value = [&](const std::string& series) {
+    const size_t at = metrics.find("\n" + series + " ");
+    return at == std::string::npos ? -1.0 : std::stod(metrics.substr(at + series.size() + 2));
+  };
+  EXPECT_EQ(value("monologue_synthesis_streams_started_total"), 3) << metrics;
+  EXPECT_EQ(value("monologue_synthesis_stream_refusals_total{reason=\"no_free_slot\"}"), 1) << metrics;
+  EXPECT_EQ(value("monologue_synthesis_streams_finished_total{code=\"CANCELLED\"}"), 1) << metrics;
+  EXPECT_EQ(value("monologue_synthesis_streams_finished_total{code=\"OK\"}"), 2) << metrics;
+  EXPECT_EQ(value("monologue_synthesis_first_audio_seconds_count"), 3) << metrics;
+  EXPECT_EQ(value("monologue_synthesis_batch_slots"), 1) << metrics;
+  EXPECT_EQ(value("monologue_dialogue_streams_started_total"), 1) << metrics;
+  EXPECT_GT(value("monologue_dialogue_frame_lag_seconds_count"), 10) << metrics;
+  EXPECT_EQ(value("monologue_streams_started_total"), 1) << metrics;  // transcription
+  EXPECT_EQ(value("monologue_synthesis_streams_open"), 0) << metrics;
+}
+
+// SIGTERM: every mode drains; health says NOT_SERVING meanwhile; a live synthesis stream finishes.
+TEST(MultiModeLimitsTest, SigtermDrainsEveryMode) {
+  ServerProcess server(AllModes());
+  ASSERT_TRUE(server.ok());
+  auto channel = server.Channel();
+  const TtsCase single = LoadTtsCase("single_greedy");
+  SynthOptions o;
+  int health_during = 0;
+  SynthResult refused_after;
+  o.on_started = [&] {
+    server.Signal(SIGTERM);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    health_during = HealthStatus(channel.get(), "monologue.v1.Synthesis");
+    refused_after = Synthesize(channel.get(), {"Too late."});
+  };
+  SynthResult live = Synthesize(channel.get(), single.script, o);
+  ExpectTtsCase(live, single);
+  EXPECT_EQ(health_during, 2);  // NOT_SERVING
+  EXPECT_EQ(refused_after.status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(server.Wait(30), 0);
 }
 
 TtsCase LoadTtsCase(const std::string& name) {
