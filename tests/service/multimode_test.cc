@@ -303,6 +303,36 @@ TEST_F(MultiModeTest, SynthesizeCliThroughTheServer) {
   EXPECT_NE(err.find("voice 'nobody' not found"), std::string::npos) << err;
 }
 
+// `monologue chat --server` writes what the local `monologue chat` writes (same length, same text, samples
+// within one 16-bit step: the server batches).
+TEST_F(MultiModeTest, ChatCliThroughTheServer) {
+  const char* tmp = std::getenv("MONOLOGUE_TEST_TMP");
+  const fs::path dir = fs::path(tmp != nullptr ? tmp : ".");
+  const std::string input = AsrData() + "/speech_en.wav", bin = std::string(MONOLOGUE_BINARY_DIR) + "/monologue";
+  const std::string remote = bin + " chat " + input + " --server " + server_->address() + " --seed 5 " +
+                             "--prepend-silence 0.5 -o " + (dir / "remote.wav").string() + " --text-out " +
+                             (dir / "remote.json").string();
+  const std::string local = bin + " chat " + input + " --model " + DialogueModel() + " --threads 1 --seed 5 " +
+                            "--prepend-silence 0.5 --no-progress -o " + (dir / "local.wav").string() + " --text-out " +
+                            (dir / "local.json").string();
+  ASSERT_EQ(std::system(remote.c_str()), 0);
+  ASSERT_EQ(std::system(local.c_str()), 0);
+  const std::string a = ReadText((dir / "remote.wav").string()), b = ReadText((dir / "local.wav").string());
+  ASSERT_EQ(a.size(), b.size());
+  int max_diff = 0;
+  for (size_t i = 44; i + 1 < a.size(); i += 2) {
+    int16_t x, y;
+    std::memcpy(&x, a.data() + i, 2);
+    std::memcpy(&y, b.data() + i, 2);
+    max_diff = std::max(max_diff, std::abs(x - y));
+  }
+  EXPECT_LE(max_diff, 1);
+  const auto ja = nlohmann::json::parse(ReadText((dir / "remote.json").string()));
+  const auto jb = nlohmann::json::parse(ReadText((dir / "local.json").string()));
+  EXPECT_EQ(ja["text"], jb["text"]);
+  EXPECT_EQ(ja["words"], jb["words"]);
+}
+
 // The dialogue engine in this process, on the same model and input: what the server must send.
 std::vector<float> LocalDialogue(const std::vector<float>& input, uint64_t seed, std::vector<std::string>* pieces) {
   DialogueEngineOptions o;
