@@ -6,9 +6,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <memory>
 #include <span>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/audio/audio_decoder.h"
@@ -272,6 +275,53 @@ TEST(dialogue, SampledSessionsInABatchEqualTheirSoloRuns) {
   Collect(**a, out_a);
   ExpectMatches(out_a, fr, "sampled session");
   ExpectMatches(out_b, en, "sampled session joining late, reset mid-way");
+}
+
+// Live use: a model thread steps when there is work (WaitForWork), the session pushes from another thread and
+// reads with WaitEvents; the result is the reference's.
+TEST(dialogue, ThreadedPushAndWaitEventsMatchReference) {
+  const Reference ref = LoadReference("sampled_en");
+  auto engine = DialogueEngine::Load(ModelDir(), CaseOptions(ref, 2));
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  auto s = (*engine)->OpenSession(ref.meta["seed"].get<uint64_t>());
+  ASSERT_TRUE(s.ok());
+  std::atomic<bool> stop{false};
+  std::thread model([&] {
+    while (!stop) {
+      auto n = (*engine)->Step();
+      ASSERT_TRUE(n.ok()) << n.status();
+      if (*n == 0) (*engine)->WaitForWork(std::chrono::milliseconds(5));
+    }
+  });
+  const std::vector<float> x = CaseInput(ref);
+  std::thread pusher([&] {
+    for (size_t pos = 0; pos < x.size(); pos += 700) {
+      const size_t n = std::min<size_t>(700, x.size() - pos);
+      EXPECT_TRUE((*s)->PushAudio(std::span<const float>(x.data() + pos, n)).ok());
+    }
+    EXPECT_TRUE((*s)->Close().ok());
+  });
+  Output out;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (out.ends == 0 && std::chrono::steady_clock::now() < deadline) {
+    for (DialogueEvent& e : (*s)->WaitEvents(std::chrono::milliseconds(50))) {
+      if (e.kind == DialogueEvent::Kind::kAudio) {
+        if (!e.codes.empty()) {
+          out.tokens.push_back(e.token);
+          out.codes.push_back(e.codes);
+        }
+        out.audio.insert(out.audio.end(), e.audio.begin(), e.audio.end());
+      } else if (e.kind == DialogueEvent::Kind::kText) {
+        out.text_ids.push_back(e.token);
+      } else {
+        out.ends++;
+      }
+    }
+  }
+  pusher.join();
+  stop = true;
+  model.join();
+  ExpectMatches(out, ref, "threaded session");
 }
 
 TEST(dialogue, SeededSamplingIsReproducibleAndSeedDependent) {
