@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -42,6 +43,12 @@ std::string Env(const char* name) {
 bool EnvTrue(const char* name) {
   const std::string v = absl::AsciiStrToUpper(Env(name));
   return v == "1" || v == "ON" || v == "YES" || v == "TRUE";
+}
+
+// A name no other process or thread uses at the same time, for temporary files renamed into place.
+std::string UniqueSuffix() {
+  static std::atomic<uint64_t> counter{0};
+  return absl::StrCat(".tmp", ::getpid(), "-", counter.fetch_add(1));
 }
 
 absl::Status CacheOnlyMiss(absl::Status status) {
@@ -83,7 +90,7 @@ absl::Status ValidateFilename(const std::string& filename) {
 absl::Status WriteFileAtomically(const fs::path& path, const std::string& text) {
   std::error_code ec;
   fs::create_directories(path.parent_path(), ec);
-  const fs::path tmp = path.string() + absl::StrCat(".tmp", ::getpid());
+  const fs::path tmp = path.string() + UniqueSuffix();
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     out << text;
@@ -108,7 +115,7 @@ absl::Status LinkIntoSnapshot(const fs::path& repo_dir, const std::string& commi
   std::string target;
   for (size_t i = 0, n = std::count(filename.begin(), filename.end(), '/') + 2; i < n; ++i) target += "../";
   target += "blobs/" + etag;
-  const fs::path tmp = pointer.string() + absl::StrCat(".lnk", ::getpid());
+  const fs::path tmp = pointer.string() + UniqueSuffix();
   fs::remove(tmp, ec);
   fs::create_symlink(target, tmp, ec);
   if (!ec) fs::rename(tmp, pointer, ec);
