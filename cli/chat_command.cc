@@ -61,6 +61,8 @@
 #include "absl/strings/str_format.h"
 #include "core/audio/audio_decoder.h"
 #include "core/audio/audio_writer.h"
+#include "core/config/hf_cache.h"
+#include "core/hub/hub.h"
 #include "core/io/safetensors.h"
 #include "dialogue/dialogue_engine.h"
 #include "nlohmann/json.hpp"
@@ -113,6 +115,10 @@ absl::StatusOr<std::string> ResolveRepo(const std::string& repo) {
       repo.find('/', slash + 1) != std::string::npos) {
     return absl::InvalidArgumentError(absl::StrCat("--hf-repo '", repo, "': expected OWNER/NAME"));
   }
+  // The cache, else the Hub (config.json and the files it names, or the legacy Moshi names; core/hub).
+  auto fetched = FetchHfModel(repo);
+  if (fetched.ok()) return fetched->string();
+  if (!hub::IsCacheOnlyMiss(fetched.status())) return fetched.status();  // offline: the diagnostics below
   fs::path root;
   if (const char* hub = std::getenv("HF_HUB_CACHE"); hub != nullptr && *hub != '\0') {
     root = hub;
