@@ -5,6 +5,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
@@ -18,6 +19,7 @@
 #include "core/mimi/mimi_loader.h"
 #include "core/mimi/mimi_model.h"
 #include "core/text/text_tokenizer.h"
+#include "core/util/device_dtype.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
 #include "dialogue/dialogue_engine_builder.h"
@@ -52,6 +54,7 @@ struct DialogueSession::Shared {
     bool in_use = false;
     uint64_t generation = 0;
     uint64_t seed = 0;
+    std::optional<lm::SamplingParams> text_sampling, audio_sampling;  // this session's own (independent slots)
     bool needs_reset = false;
     bool warmed = false;  // the first (duplicated-frame) step is done
     std::vector<float> audio;
@@ -107,40 +110,6 @@ struct DialogueSession::Shared {
 };
 
 namespace {
-
-absl::StatusOr<c10::Device> ParseDevice(const std::string& name) {
-  if (name == "cpu") return c10::Device(c10::kCPU);
-  if (name == "cuda" || name.rfind("cuda:", 0) == 0) {
-    if (!at::hasCUDA()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("device '", name, "': this libtorch has no usable CUDA device"));
-    }
-    return GuardTorch(absl::StrCat("device '", name, "'"), [&] { return c10::Device(name); });
-  }
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown device '", name, "' (expected cpu, cuda or cuda:N)"));
-}
-
-absl::StatusOr<at::ScalarType> ParseDtype(const std::string& name, const c10::Device& device) {
-  if (name.empty()) return device.is_cuda() ? at::kBFloat16 : at::kFloat;
-  if (name == "f32" || name == "float32") return at::kFloat;
-  if (name == "bf16" || name == "bfloat16") return at::kBFloat16;
-  if (name == "f16" || name == "float16") return at::kHalf;
-  return absl::InvalidArgumentError(absl::StrCat("unknown dtype '", name, "' (expected f32, bf16 or f16)"));
-}
-
-const char* DtypeName(at::ScalarType t) {
-  switch (t) {
-    case at::kFloat:
-      return "f32";
-    case at::kBFloat16:
-      return "bf16";
-    case at::kHalf:
-      return "f16";
-    default:
-      return "?";
-  }
-}
 
 absl::Status CheckMoshi(const ModelConfig& config, const std::string& model_dir) {
   if (config.model_type != ModelType::kMoshi || config.lm.dep_q <= 0) {
@@ -388,6 +357,27 @@ absl::StatusOr<std::unique_ptr<DialogueEngine>> DialogueEngineBuilder::Create(
 }
 
 absl::StatusOr<std::unique_ptr<DialogueSession>> DialogueEngine::OpenSession(std::optional<uint64_t> seed) {
+  return OpenSession(seed, DialogueSampling{});
+}
+
+absl::StatusOr<std::unique_ptr<DialogueSession>> DialogueEngine::OpenSession(std::optional<uint64_t> seed,
+                                                                            const DialogueSampling& sampling) {
+  const DialogueModelInfo& info = shared_->info;
+  std::optional<lm::SamplingParams> text, audio;
+  if (sampling.temp.has_value() || sampling.top_k.has_value() || sampling.temp_text.has_value() ||
+      sampling.top_k_text.has_value()) {
+    if (!shared_->independent_slots) {
+      return absl::InvalidArgumentError("per-session sampling settings need independent slots");
+    }
+    const double temp = sampling.temp.value_or(info.temp), temp_text = sampling.temp_text.value_or(info.temp_text);
+    const int top_k = sampling.top_k.value_or(info.top_k), top_k_text = sampling.top_k_text.value_or(info.top_k_text);
+    if (!(temp >= 0) || !(temp_text >= 0) || !std::isfinite(temp) || !std::isfinite(temp_text)) {
+      return absl::InvalidArgumentError("temperatures must be finite and >= 0");
+    }
+    if (top_k < 1 || top_k_text < 1) return absl::InvalidArgumentError("top-k must be >= 1");
+    audio = lm::SamplingParams{temp > 0, temp, top_k};
+    text = lm::SamplingParams{temp_text > 0, temp_text, top_k_text};
+  }
   std::lock_guard<std::mutex> lock(shared_->mu);
   for (int b = 0; b < shared_->batch; ++b) {
     auto& s = shared_->slots[b];
@@ -395,6 +385,8 @@ absl::StatusOr<std::unique_ptr<DialogueSession>> DialogueEngine::OpenSession(std
     s.in_use = true;
     s.generation++;
     s.seed = seed.value_or(shared_->info.seed);
+    s.text_sampling = text;
+    s.audio_sampling = audio;
     shared_->StartStream(s);
     shared_->work_pending = true;
     shared_->work_cv.notify_all();
@@ -410,6 +402,7 @@ absl::StatusOr<int> DialogueEngine::Step() {
   const int F = sh.info.frame_size;
   std::vector<uint8_t> reset(B, 0), warm(B, 0), frame(B, 0);
   std::vector<uint64_t> generation(B, 0), seeds(B, 0);
+  std::vector<std::optional<lm::SamplingParams>> text_sampling(B), audio_sampling(B);
   std::vector<float> pcm(static_cast<size_t>(B) * F, 0.0f);
   int active = 0;
   bool any_reset = false, any_frame = false;
@@ -426,6 +419,8 @@ absl::StatusOr<int> DialogueEngine::Step() {
         any_reset = true;
         s.needs_reset = false;
         seeds[b] = s.seed;
+        text_sampling[b] = s.text_sampling;
+        audio_sampling[b] = s.audio_sampling;
       }
       if (!s.warmed) {
         warm[b] = 1;
@@ -458,7 +453,9 @@ absl::StatusOr<int> DialogueEngine::Step() {
       RETURN_IF_ERROR(sh.gen->Reset(mask));
       if (sh.independent_slots) {
         for (int b = 0; b < B; ++b) {
-          if (reset[b]) RETURN_IF_ERROR(sh.gen->SetSlotSeed(b, seeds[b]));
+          if (!reset[b]) continue;
+          RETURN_IF_ERROR(sh.gen->SetSlotSeed(b, seeds[b]));
+          RETURN_IF_ERROR(sh.gen->SetSlotSampling(b, text_sampling[b], audio_sampling[b]));
         }
       }
     }

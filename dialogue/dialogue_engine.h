@@ -144,6 +144,10 @@ class DialogueEngine {
   // A new session in the first free slot; RESOURCE_EXHAUSTED when all slots are taken. `seed`: its sampling
   // seed (independent_slots; default: the engine's seed).
   absl::StatusOr<std::unique_ptr<DialogueSession>> OpenSession(std::optional<uint64_t> seed = std::nullopt);
+  // The same with this session's own temperatures / top-k (unset fields: the engine's; the seed field of
+  // `sampling` is not used). INVALID_ARGUMENT for out-of-range values or without independent_slots.
+  absl::StatusOr<std::unique_ptr<DialogueSession>> OpenSession(std::optional<uint64_t> seed,
+                                                              const DialogueSampling& sampling);
 
   // One 80 ms step of the whole batch: every slot with a complete frame (or its pending first step)
   // advances. Returns how many slots advanced (0: nothing ran).

@@ -87,7 +87,17 @@ class ConverseStream final : public BidiStream<v1::ConverseRequest, v1::Converse
     }
     std::optional<uint64_t> seed;
     if (config.has_seed()) seed = config.seed();
-    auto session = engine_->OpenSession(seed);
+    DialogueSampling sampling;
+    if (config.has_temperature()) sampling.temp = config.temperature();
+    if (config.has_text_temperature()) sampling.temp_text = config.text_temperature();
+    if (config.has_top_k()) sampling.top_k = config.top_k();
+    if (config.has_top_k_text()) sampling.top_k_text = config.top_k_text();
+    auto session = engine_->OpenSession(seed, sampling);
+    if (!session.ok() && absl::IsInvalidArgument(session.status())) {
+      RefuseLocked("bad_config", grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                              absl::StrCat("config: ", session.status().message())));
+      return;
+    }
     if (!session.ok()) {
       RefuseLocked("no_free_slot",
                    grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,

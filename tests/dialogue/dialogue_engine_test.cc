@@ -125,6 +125,12 @@ void ExpectMatches(const Output& out, const Reference& ref, const std::string& w
 
 class DialogueCaseTest : public ::testing::TestWithParam<std::string> {};
 
+DialogueEngineOptions OneThread() {
+  DialogueEngineOptions o;
+  o.threads = 1;
+  return o;
+}
+
 TEST_P(DialogueCaseTest, MatchesReferenceAtEveryFrame) {
   const Reference ref = LoadReference(GetParam());
   auto engine = DialogueEngine::Load(ModelDir(ref.meta["variant"].get<std::string>()), CaseOptions(ref));
@@ -140,15 +146,47 @@ INSTANTIATE_TEST_SUITE_P(dialogue, DialogueCaseTest,
                                            "sampled_fr_silence", "gencfg_en", "lora_greedy_en",
                                            "lora_sampled_fr"));
 
+// A session's own sampling settings on an engine configured otherwise (here greedy) equal the reference run
+// with those settings, next to a greedy session in the same batch.
+TEST(dialogue, PerSessionSamplingEqualsItsReferenceRun) {
+  const Reference sampled = LoadReference("sampled_en"), greedy = LoadReference("greedy_fr");
+  DialogueEngineOptions o = CaseOptions(greedy, 2);
+  auto engine = DialogueEngine::Load(ModelDir(), o);
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  DialogueSampling own;
+  const auto& ov = sampled.meta["overrides"];
+  own.temp = ov["temp"].get<double>();
+  own.temp_text = ov["temp_text"].get<double>();
+  own.top_k = ov["top_k"].get<int>();
+  own.top_k_text = ov["top_k_text"].get<int>();
+  auto a = (*engine)->OpenSession(sampled.meta["seed"].get<uint64_t>(), own);
+  auto b = (*engine)->OpenSession(greedy.meta["seed"].get<uint64_t>());
+  ASSERT_TRUE(a.ok() && b.ok());
+  const std::vector<float> xa = CaseInput(sampled), xb = CaseInput(greedy);
+  ASSERT_TRUE((*a)->PushAudio(xa).ok());
+  ASSERT_TRUE((*b)->PushAudio(xb).ok());
+  ASSERT_TRUE((*a)->Close().ok());
+  ASSERT_TRUE((*b)->Close().ok());
+  ASSERT_TRUE((*engine)->RunUntilIdle().ok());
+  Output oa, ob;
+  Collect(**a, oa);
+  Collect(**b, ob);
+  ExpectMatches(oa, sampled, "sampled_en (per-session)");
+  ExpectMatches(ob, greedy, "greedy_fr (beside it)");
+  DialogueSampling bad;
+  bad.top_k = 0;
+  EXPECT_EQ((*engine)->OpenSession(std::nullopt, bad).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST(dialogue, CheckpointSamplingSettingsApply) {
-  auto engine = DialogueEngine::Load(ModelDir("gencfg"), {.threads = 1});
+  auto engine = DialogueEngine::Load(ModelDir("gencfg"), OneThread());
   ASSERT_TRUE(engine.ok()) << engine.status();
   const DialogueModelInfo& info = (*engine)->info();
   EXPECT_DOUBLE_EQ(info.temp, 0.9);
   EXPECT_DOUBLE_EQ(info.temp_text, 0.6);
   EXPECT_EQ(info.top_k, 40);
   EXPECT_EQ(info.top_k_text, 20);
-  auto plain = DialogueEngine::Load(ModelDir(), {.threads = 1});
+  auto plain = DialogueEngine::Load(ModelDir(), OneThread());
   ASSERT_TRUE(plain.ok()) << plain.status();
   // The reference LMGen defaults.
   EXPECT_DOUBLE_EQ((*plain)->info().temp, 0.8);
@@ -358,12 +396,14 @@ TEST(dialogue, RejectsOtherModelsAndMisuse) {
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
   EXPECT_NE(missing.status().message().find("Mimi weights"), std::string::npos) << missing.status();
   // Bad options.
-  EXPECT_FALSE(DialogueEngine::Load(dir, {.batch_size = 0}).ok());
+  DialogueEngineOptions no_slots;
+  no_slots.batch_size = 0;
+  EXPECT_FALSE(DialogueEngine::Load(dir, no_slots).ok());
   DialogueEngineOptions bad;
   bad.sampling.top_k = 0;
   EXPECT_FALSE(DialogueEngine::Load(dir, bad).ok());
   // Push after close.
-  auto engine = DialogueEngine::Load(dir, {.threads = 1});
+  auto engine = DialogueEngine::Load(dir, OneThread());
   ASSERT_TRUE(engine.ok());
   auto s = (*engine)->OpenSession();
   ASSERT_TRUE(s.ok());

@@ -360,7 +360,7 @@ struct ConverseResult {
 };
 
 ConverseResult Converse(grpc::Channel* channel, const std::vector<float>& input, std::optional<uint64_t> seed,
-                        bool with_config = true) {
+                        bool with_config = true, bool greedy = false) {
   auto stub = v1::Dialogue::NewStub(std::shared_ptr<grpc::Channel>(channel, [](grpc::Channel*) {}));
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
@@ -372,6 +372,10 @@ ConverseResult Converse(grpc::Channel* channel, const std::vector<float>& input,
       c.mutable_config()->mutable_input_format()->set_sample_rate_hz(24000);
       c.mutable_config()->set_output_encoding(v1::FLOAT32_LE);
       if (seed.has_value()) c.mutable_config()->set_seed(*seed);
+      if (greedy) {
+        c.mutable_config()->set_temperature(0);
+        c.mutable_config()->set_text_temperature(0);
+      }
       if (!stream->Write(c)) return;
     }
     const std::string bytes = Float32Bytes(input);
@@ -420,6 +424,28 @@ TEST_F(MultiModeTest, ConcurrentConverseStreamsEqualTheLocalEngine) {
   EXPECT_LT(RelL2(b.pcm, want_fr), 1e-4);
   EXPECT_EQ(a.pieces, en_pieces);
   EXPECT_EQ(b.pieces, fr_pieces);
+  // A stream's own sampling settings: greedy on the server's sampling model equals the local greedy run.
+  DialogueEngineOptions greedy_options;
+  greedy_options.threads = 1;
+  greedy_options.sampling.temp = 0;
+  greedy_options.sampling.temp_text = 0;
+  std::vector<std::string> greedy_pieces;
+  std::vector<float> want_greedy;
+  {
+    auto engine = DialogueEngine::Load(DialogueModel(), greedy_options);
+    ASSERT_TRUE(engine.ok());
+    auto session = (*engine)->OpenSession();
+    ASSERT_TRUE((*session)->PushAudio(en).ok() && (*session)->Close().ok() && (*engine)->RunUntilIdle().ok());
+    for (const DialogueEvent& e : (*session)->PollEvents()) {
+      if (e.kind == DialogueEvent::Kind::kAudio) want_greedy.insert(want_greedy.end(), e.audio.begin(), e.audio.end());
+      if (e.kind == DialogueEvent::Kind::kText) greedy_pieces.push_back(e.text);
+    }
+  }
+  ConverseResult greedy = Converse(channel.get(), en, std::nullopt, true, /*greedy=*/true);
+  ASSERT_TRUE(greedy.status.ok()) << greedy.status.error_message();
+  EXPECT_EQ(greedy.pieces, greedy_pieces);
+  ASSERT_EQ(greedy.pcm.size(), want_greedy.size());
+  EXPECT_LT(RelL2(greedy.pcm, want_greedy), 1e-4);
   ConverseResult no_config = Converse(channel.get(), en, std::nullopt, /*with_config=*/false);
   EXPECT_EQ(no_config.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }
