@@ -529,7 +529,11 @@ absl::StatusOr<fs::path> DownloadBlob(const HubOptions& o, const std::string& re
           std::fprintf(stderr, "resuming %s from %s\n", filename.c_str(),
                        HumanBytes(fs::file_size(part, ec)).c_str());
         }
-        absl::Status fetched = Fetch(o, remote.url, part, remote, repo, filename);
+        // A part file that is already complete (a run stopped before the rename) is only checked.
+        const bool complete =
+            resumed && remote.size >= 0 && static_cast<int64_t>(fs::file_size(part, ec)) == remote.size;
+        absl::Status fetched =
+            complete ? absl::OkStatus() : Fetch(o, remote.url, part, remote, repo, filename);
         if (absl::IsDataLoss(fetched) && attempt == 0) continue;  // 416: restart from zero
         if (!fetched.ok()) return fetched;
         const int64_t got = static_cast<int64_t>(fs::file_size(part, ec));
@@ -586,6 +590,8 @@ HubOptions HubOptions::FromEnvironment() {
   o.cache_dir = !Env("HF_HUB_CACHE").empty() ? fs::path(Env("HF_HUB_CACHE")) : hf_home / "hub";
   o.offline = EnvTrue("HF_HUB_OFFLINE");
   o.token = std::string(absl::StripAsciiWhitespace(Env("HF_TOKEN")));
+  if (o.token.empty())
+    o.token = std::string(absl::StripAsciiWhitespace(Env("HUGGING_FACE_HUB_TOKEN")));  // legacy
   if (o.token.empty()) {
     const fs::path token_path =
         !Env("HF_TOKEN_PATH").empty() ? fs::path(Env("HF_TOKEN_PATH")) : hf_home / "token";

@@ -204,6 +204,22 @@ TEST_F(HubTest, CorruptPartialFileIsDetectedAndDownloadedAgain) {
   EXPECT_EQ(Count(requests, "GET /cdn/kyutai/tiny/model.safetensors -"), 1);  // then from scratch
 }
 
+TEST_F(HubTest, CompletePartFileIsCheckedNotDownloadedAgain) {
+  // A run that stopped between the last byte and the rename: the part file is verified and moved into place.
+  const fs::path blobs = options_.cache_dir / "models--kyutai--tiny" / "blobs";
+  Write(blobs / (Sha(repo_.model) + ".incomplete"), repo_.model);
+  auto path = DownloadFile(options_, "kyutai/tiny", "model.safetensors");
+  ASSERT_TRUE(path.ok()) << path.status();
+  EXPECT_EQ(ReadAll(*path), repo_.model);
+  EXPECT_EQ(Count(hub_->Requests(), "GET /cdn/"), 0);
+  // The same size but other bytes: the sha256 check catches it and the file is fetched from scratch.
+  Write(blobs / (Sha(repo_.mimi) + ".incomplete"), std::string(repo_.mimi.size(), 'z'));
+  auto mimi = DownloadFile(options_, "kyutai/tiny", "mimi.safetensors");
+  ASSERT_TRUE(mimi.ok()) << mimi.status();
+  EXPECT_EQ(ReadAll(*mimi), repo_.mimi);
+  EXPECT_EQ(Count(hub_->Requests(), "GET /cdn/kyutai/tiny/mimi.safetensors -"), 1);
+}
+
 TEST_F(HubTest, OfflineModeUsesOnlyTheCache) {
   HubOptions offline = options_;
   offline.offline = true;
