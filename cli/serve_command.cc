@@ -22,6 +22,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/config/hf_cache.h"
+#include "core/hub/hub.h"
 #include "service/server.h"
 #endif
 
@@ -43,13 +44,14 @@ struct ServeFlags {
 void Error(const std::string& message) { std::fprintf(stderr, "monologue serve: %s\n", message.c_str()); }
 
 #ifdef MONOLOGUE_HAVE_SERVICE
-// A model given as a directory, or as OWNER/NAME of the local Hugging Face cache.
+// A model given as a directory, or as OWNER/NAME of the Hugging Face Hub (fetched into the local cache).
 absl::StatusOr<std::string> ModelDir(const std::string& value, const std::string& flag) {
   std::error_code ec;
   if (std::filesystem::is_directory(value, ec)) return value;
   if (value.find('/') != std::string::npos && value.find('/') == value.rfind('/') && value.front() != '.' &&
       value.front() != '/') {
-    auto snapshot = FindHfSnapshot(value);
+    auto snapshot = FetchHfModel(value);  // the cache, else the Hub (core/hub; HF_HUB_OFFLINE=1: cache only)
+    if (!snapshot.ok() && hub::IsCacheOnlyMiss(snapshot.status())) snapshot = FindHfSnapshot(value);
     if (!snapshot.ok()) return absl::Status(snapshot.status().code(), absl::StrCat(flag, ": ", snapshot.status().message()));
     return snapshot->string();
   }
