@@ -53,6 +53,7 @@ struct AsrSession::Shared {
     bool in_use = false;
     uint64_t generation = 0;
     bool needs_reset = false;
+    bool in_step = false;  // a frame of it is in the model right now: it cannot end before that frame's output
     bool warmed = false;  // the initial-token step is done
     std::vector<float> audio;
     size_t read_pos = 0;
@@ -76,6 +77,7 @@ struct AsrSession::Shared {
 
   void StartStream(Slot& slot) {
     slot.needs_reset = true;
+    slot.in_step = false;
     slot.warmed = false;
     slot.audio.assign(static_cast<size_t>(info.pad_left_samples), 0.0f);
     slot.read_pos = 0;
@@ -90,7 +92,7 @@ struct AsrSession::Shared {
 
   // Under mu: a closed stream with no complete frame left ends (last segment's words, then kEnd).
   void MaybeFinish(Slot& slot) {
-    if (!slot.in_use || !slot.closed || slot.ended || !slot.warmed) return;
+    if (!slot.in_use || !slot.closed || slot.ended || !slot.warmed || slot.in_step) return;
     if (slot.available() >= static_cast<size_t>(info.frame_size)) return;
     for (AsrWord& w : slot.aligner->Finish()) {
       AsrEvent e;
@@ -432,6 +434,7 @@ absl::StatusOr<int> AsrEngine::Step() {
         continue;
       }
       generation[b] = s.generation;
+      s.in_step = true;
       ++active;
     }
   }
@@ -477,7 +480,19 @@ absl::StatusOr<int> AsrEngine::Step() {
     }
     return absl::OkStatus();
   });
-  RETURN_IF_ERROR(st);
+  if (!st.ok()) {
+    // The slots of this step stay where they were (their frames are lost): let them end rather than hang.
+    std::lock_guard<std::mutex> lock(sh.mu);
+    for (int b = 0; b < B; ++b) {
+      auto& s = sh.slots[b];
+      if ((warm[b] || frame[b]) && s.in_use && s.generation == generation[b]) {
+        s.in_step = false;
+        sh.MaybeFinish(s);
+      }
+    }
+    sh.events_cv.notify_all();
+    return st;
+  }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (active == 0) return 0;
 
@@ -490,6 +505,7 @@ absl::StatusOr<int> AsrEngine::Step() {
     if (!warm[b] && !frame[b]) continue;
     auto& s = sh.slots[b];
     if (!s.in_use || s.generation != generation[b]) continue;  // left or reset meanwhile
+    s.in_step = false;
     if (warm[b]) {
       s.warmed = true;  // the initial-token step's output is not part of the stream
     } else {

@@ -56,6 +56,7 @@ struct DialogueSession::Shared {
     uint64_t seed = 0;
     std::optional<lm::SamplingParams> text_sampling, audio_sampling;  // this session's own (independent slots)
     bool needs_reset = false;
+    bool in_step = false;  // a frame of it is in the model right now: it cannot end before that frame's output
     bool warmed = false;  // the first (duplicated-frame) step is done
     std::vector<float> audio;
     size_t read_pos = 0;
@@ -77,6 +78,7 @@ struct DialogueSession::Shared {
 
   void StartStream(Slot& slot) {
     slot.needs_reset = true;
+    slot.in_step = false;
     slot.warmed = false;
     slot.audio.clear();
     slot.read_pos = 0;
@@ -89,7 +91,7 @@ struct DialogueSession::Shared {
 
   // Under mu: a closed stream with no complete frame left ends (the padding to the input length, then kEnd).
   void MaybeFinish(Slot& slot) {
-    if (!slot.in_use || !slot.closed || slot.ended || !slot.warmed) return;
+    if (!slot.in_use || !slot.closed || slot.ended || !slot.warmed || slot.in_step) return;
     if (slot.available() >= static_cast<size_t>(info.frame_size)) return;
     const int64_t tail = slot.pushed - slot.frames * info.frame_size;
     if (tail > 0) {
@@ -433,6 +435,7 @@ absl::StatusOr<int> DialogueEngine::Step() {
         continue;
       }
       generation[b] = s.generation;
+      s.in_step = true;
       ++active;
     }
   }
@@ -493,7 +496,19 @@ absl::StatusOr<int> DialogueEngine::Step() {
     }
     return absl::OkStatus();
   });
-  RETURN_IF_ERROR(st);
+  if (!st.ok()) {
+    // The slots of this step stay where they were (their frames are lost): let them end rather than hang.
+    std::lock_guard<std::mutex> lock(sh.mu);
+    for (int b = 0; b < B; ++b) {
+      auto& s = sh.slots[b];
+      if ((warm[b] || frame[b]) && s.in_use && s.generation == generation[b]) {
+        s.in_step = false;
+        sh.MaybeFinish(s);
+      }
+    }
+    sh.events_cv.notify_all();
+    return st;
+  }
   const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   if (active == 0) return 0;
 
@@ -508,6 +523,7 @@ absl::StatusOr<int> DialogueEngine::Step() {
     if (!warm[b] && !frame[b]) continue;
     auto& s = sh.slots[b];
     if (!s.in_use || s.generation != generation[b]) continue;  // left or reset meanwhile
+    s.in_step = false;
     if (warm[b]) {
       s.warmed = true;  // the duplicated first frame's step: its output is not part of the stream
     } else {

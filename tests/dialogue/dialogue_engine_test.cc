@@ -362,6 +362,50 @@ TEST(dialogue, ThreadedPushAndWaitEventsMatchReference) {
   ExpectMatches(out, ref, "threaded session");
 }
 
+// Close() racing a step that holds the stream's last frame: the stream still ends after that frame, with
+// exactly the input's length (a frame in flight used to be padded as if lost, then sent after kEnd).
+TEST(dialogue, CloseDuringAStepKeepsTheInputLength) {
+  auto engine = DialogueEngine::Load(ModelDir(), OneThread());
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  std::atomic<bool> stop{false};
+  std::thread model([&] {
+    while (!stop) {
+      auto n = (*engine)->Step();
+      ASSERT_TRUE(n.ok()) << n.status();
+      if (*n == 0) (*engine)->WaitForWork(std::chrono::milliseconds(1));
+    }
+  });
+  for (int round = 0; round < 40; ++round) {
+    auto s = (*engine)->OpenSession();
+    ASSERT_TRUE(s.ok());
+    const size_t samples = 1920 * 3 + 100 * static_cast<size_t>(round % 7);
+    const std::vector<float> x(samples, 0.01f);
+    ASSERT_TRUE((*s)->PushAudio(x).ok());
+    // Close as soon as all but the last frame are done: the model thread is then taking the last one.
+    const auto wait_until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while ((*s)->frames_done() < 2 && std::chrono::steady_clock::now() < wait_until) std::this_thread::yield();
+    ASSERT_TRUE((*s)->Close().ok());
+    size_t got = 0;
+    int ends = 0;
+    bool after_end = false;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (ends == 0 && std::chrono::steady_clock::now() < deadline) {
+      for (DialogueEvent& e : (*s)->WaitEvents(std::chrono::milliseconds(20))) {
+        if (ends > 0) after_end = true;
+        if (e.kind == DialogueEvent::Kind::kAudio) got += e.audio.size();
+        if (e.kind == DialogueEvent::Kind::kEnd) ends++;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    after_end = after_end || !(*s)->PollEvents().empty();
+    EXPECT_EQ(ends, 1) << "round " << round;
+    EXPECT_EQ(got, samples) << "round " << round;
+    EXPECT_FALSE(after_end) << "round " << round;
+  }
+  stop = true;
+  model.join();
+}
+
 TEST(dialogue, SeededSamplingIsReproducibleAndSeedDependent) {
   const Reference ref = LoadReference("sampled_en");
   DialogueEngineOptions o = CaseOptions(ref);
