@@ -90,7 +90,7 @@ struct SynthOptions {
   std::vector<std::string> voices;
   v1::AudioEncoding encoding = v1::FLOAT32_LE;
   bool send_config = true;
-  int cancel_after_audio = -1;   // cancel once this many audio chunks arrived
+  int cancel_after_audio = -1;   // cancel once this many audio chunks arrived (0: as soon as `started` arrives)
   std::function<void()> on_started;
 };
 
@@ -144,6 +144,7 @@ SynthResult Synthesize(grpc::Channel* channel, const std::vector<std::string>& t
       case v1::SynthesizeResponse::kStarted:
         result.started = true;
         if (o.on_started) o.on_started();
+        if (o.cancel_after_audio == 0) ctx.TryCancel();
         break;
       case v1::SynthesizeResponse::kAudio: {
         const std::string& d = response.audio().data();
@@ -473,9 +474,9 @@ TEST(MultiModeLimitsTest, FullModeRefusesWhileOthersServe) {
   EXPECT_NE(refused.status.error_message().find("no free synthesis slot"), std::string::npos);
   EXPECT_TRUE(transcription.status.ok()) << transcription.status.error_message();
   EXPECT_FALSE(transcription.words.empty());
-  // Cancel after the first audio: the slot is free for the next stream right away.
+  // Cancel once the stream has its slot (mid-synthesis): the slot is free for the next stream right away.
   SynthOptions cancel;
-  cancel.cancel_after_audio = 1;
+  cancel.cancel_after_audio = 0;
   SynthResult cancelled = Synthesize(channel.get(), single.script, cancel);
   EXPECT_EQ(cancelled.status.error_code(), grpc::StatusCode::CANCELLED);
   ExpectTtsCase(Synthesize(channel.get(), single.script), single);
