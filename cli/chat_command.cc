@@ -97,6 +97,7 @@ struct ChatFlags {
   bool progress = false;
   bool no_progress = false;
   std::string server;
+  std::string lora;
 };
 
 void Error(const std::string& message) { std::fprintf(stderr, "monologue chat: %s\n", message.c_str()); }
@@ -310,7 +311,7 @@ absl::Status WriteCodes(const Job& job, const std::string& path, int dep_q) {
 int RunRemoteChat(const ChatFlags& f) {
 #if defined(MONOLOGUE_HAVE_SERVICE)
   if (!f.fdb.empty() || !f.codes_out.empty() || f.has_temp || f.has_temp_text || f.has_top_k || f.has_top_k_text ||
-      !f.model_dir.empty() || !f.hf_repo.empty()) {
+      !f.model_dir.empty() || !f.hf_repo.empty() || !f.lora.empty()) {
     Error("--server takes INPUT -o OUT [--seed S] [--prepend-silence SECS] [--stereo] [--text-out F]: the model "
           "and its sampling settings are the server's, and it sends no codes");
     return 2;
@@ -463,6 +464,7 @@ int RunChat(const ChatFlags& f) {
   if (f.has_temp_text) options.sampling.temp_text = f.temp_text;
   if (f.has_top_k) options.sampling.top_k = f.top_k;
   if (f.has_top_k_text) options.sampling.top_k_text = f.top_k_text;
+  options.lora_path = f.lora;
   auto engine_or = DialogueEngine::Load(model_dir, options);
   if (!engine_or.ok()) {
     Error(std::string(engine_or.status().message()));
@@ -642,6 +644,7 @@ void RegisterChatCommand(CLI::App& app, int& exit_code) {
       ->check(CLI::PositiveNumber);
   cmd->add_flag("--progress", flags->progress, "progress bar on stderr (default: when stderr is a terminal)");
   cmd->add_flag("--no-progress", flags->no_progress, "never show the progress bar");
+  cmd->add_option("--lora", flags->lora, "a LoRA adapter .safetensors fused into the LM at load");
   cmd->add_option("--server", flags->server,
                   "HOST:PORT of a `monologue serve --dialogue ...`: converse there (same outputs)");
   cmd->add_option("--device", flags->device, "cpu (default), cuda or cuda:N");

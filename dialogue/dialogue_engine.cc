@@ -248,7 +248,15 @@ absl::StatusOr<std::unique_ptr<DialogueEngine>> DialogueEngine::Load(const std::
   const fs::path mimi_path = resolve(config.mimi_name, "Mimi weights");
   const fs::path tokenizer_path = resolve(config.tokenizer_name, "text tokenizer");
   fs::path lora_path;
-  if (config.lora && config.lora_name.has_value()) lora_path = resolve(*config.lora_name, "LoRA weights");
+  if (!options.lora_path.empty()) {
+    std::error_code ec;
+    if (!fs::is_regular_file(options.lora_path, ec)) {
+      missing.push_back(absl::StrCat("LoRA weights (--lora ", options.lora_path, " does not exist)"));
+    }
+    lora_path = options.lora_path;
+  } else if (config.lora && config.lora_name.has_value()) {
+    lora_path = resolve(*config.lora_name, "LoRA weights");
+  }
   if (!missing.empty()) {
     return absl::NotFoundError(absl::StrCat("model directory ", model_dir, " is incomplete: missing ",
                                             absl::StrJoin(missing, "; ")));

@@ -59,6 +59,9 @@ struct DialogueEngineOptions {
   std::string dtype;           // LM dtype: "" (f32 on CPU, bf16 on CUDA), "f32", "bf16", "f16"
   int threads = 0;             // > 0: libtorch CPU threads (process-wide, at::set_num_threads); 0: leave
   DialogueSampling sampling;
+  // A LoRA adapter file (the reference's LoRA naming) fused into the LM at load, instead of the one config.json
+  // names (lora_name); empty: config.json's, if any.
+  std::string lora_path;
   // true: every session samples with its own generator, seeded by OpenSession's seed (default: the engine's
   // seed) at its start and at every Reset, so a session's output does not depend on the other slots and
   // equals its solo run. false: one generator for the whole batch, as the reference's batched run_inference

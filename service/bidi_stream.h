@@ -1,6 +1,6 @@
 // The reactor mechanics every streaming RPC of the server shares (callback API): one read in flight at a
-// time, paused while the mode says its input is full (HTTP/2 flow control then slows the client); one write in
-// flight, the rest queued and bounded (a client that stops reading ends with RESOURCE_EXHAUSTED); the idle
+// time, paused while the mode says its input is full (HTTP/2 flow control then slows the client); one write
+// in flight, the rest queued and bounded (a client that stops reading ends with RESOURCE_EXHAUSTED); the idle
 // timeout; Finish exactly once, after the write in flight; the batch slot freed at once on any end. A mode's
 // stream derives from it and supplies what a request means, what half-close means, and how its session's
 // events become responses.
@@ -23,14 +23,19 @@ namespace monologue {
 template <typename Request, typename Response>
 class BidiStream : public grpc::ServerBidiReactor<Request, Response>, public LiveStream {
  public:
-  explicit BidiStream(ModeLoop* loop) : loop_(loop) { loop_->Register(this); }
+  BidiStream(ModeLoop* loop, grpc::CallbackServerContext* context) : loop_(loop), context_(context) {
+    loop_->Register(this);
+  }
 
   void OnReadDone(bool ok) override {
     {
       std::lock_guard<std::mutex> lock(mu_);
       read_in_flight_ = false;
       if (finished_) return;
-      if (!ok) {
+      if (!ok && context_ != nullptr && context_->IsCancelled()) {
+        // A cancelled call also ends the reads: that is not the client's end of input.
+        FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled by the client"));
+      } else if (!ok) {
         half_closed_ = true;
         HalfClosedLocked();
       } else {
@@ -114,8 +119,9 @@ class BidiStream : public grpc::ServerBidiReactor<Request, Response>, public Liv
     last_request_ = ServiceClock::now();
     if (loop_->draining) {
       loop_->metrics().Refused("shutting_down");
-      FinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                                "the server is shutting down and accepts no new streams; use another replica"));
+      FinishLocked(
+          grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                       "the server is shutting down and accepts no new streams; use another replica"));
       return;
     }
     read_in_flight_ = true;
@@ -190,6 +196,7 @@ class BidiStream : public grpc::ServerBidiReactor<Request, Response>, public Liv
   }
 
   ModeLoop* loop_;
+  grpc::CallbackServerContext* context_;
   std::mutex mu_;
   std::deque<Response> out_;
   bool configured_ = false;

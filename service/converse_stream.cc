@@ -18,14 +18,18 @@ namespace v1 = ::monologue::v1;
 
 class ConverseStream final : public BidiStream<v1::ConverseRequest, v1::ConverseResponse> {
  public:
-  ConverseStream(ModeLoop* loop, DialogueEngine* engine) : BidiStream(loop), engine_(engine) { Begin(); }
+  ConverseStream(ModeLoop* loop, grpc::CallbackServerContext* context, DialogueEngine* engine)
+      : BidiStream(loop, context), engine_(engine) {
+    Begin();
+  }
 
  private:
   void HandleRequestLocked(const v1::ConverseRequest& request) override {
     if (!configured_) {
       if (!request.has_config()) {
-        RefuseLocked("bad_config", grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                                "the first request of a stream must carry `config` (got audio first)"));
+        RefuseLocked("bad_config",
+                     grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                  "the first request of a stream must carry `config` (got audio first)"));
         return;
       }
       ConfigureLocked(request.config());
@@ -99,10 +103,11 @@ class ConverseStream final : public BidiStream<v1::ConverseRequest, v1::Converse
       return;
     }
     if (!session.ok()) {
-      RefuseLocked("no_free_slot",
-                   grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                                absl::StrCat("no free dialogue slot: all ", loop_->slots(),
-                                             " streams of this server are busy; retry later or on another replica")));
+      RefuseLocked(
+          "no_free_slot",
+          grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                       absl::StrCat("no free dialogue slot: all ", loop_->slots(),
+                                    " streams of this server are busy; retry later or on another replica")));
       return;
     }
     input_ = std::move(*input);
@@ -198,7 +203,8 @@ class ConverseStream final : public BidiStream<v1::ConverseRequest, v1::Converse
     if (OutputBacklogLocked()) return true;
     if (session_ == nullptr) return false;
     const DialogueModelInfo& info = engine_->info();
-    const int64_t ahead = session_->samples_pushed() - session_->frames_done() * static_cast<int64_t>(info.frame_size);
+    const int64_t ahead =
+        session_->samples_pushed() - session_->frames_done() * static_cast<int64_t>(info.frame_size);
     return static_cast<double>(ahead) / info.sample_rate > loop_->options().max_ahead_seconds;
   }
 
@@ -221,9 +227,9 @@ class ConverseStream final : public BidiStream<v1::ConverseRequest, v1::Converse
 
 }  // namespace
 
-grpc::ServerBidiReactor<v1::ConverseRequest, v1::ConverseResponse>* NewConverseStream(ModeLoop* loop,
-                                                                                       DialogueEngine* engine) {
-  return new ConverseStream(loop, engine);
+grpc::ServerBidiReactor<v1::ConverseRequest, v1::ConverseResponse>* NewConverseStream(
+    ModeLoop* loop, grpc::CallbackServerContext* context, DialogueEngine* engine) {
+  return new ConverseStream(loop, context, engine);
 }
 
 }  // namespace monologue

@@ -111,11 +111,9 @@ std::string ServiceMetrics::Render() const {
     absl::StrAppend(&out, "# HELP ", name, " ", help, "\n# TYPE ", name, " counter\n", name, " ", value,
                     "\n");
   };
-  gauge("streams_open", noun_ + " streams holding a batch slot.",
-        absl::StrCat(streams_open.load()));
+  gauge("streams_open", noun_ + " streams holding a batch slot.", absl::StrCat(streams_open.load()));
   gauge("batch_slots", "Batch slots (maximum concurrent streams).", absl::StrCat(batch_slots_));
-  counter("streams_started_total", "Streams that got a batch slot.",
-          absl::StrCat(streams_started.load()));
+  counter("streams_started_total", "Streams that got a batch slot.", absl::StrCat(streams_started.load()));
   counter("words_total", "Words sent to clients.", absl::StrCat(words.load()));
   counter("steps_total", "Batched model steps (one 80 ms frame each).", absl::StrCat(steps.load()));
   counter("slot_steps_total", "Sum over model steps of the slots that advanced.",
@@ -132,8 +130,8 @@ std::string ServiceMetrics::Render() const {
     for (const auto& [reason, n] : refusals_) {
       absl::StrAppend(&out, p, "stream_refusals_total{reason=\"", reason, "\"} ", n, "\n");
     }
-    absl::StrAppend(&out, "# HELP ", p, "streams_finished_total Streams ended, by gRPC status code.\n", "# TYPE ",
-                    p, "streams_finished_total counter\n");
+    absl::StrAppend(&out, "# HELP ", p, "streams_finished_total Streams ended, by gRPC status code.\n",
+                    "# TYPE ", p, "streams_finished_total counter\n");
     for (const auto& [code, n] : finished_) {
       absl::StrAppend(&out, p, "streams_finished_total{code=\"", code, "\"} ", n, "\n");
     }
@@ -147,8 +145,9 @@ std::string ServiceMetrics::Render() const {
                                "Time from a stream's first text to its first audio sent.", out);
   }
   if (frame_lag_seconds.count() > 0) {
-    frame_lag_seconds.Render(p + "frame_lag_seconds",
-                             "Time from receiving a frame of the user's audio to sending Moshi's frame for it.", out);
+    frame_lag_seconds.Render(
+        p + "frame_lag_seconds",
+        "Time from receiving a frame of the user's audio to sending Moshi's frame for it.", out);
   }
   return out;
 }

@@ -35,7 +35,8 @@ class Histogram {
 // first service, names kept), "monologue_synthesis_" and "monologue_dialogue_" for the others.
 class ServiceMetrics {
  public:
-  explicit ServiceMetrics(int batch_slots, std::string prefix = "monologue_", std::string noun = "Transcription");
+  explicit ServiceMetrics(int batch_slots, std::string prefix = "monologue_",
+                          std::string noun = "Transcription");
 
   std::atomic<int64_t> streams_open{0};
   std::atomic<int64_t> streams_started{0};
@@ -74,8 +75,8 @@ class ServiceMetrics {
 // Serves `render()` at /metrics over plain HTTP/1.0 on `address` ("127.0.0.1:9100", port 0 = any).
 class MetricsHttpServer {
  public:
-  static absl::StatusOr<std::unique_ptr<MetricsHttpServer>> Start(
-      const std::string& address, std::vector<const ServiceMetrics*> metrics);
+  static absl::StatusOr<std::unique_ptr<MetricsHttpServer>> Start(const std::string& address,
+                                                                  std::vector<const ServiceMetrics*> metrics);
   ~MetricsHttpServer();
   int port() const { return port_; }
 

@@ -17,17 +17,18 @@ class AsrEngine;
 class TtsEngine;
 class DialogueEngine;
 
-grpc::ServerBidiReactor<v1::TranscribeRequest, v1::TranscribeResponse>* NewTranscribeStream(ModeLoop* loop,
-                                                                                             AsrEngine* engine);
+grpc::ServerBidiReactor<v1::TranscribeRequest, v1::TranscribeResponse>* NewTranscribeStream(
+    ModeLoop* loop, grpc::CallbackServerContext* context, AsrEngine* engine);
 
 struct SynthesisDefaults {
   std::string voices_dir;     // where voice names resolve ("" = kyutai/tts-voices in the HF cache)
   std::string default_voice;  // used when a config names none
 };
 grpc::ServerBidiReactor<v1::SynthesizeRequest, v1::SynthesizeResponse>* NewSynthesizeStream(
-    ModeLoop* loop, TtsEngine* engine, const SynthesisDefaults* defaults);
+    ModeLoop* loop, grpc::CallbackServerContext* context, TtsEngine* engine,
+    const SynthesisDefaults* defaults);
 
-grpc::ServerBidiReactor<v1::ConverseRequest, v1::ConverseResponse>* NewConverseStream(ModeLoop* loop,
-                                                                                       DialogueEngine* engine);
+grpc::ServerBidiReactor<v1::ConverseRequest, v1::ConverseResponse>* NewConverseStream(
+    ModeLoop* loop, grpc::CallbackServerContext* context, DialogueEngine* engine);
 
 }  // namespace monologue

@@ -54,7 +54,9 @@ absl::StatusOr<RemoteSynthesis> RemoteSynthesize(
       size_t pos = 0;
       while (pos < chunk->text.size()) {
         size_t len = std::min<size_t>(chunk->text.size() - pos, 16 * 1024);
-        while (pos + len < chunk->text.size() && (static_cast<unsigned char>(chunk->text[pos + len]) >> 6) == 0x2) --len;
+        while (pos + len < chunk->text.size() &&
+               (static_cast<unsigned char>(chunk->text[pos + len]) >> 6) == 0x2)
+          --len;
         v1::SynthesizeRequest r;
         r.set_text(chunk->text.substr(pos, len));
         if (!stream->Write(r)) return;
@@ -83,7 +85,8 @@ absl::StatusOr<RemoteSynthesis> RemoteSynthesize(
         break;
       }
       case v1::SynthesizeResponse::kWord:
-        if (on_word) on_word(response.word().text(), response.word().start_seconds(), response.word().end_seconds());
+        if (on_word)
+          on_word(response.word().text(), response.word().start_seconds(), response.word().end_seconds());
         break;
       case v1::SynthesizeResponse::kEnd:
         result.words = response.end().words();

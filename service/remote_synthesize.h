@@ -15,7 +15,7 @@
 namespace monologue {
 
 struct RemoteSynthesizeOptions {
-  std::string server;  // HOST:PORT
+  std::string server;               // HOST:PORT
   std::vector<std::string> voices;  // voice names (the server's ListVoices); empty: its default
   std::optional<double> temperature;
   std::optional<uint64_t> seed;
@@ -39,8 +39,8 @@ struct RemoteSynthesis {
 };
 
 // `next_text` is called from a writer thread until it returns nullopt (end of text). Errors: the server's
-// status prefixed with "server ADDR:" (INVALID_ARGUMENT for a bad voice or text, RESOURCE_EXHAUSTED when full,
-// UNAVAILABLE when unreachable, ...).
+// status prefixed with "server ADDR:" (INVALID_ARGUMENT for a bad voice or text, RESOURCE_EXHAUSTED when
+// full, UNAVAILABLE when unreachable, ...).
 absl::StatusOr<RemoteSynthesis> RemoteSynthesize(
     const RemoteSynthesizeOptions& options, const std::function<std::optional<RemoteTextChunk>()>& next_text,
     const std::function<void(std::span<const float>)>& on_audio,

@@ -31,8 +31,8 @@ class TranscriptionService final : public v1::Transcription::CallbackService {
  public:
   TranscriptionService(ModeLoop* loop, AsrEngine* engine) : loop_(loop), engine_(engine) {}
   grpc::ServerBidiReactor<v1::TranscribeRequest, v1::TranscribeResponse>* Transcribe(
-      grpc::CallbackServerContext*) override {
-    return NewTranscribeStream(loop_, engine_);
+      grpc::CallbackServerContext* context) override {
+    return NewTranscribeStream(loop_, context, engine_);
   }
 
  private:
@@ -45,12 +45,13 @@ class SynthesisService final : public v1::Synthesis::CallbackService {
   SynthesisService(ModeLoop* loop, TtsEngine* engine, SynthesisDefaults defaults)
       : loop_(loop), engine_(engine), defaults_(std::move(defaults)) {}
   grpc::ServerBidiReactor<v1::SynthesizeRequest, v1::SynthesizeResponse>* Synthesize(
-      grpc::CallbackServerContext*) override {
-    return NewSynthesizeStream(loop_, engine_, &defaults_);
+      grpc::CallbackServerContext* context) override {
+    return NewSynthesizeStream(loop_, context, engine_, &defaults_);
   }
   grpc::ServerUnaryReactor* ListVoices(grpc::CallbackServerContext* context, const v1::ListVoicesRequest*,
                                        v1::ListVoicesResponse* response) override {
-    for (const std::string& name : ::monologue::ListVoices(defaults_.voices_dir, engine_->info().voice_suffix)) {
+    for (const std::string& name :
+         ::monologue::ListVoices(defaults_.voices_dir, engine_->info().voice_suffix)) {
       response->add_voices(name);
     }
     response->set_default_voice(defaults_.default_voice);
@@ -69,8 +70,8 @@ class DialogueService final : public v1::Dialogue::CallbackService {
  public:
   DialogueService(ModeLoop* loop, DialogueEngine* engine) : loop_(loop), engine_(engine) {}
   grpc::ServerBidiReactor<v1::ConverseRequest, v1::ConverseResponse>* Converse(
-      grpc::CallbackServerContext*) override {
-    return NewConverseStream(loop_, engine_);
+      grpc::CallbackServerContext* context) override {
+    return NewConverseStream(loop_, context, engine_);
   }
 
  private:
@@ -106,7 +107,8 @@ absl::StatusOr<std::unique_ptr<MonologueServer>> MonologueServer::Start(const Se
   for (auto [n, flag] : {std::pair{options.max_streams, "--max-streams"},
                          std::pair{options.max_tts_streams, "--max-tts-streams"},
                          std::pair{options.max_dialogue_streams, "--max-dialogue-streams"}}) {
-    if (n < 1 || n > 1024) return absl::InvalidArgumentError(absl::StrCat(flag, " must be in 1..1024 (got ", n, ")"));
+    if (n < 1 || n > 1024)
+      return absl::InvalidArgumentError(absl::StrCat(flag, " must be in 1..1024 (got ", n, ")"));
   }
   if (options.max_message_bytes < 1024) {
     return absl::InvalidArgumentError(
@@ -128,19 +130,19 @@ absl::StatusOr<std::unique_ptr<MonologueServer>> MonologueServer::Start(const Se
     o.dtype = options.dtype;
     o.threads = options.threads;
     auto engine = AsrEngine::Load(options.model_dir, o);
-    if (!engine.ok()) return absl::Status(engine.status().code(), absl::StrCat("--stt: ", engine.status().message()));
+    if (!engine.ok())
+      return absl::Status(engine.status().code(), absl::StrCat("--stt: ", engine.status().message()));
     impl->asr = std::move(*engine);
     AsrEngine* e = impl->asr.get();
     const AsrModelInfo& info = e->info();
     ModeEngine me{[e] { return e->Step(); }, [e] { return e->step_seconds(); },
                   static_cast<double>(info.frame_size) / info.sample_rate};
-    impl->loops.push_back(std::make_unique<ModeLoop>(kTranscription, options, options.max_streams, "monologue_",
-                                                     "Transcription", std::move(me)));
+    impl->loops.push_back(std::make_unique<ModeLoop>(kTranscription, options, options.max_streams,
+                                                     "monologue_", "Transcription", std::move(me)));
     impl->services.push_back(std::make_unique<TranscriptionService>(impl->loops.back().get(), e));
-    impl->descriptions.push_back(absl::StrCat(kTranscription, ": ", info.model_dir, " (", info.device, ", ",
-                                              info.dtype, ", ", options.max_streams, " slots, delay ",
-                                              info.audio_delay_seconds, " s", info.num_vad_heads > 0 ? ", VAD" : "",
-                                              ")"));
+    impl->descriptions.push_back(absl::StrCat(
+        kTranscription, ": ", info.model_dir, " (", info.device, ", ", info.dtype, ", ", options.max_streams,
+        " slots, delay ", info.audio_delay_seconds, " s", info.num_vad_heads > 0 ? ", VAD" : "", ")"));
   }
   if (!options.tts_model_dir.empty()) {
     TtsEngineOptions o;
@@ -151,14 +153,17 @@ absl::StatusOr<std::unique_ptr<MonologueServer>> MonologueServer::Start(const Se
     o.temp = options.tts_temp;
     o.cfg_coef = options.tts_cfg_coef;
     auto engine = TtsEngine::Load(options.tts_model_dir, o);
-    if (!engine.ok()) return absl::Status(engine.status().code(), absl::StrCat("--tts: ", engine.status().message()));
+    if (!engine.ok())
+      return absl::Status(engine.status().code(), absl::StrCat("--tts: ", engine.status().message()));
     impl->tts = std::move(*engine);
     TtsEngine* e = impl->tts.get();
     const TtsModelInfo& info = e->info();
     // The default voice must exist: a server that cannot serve its default fails at start, not per stream.
     if (!options.default_voice.empty()) {
       auto voice = ResolveVoice(options.default_voice, options.voices_dir, info.voice_suffix);
-      if (!voice.ok()) return absl::Status(voice.status().code(), absl::StrCat("--default-voice: ", voice.status().message()));
+      if (!voice.ok())
+        return absl::Status(voice.status().code(),
+                            absl::StrCat("--default-voice: ", voice.status().message()));
     }
     ModeEngine me{[e] { return e->Step(); }, [e] { return e->step_seconds(); },
                   static_cast<double>(info.frame_size) / info.sample_rate};
@@ -166,9 +171,9 @@ absl::StatusOr<std::unique_ptr<MonologueServer>> MonologueServer::Start(const Se
                                                      "monologue_synthesis_", "Synthesis", std::move(me)));
     impl->services.push_back(std::make_unique<SynthesisService>(
         impl->loops.back().get(), e, SynthesisDefaults{options.voices_dir, options.default_voice}));
-    impl->descriptions.push_back(absl::StrCat(kSynthesis, ": ", info.model_dir, " (", info.device, ", ", info.dtype,
-                                              ", ", options.max_tts_streams, " slots, ", info.num_codebooks,
-                                              " codebooks, default voice ", options.default_voice, ")"));
+    impl->descriptions.push_back(absl::StrCat(
+        kSynthesis, ": ", info.model_dir, " (", info.device, ", ", info.dtype, ", ", options.max_tts_streams,
+        " slots, ", info.num_codebooks, " codebooks, default voice ", options.default_voice, ")"));
   }
   if (!options.dialogue_model_dir.empty()) {
     DialogueEngineOptions o;
@@ -188,8 +193,8 @@ absl::StatusOr<std::unique_ptr<MonologueServer>> MonologueServer::Start(const Se
     impl->loops.push_back(std::make_unique<ModeLoop>(kDialogue, options, options.max_dialogue_streams,
                                                      "monologue_dialogue_", "Dialogue", std::move(me)));
     impl->services.push_back(std::make_unique<DialogueService>(impl->loops.back().get(), e));
-    impl->descriptions.push_back(absl::StrCat(kDialogue, ": ", info.model_dir, " (", info.device, ", ", info.dtype,
-                                              ", ", options.max_dialogue_streams, " slots)"));
+    impl->descriptions.push_back(absl::StrCat(kDialogue, ": ", info.model_dir, " (", info.device, ", ",
+                                              info.dtype, ", ", options.max_dialogue_streams, " slots)"));
   }
 
   grpc::EnableDefaultHealthCheckService(true);
@@ -245,8 +250,8 @@ int MonologueServer::Shutdown(double drain_seconds) {
   if (grpc::HealthCheckServiceInterface* health = impl_->server->GetHealthCheckService()) {
     health->SetServingStatus(false);  // Watchers and Check see NOT_SERVING during the drain
   }
-  const auto deadline =
-      ServiceClock::now() + std::chrono::milliseconds(static_cast<int64_t>(std::max(0.0, drain_seconds) * 1000));
+  const auto deadline = ServiceClock::now() +
+                        std::chrono::milliseconds(static_cast<int64_t>(std::max(0.0, drain_seconds) * 1000));
   int cut = 0;
   for (auto& loop : impl_->loops) {
     if (!loop->WaitNoStreams(deadline)) {

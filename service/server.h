@@ -1,6 +1,6 @@
 // The monologue gRPC server: one process hosting any subset of the three modes, each on its own engine,
 // batch slots and scheduler thread (service/mode_loop.h):
-//   monologue.v1.Transcription  (speech recognition, DSM STT)     service/proto/monologue/v1/transcription.proto
+//   monologue.v1.Transcription  (speech recognition, DSM STT) service/proto/monologue/v1/transcription.proto
 //   monologue.v1.Synthesis      (speech synthesis, DSM TTS)       .../synthesis.proto
 //   monologue.v1.Dialogue       (full-duplex dialogue, Moshi)     .../dialogue.proto
 // plus grpc.health.v1 (overall and per service name), server reflection, Prometheus metrics per mode.
@@ -17,15 +17,15 @@ namespace monologue {
 
 struct ServerOptions {
   // Model directories (HF snapshot layout); empty = mode not served. At least one is required.
-  std::string model_dir;           // speech recognition (STT)
-  std::string tts_model_dir;       // speech synthesis (TTS)
-  std::string dialogue_model_dir;  // full-duplex dialogue (Moshi)
+  std::string model_dir;                   // speech recognition (STT)
+  std::string tts_model_dir;               // speech synthesis (TTS)
+  std::string dialogue_model_dir;          // full-duplex dialogue (Moshi)
   std::string listen = "127.0.0.1:50051";  // gRPC address; port 0 = any free port (see port())
   std::string metrics_listen;              // Prometheus /metrics address ("" = none)
   int max_streams = 8;                     // STT batch slots = concurrent transcription streams
   int max_tts_streams = 8;                 // TTS batch slots
   int max_dialogue_streams = 4;            // dialogue batch slots
-  std::string voices_dir;     // TTS voices (a kyutai/tts-voices-like tree; "" = that repo in the HF cache)
+  std::string voices_dir;  // TTS voices (a kyutai/tts-voices-like tree; "" = that repo in the HF cache)
   std::string default_voice = "expresso/ex03-ex01_happy_001_channel1_334s.wav";
   double tts_temp = 0.6;      // TTS sampling temperature unless a stream sets its own
   double tts_cfg_coef = 2.0;  // TTS cfg (condition value of distilled models, real CFG otherwise)

@@ -38,7 +38,7 @@ absl::StatusOr<AudioInputFormat> InputFormatFromProto(const v1::AudioFormat& af,
 StreamAudioEncoder::~StreamAudioEncoder() = default;
 
 absl::StatusOr<std::unique_ptr<StreamAudioEncoder>> StreamAudioEncoder::Create(v1::AudioEncoding encoding,
-                                                                              const std::string& field) {
+                                                                               const std::string& field) {
   std::unique_ptr<StreamAudioEncoder> e(new StreamAudioEncoder());
   switch (encoding) {
     case v1::AUDIO_ENCODING_UNSPECIFIED:

@@ -20,8 +20,9 @@ constexpr size_t kMaxTextBytes = 1 << 20;
 
 class SynthesizeStream final : public BidiStream<v1::SynthesizeRequest, v1::SynthesizeResponse> {
  public:
-  SynthesizeStream(ModeLoop* loop, TtsEngine* engine, const SynthesisDefaults* defaults)
-      : BidiStream(loop), engine_(engine), defaults_(defaults) {
+  SynthesizeStream(ModeLoop* loop, grpc::CallbackServerContext* context, TtsEngine* engine,
+                   const SynthesisDefaults* defaults)
+      : BidiStream(loop, context), engine_(engine), defaults_(defaults) {
     Begin();
   }
 
@@ -45,8 +46,9 @@ class SynthesizeStream final : public BidiStream<v1::SynthesizeRequest, v1::Synt
       case v1::SynthesizeRequest::kText:
         text_bytes_ += request.text().size();
         if (text_bytes_ > kMaxTextBytes) {
-          FinishLocked(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                                    absl::StrCat("more than ", kMaxTextBytes, " bytes of text in one stream")));
+          FinishLocked(
+              grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                           absl::StrCat("more than ", kMaxTextBytes, " bytes of text in one stream")));
           return;
         }
         if (!first_text_.has_value() && !request.text().empty()) first_text_ = ServiceClock::now();
@@ -74,8 +76,9 @@ class SynthesizeStream final : public BidiStream<v1::SynthesizeRequest, v1::Synt
     for (const std::string& name : names) {
       // Names only (never server-side paths a client could probe): resolved under the voices folder.
       if (name.find("..") != std::string::npos || (!name.empty() && name.front() == '/')) {
-        RefuseLocked("bad_config", grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                                absl::StrCat("config.voices: '", name, "' is not a voice name")));
+        RefuseLocked("bad_config",
+                     grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                  absl::StrCat("config.voices: '", name, "' is not a voice name")));
         return;
       }
       auto path = ResolveVoice(name, defaults_->voices_dir, info.voice_suffix);
@@ -94,10 +97,12 @@ class SynthesizeStream final : public BidiStream<v1::SynthesizeRequest, v1::Synt
     auto session = engine_->OpenSession(o);
     if (!session.ok()) {
       if (absl::IsResourceExhausted(session.status())) {
-        RefuseLocked("no_free_slot",
-                     grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                                  absl::StrCat("no free synthesis slot: all ", loop_->slots(),
-                                               " streams of this server are busy; retry later or on another replica")));
+        RefuseLocked(
+            "no_free_slot",
+            grpc::Status(
+                grpc::StatusCode::RESOURCE_EXHAUSTED,
+                absl::StrCat("no free synthesis slot: all ", loop_->slots(),
+                             " streams of this server are busy; retry later or on another replica")));
       } else {
         RefuseLocked("bad_config", grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                                 absl::StrCat("config: ", session.status().message())));
@@ -146,7 +151,8 @@ class SynthesizeStream final : public BidiStream<v1::SynthesizeRequest, v1::Synt
           if (!first_audio_sent_) {
             first_audio_sent_ = true;
             if (first_text_.has_value()) {
-              loop_->metrics().first_audio_seconds.Observe(std::chrono::duration<double>(now - *first_text_).count());
+              loop_->metrics().first_audio_seconds.Observe(
+                  std::chrono::duration<double>(now - *first_text_).count());
             }
           }
           v1::AudioChunk* chunk = r.mutable_audio();
@@ -216,8 +222,9 @@ class SynthesizeStream final : public BidiStream<v1::SynthesizeRequest, v1::Synt
 }  // namespace
 
 grpc::ServerBidiReactor<v1::SynthesizeRequest, v1::SynthesizeResponse>* NewSynthesizeStream(
-    ModeLoop* loop, TtsEngine* engine, const SynthesisDefaults* defaults) {
-  return new SynthesizeStream(loop, engine, defaults);
+    ModeLoop* loop, grpc::CallbackServerContext* context, TtsEngine* engine,
+    const SynthesisDefaults* defaults) {
+  return new SynthesizeStream(loop, context, engine, defaults);
 }
 
 }  // namespace monologue

@@ -18,14 +18,18 @@ namespace v1 = ::monologue::v1;
 
 class TranscribeStream final : public BidiStream<v1::TranscribeRequest, v1::TranscribeResponse> {
  public:
-  TranscribeStream(ModeLoop* loop, AsrEngine* engine) : BidiStream(loop), engine_(engine) { Begin(); }
+  TranscribeStream(ModeLoop* loop, grpc::CallbackServerContext* context, AsrEngine* engine)
+      : BidiStream(loop, context), engine_(engine) {
+    Begin();
+  }
 
  private:
   void HandleRequestLocked(const v1::TranscribeRequest& request) override {
     if (!configured_) {
       if (!request.has_config()) {
-        RefuseLocked("bad_config", grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                                "the first request of a stream must carry `config` (got audio first)"));
+        RefuseLocked("bad_config",
+                     grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                  "the first request of a stream must carry `config` (got audio first)"));
         return;
       }
       ConfigureLocked(request.config());
@@ -88,10 +92,11 @@ class TranscribeStream final : public BidiStream<v1::TranscribeRequest, v1::Tran
     }
     auto session = engine_->OpenSession();
     if (!session.ok()) {
-      RefuseLocked("no_free_slot",
-                   grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                                absl::StrCat("no free transcription slot: all ", loop_->slots(),
-                                             " streams of this server are busy; retry later or on another replica")));
+      RefuseLocked(
+          "no_free_slot",
+          grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                       absl::StrCat("no free transcription slot: all ", loop_->slots(),
+                                    " streams of this server are busy; retry later or on another replica")));
       return;
     }
     input_ = std::move(*input);
@@ -208,9 +213,9 @@ class TranscribeStream final : public BidiStream<v1::TranscribeRequest, v1::Tran
 
 }  // namespace
 
-grpc::ServerBidiReactor<v1::TranscribeRequest, v1::TranscribeResponse>* NewTranscribeStream(ModeLoop* loop,
-                                                                                             AsrEngine* engine) {
-  return new TranscribeStream(loop, engine);
+grpc::ServerBidiReactor<v1::TranscribeRequest, v1::TranscribeResponse>* NewTranscribeStream(
+    ModeLoop* loop, grpc::CallbackServerContext* context, AsrEngine* engine) {
+  return new TranscribeStream(loop, context, engine);
 }
 
 }  // namespace monologue

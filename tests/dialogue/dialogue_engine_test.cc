@@ -178,6 +178,24 @@ TEST(dialogue, PerSessionSamplingEqualsItsReferenceRun) {
   EXPECT_EQ((*engine)->OpenSession(std::nullopt, bad).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+// A LoRA adapter given as a file (chat --lora) on the base model equals the reference's LoRA-fused run (the
+// fixture's scaling 2.0 is also the config default).
+TEST(dialogue, LoraFileOptionEqualsTheReferenceLoraRun) {
+  const Reference ref = LoadReference("lora_greedy_en");
+  DialogueEngineOptions o = CaseOptions(ref);
+  o.lora_path = dialogue_test::DataDir() + "/lora.safetensors";
+  auto engine = DialogueEngine::Load(ModelDir(), o);
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  EXPECT_TRUE((*engine)->info().lora);
+  auto session = (*engine)->OpenSession();
+  ASSERT_TRUE(session.ok());
+  ExpectMatches(RunSession(**engine, **session, CaseInput(ref)), ref, "lora file option");
+  o.lora_path = dialogue_test::DataDir() + "/no-such-lora.safetensors";
+  auto missing = DialogueEngine::Load(ModelDir(), o);
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(missing.status().message().find("--lora"), std::string::npos) << missing.status();
+}
+
 TEST(dialogue, CheckpointSamplingSettingsApply) {
   auto engine = DialogueEngine::Load(ModelDir("gencfg"), OneThread());
   ASSERT_TRUE(engine.ok()) << engine.status();
