@@ -40,6 +40,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "tts/tts_voices.h"
 
 namespace monologue {
 
@@ -197,15 +198,5 @@ class TtsEngine {
   explicit TtsEngine(std::shared_ptr<TtsSession::Shared> shared);
   std::shared_ptr<TtsSession::Shared> shared_;
 };
-
-// A voice by path or name. `voice` ending in ".safetensors" is a file path (tried as given, then under
-// `voices_dir`); otherwise `voices_dir`/<voice><voice_suffix> (the kyutai/tts-voices naming, e.g.
-// "expresso/ex03-ex01_happy_001_channel1_334s.wav" + ".1e68beda@240.safetensors"). `voices_dir` empty:
-// the kyutai/tts-voices snapshot in the local Hugging Face cache. NOT_FOUND naming the closest voices.
-absl::StatusOr<std::string> ResolveVoice(const std::string& voice, const std::string& voices_dir,
-                                         const std::string& voice_suffix);
-// Every voice name under `voices_dir` (empty: the kyutai/tts-voices snapshot in the HF cache) with that
-// suffix (sorted).
-std::vector<std::string> ListVoices(const std::string& voices_dir, const std::string& voice_suffix);
 
 }  // namespace monologue
