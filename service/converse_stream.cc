@@ -151,12 +151,11 @@ class ConverseStream final : public BidiStream<v1::ConverseRequest, v1::Converse
       v1::ConverseResponse r;
       switch (e.kind) {
         case DialogueEvent::Kind::kAudio: {
-          auto bytes = encoder_->Encode(e.audio);
-          if (!bytes.ok()) {
-            FinishLocked(grpc::Status(grpc::StatusCode::INTERNAL, std::string(bytes.status().message())));
+          auto chunk = encoder_->NextChunk(e.audio);
+          if (!chunk.ok()) {
+            FinishLocked(grpc::Status(grpc::StatusCode::INTERNAL, std::string(chunk.status().message())));
             return;
           }
-          const double duration = static_cast<double>(e.audio.size()) / info.sample_rate;
           // Real-time lag: from the arrival of the user's audio that completed this frame to now.
           const int64_t frame_end = (e.frame + 1) * static_cast<int64_t>(info.frame_size);
           while (!arrivals_.empty() && arrivals_.front().first < frame_end) arrivals_.pop_front();
@@ -164,13 +163,8 @@ class ConverseStream final : public BidiStream<v1::ConverseRequest, v1::Converse
             loop_->metrics().frame_lag_seconds.Observe(
                 std::chrono::duration<double>(now - arrivals_.front().second).count());
           }
-          v1::AudioChunk* chunk = r.mutable_audio();
-          chunk->set_data(std::move(*bytes));
-          chunk->set_start_seconds(chunk_start_);
-          chunk->set_duration_seconds(out_seconds_ + duration - chunk_start_);
-          out_seconds_ += duration;
-          if (chunk->data().empty()) continue;  // Ogg: no page completed yet
-          chunk_start_ = out_seconds_;
+          if (!chunk->has_value()) continue;  // Ogg: no page completed yet
+          *r.mutable_audio() = std::move(**chunk);
           break;
         }
         case DialogueEvent::Kind::kText:
@@ -180,12 +174,10 @@ class ConverseStream final : public BidiStream<v1::ConverseRequest, v1::Converse
           loop_->metrics().words++;
           break;
         case DialogueEvent::Kind::kEnd: {
-          auto tail = encoder_->Finish();
-          if (tail.ok() && !tail->empty()) {
+          auto tail = encoder_->LastChunk();
+          if (tail.ok() && tail->has_value()) {
             v1::ConverseResponse last;
-            last.mutable_audio()->set_data(std::move(*tail));
-            last.mutable_audio()->set_start_seconds(chunk_start_);
-            last.mutable_audio()->set_duration_seconds(out_seconds_ - chunk_start_);
+            *last.mutable_audio() = std::move(**tail);
             Queue(std::move(last));
           }
           r.mutable_end()->set_words(pieces_);
@@ -220,8 +212,6 @@ class ConverseStream final : public BidiStream<v1::ConverseRequest, v1::Converse
   std::unique_ptr<StreamAudioEncoder> encoder_;
   int pieces_ = 0;
   int64_t samples_in_ = 0;
-  double out_seconds_ = 0;
-  double chunk_start_ = 0;
   std::deque<std::pair<int64_t, ServiceClock::time_point>> arrivals_;
 };
 

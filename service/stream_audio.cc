@@ -99,4 +99,27 @@ absl::StatusOr<std::string> StreamAudioEncoder::Finish() {
   return out;
 }
 
+std::optional<v1::AudioChunk> StreamAudioEncoder::MakeChunk(std::string bytes) {
+  if (bytes.empty()) return std::nullopt;
+  v1::AudioChunk chunk;
+  chunk.set_data(std::move(bytes));
+  chunk.set_start_seconds(chunk_start_);
+  chunk.set_duration_seconds(seconds_ - chunk_start_);
+  chunk_start_ = seconds_;
+  return chunk;
+}
+
+absl::StatusOr<std::optional<v1::AudioChunk>> StreamAudioEncoder::NextChunk(std::span<const float> samples) {
+  auto bytes = Encode(samples);
+  if (!bytes.ok()) return bytes.status();
+  seconds_ += static_cast<double>(samples.size()) / 24000.0;
+  return MakeChunk(std::move(*bytes));
+}
+
+absl::StatusOr<std::optional<v1::AudioChunk>> StreamAudioEncoder::LastChunk() {
+  auto bytes = Finish();
+  if (!bytes.ok()) return bytes.status();
+  return MakeChunk(std::move(*bytes));
+}
+
 }  // namespace monologue

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -29,11 +30,20 @@ class StreamAudioEncoder {
   absl::StatusOr<std::string> Encode(std::span<const float> samples);
   absl::StatusOr<std::string> Finish();
 
+  // The same as AudioChunk messages with their place in the output audio: a chunk once bytes are ready
+  // (PCM: every call; Ogg: when a page completes, covering every sample since the previous chunk).
+  absl::StatusOr<std::optional<monologue::v1::AudioChunk>> NextChunk(std::span<const float> samples);
+  absl::StatusOr<std::optional<monologue::v1::AudioChunk>> LastChunk();
+  double seconds() const { return seconds_; }  // output audio encoded so far
+
  private:
+  std::optional<monologue::v1::AudioChunk> MakeChunk(std::string bytes);
   StreamAudioEncoder() = default;
   monologue::v1::AudioEncoding encoding_ = monologue::v1::LINEAR_PCM_S16LE;
   std::unique_ptr<AudioWriter> ogg_;
   std::string pending_;
+  double seconds_ = 0;
+  double chunk_start_ = 0;
 };
 
 }  // namespace monologue

@@ -142,12 +142,11 @@ class SynthesizeStream final : public BidiStream<v1::SynthesizeRequest, v1::Synt
       v1::SynthesizeResponse r;
       switch (e.kind) {
         case TtsEvent::Kind::kAudio: {
-          auto bytes = encoder_->Encode(e.audio);
-          if (!bytes.ok()) {
-            FinishLocked(grpc::Status(grpc::StatusCode::INTERNAL, std::string(bytes.status().message())));
+          auto chunk = encoder_->NextChunk(e.audio);
+          if (!chunk.ok()) {
+            FinishLocked(grpc::Status(grpc::StatusCode::INTERNAL, std::string(chunk.status().message())));
             return;
           }
-          const double duration = static_cast<double>(e.audio.size()) / info.sample_rate;
           if (!first_audio_sent_) {
             first_audio_sent_ = true;
             if (first_text_.has_value()) {
@@ -155,15 +154,10 @@ class SynthesizeStream final : public BidiStream<v1::SynthesizeRequest, v1::Synt
                   std::chrono::duration<double>(now - *first_text_).count());
             }
           }
-          v1::AudioChunk* chunk = r.mutable_audio();
-          chunk->set_data(std::move(*bytes));
-          chunk->set_start_seconds(chunk_start_);
-          chunk->set_duration_seconds(audio_seconds_ + duration - chunk_start_);
-          audio_seconds_ += duration;
-          loop_->metrics().AddAudioSeconds(duration);
-          if (chunk->data().empty()) continue;  // Ogg: no page completed yet
-          chunk_start_ = audio_seconds_;
-          if (audio_seconds_ > loop_->options().max_stream_seconds) {
+          loop_->metrics().AddAudioSeconds(static_cast<double>(e.audio.size()) / info.sample_rate);
+          if (!chunk->has_value()) continue;  // Ogg: no page completed yet
+          *r.mutable_audio() = std::move(**chunk);
+          if (encoder_->seconds() > loop_->options().max_stream_seconds) {
             FinishLocked(grpc::Status(grpc::StatusCode::OUT_OF_RANGE,
                                       absl::StrCat("the stream exceeded the maximum duration of ",
                                                    loop_->options().max_stream_seconds, " s of audio")));
@@ -181,16 +175,14 @@ class SynthesizeStream final : public BidiStream<v1::SynthesizeRequest, v1::Synt
           break;
         }
         case TtsEvent::Kind::kEnd: {
-          auto tail = encoder_->Finish();
-          if (tail.ok() && !tail->empty()) {
+          auto tail = encoder_->LastChunk();
+          if (tail.ok() && tail->has_value()) {
             v1::SynthesizeResponse last;
-            last.mutable_audio()->set_data(std::move(*tail));
-            last.mutable_audio()->set_start_seconds(chunk_start_);
-            last.mutable_audio()->set_duration_seconds(audio_seconds_ - chunk_start_);
+            *last.mutable_audio() = std::move(**tail);
             Queue(std::move(last));
           }
           r.mutable_end()->set_words(words_);
-          r.mutable_end()->set_audio_seconds(audio_seconds_);
+          r.mutable_end()->set_audio_seconds(encoder_->seconds());
           r.mutable_end()->set_frames(session_->steps_done());
           ended_ = true;
           break;
@@ -213,8 +205,6 @@ class SynthesizeStream final : public BidiStream<v1::SynthesizeRequest, v1::Synt
   std::unique_ptr<StreamAudioEncoder> encoder_;
   size_t text_bytes_ = 0;
   int words_ = 0;
-  double audio_seconds_ = 0;
-  double chunk_start_ = 0;
   bool first_audio_sent_ = false;
   std::optional<ServiceClock::time_point> first_text_;
 };
