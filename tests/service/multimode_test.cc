@@ -474,11 +474,13 @@ TEST(MultiModeLimitsTest, FullModeRefusesWhileOthersServe) {
   EXPECT_NE(refused.status.error_message().find("no free synthesis slot"), std::string::npos);
   EXPECT_TRUE(transcription.status.ok()) << transcription.status.error_message();
   EXPECT_FALSE(transcription.words.empty());
-  // Cancel once the stream has its slot (mid-synthesis): the slot is free for the next stream right away.
+  // Cancel once the stream has its slot (mid-synthesis): the server frees the slot as soon as it learns of
+  // the cancel (a moment after the client), and the next stream gets it.
   SynthOptions cancel;
   cancel.cancel_after_audio = 0;
   SynthResult cancelled = Synthesize(channel.get(), single.script, cancel);
   EXPECT_EQ(cancelled.status.error_code(), grpc::StatusCode::CANCELLED);
+  EXPECT_TRUE(WaitForMetric(metrics_port, "monologue_synthesis_streams_open", 0));
   ExpectTtsCase(Synthesize(channel.get(), single.script), single);
   ConverseResult conversation = Converse(channel.get(), Clip("speech_fr"), 3);
   EXPECT_TRUE(conversation.status.ok()) << conversation.status.error_message();

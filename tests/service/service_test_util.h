@@ -295,6 +295,23 @@ inline std::string HttpGet(int port, const std::string& path) {
   return out;
 }
 
+// The value of one series in a Prometheus text exposition, or -1 when it is absent.
+inline double MetricValue(const std::string& exposition, const std::string& series) {
+  const size_t at = exposition.find("\n" + series + " ");
+  return at == std::string::npos ? -1.0 : std::stod(exposition.substr(at + series.size() + 2));
+}
+
+// Polls /metrics until `series` reads `want` (the server learns of a client's cancel a moment after the
+// client does, so a freed slot shows there first). Returns whether it did within `timeout_ms`.
+inline bool WaitForMetric(int port, const std::string& series, double want, int timeout_ms = 10000) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (MetricValue(HttpGet(port, "/metrics"), series) == want) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
 inline int FreePort() {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
