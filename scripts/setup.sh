@@ -26,6 +26,7 @@ APT_PACKAGES=(
   libcurl4-openssl-dev  # Hugging Face Hub downloads (core/hub)
   espeak-ng sox ffmpeg python3-venv
   nginx-light  # the service's scale-out test (grpc_pass in front of two replicas)
+  libopus-dev libogg-dev  # streaming Ogg/Opus of the WebSocket endpoints (service/http/ogg_opus_stream)
 )
 
 log() { printf '[setup] %s\n' "$*" >&2; }
