@@ -153,7 +153,8 @@ int RunBenchChat(const BenchChatFlags& f) {
         std::map<std::string, at::Tensor> tensors;
         for (const TensorSpec& spec : ExpectedLmTensors(config.lm)) {
           at::Tensor t = RandomTensorFor(spec, 0);
-          tensors[spec.name] = t.is_floating_point() ? t.to(dtype) : t;
+          // int8: bf16 random weights, quantised tensor by tensor at load.
+          tensors[spec.name] = t.is_floating_point() ? t.to(dtype == at::kChar ? at::kBFloat16 : dtype) : t;
         }
         lm_or = LmModel::FromTensors(config.lm, tensors, load);
       }
@@ -167,6 +168,7 @@ int RunBenchChat(const BenchChatFlags& f) {
         "frame "
         "per conversation (Mimi encode + LM with depformer sampling + Mimi decode)\n",
         source.c_str(), device.str().c_str(), f.dtype.c_str(), f.threads, f.steps, f.warmup);
+    PrintQuantization(**lm_or);
     std::printf("%6s  %10s  %10s  %9s  %9s  %9s  %8s  %12s\n", "batch", "step ms", "max ms", "encode", "lm",
                 "decode", "RTF", "x realtime");
     std::fflush(stdout);
@@ -228,7 +230,7 @@ void RegisterBenchChat(CLI::App& bench, int& exit_code) {
   cmd->add_option("--warmup", f->warmup, "untimed steps first (default 10)");
   cmd->add_option("--threads", f->threads, "CPU threads (default 2)");
   cmd->add_option("--device", f->device, "cpu (default) or cuda[:N]");
-  cmd->add_option("--dtype", f->dtype, "LM dtype: f32 (default), bf16, f16");
+  cmd->add_option("--dtype", f->dtype, "LM dtype: f32 (default), bf16, f16, int8 (CPU)");
   cmd->add_flag("--reference", f->reference,
                 "then run the reference's loop (bench/bench_chat_reference.py) with the same settings");
   cmd->add_option("--python", f->python,

@@ -115,6 +115,7 @@ int RunBenchLm(const BenchLmFlags& f) {
 
   std::printf("monologue bench lm: %s, device %s, %s, %d threads, greedy, %d steps (+%d warm-up)\n",
               source.c_str(), device.str().c_str(), f.dtype.c_str(), f.threads, f.steps, f.warmup);
+  PrintQuantization(*model);
   std::printf("%6s  %14s  %14s  %16s\n", "batch", "step ms", "temporal ms", "depformer ms");
   c10::InferenceMode guard;
   for (int64_t b : batches) {
@@ -141,7 +142,7 @@ int RunBenchLm(const BenchLmFlags& f) {
     // Temporal transformer alone (a state of its own, fed random tokens).
     LmTemporalState state = model->NewTemporalState(b);
     if (conds->cross.defined()) model->SetCrossSource(state, conds->cross);
-    at::Tensor sum = conds->sum.defined() ? conds->sum.to(device, dtype) : at::Tensor();
+    at::Tensor sum = conds->sum.defined() ? conds->sum.to(device, model->dtype()) : at::Tensor();
     at::Tensor tokens = at::randint(lc.card, {f.warmup + f.steps, b, lc.num_streams()}, at::kLong).to(device);
     LmModel::TextStep ts;
     for (int i = 0; i < f.warmup; ++i) ts = model->ForwardText(state, tokens[i], sum);
@@ -193,7 +194,7 @@ void RegisterBenchLm(CLI::App& bench, int& exit_code) {
   cmd->add_option("--steps", flags->steps, "timed steps per measurement")->capture_default_str();
   cmd->add_option("--warmup", flags->warmup, "untimed steps first")->capture_default_str();
   cmd->add_option("--device", flags->device, "cpu or cuda[:N]")->capture_default_str();
-  cmd->add_option("--dtype", flags->dtype, "f32, bf16 or f16")->capture_default_str();
+  cmd->add_option("--dtype", flags->dtype, "f32, bf16, f16 or int8 (CPU)")->capture_default_str();
   cmd->callback([flags, &exit_code]() { exit_code = RunBenchLm(*flags); });
 }
 

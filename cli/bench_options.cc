@@ -2,6 +2,7 @@
 
 #include <ATen/Context.h>
 
+#include <cstdio>
 #include <exception>
 
 #include "absl/status/status.h"
@@ -28,7 +29,34 @@ absl::StatusOr<c10::ScalarType> ParseDtypeFlag(const std::string& flag) {
   if (flag == "f32") return c10::kFloat;
   if (flag == "bf16") return c10::kBFloat16;
   if (flag == "f16") return c10::kHalf;
-  return absl::InvalidArgumentError("--dtype must be f32, bf16 or f16");
+  if (flag == "int8") return c10::kChar;  // int8 LM weights, f32 activations (LmLoadOptions::dtype)
+  return absl::InvalidArgumentError("--dtype must be f32, bf16, f16 or int8");
+}
+
+absl::StatusOr<std::vector<std::string>> ParseDtypeList(const std::string& flag) {
+  std::vector<std::string> out;
+  for (absl::string_view part : absl::StrSplit(flag, ',')) {
+    const std::string name(part);
+    if (auto d = ParseDtypeFlag(name); !d.ok()) return d.status();
+    out.push_back(name);
+  }
+  return out;
+}
+
+std::string ReferenceDtype(const std::vector<std::string>& dtypes) {
+  for (const std::string& d : dtypes) {
+    if (d != "int8") return d;
+  }
+  return "f32";
+}
+
+void PrintQuantization(const LmModel& lm) {
+  const LmQuantizationStats& q = lm.quantization();
+  if (q.linears == 0) return;
+  std::printf("int8 weights: %lld linear weights (%.0fM parameters) quantised at load in %.2f s, %.2f GB in f32 "
+              "-> %.2f GB in int8 (kernel: %s)\n",
+              static_cast<long long>(q.linears), q.parameters / 1e6, q.seconds, q.float_bytes / 1e9,
+              q.int8_bytes / 1e9, lm::int8::PathName(lm::int8::BestPath()));
 }
 
 absl::StatusOr<c10::Device> ParseDeviceFlag(const std::string& flag) {

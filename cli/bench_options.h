@@ -11,13 +11,21 @@
 
 #include "absl/status/statusor.h"
 #include "core/config/model_config.h"
+#include "core/lm/lm_model.h"
 
 namespace monologue::cli {
 
 // "1,8" -> {1, 8}; every size >= 1.
 absl::StatusOr<std::vector<int64_t>> ParseBatchList(const std::string& flag);
-// "f32" | "bf16" | "f16".
+// "f32" | "bf16" | "f16" | "int8" (c10::kChar: int8 LM weights on CPU, see LmLoadOptions::dtype).
 absl::StatusOr<c10::ScalarType> ParseDtypeFlag(const std::string& flag);
+// "int8,f32" -> {"int8", "f32"}: dtypes timed one after the other in one run (each checked by ParseDtypeFlag).
+absl::StatusOr<std::vector<std::string>> ParseDtypeList(const std::string& flag);
+// The dtype the reference's side-by-side run uses: the first of the list it has (it has no int8: f32 then).
+std::string ReferenceDtype(const std::vector<std::string>& dtypes);
+// One line on the int8 quantisation at load time (what, how long, memory before/after); nothing for a
+// float model.
+void PrintQuantization(const LmModel& lm);
 // "cpu" | "cuda" | "cuda:N", and CUDA only when a device is present.
 absl::StatusOr<c10::Device> ParseDeviceFlag(const std::string& flag);
 

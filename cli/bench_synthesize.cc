@@ -156,17 +156,21 @@ absl::StatusOr<std::pair<double, int64_t>> TimeToFirstAudio(const Bench& b, bool
   return std::make_pair(times[times.size() / 2], steps);
 }
 
-int RunBenchSynthesize(const BenchSynthesizeFlags& f) {
+// What the reference's side-by-side run needs from the timed model.
+struct ReferenceInputs {
+  ModelConfig config;
+  std::string tokenizer_path;
+  int64_t n_q = 0;
+};
+
+// Loads the model in one dtype and times every batch size and the time to first audio.
+int RunOneDtype(const BenchSynthesizeFlags& f, const std::string& dtype_name, ReferenceInputs& ref) {
   auto parsed_batches = ParseBatchList(f.batches);
   if (!parsed_batches.ok()) return Fail(std::string(parsed_batches.status().message()));
-  if (f.steps < 1 || f.warmup < 0 || f.threads < 1 || f.ttfa_runs < 1) {
-    return Fail("--steps, --threads and --ttfa-runs must be >= 1");
-  }
-  auto dtype = ParseDtypeFlag(f.dtype);
+  auto dtype = ParseDtypeFlag(dtype_name);
   if (!dtype.ok()) return Fail(std::string(dtype.status().message()));
   auto device = ParseDeviceFlag(f.device);
   if (!device.ok()) return Fail(std::string(device.status().message()));
-  at::set_num_threads(f.threads);
   const bool explicit_model = !f.model_dir.empty() || !f.config_file.empty();
   auto bench_model = ResolveBenchModel(f.model_dir, f.config_file, explicit_model ? "" : f.preset);
   if (!bench_model.ok()) return Fail(std::string(bench_model.status().message()));
@@ -223,7 +227,9 @@ int RunBenchSynthesize(const BenchSynthesizeFlags& f) {
   std::printf(
       "monologue bench synthesize: %s, device %s, %s, %d threads, %d codebooks, %d steps (+%d warm-up) per "
       "batch; one step = one 80 ms frame per stream (LM + depformer + state machine + Mimi decode)\n",
-      bench_model->source.c_str(), device->str().c_str(), f.dtype.c_str(), f.threads, b.n_q, f.steps, f.warmup);
+      bench_model->source.c_str(), device->str().c_str(), dtype_name.c_str(), f.threads, b.n_q, f.steps,
+      f.warmup);
+  PrintQuantization(*b.lm);
   std::printf("%6s  %10s  %10s  %8s  %26s\n", "batch", "step ms", "max ms", "RTF", "x realtime (all streams)");
   std::fflush(stdout);
   for (int64_t batch : *parsed_batches) {
@@ -241,6 +247,25 @@ int RunBenchSynthesize(const BenchSynthesizeFlags& f) {
                 skip ? "depformer skipped inside the audio delay" : "depformer run at every step");
     std::fflush(stdout);
   }
+  ref.config = b.config;
+  ref.tokenizer_path = tokenizer_path;
+  ref.n_q = b.n_q;
+  return 0;
+}
+
+int RunBenchSynthesize(const BenchSynthesizeFlags& f) {
+  if (auto batches = ParseBatchList(f.batches); !batches.ok()) return Fail(std::string(batches.status().message()));
+  if (f.steps < 1 || f.warmup < 0 || f.threads < 1 || f.ttfa_runs < 1) {
+    return Fail("--steps, --threads and --ttfa-runs must be >= 1");
+  }
+  auto dtypes = ParseDtypeList(f.dtype);
+  if (!dtypes.ok()) return Fail(std::string(dtypes.status().message()));
+  at::set_num_threads(f.threads);
+  ReferenceInputs ref;
+  for (size_t i = 0; i < dtypes->size(); ++i) {
+    if (i > 0) std::printf("\n");
+    if (int rc = RunOneDtype(f, (*dtypes)[i], ref); rc != 0) return rc;
+  }
 
   if (f.reference) {
     const std::string python = !f.python.empty() ? f.python
@@ -252,15 +277,15 @@ int RunBenchSynthesize(const BenchSynthesizeFlags& f) {
     const std::string mimi_path = (tmp / "monologue_bench_synthesize_mimi.json").string();
     {
       std::ofstream out(config_path);
-      out << ModelConfigToJson(b.config).dump(1) << "\n";
+      out << ModelConfigToJson(ref.config).dump(1) << "\n";
       std::ofstream mimi_out(mimi_path);
-      mimi_out << MimiConfigToJson(b.config.mimi).dump(1) << "\n";
+      mimi_out << MimiConfigToJson(ref.config.mimi).dump(1) << "\n";
     }
     const std::string command = absl::StrCat(
         "NO_TORCH_COMPILE=1 NO_CUDA_GRAPH=1 '", python, "' '", f.reference_script, "' --config '", config_path,
         "' --mimi-config '", mimi_path, "' --batch ", f.batches, " --steps ", f.steps, " --warmup ", f.warmup,
-        " --threads ", f.threads, " --dtype ", f.dtype, " --device ", f.device, " --n-q ", b.n_q,
-        " --tokenizer '", tokenizer_path, "'");
+        " --threads ", f.threads, " --dtype ", ReferenceDtype(*dtypes), " --device ", f.device, " --n-q ",
+        ref.n_q, " --tokenizer '", ref.tokenizer_path, "'");
     std::printf("\n$ %s\n", command.c_str());
     std::fflush(stdout);
     const int status = std::system(command.c_str());
@@ -293,7 +318,9 @@ void RegisterBenchSynthesize(CLI::App& bench, int& exit_code) {
   cmd->add_option("--n-q", f->n_q, "audio codebooks generated (default: all of the model's)");
   cmd->add_option("--ttfa-runs", f->ttfa_runs, "time-to-first-audio runs (median; default 3)");
   cmd->add_option("--device", f->device, "cpu (default) or cuda[:N]");
-  cmd->add_option("--dtype", f->dtype, "LM dtype: f32 (default), bf16, f16");
+  cmd->add_option("--dtype", f->dtype,
+                  "LM dtype: f32 (default), bf16, f16, int8 (CPU); a comma-separated list times each in turn "
+                  "(e.g. int8,f32)");
   cmd->add_option("--tokenizer", f->tokenizer,
                   "sentencepiece model for random-weight models (default: the tiny test tokenizer)");
   cmd->add_flag("--reference", f->reference,

@@ -107,15 +107,13 @@ absl::StatusOr<Timing> TimeBatch(const ModelConfig& config, const std::shared_pt
   return t;
 }
 
-int RunBenchTranscribe(const BenchTranscribeFlags& f) {
-  auto parsed_batches = ParseBatchList(f.batches);
-  if (!parsed_batches.ok()) return Fail(std::string(parsed_batches.status().message()));
-  const std::vector<int> batches(parsed_batches->begin(), parsed_batches->end());
-  if (f.steps < 1 || f.warmup < 0 || f.threads < 1) return Fail("--steps and --threads must be >= 1");
-  auto parsed_dtype = ParseDtypeFlag(f.dtype);
+// Loads the model in one dtype and times every batch size (and the capacity search).
+int RunOneDtype(const BenchTranscribeFlags& f, const std::string& dtype_name) {
+  const std::vector<int64_t> parsed_batches = *ParseBatchList(f.batches);
+  const std::vector<int> batches(parsed_batches.begin(), parsed_batches.end());
+  auto parsed_dtype = ParseDtypeFlag(dtype_name);
   if (!parsed_dtype.ok()) return Fail(std::string(parsed_dtype.status().message()));
   const at::ScalarType dtype = *parsed_dtype;
-  at::set_num_threads(f.threads);
   auto parsed_device = ParseDeviceFlag(f.device);
   if (!parsed_device.ok()) return Fail(std::string(parsed_device.status().message()));
   const c10::Device device = *parsed_device;
@@ -156,7 +154,8 @@ int RunBenchTranscribe(const BenchTranscribeFlags& f) {
       "monologue bench transcribe: %s, device %s, %s, %d threads, %d steps (+%d warm-up); one step = one 80 "
       "ms "
       "frame per stream (Mimi encode + LM + extra heads)\n",
-      source.c_str(), device.str().c_str(), f.dtype.c_str(), f.threads, f.steps, f.warmup);
+      source.c_str(), device.str().c_str(), dtype_name.c_str(), f.threads, f.steps, f.warmup);
+  PrintQuantization(**lm_or);
   std::printf("%6s  %10s  %10s  %8s  %26s\n", "batch", "step ms", "max ms", "RTF",
               "x realtime (all streams)");
   std::fflush(stdout);
@@ -194,8 +193,26 @@ int RunBenchTranscribe(const BenchTranscribeFlags& f) {
     }
     std::printf("real-time capacity: %d streams (every 80 ms step of the whole batch within 80 ms)\n", lo);
   }
+  return 0;
+}
+
+int RunBenchTranscribe(const BenchTranscribeFlags& f) {
+  auto parsed_batches = ParseBatchList(f.batches);
+  if (!parsed_batches.ok()) return Fail(std::string(parsed_batches.status().message()));
+  if (f.steps < 1 || f.warmup < 0 || f.threads < 1) return Fail("--steps and --threads must be >= 1");
+  auto dtypes = ParseDtypeList(f.dtype);
+  if (!dtypes.ok()) return Fail(std::string(dtypes.status().message()));
+  at::set_num_threads(f.threads);
+  for (size_t i = 0; i < dtypes->size(); ++i) {
+    if (i > 0) std::printf("\n");
+    if (int rc = RunOneDtype(f, (*dtypes)[i]); rc != 0) return rc;
+  }
 
   if (f.reference) {
+    const bool explicit_model = !f.model_dir.empty() || !f.config_file.empty();
+    auto bench_model = ResolveBenchModel(f.model_dir, f.config_file, explicit_model ? "" : f.preset);
+    if (!bench_model.ok()) return Fail(std::string(bench_model.status().message()));
+    const ModelConfig& config = bench_model->config;
     const std::string python = !f.python.empty() ? f.python
                                : std::getenv("MONOLOGUE_PYTHON") != nullptr
                                    ? std::getenv("MONOLOGUE_PYTHON")
@@ -214,7 +231,7 @@ int RunBenchTranscribe(const BenchTranscribeFlags& f) {
         absl::StrCat("NO_TORCH_COMPILE=1 NO_CUDA_GRAPH=1 '", python, "' '", f.reference_script,
                      "' --config '", config_path.string(), "' --mimi-config '", mimi_config_path.string(),
                      "' --batch ", f.batches, " --steps ", f.steps, " --warmup ", f.warmup, " --threads ",
-                     f.threads, " --dtype ", f.dtype, " --device ", f.device);
+                     f.threads, " --dtype ", ReferenceDtype(*dtypes), " --device ", f.device);
     std::printf("\n$ %s\n", command.c_str());
     std::fflush(stdout);
     const int status = std::system(command.c_str());
@@ -246,7 +263,9 @@ void RegisterBenchTranscribe(CLI::App& bench, int& exit_code) {
   cmd->add_option("--warmup", f->warmup, "untimed steps first (default 3)");
   cmd->add_option("--threads", f->threads, "CPU threads (default 2)");
   cmd->add_option("--device", f->device, "cpu (default) or cuda[:N]");
-  cmd->add_option("--dtype", f->dtype, "LM dtype: f32 (default), bf16, f16");
+  cmd->add_option("--dtype", f->dtype,
+                  "LM dtype: f32 (default), bf16, f16, int8 (CPU); a comma-separated list times each in turn "
+                  "(e.g. int8,f32)");
   cmd->add_flag("--reference", f->reference,
                 "then run the reference's loop (bench/bench_transcribe_reference.py) with the same settings");
   cmd->add_option("--python", f->python,

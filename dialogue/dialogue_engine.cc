@@ -363,7 +363,8 @@ absl::StatusOr<std::unique_ptr<DialogueEngine>> DialogueEngineBuilder::Create(
   shared->tokenizer = std::move(tokenizer);
   shared->lm = std::move(lm);
   shared->mimi = std::make_unique<MimiModel>(mimi);
-  return Finish(std::move(shared), config, options, "(in memory)", DtypeName(shared->lm->dtype()));
+  const at::ScalarType dtype = shared->lm->int8_weights() ? at::kChar : shared->lm->dtype();  // kChar: "int8"
+  return Finish(std::move(shared), config, options, "(in memory)", DtypeName(dtype));
 }
 
 absl::StatusOr<std::unique_ptr<DialogueSession>> DialogueEngine::OpenSession(std::optional<uint64_t> seed) {

@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <chrono>
 #include <cmath>
 #include <set>
 #include <utility>
@@ -41,6 +42,9 @@ class LmModelLoader {
   LmModelLoader(const std::vector<std::shared_ptr<const SafeTensorsFile>>& files,
                 const LmLoadOptions& options, const std::map<std::string, at::Tensor>* memory = nullptr)
       : options_(options), memory_(memory) {
+    // int8: the quantised Linears come from f32 weights, and everything else stays f32.
+    int8_ = options_.dtype == at::kChar;
+    if (int8_) options_.dtype = at::kFloat;
     // Every attention key layout the reference loader maps is read under the released names.
     for (const auto& f : files) files_.push_back(std::make_shared<const CheckpointView>(f));
   }
@@ -135,6 +139,27 @@ class LmModelLoader {
     });
   }
 
+  // A Linear weight of the transformers or the output heads: LoRA-fused like GetLinear, then quantised to
+  // int8 when the model is loaded with int8 weights.
+  absl::StatusOr<lm::LinearWeight> GetLinearWeight(const std::string& key, const std::string& module,
+                                                   std::vector<int64_t> shape, int64_t mult = 1) {
+    ASSIGN_OR_RETURN(at::Tensor w, GetLinear(key, module, shape, mult));
+    lm::LinearWeight out;
+    if (!int8_) {
+      out.weight = w;
+      return out;
+    }
+    const auto start = std::chrono::steady_clock::now();
+    ASSIGN_OR_RETURN(out, GuardTorch(absl::StrCat("quantising '", key, "' to int8"),
+                                     [&] { return lm::QuantizeInt8(w); }));
+    stats_.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    stats_.linears += 1;
+    stats_.parameters += w.numel();
+    stats_.float_bytes += w.numel() * 4;
+    stats_.int8_bytes += out.nbytes();
+    return out;
+  }
+
   absl::Status CheckAllUsed() const {
     std::vector<std::string> unused;
     if (memory_ != nullptr) {
@@ -221,15 +246,15 @@ class LmModelLoader {
       lm::TransformerLayer layer;
       ASSIGN_OR_RETURN(layer.norm1, GetNorm(p + ".norm1", norm, dim));
       ASSIGN_OR_RETURN(layer.norm2, GetNorm(p + ".norm2", norm, dim));
-      ASSIGN_OR_RETURN(at::Tensor in_proj,
-                       GetLinear(p + ".self_attn.in_proj_weight", p + ".self_attn.in_proj",
+      ASSIGN_OR_RETURN(lm::LinearWeight in_proj,
+                       GetLinearWeight(p + ".self_attn.in_proj_weight", p + ".self_attn.in_proj",
                                  {weight_sets * 3 * dim, dim}, weight_sets));
-      ASSIGN_OR_RETURN(at::Tensor out_proj,
-                       GetLinear(p + ".self_attn.out_proj.weight", p + ".self_attn.out_proj",
+      ASSIGN_OR_RETURN(lm::LinearWeight out_proj,
+                       GetLinearWeight(p + ".self_attn.out_proj.weight", p + ".self_attn.out_proj",
                                  {weight_sets * dim, dim}, weight_sets));
       for (int64_t w = 0; w < weight_sets; ++w) {
-        layer.in_proj.push_back(in_proj.narrow(0, w * 3 * dim, 3 * dim));
-        layer.out_proj.push_back(out_proj.narrow(0, w * dim, dim));
+        layer.in_proj.push_back(in_proj.Rows(w * 3 * dim, 3 * dim));
+        layer.out_proj.push_back(out_proj.Rows(w * dim, dim));
       }
       for (int64_t w = 0; w < weight_sets; ++w) {
         FeedForward ffn;
@@ -237,11 +262,11 @@ class LmModelLoader {
         ffn.activation = activation;
         if (gated) {
           const std::string g = weight_sets > 1 ? absl::StrCat(p, ".gating.", w) : p + ".gating";
-          ASSIGN_OR_RETURN(ffn.w_in, GetLinear(g + ".linear_in.weight", g + ".linear_in", {2 * hidden, dim}));
-          ASSIGN_OR_RETURN(ffn.w_out, GetLinear(g + ".linear_out.weight", g + ".linear_out", {dim, hidden}));
+          ASSIGN_OR_RETURN(ffn.w_in, GetLinearWeight(g + ".linear_in.weight", g + ".linear_in", {2 * hidden, dim}));
+          ASSIGN_OR_RETURN(ffn.w_out, GetLinearWeight(g + ".linear_out.weight", g + ".linear_out", {dim, hidden}));
         } else {
-          ASSIGN_OR_RETURN(ffn.w_in, GetLinear(p + ".linear1.weight", p + ".linear1", {hidden, dim}));
-          ASSIGN_OR_RETURN(ffn.w_out, GetLinear(p + ".linear2.weight", p + ".linear2", {dim, hidden}));
+          ASSIGN_OR_RETURN(ffn.w_in, GetLinearWeight(p + ".linear1.weight", p + ".linear1", {hidden, dim}));
+          ASSIGN_OR_RETURN(ffn.w_out, GetLinearWeight(p + ".linear2.weight", p + ".linear2", {dim, hidden}));
         }
         layer.ffn.push_back(std::move(ffn));
       }
@@ -252,11 +277,11 @@ class LmModelLoader {
       if (cross) {
         layer.cross = true;
         ASSIGN_OR_RETURN(layer.norm_cross, GetLayerNorm(p + ".norm_cross", dim));
-        ASSIGN_OR_RETURN(at::Tensor cin, GetLinear(p + ".cross_attention.in_proj_weight",
-                                                   p + ".cross_attention.in_proj", {3 * dim, dim}));
-        layer.cross_q = cin.narrow(0, 0, dim);
-        layer.cross_kv = cin.narrow(0, dim, 2 * dim);
-        ASSIGN_OR_RETURN(layer.cross_out, GetLinear(p + ".cross_attention.out_proj.weight",
+        ASSIGN_OR_RETURN(lm::LinearWeight cin, GetLinearWeight(p + ".cross_attention.in_proj_weight",
+                                                               p + ".cross_attention.in_proj", {3 * dim, dim}));
+        layer.cross_q = cin.Rows(0, dim);
+        layer.cross_kv = cin.Rows(dim, 2 * dim);
+        ASSIGN_OR_RETURN(layer.cross_out, GetLinearWeight(p + ".cross_attention.out_proj.weight",
                                                     p + ".cross_attention.out_proj", {dim, dim}));
         if (has_layer_scale) {
           ASSIGN_OR_RETURN(layer.layer_scale_cross, Get(p + ".layer_scale_cross.scale", {dim}));
@@ -274,6 +299,8 @@ class LmModelLoader {
   std::shared_ptr<const CheckpointView> lora_;
   std::set<std::string> used_;
   std::set<std::string> lora_used_;
+  bool int8_ = false;
+  LmQuantizationStats stats_;
 
   friend class LmModel;
 
@@ -292,7 +319,11 @@ class LmModelLoader {
           "KV cache capacity for it)");
     }
     if (options_.dtype != at::kFloat && options_.dtype != at::kBFloat16 && options_.dtype != at::kHalf) {
-      return absl::InvalidArgumentError("LM load: dtype must be float32, bfloat16 or float16");
+      return absl::InvalidArgumentError("LM load: dtype must be float32, bfloat16, float16 or int8");
+    }
+    if (int8_ && !options_.device.is_cpu()) {
+      return absl::InvalidArgumentError(absl::StrCat("LM load: int8 weights run on the CPU only (device ",
+                                                     options_.device.str(), "); use bf16 or f16 on CUDA"));
     }
     RETURN_IF_ERROR(OpenLora());
     auto model = std::shared_ptr<LmModel>(new LmModel());
@@ -345,7 +376,7 @@ class LmModelLoader {
                               c.layer_scale.has_value(), c.cross_attention, m.transformer_.layers));
     ASSIGN_OR_RETURN(m.out_norm_, GetNorm("out_norm", c.norm, d));
     ASSIGN_OR_RETURN(m.text_linear_,
-                     GetLinear("text_linear.weight", "text_linear", {c.text_card_output(), d}));
+                     GetLinearWeight("text_linear.weight", "text_linear", {c.text_card_output(), d}));
     if (c.bias_proj) {
       ASSIGN_OR_RETURN(m.text_linear_bias_, Get("text_linear.bias", {c.text_card_output()}));
     }
@@ -358,7 +389,7 @@ class LmModelLoader {
     // Depformer.
     const int64_t dd = c.depformer_dim;
     for (int64_t i = 0; i < c.depformer_num_in(); ++i) {
-      ASSIGN_OR_RETURN(at::Tensor w, GetLinear(absl::StrCat("depformer_in.", i, ".weight"),
+      ASSIGN_OR_RETURN(lm::LinearWeight w, GetLinearWeight(absl::StrCat("depformer_in.", i, ".weight"),
                                                absl::StrCat("depformer_in.", i), {dd, d}));
       m.depformer_in_.push_back(w);
     }
@@ -395,7 +426,7 @@ class LmModelLoader {
           c.depformer_gating == "none" ? c.depformer_dim_feedforward_value() : c.depformer_ffn_hidden(),
           c.depformer_layer_scale.has_value(), false, m.depformer_.layers));
       for (int64_t k = 0; k < c.dep_q; ++k) {
-        ASSIGN_OR_RETURN(at::Tensor w, GetLinear(absl::StrCat("linears.", k, ".weight"),
+        ASSIGN_OR_RETURN(lm::LinearWeight w, GetLinearWeight(absl::StrCat("linears.", k, ".weight"),
                                                  absl::StrCat("linears.", k), {c.card, dd}));
         m.linears_.push_back(w);
         at::Tensor b;
@@ -423,6 +454,7 @@ class LmModelLoader {
       m.conditioners_[name] = std::move(cond);
     }
     RETURN_IF_ERROR(CheckAllUsed());
+    m.quantization_ = stats_;
 
     RETURN_IF_ERROR(GuardTorch("LM load", [&] {
       auto freqs = [&](const lm::Transformer& t) {
@@ -498,7 +530,7 @@ LmModel::TextStep LmModel::ForwardText(LmTemporalState& state, const at::Tensor&
   at::Tensor z = transformer_.Step(state.kv, ctx, x);
   state.positions.copy_(at::where(state.exec_mask, state.positions + 1, state.positions));
   z = out_norm_.Forward(z);
-  at::Tensor logits = at::linear(z, text_linear_, text_linear_bias_);
+  at::Tensor logits = text_linear_.Forward(z, text_linear_bias_);
   return {z, logits.unsqueeze(1)};
 }
 
@@ -524,7 +556,7 @@ int64_t DepformerInIndex(const LmConfig& c, int64_t k) {
 }  // namespace
 
 at::Tensor LmModel::DepformerInput(const at::Tensor& transformer_out, int64_t k) const {
-  return at::linear(transformer_out, depformer_in_[DepformerInIndex(config_, k)]);
+  return depformer_in_[DepformerInIndex(config_, k)].Forward(transformer_out);
 }
 
 std::vector<at::Tensor> LmModel::DepformerInputs(const at::Tensor& transformer_out) const {
@@ -532,7 +564,7 @@ std::vector<at::Tensor> LmModel::DepformerInputs(const at::Tensor& transformer_o
   std::vector<at::Tensor> out;
   for (int64_t k = 0; k < config_.dep_q; ++k) {
     const int64_t i = DepformerInIndex(config_, k);
-    if (!by_index[i].defined()) by_index[i] = at::linear(transformer_out, depformer_in_[i]);
+    if (!by_index[i].defined()) by_index[i] = depformer_in_[i].Forward(transformer_out);
     out.push_back(by_index[i]);
   }
   return out;
@@ -545,7 +577,7 @@ at::Tensor LmModel::DepformerStep(LmDepformerState& state, int64_t k, const at::
   at::Tensor x = input + emb.Forward(prev.view({batch, 1}));
   at::Tensor h = depformer_.Step(state.kv, state.contexts[k], x);
   if (!depformer_norms_.empty()) h = depformer_norms_[k].Forward(h);
-  return at::linear(h, linears_[k], linears_bias_[k]).view({batch, config_.card});
+  return linears_[k].Forward(h, linears_bias_[k]).view({batch, config_.card});
 }
 
 at::Tensor LmModel::DepformerTeacherForced(LmDepformerState& state, const at::Tensor& transformer_out,

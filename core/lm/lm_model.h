@@ -29,7 +29,10 @@
 namespace monologue {
 
 struct LmLoadOptions {
-  at::ScalarType dtype = at::kFloat;  // model dtype: kFloat, kBFloat16 or kHalf
+  // Model dtype: kFloat, kBFloat16 or kHalf; or kChar (`--dtype int8`, CPU only): the Linear layers of
+  // the temporal transformer, the depformer and the output heads quantised to int8 at load time (weight-only,
+  // per output row), everything else (embeddings, norms, activations) in f32.
+  at::ScalarType dtype = at::kFloat;
   at::Device device = at::kCPU;
   // Optional LoRA weights fused at load time (reference get_lora_moshi + replace_lora_with_linear).
   std::string lora_path;
@@ -67,6 +70,15 @@ struct LmDepformerState {
   std::vector<lm::StepContext> contexts;  // per codebook k
 };
 
+// What int8 quantisation at load time did (all zero for a float model).
+struct LmQuantizationStats {
+  int64_t linears = 0;      // weight tensors quantised
+  int64_t parameters = 0;   // their elements
+  int64_t float_bytes = 0;  // what they take in f32
+  int64_t int8_bytes = 0;   // what they take in int8 (with the scales)
+  double seconds = 0;       // time spent quantising
+};
+
 class LmModel {
  public:
   // `files`: the model file first (tensors are looked up in order). Config errors are INVALID_ARGUMENT.
@@ -82,7 +94,10 @@ class LmModel {
       const LmLoadOptions& options = {});
 
   const LmConfig& config() const { return config_; }
+  // The activation / float weight dtype (f32 for an int8 model).
   at::ScalarType dtype() const { return dtype_; }
+  bool int8_weights() const { return quantization_.linears > 0; }
+  const LmQuantizationStats& quantization() const { return quantization_; }
   at::Device device() const { return device_; }
   int64_t num_streams() const { return config_.num_streams(); }
   int64_t dep_q() const { return config_.dep_q; }
@@ -170,15 +185,18 @@ class LmModel {
   at::Tensor audio_row_base_;       // int64 [1, n_q]: first row of each codebook in audio_table_
   lm::Transformer transformer_;
   lm::Norm out_norm_;
-  at::Tensor text_linear_, text_linear_bias_;
+  lm::LinearWeight text_linear_;
+  at::Tensor text_linear_bias_;
   std::vector<at::Tensor> extra_heads_;
   // Depformer.
-  std::vector<at::Tensor> depformer_in_;
+  std::vector<lm::LinearWeight> depformer_in_;
   lm::Embedding depformer_text_emb_;
   std::vector<lm::Embedding> depformer_emb_;
   std::vector<lm::Norm> depformer_norms_;  // empty: identity
   lm::Transformer depformer_;
-  std::vector<at::Tensor> linears_, linears_bias_;
+  std::vector<lm::LinearWeight> linears_;
+  std::vector<at::Tensor> linears_bias_;
+  LmQuantizationStats quantization_;
   std::map<std::string, Conditioner> conditioners_;
 };
 

@@ -91,15 +91,15 @@ at::Tensor Linear(const at::Tensor& x, const at::Tensor& weight, const at::Tenso
 }
 
 at::Tensor FeedForward::Forward(const at::Tensor& x) const {
-  if (!gated) return at::linear(at::gelu(at::linear(x, w_in)), w_out);
-  at::Tensor u = at::linear(x, w_in);
+  if (!gated) return w_out.Forward(at::gelu(w_in.Forward(x)));
+  at::Tensor u = w_in.Forward(x);
   auto sizes = u.sizes().vec();
   const int64_t hidden = sizes.back() / 2;
   sizes.back() = 2;
   sizes.push_back(hidden);
   u = u.view(sizes);
   at::Tensor h = Activate(activation, u.select(-2, 0)) * u.select(-2, 1);
-  return at::linear(h, w_out);
+  return w_out.Forward(h);
 }
 
 at::Tensor Embedding::Forward(const at::Tensor& tokens) const {

@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include "core/lm/lm_linear.h"
 
 namespace monologue::lm {
 
@@ -34,8 +35,8 @@ at::Tensor Activate(Activation activation, const at::Tensor& x);
 struct FeedForward {
   bool gated = true;
   Activation activation = Activation::kSilu;
-  at::Tensor w_in;
-  at::Tensor w_out;
+  LinearWeight w_in;
+  LinearWeight w_out;
   at::Tensor Forward(const at::Tensor& x) const;
 };
 

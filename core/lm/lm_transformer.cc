@@ -101,7 +101,7 @@ void Transformer::SetCrossSource(KvState& state, const at::Tensor& src, const at
   for (size_t l = 0; l < layers.size(); ++l) {
     const TransformerLayer& layer = layers[l];
     if (!layer.cross) continue;
-    at::Tensor kv = at::linear(src, layer.cross_kv).view({batch, len, 2, heads, dh}).permute({2, 0, 3, 1, 4});
+    at::Tensor kv = layer.cross_kv.Forward(src).view({batch, len, 2, heads, dh}).permute({2, 0, 3, 1, 4});
     at::Tensor k = kv.select(0, 0).contiguous();
     at::Tensor v = kv.select(0, 1).contiguous();
     if (!rows.defined() || !state.cross_keys[l].defined()) {
@@ -126,7 +126,7 @@ at::Tensor Transformer::Step(KvState& state, const StepContext& ctx, at::Tensor 
     const size_t w = layer.in_proj.size() == 1 ? 0 : static_cast<size_t>(ctx.weight_set);
     // Self-attention block.
     at::Tensor h = layer.norm1.Forward(x);
-    at::Tensor qkv = at::linear(h, layer.in_proj[w]).view({batch, 1, 3, heads, dh});
+    at::Tensor qkv = layer.in_proj[w].Forward(h).view({batch, 1, 3, heads, dh});
     at::Tensor q, k;
     if (rope) {
       at::Tensor qk = ApplyRope(qkv.narrow(2, 0, 2), ctx, interleave);
@@ -146,16 +146,16 @@ at::Tensor Transformer::Step(KvState& state, const StepContext& ctx, at::Tensor 
     }
     at::Tensor attn = at::scaled_dot_product_attention(q, state.keys[l], state.values[l], ctx.attn_mask);
     attn = attn.transpose(1, 2).reshape({batch, 1, dim});
-    at::Tensor update = at::linear(attn, layer.out_proj[w]);
+    at::Tensor update = layer.out_proj[w].Forward(attn);
     if (layer.layer_scale_1.defined()) update = layer.layer_scale_1 * update;
     x = x.to(update.scalar_type()) + update;
     // Cross-attention block (no positions, no mask: every source entry is attended to).
     if (layer.cross) {
       at::Tensor hc = layer.norm_cross.Forward(x);
-      at::Tensor qc = at::linear(hc, layer.cross_q).view({batch, 1, heads, dh}).transpose(1, 2);
+      at::Tensor qc = layer.cross_q.Forward(hc).view({batch, 1, heads, dh}).transpose(1, 2);
       at::Tensor ac = at::scaled_dot_product_attention(qc, state.cross_keys[l], state.cross_values[l]);
       ac = ac.transpose(1, 2).reshape({batch, 1, dim});
-      at::Tensor uc = at::linear(ac, layer.cross_out);
+      at::Tensor uc = layer.cross_out.Forward(ac);
       if (layer.layer_scale_cross.defined()) uc = layer.layer_scale_cross * uc;
       x = x + uc;
     }

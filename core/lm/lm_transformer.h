@@ -22,8 +22,8 @@ enum class PositionalEmbedding { kNone, kRope, kRopeConcat, kSin, kSinRope };
 struct TransformerLayer {
   Norm norm1;
   Norm norm2;
-  std::vector<at::Tensor> in_proj;   // per weight set [3D, D] (Q, K, V rows; heads contiguous)
-  std::vector<at::Tensor> out_proj;  // per weight set [D, D]
+  std::vector<LinearWeight> in_proj;   // per weight set [3D, D] (Q, K, V rows; heads contiguous)
+  std::vector<LinearWeight> out_proj;  // per weight set [D, D]
   std::vector<FeedForward> ffn;      // per weight set
   at::Tensor layer_scale_1;          // [D] or undefined
   at::Tensor layer_scale_2;
@@ -31,9 +31,9 @@ struct TransformerLayer {
   bool cross = false;
   Norm norm_cross;
   at::Tensor layer_scale_cross;
-  at::Tensor cross_q;    // [D, D]
-  at::Tensor cross_kv;   // [2D, D]
-  at::Tensor cross_out;  // [D, D]
+  LinearWeight cross_q;    // [D, D]
+  LinearWeight cross_kv;   // [2D, D]
+  LinearWeight cross_out;  // [D, D]
 };
 
 struct TransformerSpec {

@@ -25,7 +25,15 @@ absl::StatusOr<c10::ScalarType> ParseDtype(const std::string& name, const c10::D
   if (name == "f32" || name == "float32") return c10::kFloat;
   if (name == "bf16" || name == "bfloat16") return c10::kBFloat16;
   if (name == "f16" || name == "float16") return c10::kHalf;
-  return absl::InvalidArgumentError(absl::StrCat("unknown dtype '", name, "' (expected f32, bf16 or f16)"));
+  if (name == "int8") {
+    if (!device.is_cpu()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "dtype 'int8' (int8 LM weights) runs on the CPU only for now; on ", device.str(), " use bf16 or f16"));
+    }
+    return c10::kChar;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown dtype '", name, "' (expected f32, bf16, f16 or int8)"));
 }
 
 const char* DtypeName(c10::ScalarType type) {
@@ -36,6 +44,8 @@ const char* DtypeName(c10::ScalarType type) {
       return "bf16";
     case c10::kHalf:
       return "f16";
+    case c10::kChar:
+      return "int8";
     default:
       return "?";
   }

@@ -1,0 +1,136 @@
+#include "core/lm/int8_gemm.h"
+
+#include <algorithm>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define MONOLOGUE_INT8_AVX512 1
+// GCC 12's AVX-512 headers build some results from a deliberately undefined vector (_mm512_undefined_*),
+// which its uninitialised-use analysis reports once the intrinsics are inlined here.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+namespace monologue::lm::int8 {
+namespace {
+
+// Rows [n_begin, n_end), batch rows [b0, b0 + bb): plain loops, f32 accumulation.
+void ScalarRows(const float* x, int64_t ldx, int64_t b0, int64_t bb, int64_t k, const int8_t* w,
+                const float* scale, const float* bias, float* y, int64_t ldy, int64_t n_begin, int64_t n_end) {
+  for (int64_t n = n_begin; n < n_end; ++n) {
+    const int8_t* wr = w + n * k;
+    for (int64_t b = b0; b < b0 + bb; ++b) {
+      const float* xr = x + b * ldx;
+      float acc = 0;
+      for (int64_t i = 0; i < k; ++i) acc += xr[i] * static_cast<float>(wr[i]);
+      y[b * ldy + n] = acc * scale[n] + (bias != nullptr ? bias[n] : 0.f);
+    }
+  }
+}
+
+#ifdef MONOLOGUE_INT8_AVX512
+#define MONOLOGUE_AVX512_TARGET __attribute__((target("avx512f,avx512bw,avx512vl")))
+
+// 16 int8 weights -> 16 f32 lanes (sign extension then conversion, in registers).
+MONOLOGUE_AVX512_TARGET inline __m512 LoadWeights(const int8_t* p) {
+  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+}
+MONOLOGUE_AVX512_TARGET inline __m512 LoadWeightsMasked(const int8_t* p, __mmask16 m) {
+  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, p)));
+}
+
+// A block of RB output rows times BB batch rows: RB * BB vector accumulators over the whole K, so each
+// weight vector is converted once and used BB times, and RB independent weight streams keep the FMA
+// pipes busy while the loads arrive.
+template <int RB, int BB>
+MONOLOGUE_AVX512_TARGET void Avx512Block(const float* x, int64_t ldx, int64_t k, const int8_t* w,
+                                         const float* scale, const float* bias, float* y, int64_t ldy,
+                                         int64_t n) {
+  __m512 acc[RB][BB];
+  for (int r = 0; r < RB; ++r)
+    for (int b = 0; b < BB; ++b) acc[r][b] = _mm512_setzero_ps();
+  const int8_t* wr[RB];
+  for (int r = 0; r < RB; ++r) wr[r] = w + (n + r) * k;
+  int64_t i = 0;
+  for (; i + 16 <= k; i += 16) {
+    __m512 wv[RB];
+    for (int r = 0; r < RB; ++r) wv[r] = LoadWeights(wr[r] + i);
+    for (int b = 0; b < BB; ++b) {
+      const __m512 xv = _mm512_loadu_ps(x + b * ldx + i);
+      for (int r = 0; r < RB; ++r) acc[r][b] = _mm512_fmadd_ps(wv[r], xv, acc[r][b]);
+    }
+  }
+  if (i < k) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (k - i)) - 1);
+    __m512 wv[RB];
+    for (int r = 0; r < RB; ++r) wv[r] = LoadWeightsMasked(wr[r] + i, m);
+    for (int b = 0; b < BB; ++b) {
+      const __m512 xv = _mm512_maskz_loadu_ps(m, x + b * ldx + i);
+      for (int r = 0; r < RB; ++r) acc[r][b] = _mm512_fmadd_ps(wv[r], xv, acc[r][b]);
+    }
+  }
+  for (int r = 0; r < RB; ++r) {
+    const float s = scale[n + r], add = bias != nullptr ? bias[n + r] : 0.f;
+    for (int b = 0; b < BB; ++b) y[b * ldy + n + r] = _mm512_reduce_add_ps(acc[r][b]) * s + add;
+  }
+}
+
+template <int RB, int BB>
+MONOLOGUE_AVX512_TARGET void Avx512Rows(const float* x, int64_t ldx, int64_t k, const int8_t* w,
+                                        const float* scale, const float* bias, float* y, int64_t ldy,
+                                        int64_t n_begin, int64_t n_end) {
+  int64_t n = n_begin;
+  for (; n + RB <= n_end; n += RB) Avx512Block<RB, BB>(x, ldx, k, w, scale, bias, y, ldy, n);
+  for (; n < n_end; ++n) Avx512Block<1, BB>(x, ldx, k, w, scale, bias, y, ldy, n);
+}
+
+// Batch rows in groups of at most 4 (more accumulators would spill); 8 output rows per block when the
+// group is small enough for 8 * BB accumulators to fit in the 32 vector registers.
+void Avx512(const float* x, int64_t ldx, int64_t batch, int64_t k, const int8_t* w, const float* scale,
+            const float* bias, float* y, int64_t ldy, int64_t n_begin, int64_t n_end) {
+  for (int64_t b0 = 0; b0 < batch; b0 += 4) {
+    const float* xb = x + b0 * ldx;
+    float* yb = y + b0 * ldy;
+    switch (std::min<int64_t>(4, batch - b0)) {
+      case 1:
+        Avx512Rows<8, 1>(xb, ldx, k, w, scale, bias, yb, ldy, n_begin, n_end);
+        break;
+      case 2:
+        Avx512Rows<8, 2>(xb, ldx, k, w, scale, bias, yb, ldy, n_begin, n_end);
+        break;
+      case 3:
+        Avx512Rows<4, 3>(xb, ldx, k, w, scale, bias, yb, ldy, n_begin, n_end);
+        break;
+      default:
+        Avx512Rows<4, 4>(xb, ldx, k, w, scale, bias, yb, ldy, n_begin, n_end);
+        break;
+    }
+  }
+}
+#endif  // MONOLOGUE_INT8_AVX512
+
+}  // namespace
+
+KernelPath BestPath() {
+#ifdef MONOLOGUE_INT8_AVX512
+  static const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                             __builtin_cpu_supports("avx512vl");
+  if (avx512) return KernelPath::kAvx512;
+#endif
+  return KernelPath::kScalar;
+}
+
+const char* PathName(KernelPath path) { return path == KernelPath::kAvx512 ? "avx512" : "scalar"; }
+
+void GemmRows(KernelPath path, const float* x, int64_t ldx, int64_t batch, int64_t k, const int8_t* w,
+              const float* scale, const float* bias, float* y, int64_t ldy, int64_t n_begin, int64_t n_end) {
+#ifdef MONOLOGUE_INT8_AVX512
+  if (path == KernelPath::kAvx512 && BestPath() == KernelPath::kAvx512) {
+    Avx512(x, ldx, batch, k, w, scale, bias, y, ldy, n_begin, n_end);
+    return;
+  }
+#endif
+  ScalarRows(x, ldx, 0, batch, k, w, scale, bias, y, ldy, n_begin, n_end);
+}
+
+}  // namespace monologue::lm::int8

@@ -1,0 +1,74 @@
+#include "core/lm/lm_linear.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+namespace monologue::lm {
+namespace {
+// Above this many input rows the int8 kernel (which converts each weight once per 4 rows) loses to
+// dequantising once and running the float GEMM.
+constexpr int64_t kMaxKernelRows = 32;
+// Output rows per parallel task: enough to amortise the task, small enough to balance 2..16 threads.
+constexpr int64_t kRowGrain = 64;
+}  // namespace
+
+int64_t LinearWeight::nbytes() const {
+  if (quantized()) return qweight.numel() * 1 + scale.numel() * 4;
+  return weight.defined() ? weight.numel() * static_cast<int64_t>(weight.element_size()) : 0;
+}
+
+LinearWeight LinearWeight::Rows(int64_t start, int64_t n) const {
+  LinearWeight out;
+  if (weight.defined()) out.weight = weight.narrow(0, start, n);
+  if (qweight.defined()) {
+    out.qweight = qweight.narrow(0, start, n);
+    out.scale = scale.narrow(0, start, n);
+  }
+  return out;
+}
+
+at::Tensor LinearWeight::Forward(const at::Tensor& x, const at::Tensor& bias) const {
+  if (!quantized()) return at::linear(x, weight, bias);
+  return Int8Linear(x, qweight, scale, bias);
+}
+
+LinearWeight QuantizeInt8(const at::Tensor& weight) {
+  at::Tensor w = weight.to(at::kFloat);
+  at::Tensor scale = w.abs().amax({1}) / 127.0;
+  scale = at::where(scale.gt(0), scale, at::ones_like(scale));
+  LinearWeight out;
+  out.qweight = at::round(w / scale.unsqueeze(1)).clamp(-127, 127).to(at::kChar).contiguous();
+  out.scale = scale.contiguous();
+  return out;
+}
+
+at::Tensor Int8Linear(const at::Tensor& x, const at::Tensor& qweight, const at::Tensor& scale,
+                      const at::Tensor& bias, int8::KernelPath path) {
+  TORCH_CHECK(qweight.scalar_type() == at::kChar && qweight.dim() == 2 && qweight.is_contiguous(),
+              "Int8Linear: weight must be contiguous int8 [N, K]");
+  TORCH_CHECK(x.scalar_type() == at::kFloat && x.device().is_cpu(),
+              "Int8Linear: input must be f32 on the CPU (int8 weights run on CPU only)");
+  const int64_t n = qweight.size(0), k = qweight.size(1);
+  TORCH_CHECK(x.size(-1) == k, "Int8Linear: input has ", x.size(-1), " features, the weight ", k);
+  auto out_sizes = x.sizes().vec();
+  out_sizes.back() = n;
+  at::Tensor x2 = x.reshape({-1, k}).contiguous();
+  const int64_t rows = x2.size(0);
+  at::Tensor b = bias.defined() ? bias.to(at::kFloat).contiguous() : bias;
+  if (rows > kMaxKernelRows) {
+    at::Tensor w = qweight.to(at::kFloat) * scale.unsqueeze(1);
+    return at::linear(x2, w, b).view(out_sizes);
+  }
+  at::Tensor y = at::empty({rows, n}, x2.options());
+  const float* xp = x2.data_ptr<float>();
+  const int8_t* wp = qweight.data_ptr<int8_t>();
+  const float* sp = scale.data_ptr<float>();
+  const float* bp = b.defined() ? b.data_ptr<float>() : nullptr;
+  float* yp = y.data_ptr<float>();
+  at::parallel_for(0, n, kRowGrain, [&](int64_t begin, int64_t end) {
+    int8::GemmRows(path, xp, k, rows, k, wp, sp, bp, yp, n, begin, end);
+  });
+  return y.view(out_sizes);
+}
+
+}  // namespace monologue::lm

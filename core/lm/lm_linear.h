@@ -1,0 +1,42 @@
+// The weight of one of the LM's Linear layers, in the model's float dtype or quantised to int8 (weight-only,
+// one scale per output row; `--dtype int8` on CPU). Forward runs `at::linear` for float weights (the
+// reference's kernel, so float results stay bit-exact) and the int8 kernel (int8_gemm.h) otherwise, with
+// f32 activations.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+
+#include "core/lm/int8_gemm.h"
+
+namespace monologue::lm {
+
+struct LinearWeight {
+  at::Tensor weight;   // float [N, K]; undefined once quantised
+  at::Tensor qweight;  // int8 [N, K] (contiguous rows)
+  at::Tensor scale;    // f32 [N]: w[n, k] ~ scale[n] * qweight[n, k]
+
+  bool defined() const { return weight.defined() || qweight.defined(); }
+  bool quantized() const { return qweight.defined(); }
+  int64_t out_features() const { return quantized() ? qweight.size(0) : weight.size(0); }
+  int64_t in_features() const { return quantized() ? qweight.size(1) : weight.size(1); }
+  // Bytes the weight occupies (int8 values plus scales, or the float tensor).
+  int64_t nbytes() const;
+  // Output rows [start, start + n) as a view (a weight set of a fused projection).
+  LinearWeight Rows(int64_t start, int64_t n) const;
+  // x [..., K] -> [..., N] (+ bias [N]).
+  at::Tensor Forward(const at::Tensor& x, const at::Tensor& bias = at::Tensor()) const;
+};
+
+// Per-output-row symmetric quantisation of a float weight [N, K]: scale[n] = max_k |w[n, k]| / 127 (1 for
+// an all-zero row), q = round(w / scale) in [-127, 127].
+LinearWeight QuantizeInt8(const at::Tensor& weight);
+
+// y = x W^T scale (+ bias) with the given kernel path; x f32 [..., K]. Rows of W are split among the
+// intra-op threads (at::parallel_for, so `--threads` applies). Many input rows (a prompt, a cross-attention
+// source) dequantise W once and use the float GEMM instead: there the product is compute-bound.
+at::Tensor Int8Linear(const at::Tensor& x, const at::Tensor& qweight, const at::Tensor& scale,
+                      const at::Tensor& bias, int8::KernelPath path = int8::BestPath());
+
+}  // namespace monologue::lm

@@ -1,0 +1,171 @@
+// The int8-weight kernels (core/lm/int8_gemm.h, lm_linear.h) against a double-precision reference of the
+// same product: both paths (scalar and AVX-512), odd shapes that leave vector tails and row-block tails,
+// batch 1..8, bias, row sub-ranges; then the tensor-level Int8Linear (threads, many rows) and the
+// quantisation itself.
+#include "core/lm/int8_gemm.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "core/lm/lm_linear.h"
+
+namespace monologue::lm {
+namespace {
+
+struct Case {
+  int64_t n, k, batch;
+};
+
+// y[b, n] in double, and the bound sum_k |x w| * scale that f32 accumulation error is relative to.
+void Reference(const std::vector<float>& x, const std::vector<int8_t>& w, const std::vector<float>& scale,
+               const std::vector<float>& bias, const Case& c, std::vector<double>& y, std::vector<double>& mag) {
+  y.assign(c.batch * c.n, 0);
+  mag.assign(c.batch * c.n, 0);
+  for (int64_t b = 0; b < c.batch; ++b) {
+    for (int64_t n = 0; n < c.n; ++n) {
+      double acc = 0, m = 0;
+      for (int64_t i = 0; i < c.k; ++i) {
+        acc += static_cast<double>(x[b * c.k + i]) * w[n * c.k + i];
+        m += std::fabs(static_cast<double>(x[b * c.k + i]) * w[n * c.k + i]);
+      }
+      y[b * c.n + n] = acc * scale[n] + bias[n];
+      mag[b * c.n + n] = m * scale[n] + std::fabs(bias[n]);
+    }
+  }
+}
+
+// Runs one path on rows [n_begin, n_end) and checks those rows (and that the others were left alone).
+void CheckPath(int8::KernelPath path, const Case& c, int64_t n_begin, int64_t n_end, bool with_bias,
+               std::mt19937& rng) {
+  std::uniform_int_distribution<int> wdist(-127, 127);
+  std::normal_distribution<float> xdist(0, 1);
+  std::uniform_real_distribution<float> sdist(0.001f, 0.05f);
+  std::vector<int8_t> w(c.n * c.k);
+  std::vector<float> x(c.batch * c.k), scale(c.n), bias(c.n, 0.f);
+  for (auto& v : w) v = static_cast<int8_t>(wdist(rng));
+  for (auto& v : x) v = xdist(rng);
+  for (auto& v : scale) v = sdist(rng);
+  if (with_bias) {
+    for (auto& v : bias) v = xdist(rng);
+  }
+  std::vector<double> want, mag;
+  Reference(x, w, scale, bias, c, want, mag);
+  const float sentinel = -12345.f;
+  std::vector<float> y(c.batch * c.n, sentinel);
+  int8::GemmRows(path, x.data(), c.k, c.batch, c.k, w.data(), scale.data(), with_bias ? bias.data() : nullptr,
+                 y.data(), c.n, n_begin, n_end);
+  for (int64_t b = 0; b < c.batch; ++b) {
+    for (int64_t n = 0; n < c.n; ++n) {
+      const float got = y[b * c.n + n];
+      if (n < n_begin || n >= n_end) {
+        ASSERT_EQ(got, sentinel) << "row " << n << " outside the range was written";
+        continue;
+      }
+      // f32 accumulation: error well within K ulps of the magnitude sum.
+      const double tol = 1e-6 * static_cast<double>(c.k) * mag[b * c.n + n] + 1e-6;
+      ASSERT_NEAR(got, want[b * c.n + n], tol)
+          << int8::PathName(path) << " n=" << c.n << " k=" << c.k << " batch=" << c.batch << " b=" << b
+          << " row=" << n;
+    }
+  }
+}
+
+const std::vector<Case>& Cases() {
+  static const std::vector<Case> cases = [] {
+    std::vector<Case> out;
+    for (int64_t batch = 1; batch <= 8; ++batch) {
+      // k: below one vector, one vector plus a tail, several vectors exactly; n: below and above the 4- and
+      // 8-row blocks.
+      for (auto [n, k] : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {3, 7}, {9, 17}, {13, 64}, {21, 131}, {8, 48}})
+        out.push_back({n, k, batch});
+    }
+    out.push_back({37, 1000, 3});
+    return out;
+  }();
+  return cases;
+}
+
+TEST(Int8Gemm, ScalarPathMatchesReference) {
+  std::mt19937 rng(1);
+  for (const Case& c : Cases()) {
+    CheckPath(int8::KernelPath::kScalar, c, 0, c.n, /*with_bias=*/c.batch % 2 == 0, rng);
+  }
+}
+
+TEST(Int8Gemm, VectorPathMatchesReference) {
+  if (int8::BestPath() != int8::KernelPath::kAvx512) GTEST_SKIP() << "this CPU has no AVX-512 (F, BW, VL)";
+  std::mt19937 rng(2);
+  for (const Case& c : Cases()) {
+    CheckPath(int8::KernelPath::kAvx512, c, 0, c.n, /*with_bias=*/c.batch % 2 == 1, rng);
+  }
+}
+
+TEST(Int8Gemm, RowSubRangesTouchOnlyTheirRows) {
+  std::mt19937 rng(3);
+  for (int8::KernelPath path : {int8::KernelPath::kScalar, int8::BestPath()}) {
+    CheckPath(path, {23, 35, 5}, 3, 20, true, rng);
+    CheckPath(path, {23, 35, 1}, 22, 23, false, rng);
+    CheckPath(path, {23, 35, 8}, 0, 9, true, rng);
+  }
+}
+
+TEST(Int8Gemm, QuantizeInt8RoundsPerRow) {
+  at::manual_seed(0);
+  at::Tensor w = at::randn({19, 45});
+  w[4].zero_();
+  w[7].mul_(100);
+  LinearWeight q = QuantizeInt8(w);
+  ASSERT_EQ(q.qweight.scalar_type(), at::kChar);
+  ASSERT_EQ(q.scale.sizes(), at::IntArrayRef({19}));
+  EXPECT_FALSE(q.weight.defined());
+  // Each row's largest magnitude maps to +-127; every value is within half a step of the float weight.
+  at::Tensor deq = q.qweight.to(at::kFloat) * q.scale.unsqueeze(1);
+  EXPECT_TRUE((deq - w).abs().le(q.scale.unsqueeze(1) * 0.5 + 1e-7).all().item<bool>());
+  EXPECT_EQ(q.qweight.abs().amax({1}).index({at::arange(19).ne(4)}).min().item<int64_t>(), 127);
+  EXPECT_TRUE(q.qweight[4].eq(0).all().item<bool>());
+  EXPECT_EQ(q.scale[4].item<float>(), 1.f);
+  EXPECT_EQ(q.nbytes(), 19 * 45 + 19 * 4);
+}
+
+// Int8Linear on tensors: any leading shape, bias, threads, the many-rows (dequantised) branch, Rows()
+// views of a fused projection; against at::linear on the dequantised weight.
+TEST(Int8Gemm, Int8LinearMatchesDequantisedLinear) {
+  at::manual_seed(1);
+  at::Tensor w = at::randn({300, 77});
+  at::Tensor bias = at::randn({300});
+  LinearWeight q = QuantizeInt8(w);
+  at::Tensor deq = q.qweight.to(at::kFloat) * q.scale.unsqueeze(1);
+  const int threads = at::get_num_threads();
+  for (int t : {1, 2}) {
+    at::set_num_threads(t);
+    for (int64_t rows : {1, 5, 8, 40}) {
+      at::Tensor x = at::randn({rows, 1, 77});
+      for (int8::KernelPath path : {int8::KernelPath::kScalar, int8::BestPath()}) {
+        at::Tensor got = Int8Linear(x, q.qweight, q.scale, bias, path);
+        at::Tensor want = at::linear(x, deq, bias);
+        ASSERT_EQ(got.sizes(), want.sizes());
+        EXPECT_LT((got - want).abs().max().item<double>(), 1e-4 * want.abs().max().item<double>())
+            << rows << " rows, " << t << " threads, " << int8::PathName(path);
+      }
+    }
+  }
+  at::set_num_threads(threads);
+  // A weight set of a fused projection.
+  LinearWeight part = q.Rows(100, 50);
+  at::Tensor x = at::randn({2, 1, 77});
+  at::Tensor want = at::linear(x, deq.narrow(0, 100, 50));
+  EXPECT_LT((part.Forward(x) - want).abs().max().item<double>(), 1e-4 * want.abs().max().item<double>());
+  // Float weights run at::linear itself.
+  LinearWeight f;
+  f.weight = w;
+  EXPECT_TRUE(at::equal(f.Forward(x, bias), at::linear(x, w, bias)));
+}
+
+}  // namespace
+}  // namespace monologue::lm
