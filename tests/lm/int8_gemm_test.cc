@@ -1,6 +1,6 @@
 // The int8-weight kernels (core/lm/int8_gemm.h, lm_linear.h) against a double-precision reference of the
 // same product: both paths (scalar and AVX-512), odd shapes that leave vector tails and row-block tails,
-// batch 1..8, bias, row sub-ranges; then the tensor-level Int8Linear (threads, many rows) and the
+// batch 1..13 (every grouping of batch rows), bias, row sub-ranges, batch invariance; then the tensor-level Int8Linear (threads, many rows) and the
 // quantisation itself.
 #include "core/lm/int8_gemm.h"
 
@@ -79,7 +79,7 @@ void CheckPath(int8::KernelPath path, const Case& c, int64_t n_begin, int64_t n_
 const std::vector<Case>& Cases() {
   static const std::vector<Case> cases = [] {
     std::vector<Case> out;
-    for (int64_t batch = 1; batch <= 8; ++batch) {
+    for (int64_t batch = 1; batch <= 13; ++batch) {
       // k: below one vector, one vector plus a tail, several vectors exactly; n: below and above the 4- and
       // 8-row blocks.
       for (auto [n, k] : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {3, 7}, {9, 17}, {13, 64}, {21, 131}, {8, 48}})
@@ -112,6 +112,27 @@ TEST(Int8Gemm, RowSubRangesTouchOnlyTheirRows) {
     CheckPath(path, {23, 35, 5}, 3, 20, true, rng);
     CheckPath(path, {23, 35, 1}, 22, 23, false, rng);
     CheckPath(path, {23, 35, 8}, 0, 9, true, rng);
+  }
+}
+
+// A batch row's output is bit-identical whatever the batch around it (slots are independent).
+TEST(Int8Gemm, OutputOfARowDoesNotDependOnTheBatch) {
+  std::mt19937 rng(4);
+  const int64_t n = 29, k = 83, batch = 13;
+  std::vector<int8_t> w(n * k);
+  std::vector<float> x(batch * k), scale(n, 0.01f);
+  std::uniform_int_distribution<int> wdist(-127, 127);
+  std::normal_distribution<float> xdist(0, 1);
+  for (auto& v : w) v = static_cast<int8_t>(wdist(rng));
+  for (auto& v : x) v = xdist(rng);
+  for (int8::KernelPath path : {int8::KernelPath::kScalar, int8::BestPath()}) {
+    std::vector<float> all(batch * n);
+    int8::GemmRows(path, x.data(), k, batch, k, w.data(), scale.data(), nullptr, all.data(), n, 0, n);
+    for (int64_t b = 0; b < batch; ++b) {
+      std::vector<float> one(n);
+      int8::GemmRows(path, x.data() + b * k, k, 1, k, w.data(), scale.data(), nullptr, one.data(), n, 0, n);
+      for (int64_t i = 0; i < n; ++i) ASSERT_EQ(one[i], all[b * n + i]) << int8::PathName(path) << " b=" << b;
+    }
   }
 }
 
