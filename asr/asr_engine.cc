@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -24,6 +23,8 @@
 #include "core/lm/lm_model.h"
 #include "core/mimi/mimi_loader.h"
 #include "core/mimi/mimi_model.h"
+#include "core/session/audio_inbox.h"
+#include "core/session/slot_table.h"
 #include "core/text/text_tokenizer.h"
 #include "core/util/device_dtype.h"
 #include "core/util/status_macros.h"
@@ -49,51 +50,27 @@ struct AsrSession::Shared {
   std::unique_ptr<LmGen> gen;
   MimiStreamState mimi_state;
 
-  struct Slot {
-    bool in_use = false;
-    uint64_t generation = 0;
-    bool needs_reset = false;
-    bool in_step = false;  // a frame of it is in the model right now: it cannot end before that frame's output
+  struct Slot : SlotBase<AsrEvent> {
     bool warmed = false;  // the initial-token step is done
-    std::vector<float> audio;
-    size_t read_pos = 0;
-    int64_t real_samples = 0;
-    bool closed = false;
-    bool ended = false;
+    AudioInbox audio;     // left padding + input + (after Close) right padding
     int64_t frames = 0;
     bool end_of_turn_reported = false;
     std::unique_ptr<WordAligner> aligner;
-    std::vector<AsrEvent> events;
-
-    size_t available() const { return audio.size() - read_pos; }
   };
-  mutable std::mutex mu;              // slots and counters
-  std::condition_variable work_cv;    // input arrived (PushAudio, Close, Reset, OpenSession)
-  std::condition_variable events_cv;  // a step produced events
-  bool work_pending = false;
-  std::vector<Slot> slots;
-  int64_t steps_run = 0;
-  double step_seconds = 0;
+  std::unique_ptr<SlotTable<Slot>> slots;  // sized in Finish
 
   void StartStream(Slot& slot) {
-    slot.needs_reset = true;
-    slot.in_step = false;
     slot.warmed = false;
-    slot.audio.assign(static_cast<size_t>(info.pad_left_samples), 0.0f);
-    slot.read_pos = 0;
-    slot.real_samples = 0;
-    slot.closed = false;
-    slot.ended = false;
+    slot.audio.Restart(static_cast<size_t>(info.pad_left_samples));
     slot.frames = 0;
     slot.end_of_turn_reported = false;
     slot.aligner = std::make_unique<WordAligner>(tokenizer.get(), align);
-    slot.events.clear();
   }
 
   // Under mu: a closed stream with no complete frame left ends (last segment's words, then kEnd).
   void MaybeFinish(Slot& slot) {
     if (!slot.in_use || !slot.closed || slot.ended || !slot.warmed || slot.in_step) return;
-    if (slot.available() >= static_cast<size_t>(info.frame_size)) return;
+    if (slot.audio.available() >= static_cast<size_t>(info.frame_size)) return;
     for (AsrWord& w : slot.aligner->Finish()) {
       AsrEvent e;
       e.kind = AsrEvent::Kind::kWord;
@@ -121,7 +98,7 @@ struct AsrSession::Shared {
     const int64_t frame_start = f * info.frame_size;
     const int64_t frame_end = frame_start + info.frame_size;
     const bool holds_input =
-        frame_end > info.pad_left_samples && frame_start < info.pad_left_samples + slot.real_samples;
+        frame_end > info.pad_left_samples && frame_start < info.pad_left_samples + slot.audio.pushed();
     const double time_s = static_cast<double>(frame_end - info.pad_left_samples) / info.sample_rate;
     if (vad != nullptr && holds_input) {
       AsrEvent e;
@@ -176,92 +153,62 @@ AsrSession::AsrSession(std::shared_ptr<Shared> shared, int slot, uint64_t genera
     : shared_(std::move(shared)), slot_(slot), generation_(generation) {}
 
 AsrSession::~AsrSession() {
-  std::lock_guard<std::mutex> lock(shared_->mu);
-  auto& s = shared_->slots[slot_];
-  if (s.generation != generation_) return;
-  s.in_use = false;
-  s.generation++;
-  s.audio.clear();
-  s.audio.shrink_to_fit();
-  s.read_pos = 0;
-  s.events.clear();
-  s.aligner.reset();
+  shared_->slots->Release({slot_, generation_}, [](Shared::Slot& s) {
+    s.audio.Release();
+    s.aligner.reset();
+  });
 }
 
 absl::Status AsrSession::PushAudio(std::span<const float> samples) {
-  std::lock_guard<std::mutex> lock(shared_->mu);
-  auto& s = shared_->slots[slot_];
+  auto& table = *shared_->slots;
+  std::lock_guard<std::mutex> lock(table.mu());
+  auto& s = table.at(slot_);
   if (s.closed) return absl::FailedPreconditionError("asr session: PushAudio after Close");
-  if (s.read_pos > (1u << 20) && s.read_pos * 2 > s.audio.size()) {
-    s.audio.erase(s.audio.begin(), s.audio.begin() + static_cast<std::ptrdiff_t>(s.read_pos));
-    s.read_pos = 0;
-  }
-  s.audio.insert(s.audio.end(), samples.begin(), samples.end());
-  s.real_samples += static_cast<int64_t>(samples.size());
-  shared_->work_pending = true;
-  shared_->work_cv.notify_all();
-  return absl::OkStatus();
+  absl::Status st = s.audio.Push(samples);
+  if (st.ok()) table.NotifyWorkLocked();
+  return st;
 }
 
 absl::Status AsrSession::Close() {
-  std::lock_guard<std::mutex> lock(shared_->mu);
-  auto& s = shared_->slots[slot_];
+  auto& table = *shared_->slots;
+  std::lock_guard<std::mutex> lock(table.mu());
+  auto& s = table.at(slot_);
   if (s.closed) return absl::OkStatus();
   s.closed = true;
-  s.audio.insert(s.audio.end(), static_cast<size_t>(shared_->info.pad_right_samples), 0.0f);
+  s.audio.AppendZeros(static_cast<size_t>(shared_->info.pad_right_samples));
   shared_->MaybeFinish(s);
-  shared_->work_pending = true;
-  shared_->work_cv.notify_all();
-  shared_->events_cv.notify_all();
+  table.NotifyWorkLocked();
+  table.NotifyEvents();
   return absl::OkStatus();
 }
 
 absl::Status AsrSession::Reset() {
-  std::lock_guard<std::mutex> lock(shared_->mu);
-  auto& s = shared_->slots[slot_];
-  s.generation++;
-  generation_ = s.generation;
-  shared_->StartStream(s);
-  shared_->work_pending = true;
-  shared_->work_cv.notify_all();
+  generation_ = shared_->slots->Restart({slot_, generation_}, [&](Shared::Slot& s) { shared_->StartStream(s); })
+                    .generation;
   return absl::OkStatus();
 }
 
-std::vector<AsrEvent> AsrSession::PollEvents() {
-  std::lock_guard<std::mutex> lock(shared_->mu);
-  std::vector<AsrEvent> out;
-  out.swap(shared_->slots[slot_].events);
-  return out;
-}
+std::vector<AsrEvent> AsrSession::PollEvents() { return shared_->slots->TakeEvents(slot_); }
 
 std::vector<AsrEvent> AsrSession::WaitEvents(std::chrono::milliseconds timeout) {
-  std::unique_lock<std::mutex> lock(shared_->mu);
-  auto& s = shared_->slots[slot_];
-  shared_->events_cv.wait_for(lock, timeout, [&] { return !s.events.empty(); });
-  std::vector<AsrEvent> out;
-  out.swap(s.events);
-  return out;
+  return shared_->slots->WaitEvents(slot_, timeout);
 }
 
 bool AsrSession::finished() const {
-  std::lock_guard<std::mutex> lock(shared_->mu);
-  return shared_->slots[slot_].ended;
+  return shared_->slots->With(slot_, [](const Shared::Slot& s) { return s.ended; });
 }
 
 std::vector<int> AsrSession::text_tokens() const {
-  std::lock_guard<std::mutex> lock(shared_->mu);
-  const auto& s = shared_->slots[slot_];
-  return s.aligner ? s.aligner->tokens() : std::vector<int>{};
+  return shared_->slots->With(
+      slot_, [](const Shared::Slot& s) { return s.aligner ? s.aligner->tokens() : std::vector<int>{}; });
 }
 
 int64_t AsrSession::samples_pushed() const {
-  std::lock_guard<std::mutex> lock(shared_->mu);
-  return shared_->slots[slot_].real_samples;
+  return shared_->slots->With(slot_, [](const Shared::Slot& s) { return s.audio.pushed(); });
 }
 
 int64_t AsrSession::frames_done() const {
-  std::lock_guard<std::mutex> lock(shared_->mu);
-  return shared_->slots[slot_].frames;
+  return shared_->slots->With(slot_, [](const Shared::Slot& s) { return s.frames; });
 }
 
 // ---- AsrEngine --------------------------------------------------------------------------------------------
@@ -287,40 +234,18 @@ absl::StatusOr<std::unique_ptr<AsrEngine>> AsrEngine::Load(const std::string& mo
         "' model; transcription needs a speech-to-text model (config.json model_type \"stt\", e.g. "
         "kyutai/stt-1b-en_fr or kyutai/stt-2.6b-en)"));
   }
-  // Every file the config names, all missing ones reported together.
-  std::vector<std::string> missing;
-  auto resolve = [&](const std::string& ref, const char* what) -> fs::path {
-    auto p = ResolveModelFile(model_dir, ref);
-    if (!p.ok()) {
-      missing.push_back(absl::StrCat(what, " (", p.status().message(), ")"));
-      return {};
-    }
-    return *p;
-  };
-  const fs::path lm_path = resolve(config.moshi_name, "LM weights");
-  const fs::path mimi_path = resolve(config.mimi_name, "Mimi weights");
-  const fs::path tokenizer_path = resolve(config.tokenizer_name, "text tokenizer");
-  if (!missing.empty()) {
-    return absl::NotFoundError(absl::StrCat("model directory ", model_dir, " is incomplete: missing ",
-                                            absl::StrJoin(missing, "; ")));
-  }
+  ASSIGN_OR_RETURN(ModelFiles files, ResolveModelFiles(model_dir, config, options.lora_path));
 
   auto shared = std::make_shared<AsrSession::Shared>();
   shared->device = device;
   shared->batch = options.batch_size;
 #ifdef MONOLOGUE_HAVE_SENTENCEPIECE
-  ASSIGN_OR_RETURN(std::unique_ptr<TextTokenizer> tokenizer, TextTokenizer::Load(tokenizer_path.string()));
-  shared->tokenizer = std::move(tokenizer);
+  ASSIGN_OR_RETURN(shared->tokenizer, TextTokenizer::LoadForModel(files.tokenizer.string(), config.lm.text_card));
 #else
   return absl::FailedPreconditionError(
       "this build has no sentencepiece (MONOLOGUE_WITH_SENTENCEPIECE=OFF): cannot load the text tokenizer " +
-      tokenizer_path.string());
+      files.tokenizer.string());
 #endif
-  if (shared->tokenizer->vocab_size() < config.lm.text_card) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "text tokenizer ", tokenizer_path.string(), " has ", shared->tokenizer->vocab_size(),
-        " pieces but the model's text_card is ", config.lm.text_card, ": not this model's tokenizer"));
-  }
   const std::string source = (fs::path(model_dir) / "config.json").string();
   ASSIGN_OR_RETURN(double delay, SttNumber(config, "audio_delay_seconds", source));
   ASSIGN_OR_RETURN(double prefix, SttNumber(config, "audio_silence_prefix_seconds", source));
@@ -331,15 +256,10 @@ absl::StatusOr<std::unique_ptr<AsrEngine>> AsrEngine::Load(const std::string& mo
   LmLoadOptions lm_options;
   lm_options.dtype = dtype;
   lm_options.device = device;
+  lm_options.lora_path = files.lora.string();
   lm_options.lora_scaling = config.lora_scaling;
-  if (!options.lora_path.empty()) {
-    lm_options.lora_path = options.lora_path;
-  } else if (config.lora && config.lora_name.has_value()) {
-    ASSIGN_OR_RETURN(fs::path lora, ResolveModelFile(model_dir, *config.lora_name));
-    lm_options.lora_path = lora.string();
-  }
-  ASSIGN_OR_RETURN(shared->lm, LmModel::LoadFile(config.lm, lm_path.string(), lm_options));
-  ASSIGN_OR_RETURN(MimiModel mimi, LoadMimiFile(mimi_path.string(), config.mimi, device));
+  ASSIGN_OR_RETURN(shared->lm, LmModel::LoadFile(config.lm, files.lm.string(), lm_options));
+  ASSIGN_OR_RETURN(MimiModel mimi, LoadMimiFile(files.mimi.string(), config.mimi, device));
   shared->mimi = std::make_unique<MimiModel>(std::move(mimi));
   return AsrEngineBuilder::Finish(std::move(shared), config, options, model_dir, delay, prefix, dtype);
 }
@@ -380,29 +300,20 @@ absl::StatusOr<std::unique_ptr<AsrEngine>> AsrEngineBuilder::Finish(
   shared->align.frame_rate = info.frame_rate;
   shared->align.offset_seconds = prefix + delay;
   shared->align.padding_id = static_cast<int>(config.lm.existing_text_padding_id);
-  shared->slots.resize(static_cast<size_t>(options.batch_size));
+  shared->slots = std::make_unique<SlotTable<AsrSession::Shared::Slot>>(options.batch_size, "transcription");
   return std::unique_ptr<AsrEngine>(new AsrEngine(std::move(shared)));
 }
 
 absl::StatusOr<std::unique_ptr<AsrSession>> AsrEngine::OpenSession() {
-  std::lock_guard<std::mutex> lock(shared_->mu);
-  for (int b = 0; b < shared_->batch; ++b) {
-    auto& s = shared_->slots[b];
-    if (s.in_use) continue;
-    s.in_use = true;
-    s.generation++;
-    shared_->StartStream(s);
-    shared_->work_pending = true;
-    shared_->work_cv.notify_all();
-    return std::unique_ptr<AsrSession>(new AsrSession(shared_, b, s.generation));
-  }
-  return absl::ResourceExhaustedError(
-      absl::StrCat("all ", shared_->batch, " transcription slots are in use"));
+  ASSIGN_OR_RETURN(SlotTicket t,
+                   shared_->slots->Acquire([&](AsrSession::Shared::Slot& s) { shared_->StartStream(s); }));
+  return std::unique_ptr<AsrSession>(new AsrSession(shared_, t.index, t.generation));
 }
 
 absl::StatusOr<int> AsrEngine::Step() {
   auto& sh = *shared_;
   std::lock_guard<std::mutex> step_lock(sh.step_mu);
+  auto& table = *sh.slots;
   const int B = sh.batch;
   const int F = sh.info.frame_size;
   std::vector<uint8_t> reset(B, 0), warm(B, 0), frame(B, 0);
@@ -411,10 +322,10 @@ absl::StatusOr<int> AsrEngine::Step() {
   int active = 0;
   bool any_reset = false, any_frame = false;
   {
-    std::lock_guard<std::mutex> lock(sh.mu);
-    sh.work_pending = false;
+    std::lock_guard<std::mutex> lock(table.mu());
+    table.ClearWorkLocked();
     for (int b = 0; b < B; ++b) {
-      auto& s = sh.slots[b];
+      auto& s = table.at(b);
       if (!s.in_use) continue;
       sh.MaybeFinish(s);
       if (s.ended) continue;
@@ -425,9 +336,8 @@ absl::StatusOr<int> AsrEngine::Step() {
       }
       if (!s.warmed) {
         warm[b] = 1;
-      } else if (s.available() >= static_cast<size_t>(F)) {
-        std::copy_n(s.audio.begin() + static_cast<std::ptrdiff_t>(s.read_pos), F, pcm.begin() + b * F);
-        s.read_pos += static_cast<size_t>(F);
+      } else if (s.audio.available() >= static_cast<size_t>(F)) {
+        s.audio.Take(static_cast<size_t>(F), pcm.data() + static_cast<ptrdiff_t>(b) * F);
         frame[b] = 1;
         any_frame = true;
       } else {
@@ -439,7 +349,7 @@ absl::StatusOr<int> AsrEngine::Step() {
     }
   }
   if (active == 0 && !any_reset) {
-    sh.events_cv.notify_all();  // (MaybeFinish may have ended a stream)
+    table.NotifyEvents();  // (MaybeFinish may have ended a stream)
     return 0;
   }
 
@@ -482,28 +392,27 @@ absl::StatusOr<int> AsrEngine::Step() {
   });
   if (!st.ok()) {
     // The slots of this step stay where they were (their frames are lost): let them end rather than hang.
-    std::lock_guard<std::mutex> lock(sh.mu);
+    std::lock_guard<std::mutex> lock(table.mu());
     for (int b = 0; b < B; ++b) {
-      auto& s = sh.slots[b];
+      auto& s = table.at(b);
       if ((warm[b] || frame[b]) && s.in_use && s.generation == generation[b]) {
         s.in_step = false;
         sh.MaybeFinish(s);
       }
     }
-    sh.events_cv.notify_all();
+    table.NotifyEvents();
     return st;
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (active == 0) return 0;
 
-  std::lock_guard<std::mutex> lock(sh.mu);
-  sh.steps_run++;
-  sh.step_seconds += seconds;
+  std::lock_guard<std::mutex> lock(table.mu());
+  table.RecordStepLocked(seconds);
   const int64_t* text = text_cpu.data_ptr<int64_t>();
   const float* vad = vad_cpu.defined() ? vad_cpu.data_ptr<float>() : nullptr;
   for (int b = 0; b < B; ++b) {
     if (!warm[b] && !frame[b]) continue;
-    auto& s = sh.slots[b];
+    auto& s = table.at(b);
     if (!s.in_use || s.generation != generation[b]) continue;  // left or reset meanwhile
     s.in_step = false;
     if (warm[b]) {
@@ -513,13 +422,12 @@ absl::StatusOr<int> AsrEngine::Step() {
     }
     sh.MaybeFinish(s);
   }
-  sh.events_cv.notify_all();
+  table.NotifyEvents();
   return active;
 }
 
 bool AsrEngine::WaitForWork(std::chrono::milliseconds timeout) {
-  std::unique_lock<std::mutex> lock(shared_->mu);
-  return shared_->work_cv.wait_for(lock, timeout, [&] { return shared_->work_pending; });
+  return shared_->slots->WaitForWork(timeout);
 }
 
 absl::Status AsrEngine::RunUntilIdle() {
@@ -531,20 +439,9 @@ absl::Status AsrEngine::RunUntilIdle() {
 
 const AsrModelInfo& AsrEngine::info() const { return shared_->info; }
 int AsrEngine::batch_size() const { return shared_->batch; }
-int AsrEngine::free_slots() const {
-  std::lock_guard<std::mutex> lock(shared_->mu);
-  int n = 0;
-  for (const auto& s : shared_->slots) n += s.in_use ? 0 : 1;
-  return n;
-}
-int64_t AsrEngine::steps_run() const {
-  std::lock_guard<std::mutex> lock(shared_->mu);
-  return shared_->steps_run;
-}
-double AsrEngine::step_seconds() const {
-  std::lock_guard<std::mutex> lock(shared_->mu);
-  return shared_->step_seconds;
-}
+int AsrEngine::free_slots() const { return shared_->slots->free_slots(); }
+int64_t AsrEngine::steps_run() const { return shared_->slots->steps_run(); }
+double AsrEngine::step_seconds() const { return shared_->slots->step_seconds(); }
 
 absl::StatusOr<std::unique_ptr<AsrEngine>> AsrEngineBuilder::Create(
     const ModelConfig& config, std::shared_ptr<const LmModel> lm, const MimiModel& mimi,

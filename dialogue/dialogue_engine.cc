@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cmath>
 #include <chrono>
-#include <condition_variable>
 #include <filesystem>
 #include <mutex>
 
@@ -18,6 +17,8 @@
 #include "core/lm/lm_model.h"
 #include "core/mimi/mimi_loader.h"
 #include "core/mimi/mimi_model.h"
+#include "core/session/audio_inbox.h"
+#include "core/session/slot_table.h"
 #include "core/text/text_tokenizer.h"
 #include "core/util/device_dtype.h"
 #include "core/util/status_macros.h"
@@ -50,50 +51,28 @@ struct DialogueSession::Shared {
   std::unique_ptr<LmGen> gen;
   MimiStreamState mimi_state;
 
-  struct Slot {
-    bool in_use = false;
-    uint64_t generation = 0;
+  struct Slot : SlotBase<DialogueEvent> {
     uint64_t seed = 0;
     std::optional<lm::SamplingParams> text_sampling, audio_sampling;  // this session's own (independent slots)
-    bool needs_reset = false;
-    bool in_step = false;  // a frame of it is in the model right now: it cannot end before that frame's output
     bool warmed = false;  // the first (duplicated-frame) step is done
-    std::vector<float> audio;
-    size_t read_pos = 0;
-    int64_t pushed = 0;
-    bool closed = false;
-    bool ended = false;
+    AudioInbox audio;
     int64_t frames = 0;
-    std::vector<DialogueEvent> events;
-
-    size_t available() const { return audio.size() - read_pos; }
   };
-  mutable std::mutex mu;
-  std::condition_variable work_cv;
-  std::condition_variable events_cv;
-  bool work_pending = false;
-  std::vector<Slot> slots;
-  int64_t steps_run = 0;
-  double step_seconds = 0, encode_seconds = 0, lm_seconds = 0, decode_seconds = 0;
+  std::unique_ptr<SlotTable<Slot>> slots;  // sized in Finish
+  // Time spent in each part of the steps (under the slot table's lock).
+  double encode_seconds = 0, lm_seconds = 0, decode_seconds = 0;
 
   void StartStream(Slot& slot) {
-    slot.needs_reset = true;
-    slot.in_step = false;
     slot.warmed = false;
-    slot.audio.clear();
-    slot.read_pos = 0;
-    slot.pushed = 0;
-    slot.closed = false;
-    slot.ended = false;
+    slot.audio.Restart();
     slot.frames = 0;
-    slot.events.clear();
   }
 
   // Under mu: a closed stream with no complete frame left ends (the padding to the input length, then kEnd).
   void MaybeFinish(Slot& slot) {
     if (!slot.in_use || !slot.closed || slot.ended || !slot.warmed || slot.in_step) return;
-    if (slot.available() >= static_cast<size_t>(info.frame_size)) return;
-    const int64_t tail = slot.pushed - slot.frames * info.frame_size;
+    if (slot.audio.available() >= static_cast<size_t>(info.frame_size)) return;
+    const int64_t tail = slot.audio.pushed() - slot.frames * info.frame_size;
     if (tail > 0) {
       DialogueEvent pad;
       pad.kind = DialogueEvent::Kind::kAudio;
@@ -105,7 +84,7 @@ struct DialogueSession::Shared {
     DialogueEvent end;
     end.kind = DialogueEvent::Kind::kEnd;
     end.frame = slot.frames;
-    end.time_s = static_cast<double>(slot.pushed) / info.sample_rate;
+    end.time_s = static_cast<double>(slot.audio.pushed()) / info.sample_rate;
     slot.events.push_back(std::move(end));
     slot.ended = true;
   }
@@ -136,84 +115,53 @@ DialogueSession::DialogueSession(std::shared_ptr<Shared> shared, int slot, uint6
     : shared_(std::move(shared)), slot_(slot), generation_(generation) {}
 
 DialogueSession::~DialogueSession() {
-  std::lock_guard<std::mutex> lock(shared_->mu);
-  auto& s = shared_->slots[slot_];
-  if (s.generation != generation_) return;
-  s.in_use = false;
-  s.generation++;
-  s.audio.clear();
-  s.audio.shrink_to_fit();
-  s.read_pos = 0;
-  s.events.clear();
+  shared_->slots->Release({slot_, generation_}, [](Shared::Slot& s) { s.audio.Release(); });
 }
 
 absl::Status DialogueSession::PushAudio(std::span<const float> samples) {
-  std::lock_guard<std::mutex> lock(shared_->mu);
-  auto& s = shared_->slots[slot_];
+  auto& table = *shared_->slots;
+  std::lock_guard<std::mutex> lock(table.mu());
+  auto& s = table.at(slot_);
   if (s.closed) return absl::FailedPreconditionError("dialogue session: PushAudio after Close");
-  if (s.read_pos > (1u << 20) && s.read_pos * 2 > s.audio.size()) {
-    s.audio.erase(s.audio.begin(), s.audio.begin() + static_cast<std::ptrdiff_t>(s.read_pos));
-    s.read_pos = 0;
-  }
-  s.audio.insert(s.audio.end(), samples.begin(), samples.end());
-  s.pushed += static_cast<int64_t>(samples.size());
-  shared_->work_pending = true;
-  shared_->work_cv.notify_all();
-  return absl::OkStatus();
+  absl::Status st = s.audio.Push(samples);
+  if (st.ok()) table.NotifyWorkLocked();
+  return st;
 }
 
 absl::Status DialogueSession::Close() {
-  std::lock_guard<std::mutex> lock(shared_->mu);
-  auto& s = shared_->slots[slot_];
+  auto& table = *shared_->slots;
+  std::lock_guard<std::mutex> lock(table.mu());
+  auto& s = table.at(slot_);
   if (s.closed) return absl::OkStatus();
   s.closed = true;
   shared_->MaybeFinish(s);
-  shared_->work_pending = true;
-  shared_->work_cv.notify_all();
-  shared_->events_cv.notify_all();
+  table.NotifyWorkLocked();
+  table.NotifyEvents();
   return absl::OkStatus();
 }
 
 absl::Status DialogueSession::Reset() {
-  std::lock_guard<std::mutex> lock(shared_->mu);
-  auto& s = shared_->slots[slot_];
-  s.generation++;
-  generation_ = s.generation;
-  shared_->StartStream(s);
-  shared_->work_pending = true;
-  shared_->work_cv.notify_all();
+  generation_ = shared_->slots->Restart({slot_, generation_}, [&](Shared::Slot& s) { shared_->StartStream(s); })
+                    .generation;
   return absl::OkStatus();
 }
 
-std::vector<DialogueEvent> DialogueSession::PollEvents() {
-  std::lock_guard<std::mutex> lock(shared_->mu);
-  std::vector<DialogueEvent> out;
-  out.swap(shared_->slots[slot_].events);
-  return out;
-}
+std::vector<DialogueEvent> DialogueSession::PollEvents() { return shared_->slots->TakeEvents(slot_); }
 
 std::vector<DialogueEvent> DialogueSession::WaitEvents(std::chrono::milliseconds timeout) {
-  std::unique_lock<std::mutex> lock(shared_->mu);
-  auto& s = shared_->slots[slot_];
-  shared_->events_cv.wait_for(lock, timeout, [&] { return !s.events.empty(); });
-  std::vector<DialogueEvent> out;
-  out.swap(s.events);
-  return out;
+  return shared_->slots->WaitEvents(slot_, timeout);
 }
 
 bool DialogueSession::finished() const {
-  std::lock_guard<std::mutex> lock(shared_->mu);
-  return shared_->slots[slot_].ended;
+  return shared_->slots->With(slot_, [](const Shared::Slot& s) { return s.ended; });
 }
 
 int64_t DialogueSession::samples_pushed() const {
-  std::lock_guard<std::mutex> lock(shared_->mu);
-  return shared_->slots[slot_].pushed;
+  return shared_->slots->With(slot_, [](const Shared::Slot& s) { return s.audio.pushed(); });
 }
 
 int64_t DialogueSession::frames_done() const {
-  std::lock_guard<std::mutex> lock(shared_->mu);
-  return shared_->slots[slot_].frames;
+  return shared_->slots->With(slot_, [](const Shared::Slot& s) { return s.frames; });
 }
 
 // ---- DialogueEngine ---------------------------------------------------------------------------------------
@@ -235,60 +183,27 @@ absl::StatusOr<std::unique_ptr<DialogueEngine>> DialogueEngine::Load(const std::
   ASSIGN_OR_RETURN(at::ScalarType dtype, ParseDtype(options.dtype, device));
   ASSIGN_OR_RETURN(ModelConfig config, LoadModelConfig(model_dir));
   RETURN_IF_ERROR(CheckMoshi(config, model_dir));
-  std::vector<std::string> missing;
-  auto resolve = [&](const std::string& ref, const char* what) -> fs::path {
-    auto p = ResolveModelFile(model_dir, ref);
-    if (!p.ok()) {
-      missing.push_back(absl::StrCat(what, " (", p.status().message(), ")"));
-      return {};
-    }
-    return *p;
-  };
-  const fs::path lm_path = resolve(config.moshi_name, "LM weights");
-  const fs::path mimi_path = resolve(config.mimi_name, "Mimi weights");
-  const fs::path tokenizer_path = resolve(config.tokenizer_name, "text tokenizer");
-  fs::path lora_path;
-  if (!options.lora_path.empty()) {
-    std::error_code ec;
-    if (!fs::is_regular_file(options.lora_path, ec)) {
-      missing.push_back(absl::StrCat("LoRA weights (--lora ", options.lora_path, " does not exist)"));
-    }
-    lora_path = options.lora_path;
-  } else if (config.lora && config.lora_name.has_value()) {
-    lora_path = resolve(*config.lora_name, "LoRA weights");
-  }
-  if (!missing.empty()) {
-    return absl::NotFoundError(absl::StrCat("model directory ", model_dir, " is incomplete: missing ",
-                                            absl::StrJoin(missing, "; ")));
-  }
+  ASSIGN_OR_RETURN(ModelFiles files, ResolveModelFiles(model_dir, config, options.lora_path));
 
   auto shared = std::make_shared<DialogueSession::Shared>();
   shared->device = device;
   shared->batch = options.batch_size;
 #ifdef MONOLOGUE_HAVE_SENTENCEPIECE
-  ASSIGN_OR_RETURN(std::unique_ptr<TextTokenizer> tokenizer, TextTokenizer::Load(tokenizer_path.string()));
-  shared->tokenizer = std::move(tokenizer);
+  ASSIGN_OR_RETURN(shared->tokenizer, TextTokenizer::LoadForModel(files.tokenizer.string(), config.lm.text_card));
 #else
   return absl::FailedPreconditionError(
       "this build has no sentencepiece (MONOLOGUE_WITH_SENTENCEPIECE=OFF): cannot load the text tokenizer " +
-      tokenizer_path.string());
+      files.tokenizer.string());
 #endif
-  if (shared->tokenizer->vocab_size() < config.lm.text_card) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "text tokenizer ", tokenizer_path.string(), " has ", shared->tokenizer->vocab_size(),
-        " pieces but the model's text_card is ", config.lm.text_card, ": not this model's tokenizer"));
-  }
   LmLoadOptions lm_options;
   lm_options.dtype = dtype;
   lm_options.device = device;
-  if (!lora_path.empty()) {
-    lm_options.lora_path = lora_path.string();
-    lm_options.lora_scaling = config.lora_scaling;
-  }
-  ASSIGN_OR_RETURN(shared->lm, LmModel::LoadFile(config.lm, lm_path.string(), lm_options));
-  ASSIGN_OR_RETURN(MimiModel mimi, LoadMimiFile(mimi_path.string(), config.mimi, device));
+  lm_options.lora_path = files.lora.string();
+  lm_options.lora_scaling = config.lora_scaling;
+  ASSIGN_OR_RETURN(shared->lm, LmModel::LoadFile(config.lm, files.lm.string(), lm_options));
+  ASSIGN_OR_RETURN(MimiModel mimi, LoadMimiFile(files.mimi.string(), config.mimi, device));
   shared->mimi = std::make_unique<MimiModel>(std::move(mimi));
-  shared->info.lora = !lora_path.empty();
+  shared->info.lora = !files.lora.empty();
   return DialogueEngineBuilder::Finish(std::move(shared), config, options, model_dir, DtypeName(dtype));
 }
 
@@ -346,7 +261,7 @@ absl::StatusOr<std::unique_ptr<DialogueEngine>> DialogueEngineBuilder::Finish(
   info.seed = *gen_options.seed;
   info.device = shared->device.str();
   info.dtype = dtype_name;
-  shared->slots.resize(static_cast<size_t>(options.batch_size));
+  shared->slots = std::make_unique<SlotTable<DialogueSession::Shared::Slot>>(options.batch_size, "dialogue");
   return std::unique_ptr<DialogueEngine>(new DialogueEngine(std::move(shared)));
 }
 
@@ -389,26 +304,20 @@ absl::StatusOr<std::unique_ptr<DialogueSession>> DialogueEngine::OpenSession(std
     audio = lm::SamplingParams{temp > 0, temp, top_k};
     text = lm::SamplingParams{temp_text > 0, temp_text, top_k_text};
   }
-  std::lock_guard<std::mutex> lock(shared_->mu);
-  for (int b = 0; b < shared_->batch; ++b) {
-    auto& s = shared_->slots[b];
-    if (s.in_use) continue;
-    s.in_use = true;
-    s.generation++;
-    s.seed = seed.value_or(shared_->info.seed);
+  const uint64_t slot_seed = seed.value_or(info.seed);
+  ASSIGN_OR_RETURN(SlotTicket t, shared_->slots->Acquire([&](DialogueSession::Shared::Slot& s) {
+    s.seed = slot_seed;
     s.text_sampling = text;
     s.audio_sampling = audio;
     shared_->StartStream(s);
-    shared_->work_pending = true;
-    shared_->work_cv.notify_all();
-    return std::unique_ptr<DialogueSession>(new DialogueSession(shared_, b, s.generation));
-  }
-  return absl::ResourceExhaustedError(absl::StrCat("all ", shared_->batch, " dialogue slots are in use"));
+  }));
+  return std::unique_ptr<DialogueSession>(new DialogueSession(shared_, t.index, t.generation));
 }
 
 absl::StatusOr<int> DialogueEngine::Step() {
   auto& sh = *shared_;
   std::lock_guard<std::mutex> step_lock(sh.step_mu);
+  auto& table = *sh.slots;
   const int B = sh.batch;
   const int F = sh.info.frame_size;
   std::vector<uint8_t> reset(B, 0), warm(B, 0), frame(B, 0);
@@ -418,10 +327,10 @@ absl::StatusOr<int> DialogueEngine::Step() {
   int active = 0;
   bool any_reset = false, any_frame = false;
   {
-    std::lock_guard<std::mutex> lock(sh.mu);
-    sh.work_pending = false;
+    std::lock_guard<std::mutex> lock(table.mu());
+    table.ClearWorkLocked();
     for (int b = 0; b < B; ++b) {
-      auto& s = sh.slots[b];
+      auto& s = table.at(b);
       if (!s.in_use) continue;
       sh.MaybeFinish(s);
       if (s.ended) continue;
@@ -435,9 +344,8 @@ absl::StatusOr<int> DialogueEngine::Step() {
       }
       if (!s.warmed) {
         warm[b] = 1;
-      } else if (s.available() >= static_cast<size_t>(F)) {
-        std::copy_n(s.audio.begin() + static_cast<std::ptrdiff_t>(s.read_pos), F, pcm.begin() + b * F);
-        s.read_pos += static_cast<size_t>(F);
+      } else if (s.audio.available() >= static_cast<size_t>(F)) {
+        s.audio.Take(static_cast<size_t>(F), pcm.data() + static_cast<ptrdiff_t>(b) * F);
         frame[b] = 1;
         any_frame = true;
       } else {
@@ -449,7 +357,7 @@ absl::StatusOr<int> DialogueEngine::Step() {
     }
   }
   if (active == 0 && !any_reset) {
-    sh.events_cv.notify_all();
+    table.NotifyEvents();
     return 0;
   }
 
@@ -507,30 +415,29 @@ absl::StatusOr<int> DialogueEngine::Step() {
   });
   if (!st.ok()) {
     // The slots of this step stay where they were (their frames are lost): let them end rather than hang.
-    std::lock_guard<std::mutex> lock(sh.mu);
+    std::lock_guard<std::mutex> lock(table.mu());
     for (int b = 0; b < B; ++b) {
-      auto& s = sh.slots[b];
+      auto& s = table.at(b);
       if ((warm[b] || frame[b]) && s.in_use && s.generation == generation[b]) {
         s.in_step = false;
         sh.MaybeFinish(s);
       }
     }
-    sh.events_cv.notify_all();
+    table.NotifyEvents();
     return st;
   }
   const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   if (active == 0) return 0;
 
-  std::lock_guard<std::mutex> lock(sh.mu);
-  sh.steps_run++;
-  sh.step_seconds += seconds;
+  std::lock_guard<std::mutex> lock(table.mu());
+  table.RecordStepLocked(seconds);
   sh.encode_seconds += t_encode;
   sh.lm_seconds += t_lm;
   sh.decode_seconds += t_decode;
   const int64_t* text = text_cpu.data_ptr<int64_t>();
   for (int b = 0; b < B; ++b) {
     if (!warm[b] && !frame[b]) continue;
-    auto& s = sh.slots[b];
+    auto& s = table.at(b);
     if (!s.in_use || s.generation != generation[b]) continue;  // left or reset meanwhile
     s.in_step = false;
     if (warm[b]) {
@@ -564,13 +471,12 @@ absl::StatusOr<int> DialogueEngine::Step() {
     }
     sh.MaybeFinish(s);
   }
-  sh.events_cv.notify_all();
+  table.NotifyEvents();
   return active;
 }
 
 bool DialogueEngine::WaitForWork(std::chrono::milliseconds timeout) {
-  std::unique_lock<std::mutex> lock(shared_->mu);
-  return shared_->work_cv.wait_for(lock, timeout, [&] { return shared_->work_pending; });
+  return shared_->slots->WaitForWork(timeout);
 }
 
 absl::Status DialogueEngine::RunUntilIdle() {
@@ -582,30 +488,19 @@ absl::Status DialogueEngine::RunUntilIdle() {
 
 const DialogueModelInfo& DialogueEngine::info() const { return shared_->info; }
 int DialogueEngine::batch_size() const { return shared_->batch; }
-int DialogueEngine::free_slots() const {
-  std::lock_guard<std::mutex> lock(shared_->mu);
-  int n = 0;
-  for (const auto& s : shared_->slots) n += s.in_use ? 0 : 1;
-  return n;
-}
-int64_t DialogueEngine::steps_run() const {
-  std::lock_guard<std::mutex> lock(shared_->mu);
-  return shared_->steps_run;
-}
-double DialogueEngine::step_seconds() const {
-  std::lock_guard<std::mutex> lock(shared_->mu);
-  return shared_->step_seconds;
-}
+int DialogueEngine::free_slots() const { return shared_->slots->free_slots(); }
+int64_t DialogueEngine::steps_run() const { return shared_->slots->steps_run(); }
+double DialogueEngine::step_seconds() const { return shared_->slots->step_seconds(); }
 double DialogueEngine::encode_seconds() const {
-  std::lock_guard<std::mutex> lock(shared_->mu);
+  std::lock_guard<std::mutex> lock(shared_->slots->mu());
   return shared_->encode_seconds;
 }
 double DialogueEngine::lm_seconds() const {
-  std::lock_guard<std::mutex> lock(shared_->mu);
+  std::lock_guard<std::mutex> lock(shared_->slots->mu());
   return shared_->lm_seconds;
 }
 double DialogueEngine::decode_seconds() const {
-  std::lock_guard<std::mutex> lock(shared_->mu);
+  std::lock_guard<std::mutex> lock(shared_->slots->mu());
   return shared_->decode_seconds;
 }
 

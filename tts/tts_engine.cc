@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <condition_variable>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -22,6 +21,7 @@
 #include "core/lm/lm_model.h"
 #include "core/mimi/mimi_loader.h"
 #include "core/mimi/mimi_model.h"
+#include "core/session/slot_table.h"
 #include "core/text/text_tokenizer.h"
 #include "core/util/device_dtype.h"
 #include "core/util/status_macros.h"
@@ -55,32 +55,20 @@ struct TtsSession::Shared {
   std::unique_ptr<LmGen> gen;
   MimiStreamState mimi_state;
 
-  struct Slot {
-    bool in_use = false;
-    uint64_t generation = 0;
-    bool needs_reset = false;
+  struct Slot : SlotBase<TtsEvent> {
     TtsSessionOptions options;
     LmFusedConditions conditions;  // 1 row (2 with real CFG: conditional, null)
     std::unique_ptr<tts::ScriptBuilder> script;
     std::unique_ptr<tts::StateMachine> machine;
     int64_t words_pushed = 0;  // entries with tokens
-    bool closed = false;
-    bool ended = false;
     bool held = false;
     int64_t step = 0;  // steps executed
     std::optional<TtsWord> open_word;  // consumed, waiting for its end time
     int64_t words_done = 0;
     std::vector<int64_t> fed;
     std::vector<int64_t> codes;
-    std::vector<TtsEvent> events;
   };
-  mutable std::mutex mu;
-  std::condition_variable work_cv;
-  std::condition_variable events_cv;
-  bool work_pending = false;
-  std::vector<Slot> slots;
-  int64_t steps_run = 0;
-  double step_seconds = 0;
+  std::unique_ptr<SlotTable<Slot>> slots;  // sized in Finish
 
   // Per-step context read by the LmGen hooks (set by Step under step_mu).
   std::vector<uint8_t> step_exec;
@@ -89,7 +77,6 @@ struct TtsSession::Shared {
   at::Tensor step_bonus;  // f32 [B] or undefined
 
   void StartStream(Slot& slot) {
-    slot.needs_reset = true;
     tts::ScriptOptions script_options;
     script_options.multi_speaker = info.multi_speaker;
     script_options.padding_between = slot.options.padding_between;
@@ -100,22 +87,18 @@ struct TtsSession::Shared {
         [tok](std::string_view word) { return tok->Encode(word); }, script_options);
     slot.machine = std::make_unique<tts::StateMachine>(machine_options);
     slot.words_pushed = 0;
-    slot.closed = false;
-    slot.ended = false;
     slot.held = false;
     slot.step = 0;
     slot.open_word.reset();
     slot.words_done = 0;
     slot.fed.clear();
     slot.codes.clear();
-    slot.events.clear();
   }
 
   void AddEntries(Slot& slot, std::vector<tts::Entry> entries) {
     for (const tts::Entry& e : entries) slot.words_pushed += e.tokens.empty() ? 0 : 1;
     slot.machine->Append(std::move(entries));
-    work_pending = true;
-    work_cv.notify_all();
+    slots->NotifyWorkLocked();
   }
 
   // Under mu: a word was consumed at `step`; the previous one ends there.
@@ -205,112 +188,86 @@ TtsSession::TtsSession(std::shared_ptr<Shared> shared, int slot, uint64_t genera
     : shared_(std::move(shared)), slot_(slot), generation_(generation) {}
 
 TtsSession::~TtsSession() {
-  std::lock_guard<std::mutex> lock(shared_->mu);
-  auto& s = shared_->slots[slot_];
-  if (s.generation != generation_) return;
-  s.in_use = false;
-  s.generation++;
-  s.script.reset();
-  s.machine.reset();
-  s.events.clear();
-  s.fed.clear();
-  s.codes.clear();
+  shared_->slots->Release({slot_, generation_}, [](Shared::Slot& s) {
+    s.script.reset();
+    s.machine.reset();
+    s.fed = {};
+    s.codes = {};
+  });
 }
 
 absl::Status TtsSession::PushText(std::string_view text) {
-  std::lock_guard<std::mutex> lock(shared_->mu);
-  auto& s = shared_->slots[slot_];
-  if (s.closed) return absl::FailedPreconditionError("tts session: PushText after Close");
-  ASSIGN_OR_RETURN(std::vector<tts::Entry> entries, s.script->Push(text));
-  shared_->AddEntries(s, std::move(entries));
-  return absl::OkStatus();
+  return shared_->slots->With(slot_, [&](Shared::Slot& s) -> absl::Status {
+    if (s.closed) return absl::FailedPreconditionError("tts session: PushText after Close");
+    ASSIGN_OR_RETURN(std::vector<tts::Entry> entries, s.script->Push(text));
+    shared_->AddEntries(s, std::move(entries));
+    return absl::OkStatus();
+  });
 }
 
 absl::Status TtsSession::EndTurn() {
-  std::lock_guard<std::mutex> lock(shared_->mu);
-  auto& s = shared_->slots[slot_];
-  if (s.closed) return absl::FailedPreconditionError("tts session: EndTurn after Close");
-  ASSIGN_OR_RETURN(std::vector<tts::Entry> entries, s.script->EndTurn());
-  shared_->AddEntries(s, std::move(entries));
-  return absl::OkStatus();
+  return shared_->slots->With(slot_, [&](Shared::Slot& s) -> absl::Status {
+    if (s.closed) return absl::FailedPreconditionError("tts session: EndTurn after Close");
+    ASSIGN_OR_RETURN(std::vector<tts::Entry> entries, s.script->EndTurn());
+    shared_->AddEntries(s, std::move(entries));
+    return absl::OkStatus();
+  });
 }
 
 absl::Status TtsSession::Close() {
-  std::lock_guard<std::mutex> lock(shared_->mu);
-  auto& s = shared_->slots[slot_];
-  if (s.closed) return absl::OkStatus();
-  ASSIGN_OR_RETURN(std::vector<tts::Entry> entries, s.script->Finish());
-  shared_->AddEntries(s, std::move(entries));
-  if (s.words_pushed == 0) {
-    return absl::InvalidArgumentError(
-        "tts session: no text to speak (empty, or nothing the tokenizer can represent)");
-  }
-  s.closed = true;
-  s.machine->Close();
-  shared_->work_pending = true;
-  shared_->work_cv.notify_all();
-  return absl::OkStatus();
+  return shared_->slots->With(slot_, [&](Shared::Slot& s) -> absl::Status {
+    if (s.closed) return absl::OkStatus();
+    ASSIGN_OR_RETURN(std::vector<tts::Entry> entries, s.script->Finish());
+    shared_->AddEntries(s, std::move(entries));
+    if (s.words_pushed == 0) {
+      return absl::InvalidArgumentError(
+          "tts session: no text to speak (empty, or nothing the tokenizer can represent)");
+    }
+    s.closed = true;
+    s.machine->Close();
+    shared_->slots->NotifyWorkLocked();
+    return absl::OkStatus();
+  });
 }
 
 absl::Status TtsSession::Reset() {
-  std::lock_guard<std::mutex> lock(shared_->mu);
-  auto& s = shared_->slots[slot_];
-  s.generation++;
-  generation_ = s.generation;
-  shared_->StartStream(s);
-  shared_->work_pending = true;
-  shared_->work_cv.notify_all();
+  generation_ = shared_->slots->Restart({slot_, generation_}, [&](Shared::Slot& s) { shared_->StartStream(s); })
+                    .generation;
   return absl::OkStatus();
 }
 
 void TtsSession::Hold(bool hold) {
-  std::lock_guard<std::mutex> lock(shared_->mu);
-  auto& s = shared_->slots[slot_];
-  if (s.generation != generation_ || s.held == hold) return;
-  s.held = hold;
-  shared_->work_pending = true;
-  shared_->work_cv.notify_all();
+  shared_->slots->With(slot_, [&](Shared::Slot& s) {
+    if (s.generation != generation_ || s.held == hold) return;
+    s.held = hold;
+    shared_->slots->NotifyWorkLocked();
+  });
 }
 
-std::vector<TtsEvent> TtsSession::PollEvents() {
-  std::lock_guard<std::mutex> lock(shared_->mu);
-  std::vector<TtsEvent> out;
-  out.swap(shared_->slots[slot_].events);
-  return out;
-}
+std::vector<TtsEvent> TtsSession::PollEvents() { return shared_->slots->TakeEvents(slot_); }
 
 std::vector<TtsEvent> TtsSession::WaitEvents(std::chrono::milliseconds timeout) {
-  std::unique_lock<std::mutex> lock(shared_->mu);
-  auto& s = shared_->slots[slot_];
-  shared_->events_cv.wait_for(lock, timeout, [&] { return !s.events.empty(); });
-  std::vector<TtsEvent> out;
-  out.swap(s.events);
-  return out;
+  return shared_->slots->WaitEvents(slot_, timeout);
 }
 
 bool TtsSession::finished() const {
-  std::lock_guard<std::mutex> lock(shared_->mu);
-  return shared_->slots[slot_].ended;
+  return shared_->slots->With(slot_, [](const Shared::Slot& s) { return s.ended; });
 }
 
 std::vector<int64_t> TtsSession::text_tokens() const {
-  std::lock_guard<std::mutex> lock(shared_->mu);
-  return shared_->slots[slot_].fed;
+  return shared_->slots->With(slot_, [](const Shared::Slot& s) { return s.fed; });
 }
 
 std::vector<int64_t> TtsSession::codes() const {
-  std::lock_guard<std::mutex> lock(shared_->mu);
-  return shared_->slots[slot_].codes;
+  return shared_->slots->With(slot_, [](const Shared::Slot& s) { return s.codes; });
 }
 
 int64_t TtsSession::steps_done() const {
-  std::lock_guard<std::mutex> lock(shared_->mu);
-  return shared_->slots[slot_].step;
+  return shared_->slots->With(slot_, [](const Shared::Slot& s) { return s.step; });
 }
 
 int64_t TtsSession::words_done() const {
-  std::lock_guard<std::mutex> lock(shared_->mu);
-  return shared_->slots[slot_].words_done;
+  return shared_->slots->With(slot_, [](const Shared::Slot& s) { return s.words_done; });
 }
 
 // ---- TtsEngine --------------------------------------------------------------------------------------------
@@ -410,22 +367,7 @@ absl::StatusOr<std::unique_ptr<TtsEngine>> TtsEngine::Load(const std::string& mo
         "' model; synthesis needs a text-to-speech model (config.json model_type \"tts\", e.g. "
         "kyutai/tts-1.6b-en_fr)"));
   }
-  std::vector<std::string> missing;
-  auto resolve = [&](const std::string& ref, const char* what) -> fs::path {
-    auto p = ResolveModelFile(model_dir, ref);
-    if (!p.ok()) {
-      missing.push_back(absl::StrCat(what, " (", p.status().message(), ")"));
-      return {};
-    }
-    return *p;
-  };
-  const fs::path lm_path = resolve(config.moshi_name, "LM weights");
-  const fs::path mimi_path = resolve(config.mimi_name, "Mimi weights");
-  const fs::path tokenizer_path = resolve(config.tokenizer_name, "text tokenizer");
-  if (!missing.empty()) {
-    return absl::NotFoundError(absl::StrCat("model directory ", model_dir, " is incomplete: missing ",
-                                            absl::StrJoin(missing, "; ")));
-  }
+  ASSIGN_OR_RETURN(ModelFiles files, ResolveModelFiles(model_dir, config, options.lora_path));
 
   auto shared = std::make_shared<TtsSession::Shared>();
   auto& sh = *shared;
@@ -433,31 +375,20 @@ absl::StatusOr<std::unique_ptr<TtsEngine>> TtsEngine::Load(const std::string& mo
   sh.batch = options.batch_size;
   sh.options = options;
 #ifdef MONOLOGUE_HAVE_SENTENCEPIECE
-  ASSIGN_OR_RETURN(std::unique_ptr<TextTokenizer> tokenizer, TextTokenizer::Load(tokenizer_path.string()));
-  sh.tokenizer = std::move(tokenizer);
+  ASSIGN_OR_RETURN(sh.tokenizer, TextTokenizer::LoadForModel(files.tokenizer.string(), config.lm.text_card));
 #else
   return absl::FailedPreconditionError(
       "this build has no sentencepiece (MONOLOGUE_WITH_SENTENCEPIECE=OFF): cannot load the text tokenizer " +
-      tokenizer_path.string());
+      files.tokenizer.string());
 #endif
-  if (sh.tokenizer->vocab_size() < config.lm.text_card) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "text tokenizer ", tokenizer_path.string(), " has ", sh.tokenizer->vocab_size(),
-        " pieces but the model's text_card is ", config.lm.text_card, ": not this model's tokenizer"));
-  }
 
   LmLoadOptions lm_options;
   lm_options.dtype = dtype;
   lm_options.device = device;
+  lm_options.lora_path = files.lora.string();
   lm_options.lora_scaling = config.lora_scaling;
-  if (!options.lora_path.empty()) {
-    lm_options.lora_path = options.lora_path;
-  } else if (config.lora && config.lora_name.has_value()) {
-    ASSIGN_OR_RETURN(fs::path lora, ResolveModelFile(model_dir, *config.lora_name));
-    lm_options.lora_path = lora.string();
-  }
-  ASSIGN_OR_RETURN(sh.lm, LmModel::LoadFile(config.lm, lm_path.string(), lm_options));
-  ASSIGN_OR_RETURN(MimiModel mimi, LoadMimiFile(mimi_path.string(), config.mimi, device));
+  ASSIGN_OR_RETURN(sh.lm, LmModel::LoadFile(config.lm, files.lm.string(), lm_options));
+  ASSIGN_OR_RETURN(MimiModel mimi, LoadMimiFile(files.mimi.string(), config.mimi, device));
   sh.mimi = std::make_unique<MimiModel>(std::move(mimi));
   return TtsEngineBuilder::Finish(std::move(shared), config, model_dir);
 }
@@ -580,9 +511,9 @@ absl::StatusOr<std::unique_ptr<TtsEngine>> TtsEngineBuilder::Finish(std::shared_
     at::Tensor cpu = text.to(at::kCPU).contiguous();
     std::vector<int64_t> fed(cpu.data_ptr<int64_t>(), cpu.data_ptr<int64_t>() + cpu.numel());
     {
-      std::lock_guard<std::mutex> lock(raw->mu);
+      std::lock_guard<std::mutex> lock(raw->slots->mu());
       for (int b = 0; b < raw->batch; ++b) {
-        auto& s = raw->slots[static_cast<size_t>(b)];
+        auto& s = raw->slots->at(b);
         if (!raw->step_exec[b] || !s.in_use || s.generation != raw->step_generation[b]) continue;
         tts::StateMachine::Output out = s.machine->Process(raw->step_index[b], fed[b]);
         fed[b] = out.fed;
@@ -612,7 +543,7 @@ absl::StatusOr<std::unique_ptr<TtsEngine>> TtsEngineBuilder::Finish(std::shared_
   ASSIGN_OR_RETURN(LmFusedConditions null_conditions, NullConditions(ConditionContext{sh.lm.get(), sh.info.max_speakers, sh.voice_frames, sh.real_cfg, sh.options.cfg_coef, sh.device}, rows));
   ASSIGN_OR_RETURN(sh.gen, LmGen::Create(sh.lm, sh.batch, gen, null_conditions));
   sh.mimi_state = sh.mimi->NewState(sh.batch);
-  sh.slots.resize(static_cast<size_t>(sh.batch));
+  sh.slots = std::make_unique<SlotTable<TtsSession::Shared::Slot>>(sh.batch, "synthesis");
   sh.step_exec.assign(sh.batch, 0);
   sh.step_generation.assign(sh.batch, 0);
   sh.step_index.assign(sh.batch, 0);
@@ -661,25 +592,18 @@ absl::StatusOr<std::unique_ptr<TtsSession>> TtsEngine::OpenSession(const TtsSess
     return absl::OkStatus();
   }));
 
-  std::lock_guard<std::mutex> lock(sh.mu);
-  for (int b = 0; b < sh.batch; ++b) {
-    auto& s = sh.slots[b];
-    if (s.in_use) continue;
-    s.in_use = true;
-    s.generation++;
+  ASSIGN_OR_RETURN(SlotTicket t, sh.slots->Acquire([&](TtsSession::Shared::Slot& s) {
     s.options = options;
     s.conditions = conditions;
     sh.StartStream(s);
-    sh.work_pending = true;
-    sh.work_cv.notify_all();
-    return std::unique_ptr<TtsSession>(new TtsSession(shared_, b, s.generation));
-  }
-  return absl::ResourceExhaustedError(absl::StrCat("all ", sh.batch, " synthesis slots are in use"));
+  }));
+  return std::unique_ptr<TtsSession>(new TtsSession(shared_, t.index, t.generation));
 }
 
 absl::StatusOr<int> TtsEngine::Step() {
   auto& sh = *shared_;
   std::lock_guard<std::mutex> step_lock(sh.step_mu);
+  auto& table = *sh.slots;
   const int B = sh.batch;
   const int64_t Q = sh.info.num_codebooks;
   std::vector<uint8_t> reset(B, 0), exec(B, 0);
@@ -690,10 +614,10 @@ absl::StatusOr<int> TtsEngine::Step() {
   int active = 0;
   bool any_reset = false, any_bonus = false;
   {
-    std::lock_guard<std::mutex> lock(sh.mu);
-    sh.work_pending = false;
+    std::lock_guard<std::mutex> lock(table.mu());
+    table.ClearWorkLocked();
     for (int b = 0; b < B; ++b) {
-      auto& s = sh.slots[b];
+      auto& s = table.at(b);
       sh.step_exec[b] = 0;
       if (!s.in_use || s.ended) continue;
       if (s.needs_reset) {
@@ -715,7 +639,7 @@ absl::StatusOr<int> TtsEngine::Step() {
     }
   }
   if (active == 0 && !any_reset) {
-    sh.events_cv.notify_all();
+    table.NotifyEvents();
     return 0;
   }
   const auto t0 = std::chrono::steady_clock::now();
@@ -782,26 +706,25 @@ absl::StatusOr<int> TtsEngine::Step() {
   sh.step_bonus = at::Tensor();
   if (!st.ok()) {
     // Fail the slots of this step (their state is unknown) so nothing hangs; the others keep going.
-    std::lock_guard<std::mutex> lock(sh.mu);
+    std::lock_guard<std::mutex> lock(table.mu());
     for (int b = 0; b < B; ++b) {
-      auto& s = sh.slots[b];
+      auto& s = table.at(b);
       if (exec[b] && s.in_use && s.generation == sh.step_generation[b] && !s.ended) sh.Finish(s);
     }
-    sh.events_cv.notify_all();
+    table.NotifyEvents();
     return st;
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (active == 0) return 0;
 
-  std::lock_guard<std::mutex> lock(sh.mu);
-  sh.steps_run++;
-  sh.step_seconds += seconds;
+  std::lock_guard<std::mutex> lock(table.mu());
+  table.RecordStepLocked(seconds);
   const int64_t* tokens = out_cpu.data_ptr<int64_t>();
   const int64_t width = out_cpu.size(1);
   const int F = sh.info.frame_size;
   for (int b = 0; b < B; ++b) {
     if (!exec[b]) continue;
-    auto& s = sh.slots[b];
+    auto& s = table.at(b);
     if (!s.in_use || s.generation != sh.step_generation[b]) continue;  // left or reset meanwhile
     if (decode[b]) {
       s.codes.insert(s.codes.end(), tokens + b * width + 1, tokens + b * width + 1 + Q);
@@ -815,7 +738,7 @@ absl::StatusOr<int> TtsEngine::Step() {
     s.step++;
     if (sh.Done(s)) sh.Finish(s);
   }
-  sh.events_cv.notify_all();
+  table.NotifyEvents();
   return active;
 }
 
@@ -827,25 +750,13 @@ absl::Status TtsEngine::RunUntilIdle() {
 }
 
 bool TtsEngine::WaitForWork(std::chrono::milliseconds timeout) {
-  std::unique_lock<std::mutex> lock(shared_->mu);
-  return shared_->work_cv.wait_for(lock, timeout, [&] { return shared_->work_pending; });
+  return shared_->slots->WaitForWork(timeout);
 }
 
 const TtsModelInfo& TtsEngine::info() const { return shared_->info; }
 int TtsEngine::batch_size() const { return shared_->batch; }
-int TtsEngine::free_slots() const {
-  std::lock_guard<std::mutex> lock(shared_->mu);
-  int n = 0;
-  for (const auto& s : shared_->slots) n += s.in_use ? 0 : 1;
-  return n;
-}
-int64_t TtsEngine::steps_run() const {
-  std::lock_guard<std::mutex> lock(shared_->mu);
-  return shared_->steps_run;
-}
-double TtsEngine::step_seconds() const {
-  std::lock_guard<std::mutex> lock(shared_->mu);
-  return shared_->step_seconds;
-}
+int TtsEngine::free_slots() const { return shared_->slots->free_slots(); }
+int64_t TtsEngine::steps_run() const { return shared_->slots->steps_run(); }
+double TtsEngine::step_seconds() const { return shared_->slots->step_seconds(); }
 
 }  // namespace monologue

@@ -8,6 +8,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "core/config/json_fields.h"
 #include "core/hub/hub.h"
@@ -380,6 +381,37 @@ absl::StatusOr<ModelConfig> LoadModelConfig(const fs::path& dir) {
     ASSIGN_OR_RETURN(config.mimi, ParseMimiConfigJson(mimi_json, mimi_path.string()));
   }
   return config;
+}
+
+absl::StatusOr<ModelFiles> ResolveModelFiles(const fs::path& dir, const ModelConfig& config,
+                                             const std::string& lora_override) {
+  std::vector<std::string> missing;
+  auto resolve = [&](const std::string& reference, const char* what) -> fs::path {
+    auto p = ResolveModelFile(dir, reference);
+    if (!p.ok()) {
+      missing.push_back(absl::StrCat(what, " (", p.status().message(), ")"));
+      return {};
+    }
+    return *p;
+  };
+  ModelFiles files;
+  files.lm = resolve(config.moshi_name, "LM weights");
+  files.mimi = resolve(config.mimi_name, "Mimi weights");
+  files.tokenizer = resolve(config.tokenizer_name, "text tokenizer");
+  if (!lora_override.empty()) {
+    std::error_code ec;
+    if (!fs::is_regular_file(lora_override, ec)) {
+      missing.push_back(absl::StrCat("LoRA weights (--lora ", lora_override, " does not exist)"));
+    }
+    files.lora = lora_override;
+  } else if (config.lora && config.lora_name.has_value()) {
+    files.lora = resolve(*config.lora_name, "LoRA weights");
+  }
+  if (!missing.empty()) {
+    return absl::NotFoundError(absl::StrCat("model directory ", dir.string(), " is incomplete: missing ",
+                                            absl::StrJoin(missing, "; ")));
+  }
+  return files;
 }
 
 nlohmann::json ModelConfigToJson(const ModelConfig& config) {

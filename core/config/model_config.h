@@ -72,6 +72,16 @@ absl::StatusOr<ModelConfig> LoadModelConfig(const std::filesystem::path& dir);
 absl::StatusOr<std::filesystem::path> ResolveModelFile(const std::filesystem::path& dir,
                                                        const std::string& reference);
 
+// The files a model directory's config names (LM weights, Mimi weights, text tokenizer, and the LoRA
+// adapter when the config fuses one), resolved with ResolveModelFile. `lora_override` (a --lora file)
+// takes the config's adapter's place. NOT_FOUND naming every missing file at once.
+struct ModelFiles {
+  std::filesystem::path lm, mimi, tokenizer;
+  std::filesystem::path lora;  // empty: none
+};
+absl::StatusOr<ModelFiles> ResolveModelFiles(const std::filesystem::path& dir, const ModelConfig& config,
+                                             const std::string& lora_override = "");
+
 // Reads and parses a JSON file; syntax errors name the file, line and column.
 absl::StatusOr<nlohmann::json> ReadJsonFile(const std::filesystem::path& path);
 

@@ -23,6 +23,17 @@ constexpr std::string_view kWordBoundary = "\xE2\x96\x81";  // U+2581 '▁'
 TextTokenizer::TextTokenizer() : backend_(std::make_unique<text_internal::SentencePieceBackend>()) {}
 TextTokenizer::~TextTokenizer() = default;
 
+absl::StatusOr<std::unique_ptr<TextTokenizer>> TextTokenizer::LoadForModel(const std::string& path,
+                                                                         int64_t text_card) {
+  auto tokenizer = Load(path);
+  if (tokenizer.ok() && (*tokenizer)->vocab_size() < text_card) {
+    return absl::InvalidArgumentError(absl::StrCat("text tokenizer ", path, " has ", (*tokenizer)->vocab_size(),
+                                                   " pieces but the model's text_card is ", text_card,
+                                                   ": not this model's tokenizer"));
+  }
+  return tokenizer;
+}
+
 absl::StatusOr<std::unique_ptr<TextTokenizer>> TextTokenizer::Load(const std::string& path) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) {

@@ -47,6 +47,9 @@ class TextTokenizer {
   // Loads a SentencePiece model file. NOT_FOUND (or the errno's code) when it cannot be read;
   // INVALID_ARGUMENT when it is not a SentencePiece model or has fewer than 4 pieces. Both name the file.
   static absl::StatusOr<std::unique_ptr<TextTokenizer>> Load(const std::string& path);
+  // Load, checked against the model it serves: INVALID_ARGUMENT when it has fewer pieces than the LM's
+  // `text_card` (not this model's tokenizer).
+  static absl::StatusOr<std::unique_ptr<TextTokenizer>> LoadForModel(const std::string& path, int64_t text_card);
   // The same from the file's bytes; `name` stands for the file in error messages.
   static absl::StatusOr<std::unique_ptr<TextTokenizer>> FromBytes(std::string_view bytes,
                                                                   std::string_view name);
