@@ -297,6 +297,7 @@ absl::StatusOr<std::unique_ptr<AsrEngine>> AsrEngineBuilder::Finish(
   info.num_codebooks = static_cast<int>(shared->num_codebooks);
   info.device = device.str();
   info.dtype = DtypeName(dtype);
+  info.lm_weights = DescribeQuantization(shared->lm->quantization());
   shared->align.frame_rate = info.frame_rate;
   shared->align.offset_seconds = prefix + delay;
   shared->align.padding_id = static_cast<int>(config.lm.existing_text_padding_id);

@@ -83,6 +83,7 @@ struct AsrModelInfo {
   int num_codebooks = 0;
   std::string device;
   std::string dtype;
+  std::string lm_weights;  // int8: what quantisation at load did (DescribeQuantization); empty for float
 };
 
 class AsrEngine;

@@ -51,12 +51,8 @@ std::string ReferenceDtype(const std::vector<std::string>& dtypes) {
 }
 
 void PrintQuantization(const LmModel& lm) {
-  const LmQuantizationStats& q = lm.quantization();
-  if (q.linears == 0) return;
-  std::printf("int8 weights: %lld linear weights (%.0fM parameters) quantised at load in %.2f s, %.2f GB in f32 "
-              "-> %.2f GB in int8 (kernel: %s)\n",
-              static_cast<long long>(q.linears), q.parameters / 1e6, q.seconds, q.float_bytes / 1e9,
-              q.int8_bytes / 1e9, lm::int8::PathName(lm::int8::BestPath()));
+  const std::string line = DescribeQuantization(lm.quantization());
+  if (!line.empty()) std::printf("%s\n", line.c_str());
 }
 
 absl::StatusOr<c10::Device> ParseDeviceFlag(const std::string& flag) {

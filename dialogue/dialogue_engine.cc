@@ -261,6 +261,7 @@ absl::StatusOr<std::unique_ptr<DialogueEngine>> DialogueEngineBuilder::Finish(
   info.seed = *gen_options.seed;
   info.device = shared->device.str();
   info.dtype = dtype_name;
+  info.lm_weights = DescribeQuantization(shared->lm->quantization());
   shared->slots = std::make_unique<SlotTable<DialogueSession::Shared::Slot>>(options.batch_size, "dialogue");
   return std::unique_ptr<DialogueEngine>(new DialogueEngine(std::move(shared)));
 }

@@ -482,6 +482,7 @@ absl::StatusOr<std::unique_ptr<TtsEngine>> TtsEngineBuilder::Finish(std::shared_
   }
   info.device = device.str();
   info.dtype = DtypeName(dtype);
+  info.lm_weights = DescribeQuantization(sh.lm->quantization());
 
   sh.config = config;
   sh.real_cfg = !info.cfg_distilled && options.cfg_coef != 1.0;

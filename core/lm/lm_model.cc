@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "core/io/checkpoint_view.h"
 #include "core/util/status_macros.h"
@@ -488,6 +489,15 @@ absl::StatusOr<std::shared_ptr<const LmModel>> LmModel::LoadFile(const LmConfig&
                                                                  const LmLoadOptions& options) {
   ASSIGN_OR_RETURN(auto file, SafeTensorsFile::Open(path));
   return Load(config, {file}, options);
+}
+
+std::string DescribeQuantization(const LmQuantizationStats& q) {
+  if (q.linears == 0) return "";
+  return absl::StrFormat(
+      "int8 weights: %d linear weights (%.1fM parameters) quantised at load in %.3f s, %.1f MB in f32 -> "
+      "%.1f MB (%s kernel)",
+      q.linears, q.parameters / 1e6, q.seconds, q.float_bytes / 1e6, q.int8_bytes / 1e6,
+      lm::int8::PathName(lm::int8::BestPath()));
 }
 
 int64_t LmModel::depformer_weight_set(int64_t k) const { return config_.depformer_weight_set_for_step(k); }

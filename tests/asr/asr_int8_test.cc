@@ -26,6 +26,8 @@ TEST(AsrInt8, GreedyTokensAgreeWithReferenceOnFixtureClips) {
     auto engine = AsrEngine::Load(ModelDir(model), options);
     ASSERT_TRUE(engine.ok()) << engine.status();
     EXPECT_EQ((*engine)->info().dtype, "int8");
+    EXPECT_NE((*engine)->info().lm_weights.find("quantised at load in"), std::string::npos)
+        << (*engine)->info().lm_weights;
     for (const std::string clip : {"speech_en", "speech_fr"}) {
       auto session = (*engine)->OpenSession();
       ASSERT_TRUE(session.ok()) << session.status();
