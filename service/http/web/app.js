@@ -52,6 +52,7 @@ async function startChat() {
   const reader = new OggReader();
   let opened = false;
   let handshake = false;
+  let receivedUs = 0;
 
   chat.decoder = new AudioDecoder({
     output: (data) => {
@@ -99,7 +100,8 @@ async function startChat() {
       }
       for (const p of packets) {
         if (p.header) continue;
-        chat.decoder.decode(new EncodedAudioChunk({ type: "key", timestamp: 0, data: p.data }));
+        chat.decoder.decode(new EncodedAudioChunk({ type: "key", timestamp: receivedUs, data: p.data }));
+        receivedUs += 20000; // nominal; the decoder's output carries the real duration
       }
     } else if (kind === 0x02) {
       const piece = new TextDecoder().decode(payload);
