@@ -14,6 +14,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "cli/bench_command.h"
+#include "cli/bench_profile.h"
 #include "cli/bench_options.h"
 #include "core/mimi/mimi_loader.h"
 #include "core/mimi/mimi_model.h"
@@ -30,6 +31,7 @@ struct BenchCodecFlags {
   int warmup = 5;
   int codebooks = 32;
   std::string device = "cpu";
+  bool profile = false;
 };
 
 double Seconds(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
@@ -100,6 +102,26 @@ int RunBenchCodec(const BenchCodecFlags& f) {
     std::printf("%6lld  %18.2f  %10.3f  %18.2f  %10.3f\n", static_cast<long long>(b), enc_ms,
                 enc_ms / frame_ms, dec_ms, dec_ms / frame_ms);
     std::fflush(stdout);
+    if (f.profile) {
+      // The same frames again (the states carry on), under the profiler.
+      std::printf("batch %lld encode ", static_cast<long long>(b));
+      ProfileAndPrint(
+          [&] {
+            for (int i = f.warmup; i < f.warmup + f.frames; ++i) {
+              out = model->EncodeStepUnchecked(enc, pcm.narrow(2, i * model->frame_size(), model->frame_size()),
+                                               none);
+            }
+          },
+          f.frames);
+      std::printf("batch %lld decode ", static_cast<long long>(b));
+      ProfileAndPrint(
+          [&] {
+            for (int i = f.warmup; i < f.warmup + f.frames; ++i) {
+              out = model->DecodeStepUnchecked(dec, codes.narrow(2, i, 1), none);
+            }
+          },
+          f.frames);
+    }
   }
   std::printf(
       "RTF = compute time per step / %.0f ms of audio per stream (< 1: faster than real time for every "
@@ -123,6 +145,9 @@ void RegisterBenchCodec(CLI::App& bench, int& exit_code) {
   cmd->add_option("--warmup", flags->warmup, "untimed frames first")->capture_default_str();
   cmd->add_option("--codebooks", flags->codebooks, "codebooks to encode")->capture_default_str();
   cmd->add_option("--device", flags->device, "cpu or cuda[:N]")->capture_default_str();
+  cmd->add_flag("--profile", flags->profile,
+                "after timing, run the frames again under libtorch's profiler and print per-op and per-layer "
+                "self times");
   cmd->callback([flags, &exit_code]() { exit_code = RunBenchCodec(*flags); });
 }
 

@@ -1,6 +1,7 @@
 #include "core/mimi/seanet.h"
 
 #include <ATen/ATen.h>
+#include <ATen/record_function.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -116,12 +117,17 @@ at::Tensor SeanetEncoder::Step(SeanetState& s, const at::Tensor& x, const at::Te
   size_t k = 0;
   at::Tensor y = first_.Step(s.convs[k++], x, mask);
   for (size_t i = 0; i < downs_.size(); ++i) {
-    for (const SeanetResBlock& b : blocks_[i]) {
-      y = BlockStep(b, s.convs[k], s.convs[k + 1], y, mask);
-      k += 2;
+    {
+      RECORD_USER_SCOPE(absl::StrCat("mimi.seanet.enc.block", i));
+      for (const SeanetResBlock& b : blocks_[i]) {
+        y = BlockStep(b, s.convs[k], s.convs[k + 1], y, mask);
+        k += 2;
+      }
     }
+    RECORD_USER_SCOPE(absl::StrCat("mimi.seanet.enc.down", i));
     y = downs_[i].Step(s.convs[k++], at::elu(y), mask);
   }
+  RECORD_USER_SCOPE("mimi.seanet.enc.last");
   return last_.Step(s.convs[k++], at::elu(y), mask);
 }
 
@@ -181,14 +187,23 @@ void SeanetDecoder::Reset(SeanetState& state, const at::Tensor& mask) const {
 
 at::Tensor SeanetDecoder::Step(SeanetState& s, const at::Tensor& x, const at::Tensor& mask) const {
   size_t k = 0;
-  at::Tensor y = first_.Step(s.convs[k++], x, mask);
+  at::Tensor y;
+  {
+    RECORD_USER_SCOPE("mimi.seanet.dec.first");
+    y = first_.Step(s.convs[k++], x, mask);
+  }
   for (size_t i = 0; i < ups_.size(); ++i) {
-    y = ups_[i].Step(s.convtrs[i], at::elu(y), mask);
+    {
+      RECORD_USER_SCOPE(absl::StrCat("mimi.seanet.dec.up", i));
+      y = ups_[i].Step(s.convtrs[i], at::elu(y), mask);
+    }
+    RECORD_USER_SCOPE(absl::StrCat("mimi.seanet.dec.block", i));
     for (const SeanetResBlock& b : blocks_[i]) {
       y = BlockStep(b, s.convs[k], s.convs[k + 1], y, mask);
       k += 2;
     }
   }
+  RECORD_USER_SCOPE("mimi.seanet.dec.last");
   return last_.Step(s.convs[k++], at::elu(y), mask);
 }
 

@@ -4,6 +4,8 @@
 
 #include <utility>
 
+#include "core/mimi/small_batch_linear.h"
+
 namespace monologue::mimi {
 
 StreamingConv1d::StreamingConv1d(at::Tensor weight, at::Tensor bias, int64_t stride, int64_t dilation,
@@ -21,14 +23,27 @@ StreamingConv1d::StreamingConv1d(at::Tensor weight, at::Tensor bias, int64_t str
 }
 
 at::Tensor StreamingConv1d::Conv(const at::Tensor& input) const {
+  const int64_t keff = (weight_.size(2) - 1) * dilation_ + 1;
+  const int64_t tout = (input.size(2) - keff) / stride_ + 1;
+  if (groups_ == 1 && UseSmallBatchLinear(input, input.size(0) * tout)) {
+    // Few output steps (the deep layers of a streaming frame): one sweep over the weights.
+    return SmallBatchLinear(Columns(input, tout), weight_.view({weight_.size(0), -1}), bias_)
+        .view({input.size(0), tout, -1})
+        .permute({0, 2, 1});
+  }
   if (!gemm_weight_.defined()) {
     const int64_t stride[1] = {stride_}, padding[1] = {0}, dilation[1] = {dilation_};
     return at::conv1d(input, weight_, bias_, stride, padding, dilation, groups_);
   }
   // im2col + one GEMM: faster than ATen's CPU convolutions for these short, wide inputs.
+  const at::Tensor cols = Columns(input, tout);
+  const at::Tensor y = bias_.defined() ? at::addmm(bias_, cols, gemm_weight_) : at::mm(cols, gemm_weight_);
+  return y.view({input.size(0), tout, -1}).permute({0, 2, 1});
+}
+
+at::Tensor StreamingConv1d::Columns(const at::Tensor& input, int64_t tout) const {
   const int64_t b = input.size(0), cin = input.size(1), k = weight_.size(2);
   const int64_t keff = (k - 1) * dilation_ + 1;
-  const int64_t tout = (input.size(2) - keff) / stride_ + 1;
   at::Tensor cols;
   if (k == 1) {
     cols = input.narrow(2, 0, (tout - 1) * stride_ + 1).slice(2, 0, c10::nullopt, stride_).transpose(1, 2);
@@ -37,9 +52,7 @@ at::Tensor StreamingConv1d::Conv(const at::Tensor& input) const {
     if (dilation_ > 1) cols = cols.slice(3, 0, c10::nullopt, dilation_);
     cols = cols.permute({0, 2, 1, 3});
   }
-  cols = cols.reshape({b * tout, cin * k});
-  const at::Tensor y = bias_.defined() ? at::addmm(bias_, cols, gemm_weight_) : at::mm(cols, gemm_weight_);
-  return y.view({b, tout, -1}).permute({0, 2, 1});
+  return cols.reshape({b * tout, cin * k});
 }
 
 ConvState StreamingConv1d::InitState(int64_t batch) const {

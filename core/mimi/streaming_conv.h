@@ -43,6 +43,8 @@ class StreamingConv1d {
  private:
   // The convolution proper (no padding); on the GEMM path the output [B, C_out, T] is a channels-last view.
   at::Tensor Conv(const at::Tensor& input) const;
+  // im2col: [B * T_out, C_in * k], column ci * k + j = tap j of input channel ci (the weight's own order).
+  at::Tensor Columns(const at::Tensor& input, int64_t tout) const;
 
   at::Tensor gemm_weight_;  // [C_in * k, C_out]
   at::Tensor weight_, bias_;

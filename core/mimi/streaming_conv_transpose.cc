@@ -4,14 +4,17 @@
 
 #include <utility>
 
+#include "core/mimi/small_batch_linear.h"
+
 namespace monologue::mimi {
 
 StreamingConvTranspose1d::StreamingConvTranspose1d(at::Tensor weight, at::Tensor bias, int64_t stride,
                                                    int64_t groups)
     : weight_(std::move(weight)), bias_(std::move(bias)), stride_(stride), groups_(groups) {
   if (groups_ == 1 && weight_.size(2) == 2 * stride_) {
-    // [C_in, C_out * k]: one GEMM gives every (output channel, tap) contribution of every input step.
-    gemm_weight_ = weight_.reshape({weight_.size(0), -1}).contiguous();
+    // [C_out * k, C_in]: one GEMM gives every (output channel, tap) contribution of every input step; rows
+    // are output columns, the layout SmallBatchLinear streams.
+    gemm_weight_ = weight_.reshape({weight_.size(0), -1}).t().contiguous();
   }
 }
 
@@ -20,8 +23,8 @@ at::Tensor StreamingConvTranspose1d::GemmStep(const at::Tensor& x, at::Tensor& p
   // With k = 2s, output sample t*s + r (0 <= r < s) is head(t)[r] + tail(t - 1)[r], where head and tail are
   // the first and second s taps of step t's contribution; tail(-1) is the carried partial.
   const int64_t b = x.size(0), t = x.size(2), cin = x.size(1), s = stride_;
-  const int64_t cout = gemm_weight_.size(1) / (2 * s);
-  const at::Tensor z = at::mm(x.transpose(1, 2).reshape({b * t, cin}), gemm_weight_).view({b, t, cout, 2, s});
+  const int64_t cout = gemm_weight_.size(0) / (2 * s);
+  const at::Tensor z = Linear(x.transpose(1, 2).reshape({b * t, cin}), gemm_weight_).view({b, t, cout, 2, s});
   const at::Tensor head = z.select(3, 0), tail = z.select(3, 1);  // [B, T, C_out, s]
   at::Tensor previous =
       partial.defined() ? partial.view({b, cout, 1, s}).permute({0, 2, 1, 3}) : at::Tensor();

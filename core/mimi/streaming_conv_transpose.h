@@ -36,7 +36,7 @@ class StreamingConvTranspose1d {
   // and, with keep_tail, replaced by the new tail.
   at::Tensor GemmStep(const at::Tensor& x, at::Tensor& partial, bool keep_tail) const;
 
-  at::Tensor gemm_weight_;  // [C_in, C_out * k] when the GEMM path applies
+  at::Tensor gemm_weight_;  // [C_out * k, C_in] when the GEMM path applies
   at::Tensor weight_, bias_;
   int64_t stride_ = 1, groups_ = 1;
 };
