@@ -98,6 +98,11 @@ int RunServe(ServeFlags f) {
   }
   const std::string host = f.options.listen.substr(0, f.options.listen.rfind(':'));
   std::printf("monologue serve: listening on %s:%d\n", host.c_str(), (*server)->port());
+  if ((*server)->http_port() != 0) {
+    // A second line, after the gRPC one (scripts and tests read the gRPC address from the first).
+    const std::string http_host = f.options.http_listen.substr(0, f.options.http_listen.rfind(':'));
+    std::printf("monologue serve: http on %s:%d\n", http_host.c_str(), (*server)->http_port());
+  }
   std::fflush(stdout);
   int sig = 0;
   sigwait(&signals, &sig);
@@ -151,6 +156,14 @@ void RegisterServeCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--idle-timeout", o.idle_timeout_seconds, "seconds without a request before OUT_OF_RANGE")
       ->capture_default_str();
   cmd->add_option("--max-stream-seconds", o.max_stream_seconds, "audio per stream before OUT_OF_RANGE")
+      ->capture_default_str();
+  cmd->add_option("--http", o.http_listen,
+                  "also serve Kyutai's WebSocket protocols and the web page on HOST:PORT (/api/asr-streaming, "
+                  "/api/tts_streaming, /api/chat, /; docs/websocket.md)");
+  cmd->add_option("--api-key", o.api_key,
+                  "require this key on the WebSocket endpoints (header kyutai-api-key or query auth_id)");
+  cmd->add_option("--web-root", o.web_root, "serve the web page from this folder (default: the embedded copy)");
+  cmd->add_option("--http-max-message-bytes", o.http_max_message_bytes, "largest WebSocket message")
       ->capture_default_str();
   cmd->add_option("--drain-seconds", flags->drain_seconds, "on SIGTERM, how long live streams may finish")
       ->capture_default_str();

@@ -27,6 +27,7 @@ APT_PACKAGES=(
   espeak-ng sox ffmpeg python3-venv
   nginx-light  # the service's scale-out test (grpc_pass in front of two replicas)
   libopus-dev libogg-dev  # streaming Ogg/Opus of the WebSocket endpoints (service/http/ogg_opus_stream)
+  libboost-dev libmsgpack-cxx-dev  # serve --http: Boost.Beast HTTP/WebSocket, MessagePack (service/http)
 )
 
 log() { printf '[setup] %s\n' "$*" >&2; }

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "asr/asr_engine.h"
 #include "dialogue/dialogue_engine.h"
+#include "service/http/http_listener.h"
 #include "service/mode_loop.h"
 #include "service/mode_streams.h"
 #include "tts/tts_engine.h"
@@ -90,6 +91,9 @@ struct MonologueServer::Impl {
   std::vector<std::unique_ptr<grpc::Service>> services;
   std::unique_ptr<grpc::Server> server;
   std::unique_ptr<MetricsHttpServer> metrics_http;
+  std::unique_ptr<HttpListener> http;
+  HttpModes http_modes;
+  SynthesisDefaults tts_defaults;
   std::vector<std::string> descriptions;
   int port = 0;
   std::mutex shutdown_mu;
@@ -139,6 +143,8 @@ absl::StatusOr<std::unique_ptr<MonologueServer>> MonologueServer::Start(const Se
                   static_cast<double>(info.frame_size) / info.sample_rate};
     impl->loops.push_back(std::make_unique<ModeLoop>(kTranscription, options, options.max_streams,
                                                      "monologue_", "Transcription", std::move(me)));
+    impl->http_modes.asr_loop = impl->loops.back().get();
+    impl->http_modes.asr = e;
     impl->services.push_back(std::make_unique<TranscriptionService>(impl->loops.back().get(), e));
     impl->descriptions.push_back(absl::StrCat(
         kTranscription, ": ", info.model_dir, " (", info.device, ", ", info.dtype, ", ", options.max_streams,
@@ -169,6 +175,10 @@ absl::StatusOr<std::unique_ptr<MonologueServer>> MonologueServer::Start(const Se
                   static_cast<double>(info.frame_size) / info.sample_rate};
     impl->loops.push_back(std::make_unique<ModeLoop>(kSynthesis, options, options.max_tts_streams,
                                                      "monologue_synthesis_", "Synthesis", std::move(me)));
+    impl->tts_defaults = SynthesisDefaults{options.voices_dir, options.default_voice};
+    impl->http_modes.tts_loop = impl->loops.back().get();
+    impl->http_modes.tts = e;
+    impl->http_modes.tts_defaults = &impl->tts_defaults;
     impl->services.push_back(std::make_unique<SynthesisService>(
         impl->loops.back().get(), e, SynthesisDefaults{options.voices_dir, options.default_voice}));
     impl->descriptions.push_back(absl::StrCat(
@@ -225,6 +235,18 @@ absl::StatusOr<std::unique_ptr<MonologueServer>> MonologueServer::Start(const Se
     }
     impl->metrics_http = std::move(*http);
   }
+  if (!options.http_listen.empty()) {
+    HttpListenerOptions ho;
+    ho.address = options.http_listen;
+    ho.api_key = options.api_key;
+    ho.web_root = options.web_root;
+    auto http = HttpListener::Start(ho, impl->http_modes);
+    if (!http.ok()) {
+      impl->server->Shutdown(std::chrono::system_clock::now());
+      return http.status();
+    }
+    impl->http = std::move(*http);
+  }
   for (auto& loop : impl->loops) loop->Start();
   if (grpc::HealthCheckServiceInterface* health = impl->server->GetHealthCheckService()) {
     health->SetServingStatus(true);
@@ -235,6 +257,7 @@ absl::StatusOr<std::unique_ptr<MonologueServer>> MonologueServer::Start(const Se
 
 int MonologueServer::port() const { return impl_->port; }
 int MonologueServer::metrics_port() const { return impl_->metrics_http ? impl_->metrics_http->port() : 0; }
+int MonologueServer::http_port() const { return impl_->http ? impl_->http->port() : 0; }
 
 std::string MonologueServer::model_description() const {
   std::string out;
@@ -264,6 +287,7 @@ int MonologueServer::Shutdown(double drain_seconds) {
   }
   impl_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   impl_->server->Wait();
+  if (impl_->http) impl_->http->Stop();
   for (auto& loop : impl_->loops) loop->Stop();
   impl_->metrics_http.reset();
   return cut;

@@ -38,6 +38,12 @@ struct ServerOptions {
   double idle_timeout_seconds = 30;   // no request for this long -> OUT_OF_RANGE
   double max_stream_seconds = 3600;   // audio per stream -> OUT_OF_RANGE beyond
   double keepalive_seconds = 30;      // HTTP/2 keepalive pings
+  // `--http`: the HTTP/WebSocket listener of Kyutai's client protocols (service/http, docs/websocket.md);
+  // "" = none. Same engines, slots and limits as gRPC.
+  std::string http_listen;
+  std::string api_key;   // required on the WebSocket endpoints when set (kyutai-api-key header / auth_id)
+  std::string web_root;  // the web page's files from this folder ("" = the copy embedded in the binary)
+  int http_max_message_bytes = 1 << 20;  // largest WebSocket message accepted (1 s of f32 PCM is ~120 KB)
 };
 
 class MonologueServer {
@@ -50,6 +56,7 @@ class MonologueServer {
 
   int port() const;          // the bound gRPC port
   int metrics_port() const;  // 0 when no metrics port
+  int http_port() const;     // 0 when no --http listener
   // One line per served mode: service name, model, device, slots.
   std::string model_description() const;
 

@@ -111,6 +111,28 @@ class ServerProcess {
       address_ = line.substr(at + key.size());
       address_ = address_.substr(0, address_.find('\n'));
     }
+    if (const size_t nl = line.find('\n'); nl != std::string::npos) stdout_rest_ = line.substr(nl + 1);
+  }
+  // The next line the server prints on stdout after the "listening on" one (e.g. "http on HOST:PORT" with
+  // --http), without its newline; "" after `seconds`.
+  std::string NextLine(double seconds = 30) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(int(seconds * 1000));
+    while (stdout_rest_.find('\n') == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+      char buf[256];
+      const ssize_t n = read(out_fd_, buf, sizeof(buf));
+      if (n > 0) {
+        stdout_rest_.append(buf, static_cast<size_t>(n));
+      } else if (n == 0) {
+        break;
+      } else {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    }
+    const size_t nl = stdout_rest_.find('\n');
+    if (nl == std::string::npos) return "";
+    std::string l = stdout_rest_.substr(0, nl);
+    stdout_rest_.erase(0, nl + 1);
+    return l;
   }
   ~ServerProcess() {
     if (pid_ > 0 && !waited_) {
@@ -145,6 +167,7 @@ class ServerProcess {
   int out_fd_ = -1;
   bool waited_ = false;
   std::string address_;
+  std::string stdout_rest_;
 };
 
 struct StreamResult {

@@ -1,0 +1,48 @@
+#include "service/http/web_files.h"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace monologue {
+namespace {
+
+std::string ContentType(std::string_view path) {
+  auto ends = [&](std::string_view s) { return path.size() >= s.size() && path.substr(path.size() - s.size()) == s; };
+  if (ends(".html")) return "text/html; charset=utf-8";
+  if (ends(".js") || ends(".mjs")) return "text/javascript; charset=utf-8";
+  if (ends(".css")) return "text/css; charset=utf-8";
+  if (ends(".json")) return "application/json";
+  if (ends(".svg")) return "image/svg+xml";
+  if (ends(".png")) return "image/png";
+  if (ends(".ico")) return "image/x-icon";
+  if (ends(".wasm")) return "application/wasm";
+  if (ends(".wav")) return "audio/wav";
+  return "application/octet-stream";
+}
+
+}  // namespace
+
+std::optional<WebFile> FindWebFile(const std::string& web_root, std::string_view target_path) {
+  std::string path(target_path.substr(0, target_path.find('?')));
+  if (path.empty() || path == "/") path = "/index.html";
+  if (path.front() != '/') return std::nullopt;
+  path.erase(0, 1);
+  // No way out of the root: reject any ".." segment and backslashes.
+  if (path.find("..") != std::string::npos || path.find('\\') != std::string::npos) return std::nullopt;
+  if (!web_root.empty()) {
+    const std::filesystem::path file = std::filesystem::path(web_root) / path;
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(file, ec)) return std::nullopt;
+    std::ifstream in(file, std::ios::binary);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return WebFile{s.str(), ContentType(path)};
+  }
+  for (const EmbeddedWebFile& f : EmbeddedWebFiles()) {
+    if (f.path == path) return WebFile{std::string(f.bytes), ContentType(path)};
+  }
+  return std::nullopt;
+}
+
+}  // namespace monologue
