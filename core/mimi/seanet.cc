@@ -144,7 +144,7 @@ absl::StatusOr<SeanetDecoder> SeanetDecoder::Load(const WeightReader& w, const S
   int64_t idx = 0;
   int64_t mult = int64_t{1} << c.ratios.size();
   ASSIGN_OR_RETURN(d.first_, LoadConv(w, absl::StrCat(prefix, idx++), c.dimension, mult * c.n_filters,
-                                      c.kernel_size, 1, 1, rep, false));
+                                      c.kernel_size, 1, 1, rep, true));
   for (int64_t ratio : c.ratios) {
     ++idx;  // ELU
     ASSIGN_OR_RETURN(StreamingConvTranspose1d up,
@@ -154,7 +154,7 @@ absl::StatusOr<SeanetDecoder> SeanetDecoder::Load(const WeightReader& w, const S
     std::vector<SeanetResBlock> stage;
     for (int64_t j = 0; j < c.n_residual_layers; ++j) {
       ASSIGN_OR_RETURN(SeanetResBlock b,
-                       LoadBlock(w, absl::StrCat(prefix, idx++), mult * c.n_filters / 2, c, j, rep, false));
+                       LoadBlock(w, absl::StrCat(prefix, idx++), mult * c.n_filters / 2, c, j, rep, true));
       stage.push_back(std::move(b));
     }
     d.blocks_.push_back(std::move(stage));
@@ -162,7 +162,7 @@ absl::StatusOr<SeanetDecoder> SeanetDecoder::Load(const WeightReader& w, const S
   }
   ++idx;  // ELU
   ASSIGN_OR_RETURN(d.last_, LoadConv(w, absl::StrCat(prefix, idx++), c.n_filters, c.channels,
-                                     c.last_kernel_size, 1, 1, rep, false));
+                                     c.last_kernel_size, 1, 1, rep, true));
   return d;
 }
 
