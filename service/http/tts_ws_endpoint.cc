@@ -18,14 +18,12 @@
 #include "absl/strings/str_cat.h"
 #include "service/http/msgpack_messages.h"
 #include "service/http/ws_endpoints.h"
-#include "service/stream_audio.h"
+#include "service/http/ogg_opus_stream.h"
 #include "tts/tts_engine.h"
 #include "tts/tts_voices.h"
 
 namespace monologue {
 namespace {
-
-namespace v1 = ::monologue::v1;
 
 constexpr size_t kMaxTextBytes = 1 << 20;  // text a stream may send in all (hours of speech)
 
@@ -92,7 +90,7 @@ class TtsWsConnection final : public WsConnection {
       return;
     }
     if (Ogg()) {
-      auto encoder = StreamAudioEncoder::Create(v1::OGG_OPUS, "format");
+      auto encoder = OggOpusStreamEncoder::Create();
       if (!encoder.ok()) {
         FailLocked(std::string(encoder.status().message()), "INTERNAL");
         return;
@@ -102,6 +100,12 @@ class TtsWsConnection final : public WsConnection {
     session_ = std::move(*session);
     CountOpenLocked();
     if (MessagePack()) SendLocked(TaggedWriter("Ready", 0).bytes());
+    if (encoder_ != nullptr) {
+      // The Ogg stream's header pages right away, as the Rust server sends them with Ready.
+      auto header = encoder_->Encode({});
+      if (!header.ok()) return FailLocked(std::string(header.status().message()), "INTERNAL");
+      SendOggLocked(*header);
+    }
   }
 
   // A numeric query parameter, when present; false (after refusing) when it is not a number.
@@ -244,7 +248,7 @@ class TtsWsConnection final : public WsConnection {
   QueryParams query_;
   TtsFormat format_ = TtsFormat::kOggOpus;
   std::unique_ptr<TtsSession> session_;
-  std::unique_ptr<StreamAudioEncoder> encoder_;
+  std::unique_ptr<OggOpusStreamEncoder> encoder_;
   size_t text_bytes_ = 0;
   bool any_text_ = false;
   bool closed_ = false;

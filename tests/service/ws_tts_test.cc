@@ -1,0 +1,218 @@
+// `monologue serve --http`: /api/tts_streaming speaks the Rust moshi-server's TTS protocol as DSM's
+// tts_rust_server.py does (voice/format query parameters, one Text message per word, Eos; Ready, Audio, Text
+// with start_s/stop_s, the close) and gives the reference TTS fixture's audio and words, as the gRPC Synthesis
+// service does; the raw formats carry the same audio; a bad voice or format and a full server get Error.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "nlohmann/json.hpp"
+#include "service/http/ogg_opus_stream.h"
+#include "service_test_util.h"
+#include "ws_test_client.h"
+
+namespace monologue::service_test {
+namespace {
+
+const std::string kTtsData = std::string(MONOLOGUE_TEST_DATA_DIR) + "/tts/";
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+// A TTS reference case: its script, the first frames of its audio, its length and words.
+struct Reference {
+  std::vector<std::string> script;
+  std::vector<float> pcm;
+  int64_t frames = 0;
+  std::vector<Word> words;
+};
+
+Reference LoadReference(const std::string& name) {
+  Reference r;
+  const auto meta = nlohmann::json::parse(ReadFile(kTtsData + "ref_" + name + ".json"));
+  r.script = meta["script"].get<std::vector<std::string>>();
+  r.frames = meta["end_step"].get<int64_t>() + 2;
+  const auto& transcript = meta["transcript"];
+  for (size_t i = 0; i < transcript.size(); ++i) {
+    const double start = transcript[i][1].get<int64_t>() / 12.5;
+    const double end = i + 1 < transcript.size() ? transcript[i + 1][1].get<int64_t>() / 12.5
+                                                 : meta["end_step"].get<int64_t>() / 12.5;
+    r.words.push_back({transcript[i][0].get<std::string>(), start, end});
+  }
+  const std::string bytes = ReadFile(kTtsData + "ref_" + name + ".safetensors");
+  uint64_t header_len = 0;
+  std::memcpy(&header_len, bytes.data(), 8);
+  const auto header = nlohmann::json::parse(bytes.substr(8, header_len));
+  const size_t begin = header["pcm"]["data_offsets"][0].get<size_t>(), end = header["pcm"]["data_offsets"][1].get<size_t>();
+  r.pcm.resize((end - begin) / 4);
+  std::memcpy(r.pcm.data(), bytes.data() + 8 + header_len + begin, end - begin);
+  return r;
+}
+
+double RelativeL2(const std::vector<float>& a, const std::vector<float>& ref) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < ref.size() && i < a.size(); ++i) {
+    num += (a[i] - ref[i]) * (a[i] - ref[i]);
+    den += ref[i] * ref[i];
+  }
+  return std::sqrt(num / std::max(den, 1e-24));
+}
+
+struct TtsRun {
+  std::vector<std::string> types;
+  std::vector<float> pcm;
+  std::string raw;  // raw formats: every binary message
+  std::vector<Word> words;
+  std::string error;
+  bool closed = false;
+  int close_code = 0;
+};
+
+// Sends the words of `script` (one Text message per word, as the DSM script) and Eos; reads to the close.
+TtsRun RunTts(WsClient& client, const std::vector<std::string>& script, bool msgpack_format, bool frames = false) {
+  TtsRun run;
+  std::thread writer([&] {
+    for (const std::string& turn : script) {
+      std::istringstream words(turn);
+      std::string w;
+      while (words >> w) {
+        // The WebSocket text frame is Text too: the raw-format runs use it.
+        if (!(frames ? client.Send(w, /*binary=*/false) : client.Send(TaggedStr("Text", "text", w)))) return;
+      }
+    }
+    frames ? client.Send(std::string("\0", 1)) : client.Send(TaggedOnly("Eos"));
+  });
+  while (auto m = client.Read()) {
+    if (!msgpack_format) {
+      run.raw += m->data;
+      continue;
+    }
+    auto msg = Unpack(m->data);
+    if (!msg.has_value()) break;
+    run.types.push_back(msg->type());
+    if (msg->type() == "Audio") {
+      const msgpack::object& pcm = msg->fields.at("pcm");
+      for (uint32_t i = 0; i < pcm.via.array.size; ++i) {
+        EXPECT_EQ(pcm.via.array.ptr[i].type, msgpack::type::FLOAT32);
+        run.pcm.push_back(pcm.via.array.ptr[i].as<float>());
+      }
+    } else if (msg->type() == "Text") {
+      EXPECT_EQ(msg->Type("start_s"), msgpack::type::FLOAT64);
+      run.words.push_back({msg->Str("text"), msg->F64("start_s"), msg->F64("stop_s")});
+    } else if (msg->type() == "Error") {
+      run.error = msg->Str("message");
+    }
+  }
+  writer.join();
+  run.closed = client.closed;
+  run.close_code = client.close_code;
+  return run;
+}
+
+class WsTtsTest : public testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    server_ = new ServerProcess({"--tts", kTtsData + "tiny-tts", "--voices", kTtsData + "voices", "--default-voice",
+                                 "alice", "--tts-temp", "0", "--max-tts-streams", "2", "--threads", "1", "--http",
+                                 "127.0.0.1:0"},
+                                /*with_stt=*/false);
+    ASSERT_TRUE(server_->ok()) << "monologue serve did not start";
+    const std::string line = server_->NextLine();
+    http_ = line.substr(line.find("http on ") + 8);
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  static ServerProcess* server_;
+  static std::string http_;
+};
+ServerProcess* WsTtsTest::server_ = nullptr;
+std::string WsTtsTest::http_;
+
+TEST_F(WsTtsTest, PcmMessagePackGivesTheReferenceAudioAndWords) {
+  const Reference single = LoadReference("single_greedy");
+  WsClient client(http_, "/api/tts_streaming?voice=alice&format=PcmMessagePack");
+  ASSERT_TRUE(client.connected);
+  const TtsRun run = RunTts(client, single.script, true);
+  EXPECT_TRUE(run.error.empty()) << run.error;
+  ASSERT_FALSE(run.types.empty());
+  EXPECT_EQ(run.types.front(), "Ready");
+  EXPECT_TRUE(run.closed);  // the server closes after the last audio
+  EXPECT_EQ(run.close_code, 1000);
+  ASSERT_EQ(static_cast<int64_t>(run.pcm.size()), single.frames * 1920);
+  EXPECT_LT(RelativeL2(run.pcm, single.pcm), 1e-4);
+  EXPECT_EQ(run.words, single.words);
+}
+
+TEST_F(WsTtsTest, RawFormatsCarryTheSameAudio) {
+  const Reference single = LoadReference("single_greedy");
+  // Pcm: f32 little-endian bytes only (no Ready, no words); text frames as Text, "\0" as Eos.
+  WsClient pcm_client(http_, "/api/tts_streaming?voice=alice&format=Pcm");
+  ASSERT_TRUE(pcm_client.connected);
+  const TtsRun pcm = RunTts(pcm_client, single.script, false, /*frames=*/true);
+  ASSERT_EQ(static_cast<int64_t>(pcm.raw.size()), single.frames * 1920 * 4);
+  std::vector<float> samples(pcm.raw.size() / 4);
+  std::memcpy(samples.data(), pcm.raw.data(), pcm.raw.size());
+  EXPECT_LT(RelativeL2(samples, single.pcm), 1e-4);
+  // OggOpus (the Rust server's default format): an Ogg/Opus stream of the same audio (lossy).
+  WsClient ogg_client(http_, "/api/tts_streaming?voice=alice");
+  ASSERT_TRUE(ogg_client.connected);
+  const TtsRun ogg = RunTts(ogg_client, single.script, false);
+  ASSERT_GT(ogg.raw.size(), 4u);
+  EXPECT_EQ(ogg.raw.substr(0, 4), "OggS");
+  auto decoder = OggOpusStreamDecoder::Create();
+  ASSERT_TRUE(decoder.ok());
+  auto decoded = (*decoder)->Decode(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(ogg.raw.data()), ogg.raw.size()));
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_NEAR(static_cast<double>(decoded->size()), static_cast<double>(single.frames * 1920), 2 * 1920);
+}
+
+TEST_F(WsTtsTest, BadVoiceOrFormatGetsError) {
+  for (const std::string& target : {std::string("/api/tts_streaming?voice=nobody&format=PcmMessagePack"),
+                                    std::string("/api/tts_streaming?voice=../alice&format=PcmMessagePack"),
+                                    std::string("/api/tts_streaming?format=Wav")}) {
+    WsClient client(http_, target);
+    ASSERT_TRUE(client.connected);
+    auto m = client.Read();
+    ASSERT_TRUE(m.has_value()) << target;
+    auto msg = Unpack(m->data);
+    ASSERT_TRUE(msg.has_value());
+    EXPECT_EQ(msg->type(), "Error") << target;
+    EXPECT_FALSE(msg->Str("message").empty());
+    EXPECT_FALSE(client.Read().has_value());
+    EXPECT_TRUE(client.closed);
+  }
+}
+
+TEST(WsTtsLimitsTest, FullServerGetsError) {
+  ServerProcess server({"--tts", kTtsData + "tiny-tts", "--voices", kTtsData + "voices", "--default-voice", "alice",
+                        "--max-tts-streams", "1", "--threads", "1", "--http", "127.0.0.1:0"},
+                       /*with_stt=*/false);
+  ASSERT_TRUE(server.ok());
+  const std::string line = server.NextLine();
+  const std::string http = line.substr(line.find("http on ") + 8);
+  WsClient a(http, "/api/tts_streaming?format=PcmMessagePack");
+  ASSERT_TRUE(a.connected);
+  auto ready = a.Read();
+  ASSERT_TRUE(ready.has_value());
+  EXPECT_EQ(Unpack(ready->data)->type(), "Ready");
+  WsClient b(http, "/api/tts_streaming?format=PcmMessagePack");
+  ASSERT_TRUE(b.connected);
+  auto error = b.Read();
+  ASSERT_TRUE(error.has_value());
+  EXPECT_EQ(Unpack(error->data)->type(), "Error");
+  EXPECT_EQ(Unpack(error->data)->Str("message"), "no free channels");
+  EXPECT_FALSE(b.Read().has_value());
+}
+
+}  // namespace
+}  // namespace monologue::service_test
