@@ -165,6 +165,9 @@ void RegisterServeCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--web-root", o.web_root, "serve the web page from this folder (default: the embedded copy)");
   cmd->add_option("--http-max-message-bytes", o.http_max_message_bytes, "largest WebSocket message")
       ->capture_default_str();
+  cmd->add_option("--max-pending-responses", o.max_pending_responses,
+                  "responses a stream may have queued for a client that does not read (then reads pause)")
+      ->capture_default_str();
   cmd->add_option("--drain-seconds", flags->drain_seconds, "on SIGTERM, how long live streams may finish")
       ->capture_default_str();
   cmd->callback([flags, &exit_code] { exit_code = RunServe(*flags); });
