@@ -423,8 +423,9 @@ absl::Status WriteSafeTensors(const std::string& path,
       return absl::InvalidArgumentError(absl::StrCat(where, ": dtype ", c10::toString(tensor.scalar_type()),
                                                      " has no safetensors equivalent"));
     }
-    ASSIGN_OR_RETURN(at::Tensor t, GuardTorch(where, [&] {
-                       return tensor.to(at::kCPU).resolve_conj().resolve_neg().contiguous();
+    // (a named capture: clang before 16 cannot capture a structured binding)
+    ASSIGN_OR_RETURN(at::Tensor t, GuardTorch(where, [&source = tensor] {
+                       return source.to(at::kCPU).resolve_conj().resolve_neg().contiguous();
                      }));
     const uint64_t nbytes = t.nbytes();
     header[name] = {
