@@ -202,6 +202,8 @@ absl::StatusOr<std::unique_ptr<MonologueServer>> MonologueServer::Start(const Se
                   static_cast<double>(info.frame_size) / info.sample_rate};
     impl->loops.push_back(std::make_unique<ModeLoop>(kDialogue, options, options.max_dialogue_streams,
                                                      "monologue_dialogue_", "Dialogue", std::move(me)));
+    impl->http_modes.chat_loop = impl->loops.back().get();
+    impl->http_modes.dialogue = e;
     impl->services.push_back(std::make_unique<DialogueService>(impl->loops.back().get(), e));
     impl->descriptions.push_back(absl::StrCat(kDialogue, ": ", info.model_dir, " (", info.device, ", ",
                                               info.dtype, ", ", options.max_dialogue_streams, " slots)"));

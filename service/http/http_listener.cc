@@ -90,9 +90,12 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     } else if (path == "/api/tts_streaming") {
       loop = m.tts_loop;
       missing = "speech synthesis (start the server with --tts)";
+    } else if (path == "/api/chat") {
+      loop = m.chat_loop;
+      missing = "dialogue (start the server with --dialogue)";
     } else {
       return Respond(req, http::status::not_found,
-                     "no such endpoint: use /api/asr-streaming or /api/tts_streaming\n");
+                     "no such endpoint: use /api/asr-streaming, /api/tts_streaming or /api/chat\n");
     }
     const std::string& key = listener_->options.api_key;
     if (!key.empty()) {
@@ -119,8 +122,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     std::shared_ptr<WsConnection> conn;
     if (loop == m.asr_loop) {
       conn = NewAsrWsConnection(std::move(ws), loop, m.asr, query);
-    } else {
+    } else if (loop == m.tts_loop) {
       conn = NewTtsWsConnection(std::move(ws), loop, m.tts, m.tts_defaults, query);
+    } else {
+      conn = NewChatWsConnection(std::move(ws), loop, m.dialogue, query);
     }
     conn->Run(std::move(req));
   }

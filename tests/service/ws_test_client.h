@@ -43,13 +43,13 @@ class WsClient {
     if (ec) return;
     boost::asio::connect(ws_.next_layer(), endpoints, ec);
     if (ec) return;
-    // A read that takes longer than 30 s fails (the socket is shut down): a broken server fails the test
+    // A read that takes longer than read_timeout_ms (30 s) fails (the socket is shut down): a broken server fails the test
     // instead of hanging it.
     watchdog_ = std::thread([this] {
       while (!stop_) {
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
         const int64_t since = read_since_ms_.load();
-        if (since > 0 && NowMs() - since > 30000) {
+        if (since > 0 && NowMs() - since > read_timeout_ms) {
           ws_beast::error_code ec;
           ws_.next_layer().shutdown(boost::asio::ip::tcp::socket::shutdown_both, ec);
           timed_out = true;
@@ -117,6 +117,7 @@ class WsClient {
 
   bool connected = false;
   bool timed_out = false;
+  std::atomic<int64_t> read_timeout_ms{30000};  // a read blocked longer shuts the connection down
   int http_status = 0;
   bool closed = false;
   int close_code = 0;
