@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <future>
 #include <thread>
 
 #include "service_test_util.h"
@@ -258,6 +259,56 @@ TEST(WsAsrLimitsTest, FullServerRefusesAndAVanishedClientFreesItsSlot) {
     if (!ready) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   EXPECT_TRUE(ready);
+}
+
+// One scheduler per mode: a gRPC stream and a WebSocket connection take the same batch slots, and the mode's
+// metrics count both.
+TEST(WsAsrLimitsTest, GrpcAndWebSocketShareTheSlotsAndTheMetrics) {
+  const int metrics_port = FreePort();
+  ServerProcess server({"--http", "127.0.0.1:0", "--max-streams", "1", "--threads", "1", "--metrics-listen",
+                        "127.0.0.1:" + std::to_string(metrics_port)});
+  ASSERT_TRUE(server.ok());
+  const std::string http = HttpAddress(server);
+  auto channel = server.Channel();
+  // A gRPC stream holds the only slot until its deadline.
+  std::promise<void> started;
+  StreamOptions hold;
+  hold.half_close = false;
+  hold.deadline_ms = 1500;
+  hold.on_started = [&] { started.set_value(); };
+  auto grpc_stream = std::async(std::launch::async, [&] {
+    return RunStream(channel.get(), Pcm16Bytes(std::vector<float>(9600, 0.0f)), hold);
+  });
+  started.get_future().wait();
+  {
+    WsClient refused(http, "/api/asr-streaming");
+    ASSERT_TRUE(refused.connected);
+    auto error = refused.Read();
+    ASSERT_TRUE(error.has_value());
+    EXPECT_EQ(Unpack(error->data)->Str("message"), "no free channels");
+  }
+  EXPECT_EQ(grpc_stream.get().status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  // Now a WebSocket connection takes the slot (once the server has seen the gRPC stream go) ...
+  std::unique_ptr<WsClient> holder;
+  for (int attempt = 0; attempt < 50 && holder == nullptr; ++attempt) {
+    auto c = std::make_unique<WsClient>(http, "/api/asr-streaming");
+    auto first = c->Read();
+    if (first.has_value() && Unpack(first->data)->type() == "Ready") {
+      holder = std::move(c);
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+  ASSERT_NE(holder, nullptr);
+  EXPECT_TRUE(WaitForMetric(metrics_port, "monologue_streams_open", 1));
+  // ... and a gRPC stream is refused.
+  StreamResult refused = RunStream(channel.get(), Pcm16Bytes(std::vector<float>(9600, 0.0f)));
+  EXPECT_EQ(refused.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << refused.status.error_message();
+  holder->Close();
+  EXPECT_TRUE(WaitForMetric(metrics_port, "monologue_streams_open", 0));
+  const std::string metrics = HttpGet(metrics_port, "/metrics");
+  EXPECT_EQ(MetricValue(metrics, "monologue_streams_started_total"), 2) << metrics;
+  EXPECT_GE(MetricValue(metrics, "monologue_stream_refusals_total{reason=\"no_free_slot\"}"), 2) << metrics;
 }
 
 TEST(WsAsrLimitsTest, ApiKeyIsCheckedBeforeTheUpgrade) {
