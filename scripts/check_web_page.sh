@@ -12,7 +12,8 @@
 #   bash scripts/check_web_page.sh                    # tiny random-weight models, server started here
 #   bash scripts/check_web_page.sh --url http://H:P/  # an already running server (its real models)
 # Environment: MONOLOGUE_BUILD_DIR (default build), MIC_WAV (default tests/data/asr/speech_en.wav),
-# SHOTS (default docs; empty = no screenshots), TIMEOUT_S per panel (default 60).
+# SHOTS (default docs; empty = no screenshots), TIMEOUT_S per panel (default 60), PANELS (default
+# "chat transcription speak": the panels to check).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -20,6 +21,7 @@ BUILD="${MONOLOGUE_BUILD_DIR:-build}"
 MIC_WAV="$(realpath "${MIC_WAV:-tests/data/asr/speech_en.wav}")"
 SHOTS="${SHOTS-docs}"
 TIMEOUT_S="${TIMEOUT_S:-60}"
+PANELS=" ${PANELS:-chat transcription speak} "
 URL=""
 [[ "${1:-}" == "--url" ]] && URL="$2"
 
@@ -115,6 +117,7 @@ wait_for "the page's script" 'window.monologue && document.getElementById("chat-
 FAILED=0
 panel() {  # name, start expression, done condition, screenshot, stop expression
   local name="$1" start="$2" done_cond="$3" png="$4" stop="$5"
+  [[ "$PANELS" == *" $name "* ]] || return 0
   log "$name: starting"
   js "$start; return true;" >/dev/null
   if wait_for "$name" "$done_cond"; then

@@ -53,6 +53,7 @@ async function startChat() {
   let opened = false;
   let handshake = false;
   let receivedUs = 0;
+  let serverError = "";
 
   chat.decoder = new AudioDecoder({
     output: (data) => {
@@ -66,7 +67,7 @@ async function startChat() {
   });
   chat.decoder.configure({ codec: "opus", sampleRate: 48000, numberOfChannels: 1 });
 
-  const socket = new WebSocket(socketUrl("/api/chat", { audio_seed: $("chat-seed").value, text_seed: $("chat-seed").value }));
+  const socket = new WebSocket(socketUrl("/api/chat", { seed: $("chat-seed").value }));
   socket.binaryType = "arraybuffer";
   chat.socket = socket;
   setStatus(status, "connecting…");
@@ -107,13 +108,19 @@ async function startChat() {
       const piece = new TextDecoder().decode(payload);
       state.text += piece;
       $("chat-text").textContent = state.text;
-    } else {
+    } else if (kind === 0x05) {
+      // The server's error (server full, bad audio, ...): its close follows.
+      serverError = new TextDecoder().decode(payload);
+      setStatus(status, `server error: ${serverError}`, "err");
+    } else if (kind !== 0x03 && kind !== 0x04 && kind !== 0x06) {
+      // 0x03 control, 0x04 metadata, 0x06 ping: nothing to show.
       setStatus(status, `unknown message kind ${kind} from the server`, "err");
     }
   };
   socket.onclose = (event) => {
     const wasActive = chat.socket === socket;
     stopChat(false);
+    if (serverError) return; // already shown
     if (wasActive || !opened) setStatus(status, closeReason(event, opened), event.code === 1000 && opened ? "" : "err");
   };
   chat.timer = setInterval(() => {
