@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The web page of `monologue serve --http` in real headless Chromium (docs/websocket.md, "The web page"):
 # a fake microphone fed from a WAV file, then the page's three panels driven as a person would:
-#   chat           connects to /api/chat, Moshi's audio is decoded and played (received-audio counter moves)
+#   chat           connects to /api/chat, Moshi's audio is decoded and played (received-audio counter moves,
+#                  the page's AudioContext is running and its clock advances)
 #   transcription  /api/asr-streaming gives words
 #   speak          /api/tts_streaming returns audio and words
 # and a screenshot of each into docs/ (web-chat.png, web-transcription.png, web-speak.png).
@@ -121,7 +122,7 @@ panel() {  # name, start expression, done condition, screenshot, stop expression
   log "$name: starting"
   js "$start; return true;" >/dev/null
   if wait_for "$name" "$done_cond"; then
-    log "$name: ok: $(js 'return window.monologue;')"
+    log "$name: ok: $(js 'return window.monologue;'), audio clock $(js 'return [monologueAudioContext.state, monologueAudioContext.currentTime];')"
   else
     FAILED=1
   fi
@@ -131,7 +132,7 @@ panel() {  # name, start expression, done condition, screenshot, stop expression
 }
 
 panel chat 'document.getElementById("chat-start").click()' \
-  'window.monologue.chat.receivedSeconds > 2 && window.monologue.chat.sentSeconds > 2' \
+  'window.monologue.chat.receivedSeconds > 2 && window.monologue.chat.sentSeconds > 2 && monologueAudioContext.state === "running" && monologueAudioContext.currentTime > 2' \
   web-chat.png 'document.getElementById("chat-stop").click()'
 panel transcription 'document.getElementById("asr-start").click()' \
   'window.monologue.asr.words >= 3' web-transcription.png 'document.getElementById("asr-stop").click()'

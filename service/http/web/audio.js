@@ -9,6 +9,7 @@ export async function audioContext() {
   if (!sharedContext) {
     sharedContext = new AudioContext({ sampleRate: SAMPLE_RATE, latencyHint: "interactive" });
     await sharedContext.audioWorklet.addModule("mic-worklet.js");
+    globalThis.monologueAudioContext = sharedContext; // for scripts/check_web_page.sh: is playback running?
   }
   if (sharedContext.state === "suspended") await sharedContext.resume();
   return sharedContext;
