@@ -311,6 +311,35 @@ TEST(WsAsrLimitsTest, GrpcAndWebSocketShareTheSlotsAndTheMetrics) {
   EXPECT_GE(MetricValue(metrics, "monologue_stream_refusals_total{reason=\"no_free_slot\"}"), 2) << metrics;
 }
 
+// A client that sends but never reads: its output backs up, the server stops reading it, and the connection
+// is dropped once it has been unresponsive for --idle-timeout; its slot is then free for the next one.
+TEST(WsAsrLimitsTest, AClientThatNeverReadsIsDroppedAndItsSlotFreed) {
+  ServerProcess server({"--http", "127.0.0.1:0", "--max-streams", "1", "--threads", "1", "--idle-timeout", "2",
+                        "--max-pending-responses", "40"});
+  ASSERT_TRUE(server.ok());
+  const std::string http = HttpAddress(server);
+  auto slow = std::make_unique<WsClient>(http, "/api/asr-streaming");
+  ASSERT_TRUE(slow->connected);
+  std::thread writer([&] {
+    const std::vector<float> chunk(1920, 0.01f);
+    for (int i = 0; i < 5000; ++i) {
+      if (!slow->Send(AudioMessage(chunk.data(), chunk.size()))) return;
+    }
+  });
+  bool ready = false;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!ready && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    WsClient c(http, "/api/asr-streaming");
+    ASSERT_TRUE(c.connected);
+    auto first = c.Read();
+    ready = first.has_value() && Unpack(first->data)->type() == "Ready";
+  }
+  EXPECT_TRUE(ready) << "the slot of a client that never reads was not freed";
+  slow->Drop();
+  writer.join();
+}
+
 TEST(WsAsrLimitsTest, ApiKeyIsCheckedBeforeTheUpgrade) {
   ServerProcess server({"--http", "127.0.0.1:0", "--api-key", "secret-key", "--threads", "1"});
   ASSERT_TRUE(server.ok());
