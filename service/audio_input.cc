@@ -18,6 +18,23 @@ namespace {
 constexpr size_t kDecoderReadChunk = 24000;
 }  // namespace
 
+DecodedChunk DecodeOutsideLock(std::mutex& mu, const std::shared_ptr<AudioInput>& input, std::string_view bytes,
+                               bool finish) {
+  std::shared_ptr<AudioInput> decoder;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    decoder = input;
+  }
+  DecodedChunk out;
+  if (decoder == nullptr) return out;
+  out.ready = true;
+  out.status = finish ? decoder->Finish(out.samples)
+                      : decoder->Push(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()),
+                                                               bytes.size()),
+                                      out.samples);
+  return out;
+}
+
 absl::StatusOr<std::unique_ptr<AudioInput>> AudioInput::Create(const AudioInputFormat& format,
                                                                const std::string& name, int target_rate) {
   using E = AudioInputFormat::Encoding;

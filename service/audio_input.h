@@ -5,6 +5,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
+#include <string_view>
 #include <span>
 #include <string>
 #include <vector>
@@ -24,6 +26,21 @@ struct AudioInputFormat {
   int sample_rate = 24000;  // raw PCM only
   int channels = 1;         // raw PCM only
 };
+
+class AudioInput;
+
+// A stream's audio decoded outside its lock (see DecodeOutsideLock).
+struct DecodedChunk {
+  bool ready = false;  // decoding ran (false: no input to decode with, e.g. not configured yet)
+  absl::Status status;
+  std::vector<float> samples;
+};
+
+// Decodes `bytes` (or, with `finish`, flushes the end of the input) with the stream's `input`, holding
+// the stream's `mu` only to copy the pointer: the model thread takes that lock after every step, and a
+// slow container decode must not hold it. Reads of one stream never overlap, so its decoder has one user.
+DecodedChunk DecodeOutsideLock(std::mutex& mu, const std::shared_ptr<AudioInput>& input, std::string_view bytes,
+                               bool finish);
 
 class AudioInput {
  public:

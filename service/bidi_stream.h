@@ -28,6 +28,9 @@ class BidiStream : public grpc::ServerBidiReactor<Request, Response>, public Liv
   }
 
   void OnReadDone(bool ok) override {
+    // The mode's heavy work on a request (decoding its audio) runs first, outside mu_: the scheduler takes
+    // mu_ after every model step, so a slow decode under it would delay every stream's next step.
+    PrepareRead(ok, request_);
     {
       std::lock_guard<std::mutex> lock(mu_);
       read_in_flight_ = false;
@@ -112,6 +115,10 @@ class BidiStream : public grpc::ServerBidiReactor<Request, Response>, public Liv
   }
 
  protected:
+  // Before a read's reaction takes mu_ (read callback thread; reads never overlap): `ok` false means the
+  // reads ended (half-close or cancel). Default: nothing.
+  virtual void PrepareRead(bool ok, const Request& request) {}
+
   // Called at the end of the derived constructor (never from the base one: a reaction could otherwise run
   // before the derived object exists).
   void Begin() {

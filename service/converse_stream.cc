@@ -40,16 +40,21 @@ class ConverseStream final : public BidiStream<v1::ConverseRequest, v1::Converse
                                 "`config` may only be sent once, in the first request"));
       return;
     }
-    if (request.audio().empty()) return;
-    const std::string& bytes = request.audio();
-    std::vector<float> samples;
-    absl::Status st = input_->Push(
-        std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()), samples);
-    if (!st.ok()) {
-      FinishLocked(ToGrpc(st));
+    if (request.audio().empty() || !decoded_.ready) return;  // empty: a no-op; decoded in PrepareRead
+    if (!decoded_.status.ok()) {
+      FinishLocked(ToGrpc(decoded_.status));
       return;
     }
-    PushSamplesLocked(samples);
+    PushSamplesLocked(decoded_.samples);
+  }
+
+  void PrepareRead(bool ok, const v1::ConverseRequest& request) override {
+    decoded_ = {};
+    if (ok && !request.has_config() && !request.audio().empty()) {
+      decoded_ = DecodeOutsideLock(mu_, input_, request.audio(), /*finish=*/false);
+    } else if (!ok && (context_ == nullptr || !context_->IsCancelled())) {
+      decoded_ = DecodeOutsideLock(mu_, input_, {}, /*finish=*/true);  // the half-close flushes the decoder
+    }
   }
 
   void PushSamplesLocked(const std::vector<float>& samples) {
@@ -132,15 +137,14 @@ class ConverseStream final : public BidiStream<v1::ConverseRequest, v1::Converse
           grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "the stream ended before its `config` message"));
       return;
     }
-    std::vector<float> samples;
-    absl::Status st = input_->Finish(samples);
-    if (!st.ok()) {
-      FinishLocked(ToGrpc(st));
+    if (!decoded_.ready) return;  // released meanwhile
+    if (!decoded_.status.ok()) {
+      FinishLocked(ToGrpc(decoded_.status));
       return;
     }
-    PushSamplesLocked(samples);
+    PushSamplesLocked(decoded_.samples);
     if (finished_) return;
-    st = session_->Close();
+    absl::Status st = session_->Close();
     if (!st.ok()) FinishLocked(ToGrpc(st));
   }
 
@@ -208,7 +212,8 @@ class ConverseStream final : public BidiStream<v1::ConverseRequest, v1::Converse
 
   DialogueEngine* engine_;
   std::unique_ptr<DialogueSession> session_;
-  std::unique_ptr<AudioInput> input_;
+  std::shared_ptr<AudioInput> input_;  // shared with a decode in flight outside mu_ (PrepareRead)
+  DecodedChunk decoded_;               // the request being handled, decoded
   std::unique_ptr<StreamAudioEncoder> encoder_;
   int pieces_ = 0;
   int64_t samples_in_ = 0;

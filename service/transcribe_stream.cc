@@ -40,16 +40,21 @@ class TranscribeStream final : public BidiStream<v1::TranscribeRequest, v1::Tran
                                 "`config` may only be sent once, in the first request"));
       return;
     }
-    if (request.audio().empty()) return;  // an empty message is allowed (no-op)
-    const std::string& bytes = request.audio();
-    std::vector<float> samples;
-    absl::Status st = input_->Push(
-        std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()), samples);
-    if (!st.ok()) {
-      FinishLocked(ToGrpc(st));
+    if (request.audio().empty() || !decoded_.ready) return;  // empty: a no-op; decoded in PrepareRead
+    if (!decoded_.status.ok()) {
+      FinishLocked(ToGrpc(decoded_.status));
       return;
     }
-    PushSamplesLocked(samples);
+    PushSamplesLocked(decoded_.samples);
+  }
+
+  void PrepareRead(bool ok, const v1::TranscribeRequest& request) override {
+    decoded_ = {};
+    if (ok && !request.has_config() && !request.audio().empty()) {
+      decoded_ = DecodeOutsideLock(mu_, input_, request.audio(), /*finish=*/false);
+    } else if (!ok && (context_ == nullptr || !context_->IsCancelled())) {
+      decoded_ = DecodeOutsideLock(mu_, input_, {}, /*finish=*/true);  // the half-close flushes the decoder
+    }
   }
 
   void PushSamplesLocked(const std::vector<float>& samples) {
@@ -69,6 +74,11 @@ class TranscribeStream final : public BidiStream<v1::TranscribeRequest, v1::Tran
     }
     samples_in_ += static_cast<int64_t>(samples.size());
     arrivals_.emplace_back(samples_in_, ServiceClock::now());
+    // Arrival times matter only for words still to come, which end a few seconds at most behind the audio
+    // the model consumed: drop older ones, so that long silence (no words) cannot grow the queue.
+    const int64_t consumed = session_->frames_done() * info.frame_size - info.pad_left_samples;
+    const int64_t horizon = consumed - static_cast<int64_t>((info.audio_delay_seconds + 10.0) * info.sample_rate);
+    while (arrivals_.size() > 1 && arrivals_.front().first < horizon) arrivals_.pop_front();
     loop_->metrics().AddAudioSeconds(static_cast<double>(samples.size()) / info.sample_rate);
   }
 
@@ -122,15 +132,14 @@ class TranscribeStream final : public BidiStream<v1::TranscribeRequest, v1::Tran
       return;
     }
     close_time_ = ServiceClock::now();
-    std::vector<float> samples;
-    absl::Status st = input_->Finish(samples);
-    if (!st.ok()) {
-      FinishLocked(ToGrpc(st));
+    if (!decoded_.ready) return;  // released meanwhile
+    if (!decoded_.status.ok()) {
+      FinishLocked(ToGrpc(decoded_.status));
       return;
     }
-    PushSamplesLocked(samples);
+    PushSamplesLocked(decoded_.samples);
     if (finished_) return;
-    st = session_->Close();
+    absl::Status st = session_->Close();
     if (!st.ok()) FinishLocked(ToGrpc(st));
   }
 
@@ -204,7 +213,8 @@ class TranscribeStream final : public BidiStream<v1::TranscribeRequest, v1::Tran
   AsrEngine* engine_;
   v1::TranscribeConfig config_;
   std::unique_ptr<AsrSession> session_;
-  std::unique_ptr<AudioInput> input_;
+  std::shared_ptr<AudioInput> input_;  // shared with a decode in flight outside mu_ (PrepareRead)
+  DecodedChunk decoded_;               // the request being handled, decoded
   int words_ = 0;
   int64_t samples_in_ = 0;
   std::deque<std::pair<int64_t, ServiceClock::time_point>> arrivals_;  // (samples received so far, when)
