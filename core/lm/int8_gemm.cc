@@ -1,6 +1,8 @@
 #include "core/lm/int8_gemm.h"
 
 #include <algorithm>
+#include <cmath>
+#include <vector>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -113,25 +115,157 @@ void Avx512(const float* x, int64_t ldx, int64_t batch, int64_t k, const int8_t*
     }
   }
 }
+#define MONOLOGUE_VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+
+// Input rows as 16-bit fixed point split in two unsigned bytes: q = round(x / s) in [-32767, 32767],
+// lo = q mod 256 in [0, 255], hi = floor(q / 256) + 128 in [0, 255], so q = 256 (hi - 128) + lo.
+struct Limbs {
+  std::vector<uint8_t> lo, hi;  // [batch, kpad]
+  std::vector<double> step;     // s per input row
+  int64_t kpad = 0;             // k rounded up to 64 (zero padding: contributes nothing)
+};
+
+void SplitRows(const float* x, int64_t ldx, int64_t batch, int64_t k, Limbs& l) {
+  l.kpad = (k + 63) / 64 * 64;
+  l.lo.assign(batch * l.kpad, 0);
+  l.hi.assign(batch * l.kpad, 128);
+  l.step.resize(batch);
+  for (int64_t b = 0; b < batch; ++b) {
+    const float* xr = x + b * ldx;
+    float m = 0;
+    for (int64_t i = 0; i < k; ++i) m = std::max(m, std::fabs(xr[i]));
+    const float s = m > 0 ? m / 32767.f : 1.f;
+    l.step[b] = s;
+    for (int64_t i = 0; i < k; ++i) {
+      const int32_t q = static_cast<int32_t>(std::clamp(std::nearbyint(xr[i] / s), -32767.f, 32767.f));
+      l.lo[b * l.kpad + i] = static_cast<uint8_t>(q & 0xFF);
+      l.hi[b * l.kpad + i] = static_cast<uint8_t>((q >> 8) + 128);
+    }
+  }
+}
+
+// RB output rows x BB input rows: 2 * RB * BB integer accumulators (exact: |sum| < 2^31 for k < 66000).
+template <int RB, int BB>
+MONOLOGUE_VNNI_TARGET void VnniBlock(const Limbs& l, int64_t b0, int64_t k, const int8_t* w, const float* scale,
+                                     const int32_t* row_sums, const float* bias, float* y, int64_t ldy,
+                                     int64_t n) {
+  __m512i acc_lo[RB][BB], acc_hi[RB][BB];
+  for (int r = 0; r < RB; ++r) {
+    for (int b = 0; b < BB; ++b) {
+      acc_lo[r][b] = _mm512_setzero_si512();
+      acc_hi[r][b] = _mm512_setzero_si512();
+    }
+  }
+  const uint8_t* lo = l.lo.data() + b0 * l.kpad;
+  const uint8_t* hi = l.hi.data() + b0 * l.kpad;
+  for (int64_t i = 0; i < k; i += 64) {
+    const __mmask64 m = k - i >= 64 ? ~__mmask64{0} : (__mmask64{1} << (k - i)) - 1;
+    __m512i wv[RB];
+    for (int r = 0; r < RB; ++r) wv[r] = _mm512_maskz_loadu_epi8(m, w + (n + r) * k + i);
+    for (int b = 0; b < BB; ++b) {
+      // Padding beyond k: lo 0, and w is masked to 0 there, so hi's 128 adds nothing either.
+      const __m512i xl = _mm512_loadu_si512(lo + b * l.kpad + i);
+      const __m512i xh = _mm512_loadu_si512(hi + b * l.kpad + i);
+      for (int r = 0; r < RB; ++r) {
+        acc_lo[r][b] = _mm512_dpbusd_epi32(acc_lo[r][b], xl, wv[r]);
+        acc_hi[r][b] = _mm512_dpbusd_epi32(acc_hi[r][b], xh, wv[r]);
+      }
+    }
+  }
+  for (int r = 0; r < RB; ++r) {
+    const double s = scale[n + r], rs = row_sums[n + r];
+    const float add = bias != nullptr ? bias[n + r] : 0.f;
+    for (int b = 0; b < BB; ++b) {
+      const double q = 256.0 * (static_cast<double>(_mm512_reduce_add_epi32(acc_hi[r][b])) - 128.0 * rs) +
+                       static_cast<double>(_mm512_reduce_add_epi32(acc_lo[r][b]));
+      y[(b0 + b) * ldy + n + r] = static_cast<float>(q * l.step[b0 + b] * s) + add;
+    }
+  }
+}
+
+template <int RB, int BB>
+MONOLOGUE_VNNI_TARGET void VnniRows(const Limbs& l, int64_t b0, int64_t k, const int8_t* w, const float* scale,
+                                    const int32_t* row_sums, const float* bias, float* y, int64_t ldy,
+                                    int64_t n_begin, int64_t n_end) {
+  int64_t n = n_begin;
+  for (; n + RB <= n_end; n += RB) VnniBlock<RB, BB>(l, b0, k, w, scale, row_sums, bias, y, ldy, n);
+  for (; n < n_end; ++n) VnniBlock<1, BB>(l, b0, k, w, scale, row_sums, bias, y, ldy, n);
+}
+
+// Input rows in groups of 8 (1 output row per block: 16 accumulators), the rest in one group of at most 4.
+void Vnni(const float* x, int64_t ldx, int64_t batch, int64_t k, const int8_t* w, const float* scale,
+          const int32_t* row_sums, const float* bias, float* y, int64_t ldy, int64_t n_begin, int64_t n_end) {
+  thread_local Limbs limbs;
+  SplitRows(x, ldx, batch, k, limbs);
+  int64_t b0 = 0;
+  for (; batch - b0 >= 8; b0 += 8) VnniRows<1, 8>(limbs, b0, k, w, scale, row_sums, bias, y, ldy, n_begin, n_end);
+  for (; b0 < batch; b0 += 4) {
+    switch (std::min<int64_t>(4, batch - b0)) {
+      case 1:
+        VnniRows<8, 1>(limbs, b0, k, w, scale, row_sums, bias, y, ldy, n_begin, n_end);
+        break;
+      case 2:
+        VnniRows<4, 2>(limbs, b0, k, w, scale, row_sums, bias, y, ldy, n_begin, n_end);
+        break;
+      case 3:
+        VnniRows<2, 3>(limbs, b0, k, w, scale, row_sums, bias, y, ldy, n_begin, n_end);
+        break;
+      default:
+        VnniRows<2, 4>(limbs, b0, k, w, scale, row_sums, bias, y, ldy, n_begin, n_end);
+        break;
+    }
+  }
+}
 #endif  // MONOLOGUE_INT8_AVX512
+
+bool HasAvx512() {
+#ifdef MONOLOGUE_INT8_AVX512
+  static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                          __builtin_cpu_supports("avx512vl");
+  return yes;
+#else
+  return false;
+#endif
+}
+
+bool HasVnni() {
+#ifdef MONOLOGUE_INT8_AVX512
+  static const bool yes = HasAvx512() && __builtin_cpu_supports("avx512vnni");
+  return yes;
+#else
+  return false;
+#endif
+}
 
 }  // namespace
 
 KernelPath BestPath() {
-#ifdef MONOLOGUE_INT8_AVX512
-  static const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                             __builtin_cpu_supports("avx512vl");
-  if (avx512) return KernelPath::kAvx512;
-#endif
+  if (HasVnni()) return KernelPath::kVnni;
+  if (HasAvx512()) return KernelPath::kAvx512;
   return KernelPath::kScalar;
 }
 
-const char* PathName(KernelPath path) { return path == KernelPath::kAvx512 ? "avx512" : "scalar"; }
+const char* PathName(KernelPath path) {
+  switch (path) {
+    case KernelPath::kVnni:
+      return "avx512-vnni";
+    case KernelPath::kAvx512:
+      return "avx512";
+    case KernelPath::kScalar:
+      break;
+  }
+  return "scalar";
+}
 
 void GemmRows(KernelPath path, const float* x, int64_t ldx, int64_t batch, int64_t k, const int8_t* w,
-              const float* scale, const float* bias, float* y, int64_t ldy, int64_t n_begin, int64_t n_end) {
+              const float* scale, const int32_t* row_sums, const float* bias, float* y, int64_t ldy,
+              int64_t n_begin, int64_t n_end) {
 #ifdef MONOLOGUE_INT8_AVX512
-  if (path == KernelPath::kAvx512 && BestPath() == KernelPath::kAvx512) {
+  if (path == KernelPath::kVnni && HasVnni() && row_sums != nullptr) {
+    Vnni(x, ldx, batch, k, w, scale, row_sums, bias, y, ldy, n_begin, n_end);
+    return;
+  }
+  if ((path == KernelPath::kVnni || path == KernelPath::kAvx512) && HasAvx512()) {
     Avx512(x, ldx, batch, k, w, scale, bias, y, ldy, n_begin, n_end);
     return;
   }

@@ -4,24 +4,34 @@
 // ~4x; the activations stay f32 (no activation quantisation error), the int8 -> f32 conversion happens in
 // registers.
 //
-// Two implementations chosen at run time by CPU feature detection: AVX-512 (F + BW) and a portable scalar
-// one. Both accumulate in f32 and differ only in summation order.
+// Three implementations chosen at run time by CPU feature detection:
+// - kVnni (AVX-512 VNNI): each input row is rounded to 16-bit fixed point (scale max|x| / 32767, so ~1/65534 of
+//   the row's largest value, far below the weights' own rounding) and split into two unsigned 8-bit limbs; two
+//   `vpdpbusd` per 64 weights and input row give exact integer sums, combined in double. 1.6x the kAvx512 path
+//   at batch 1 and 8 on stt-1b shapes (docs/benchmarks.md), close to the memory speed at batch 1.
+// - kAvx512 (F + BW + VL): int8 -> f32 conversion in registers and FMA with the f32 input.
+// - kScalar: plain loops (any CPU; a correctness fallback).
+// Every path computes each (output row, input row) value independently of the other input rows, so a row's
+// result does not depend on the batch it is in.
 #pragma once
 
 #include <cstdint>
 
 namespace monologue::lm::int8 {
 
-enum class KernelPath { kScalar, kAvx512 };
+enum class KernelPath { kScalar, kAvx512, kVnni };
 
-// The fastest path this CPU runs (kAvx512 when it has AVX-512 F and BW).
+// The fastest path this CPU runs (kVnni, else kAvx512, else kScalar). A path the CPU lacks falls back to the
+// next one down.
 KernelPath BestPath();
 const char* PathName(KernelPath path);
 
 // Output rows [n_begin, n_end) of y[b, n] = scale[n] * sum_k x[b, k] w[n, k] (+ bias[n] when bias is not
-// null) for b < batch. x: [batch, k] with row stride ldx; w: [N, k] contiguous rows; y: [batch, N] with row
-// stride ldy. Single-threaded: callers split the rows among threads.
+// null) for b < batch. x: [batch, k] with row stride ldx; w: [N, k] contiguous rows; row_sums[n] = sum_k
+// w[n, k] (the kVnni path needs it; may be null for the others); y: [batch, N] with row stride ldy.
+// Single-threaded: callers split the rows among threads.
 void GemmRows(KernelPath path, const float* x, int64_t ldx, int64_t batch, int64_t k, const int8_t* w,
-              const float* scale, const float* bias, float* y, int64_t ldy, int64_t n_begin, int64_t n_end);
+              const float* scale, const int32_t* row_sums, const float* bias, float* y, int64_t ldy,
+              int64_t n_begin, int64_t n_end);
 
 }  // namespace monologue::lm::int8

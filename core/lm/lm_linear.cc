@@ -16,7 +16,7 @@ constexpr int64_t kRowGrain = 64;
 }  // namespace
 
 int64_t LinearWeight::nbytes() const {
-  if (quantized()) return qweight.numel() * 1 + scale.numel() * 4;
+  if (quantized()) return qweight.numel() * 1 + scale.numel() * 4 + row_sum.numel() * 4;
   return weight.defined() ? weight.numel() * static_cast<int64_t>(weight.element_size()) : 0;
 }
 
@@ -26,13 +26,14 @@ LinearWeight LinearWeight::Rows(int64_t start, int64_t n) const {
   if (qweight.defined()) {
     out.qweight = qweight.narrow(0, start, n);
     out.scale = scale.narrow(0, start, n);
+    out.row_sum = row_sum.narrow(0, start, n);
   }
   return out;
 }
 
 at::Tensor LinearWeight::Forward(const at::Tensor& x, const at::Tensor& bias) const {
   if (!quantized()) return at::linear(x, weight, bias);
-  return Int8Linear(x, qweight, scale, bias);
+  return Int8Linear(x, qweight, scale, row_sum, bias);
 }
 
 LinearWeight QuantizeInt8(const at::Tensor& weight) {
@@ -44,9 +45,11 @@ LinearWeight QuantizeInt8(const at::Tensor& weight) {
   LinearWeight out;
   out.qweight = at::empty({n, k}, w.options().dtype(at::kChar));
   out.scale = at::empty({n}, w.options());
+  out.row_sum = at::empty({n}, w.options().dtype(at::kInt));
   const float* wp = w.data_ptr<float>();
   int8_t* qp = out.qweight.data_ptr<int8_t>();
   float* sp = out.scale.data_ptr<float>();
+  int32_t* rp = out.row_sum.data_ptr<int32_t>();
   at::parallel_for(0, n, 16, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       const float* row = wp + r * k;
@@ -54,17 +57,20 @@ LinearWeight QuantizeInt8(const at::Tensor& weight) {
       for (int64_t i = 0; i < k; ++i) m = std::max(m, std::fabs(row[i]));
       const float s = m > 0 ? m / 127.f : 1.f;
       int8_t* q = qp + r * k;
+      int32_t sum = 0;
       for (int64_t i = 0; i < k; ++i) {
         q[i] = static_cast<int8_t>(std::clamp(std::nearbyint(row[i] / s), -127.f, 127.f));
+        sum += q[i];
       }
       sp[r] = s;
+      rp[r] = sum;
     }
   });
   return out;
 }
 
 at::Tensor Int8Linear(const at::Tensor& x, const at::Tensor& qweight, const at::Tensor& scale,
-                      const at::Tensor& bias, int8::KernelPath path) {
+                      const at::Tensor& row_sum, const at::Tensor& bias, int8::KernelPath path) {
   TORCH_CHECK(qweight.scalar_type() == at::kChar && qweight.dim() == 2 && qweight.is_contiguous(),
               "Int8Linear: weight must be contiguous int8 [N, K]");
   TORCH_CHECK(x.scalar_type() == at::kFloat && x.device().is_cpu(),
@@ -84,10 +90,11 @@ at::Tensor Int8Linear(const at::Tensor& x, const at::Tensor& qweight, const at::
   const float* xp = x2.data_ptr<float>();
   const int8_t* wp = qweight.data_ptr<int8_t>();
   const float* sp = scale.data_ptr<float>();
+  const int32_t* rp = row_sum.defined() ? row_sum.data_ptr<int32_t>() : nullptr;
   const float* bp = b.defined() ? b.data_ptr<float>() : nullptr;
   float* yp = y.data_ptr<float>();
   at::parallel_for(0, n, kRowGrain, [&](int64_t begin, int64_t end) {
-    int8::GemmRows(path, xp, k, rows, k, wp, sp, bp, yp, n, begin, end);
+    int8::GemmRows(path, xp, k, rows, k, wp, sp, rp, bp, yp, n, begin, end);
   });
   return y.view(out_sizes);
 }

@@ -16,12 +16,13 @@ struct LinearWeight {
   at::Tensor weight;   // float [N, K]; undefined once quantised
   at::Tensor qweight;  // int8 [N, K] (contiguous rows)
   at::Tensor scale;    // f32 [N]: w[n, k] ~ scale[n] * qweight[n, k]
+  at::Tensor row_sum;  // int32 [N]: sum_k qweight[n, k] (the VNNI kernel's zero-point correction)
 
   bool defined() const { return weight.defined() || qweight.defined(); }
   bool quantized() const { return qweight.defined(); }
   int64_t out_features() const { return quantized() ? qweight.size(0) : weight.size(0); }
   int64_t in_features() const { return quantized() ? qweight.size(1) : weight.size(1); }
-  // Bytes the weight occupies (int8 values plus scales, or the float tensor).
+  // Bytes the weight occupies (int8 values plus scales and row sums, or the float tensor).
   int64_t nbytes() const;
   // Output rows [start, start + n) as a view (a weight set of a fused projection).
   LinearWeight Rows(int64_t start, int64_t n) const;
@@ -30,13 +31,14 @@ struct LinearWeight {
 };
 
 // Per-output-row symmetric quantisation of a float weight [N, K]: scale[n] = max_k |w[n, k]| / 127 (1 for
-// an all-zero row), q = round(w / scale) in [-127, 127].
+// an all-zero row), q = round(w / scale) in [-127, 127]; row_sum[n] = sum_k q[n, k].
 LinearWeight QuantizeInt8(const at::Tensor& weight);
 
 // y = x W^T scale (+ bias) with the given kernel path; x f32 [..., K]. Rows of W are split among the
 // intra-op threads (at::parallel_for, so `--threads` applies). Many input rows (a prompt, a cross-attention
 // source) dequantise W once and use the float GEMM instead: there the product is compute-bound.
 at::Tensor Int8Linear(const at::Tensor& x, const at::Tensor& qweight, const at::Tensor& scale,
-                      const at::Tensor& bias, int8::KernelPath path = int8::BestPath());
+                      const at::Tensor& row_sum, const at::Tensor& bias,
+                      int8::KernelPath path = int8::BestPath());
 
 }  // namespace monologue::lm
