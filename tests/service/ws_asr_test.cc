@@ -340,6 +340,29 @@ TEST(WsAsrLimitsTest, AClientThatNeverReadsIsDroppedAndItsSlotFreed) {
   writer.join();
 }
 
+// SIGTERM: new upgrades get 503 at once; a live connection that outlives the drain period gets the protocol's
+// Error and the close 1001 (going away); the server exits 0.
+TEST(WsAsrLimitsTest, SigtermRefusesNewConnectionsAndCutsLiveOnesAtTheDeadline) {
+  ServerProcess server({"--http", "127.0.0.1:0", "--threads", "1", "--drain-seconds", "1"});
+  ASSERT_TRUE(server.ok());
+  const std::string http = HttpAddress(server);
+  WsClient live(http, "/api/asr-streaming");
+  ASSERT_TRUE(live.connected);
+  ASSERT_TRUE(live.Read().has_value());  // Ready
+  server.Signal(SIGTERM);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(UpgradeStatus(http, "/api/asr-streaming"), 503);
+  std::string error;
+  while (auto m = live.Read()) {
+    auto msg = Unpack(m->data);
+    if (msg.has_value() && msg->type() == "Error") error = msg->Str("message");
+  }
+  EXPECT_NE(error.find("shutting down"), std::string::npos) << error;
+  EXPECT_TRUE(live.closed);
+  EXPECT_EQ(live.close_code, 1001);
+  EXPECT_EQ(server.Wait(10), 0);
+}
+
 TEST(WsAsrLimitsTest, ApiKeyIsCheckedBeforeTheUpgrade) {
   ServerProcess server({"--http", "127.0.0.1:0", "--api-key", "secret-key", "--threads", "1"});
   ASSERT_TRUE(server.ok());
