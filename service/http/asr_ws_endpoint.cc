@@ -1,7 +1,8 @@
 // /api/asr-streaming: the speech-to-text protocol of Kyutai's Rust moshi-server (rust/moshi-server/src/asr.rs
 // and batched_asr.rs; clients: DSM scripts/stt_from_file_rust_server.py and stt_from_mic_rust_server.py,
 // Unmute). MessagePack maps tagged by "type":
-//   in:  {type: "Audio", pcm: [f32 at 24 kHz, any length]}, {type: "Marker", id: i64}, {type: "Init"} (no-op)
+//   in:  {type: "Audio", pcm: [f32 at 24 kHz, any length]}, {type: "OggOpus", data: Ogg/Opus bytes, any split},
+//        {type: "Marker", id: i64}, {type: "Init"} (no-op)
 //   out: {type: "Ready"} once the slot is granted, {type: "Word", text, start_time} and
 //        {type: "EndWord", stop_time}, {type: "Step", step_idx, prs, buffered_pcm} per model step of a model
 //        with VAD heads, {type: "Marker", id} once the audio sent before it has been transcribed,
@@ -21,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "asr/asr_engine.h"
 #include "service/http/msgpack_messages.h"
+#include "service/http/ogg_opus_stream.h"
 #include "service/http/ws_endpoints.h"
 
 namespace monologue {
@@ -72,7 +74,16 @@ class AsrWsConnection final : public WsConnection {
     } else if (type == "Init") {
       // The Rust server's internal "new channel" message: the stream is already initialised.
     } else if (type == "OggOpus") {
-      FailLocked("OggOpus audio input is not supported by this server: send Audio messages (PCM)");
+      auto data = message->Binary("data");
+      if (!data.ok()) return FailLocked(std::string(data.status().message()));
+      if (decoder_ == nullptr) {
+        auto decoder = OggOpusStreamDecoder::Create();
+        if (!decoder.ok()) return FailLocked(std::string(decoder.status().message()), "INTERNAL");
+        decoder_ = std::move(*decoder);
+      }
+      auto pcm = decoder_->Decode(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(data->data()), data->size()));
+      if (!pcm.ok()) return FailLocked(absl::StrCat("bad Ogg/Opus audio: ", pcm.status().message()));
+      PushLocked(*pcm);
     } else {
       FailLocked(absl::StrCat("unknown message type \"", type, "\" (expected Audio or Marker)"));
     }
@@ -172,7 +183,10 @@ class AsrWsConnection final : public WsConnection {
     return static_cast<double>(ahead) / info.sample_rate > loop_->options().max_ahead_seconds;
   }
 
-  void ReleaseLocked() override { session_.reset(); }
+  void ReleaseLocked() override {
+    session_.reset();
+    decoder_.reset();
+  }
 
   std::string ErrorMessageLocked(const std::string& text) override { return MsgpackError(text); }
 
@@ -182,6 +196,7 @@ class AsrWsConnection final : public WsConnection {
   };
   AsrEngine* engine_;
   std::unique_ptr<AsrSession> session_;
+  std::unique_ptr<OggOpusStreamDecoder> decoder_;  // for OggOpus messages (created on the first)
   std::deque<Marker> markers_;
   std::vector<AsrEvent> pending_;  // text pieces after the last word boundary
   bool flushed_ = false;           // words were sent at a marker; their kWord events are still to come

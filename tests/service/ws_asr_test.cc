@@ -9,6 +9,7 @@
 #include <future>
 #include <thread>
 
+#include "service/http/ogg_opus_stream.h"
 #include "service_test_util.h"
 #include "ws_test_client.h"
 
@@ -161,6 +162,60 @@ TEST_F(WsAsrTest, WordsEqualTheEngineAndTheMarkerComesBack) {
   EXPECT_GT(run.steps, 50);
   EXPECT_EQ(run.prs_size, 4u);
   EXPECT_TRUE(run.steps_increase);
+}
+
+// The Rust server's other audio message: {"type": "OggOpus", "data": <Ogg/Opus bytes>} in any split.
+TEST_F(WsAsrTest, OggOpusAudioGivesTheWordsOfTheDecodedAudio) {
+  const std::vector<float> clip = Clip("speech_en");
+  auto encoder = OggOpusStreamEncoder::Create();
+  ASSERT_TRUE(encoder.ok());
+  std::string ogg = *(*encoder)->Encode(clip);
+  ogg += *(*encoder)->Finish();
+  auto decoder = OggOpusStreamDecoder::Create();
+  auto decoded = (*decoder)->Decode(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(ogg.data()), ogg.size()));
+  ASSERT_TRUE(decoded.ok());
+  const size_t pad = 36000;
+  WsClient client(http_, "/api/asr-streaming");
+  ASSERT_TRUE(client.connected);
+  AsrRun run;
+  std::thread writer([&] {
+    for (size_t i = 0; i < ogg.size(); i += 3000) {
+      msgpack::sbuffer b;
+      msgpack::packer<msgpack::sbuffer> p(b);
+      p.pack_map(2);
+      p.pack(std::string("type"));
+      p.pack(std::string("OggOpus"));
+      p.pack(std::string("data"));
+      const std::string part = ogg.substr(i, 3000);
+      p.pack_bin(static_cast<uint32_t>(part.size()));
+      p.pack_bin_body(part.data(), static_cast<uint32_t>(part.size()));
+      if (!client.Send(std::string(b.data(), b.size()))) return;
+    }
+    const std::vector<float> zeros(pad + 24000 * 3, 0.0f);
+    for (size_t i = 0; i < pad; i += kFrame) client.Send(AudioMessage(zeros.data(), kFrame));
+    client.Send(TaggedInt("Marker", "id", 3));
+    for (size_t i = 0; i < 24000 * 3; i += kFrame) client.Send(AudioMessage(zeros.data(), kFrame));
+  });
+  while (auto m = client.Read()) {
+    auto msg = Unpack(m->data);
+    ASSERT_TRUE(msg.has_value());
+    ASSERT_NE(msg->type(), "Error") << msg->Str("message");
+    if (msg->type() == "Word") run.words.push_back({msg->Str("text"), msg->F64("start_time"), -1});
+    if (msg->type() == "EndWord") {
+      for (Word& w : run.words) {
+        if (w.end < 0) {
+          w.end = msg->F64("stop_time");
+          break;
+        }
+      }
+    }
+    if (msg->type() == "Marker") break;
+  }
+  writer.join();
+  const std::vector<Word> expected = EngineWordsOpen(*decoded, pad);
+  ASSERT_FALSE(expected.empty());
+  ASSERT_GE(run.words.size(), expected.size());
+  for (size_t i = 0; i < expected.size(); ++i) EXPECT_EQ(run.words[i], expected[i]) << "word " << i;
 }
 
 TEST_F(WsAsrTest, MalformedAndUnknownMessagesCloseOnlyThatConnection) {
