@@ -158,12 +158,17 @@ MONOLOGUE_VNNI_TARGET void VnniBlock(const Limbs& l, int64_t b0, int64_t k, cons
   }
   const uint8_t* lo = l.lo.data() + b0 * l.kpad;
   const uint8_t* hi = l.hi.data() + b0 * l.kpad;
+  // Whole 64-weight blocks with plain loads, then the tail with a masked weight load (padding beyond k: lo is
+  // 0 and w is masked to 0, so hi's 128 adds nothing either).
   for (int64_t i = 0; i < k; i += 64) {
-    const __mmask64 m = k - i >= 64 ? ~__mmask64{0} : (__mmask64{1} << (k - i)) - 1;
+    const bool tail = i + 64 > k;
+    const __mmask64 m = tail ? (__mmask64{1} << (k - i)) - 1 : ~__mmask64{0};
     __m512i wv[RB];
-    for (int r = 0; r < RB; ++r) wv[r] = _mm512_maskz_loadu_epi8(m, w + (n + r) * k + i);
+    for (int r = 0; r < RB; ++r) {
+      const int8_t* p = w + (n + r) * k + i;
+      wv[r] = tail ? _mm512_maskz_loadu_epi8(m, p) : _mm512_loadu_si512(p);
+    }
     for (int b = 0; b < BB; ++b) {
-      // Padding beyond k: lo 0, and w is masked to 0 there, so hi's 128 adds nothing either.
       const __m512i xl = _mm512_loadu_si512(lo + b * l.kpad + i);
       const __m512i xh = _mm512_loadu_si512(hi + b * l.kpad + i);
       for (int r = 0; r < RB; ++r) {
