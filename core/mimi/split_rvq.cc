@@ -4,6 +4,8 @@
 
 #include <utility>
 
+#include "core/mimi/small_batch_linear.h"
+
 #include "absl/strings/str_cat.h"
 #include "core/util/status_macros.h"
 
@@ -41,7 +43,12 @@ at::Tensor SplitRvq::Nearest(const at::Tensor& flat, int64_t level) const {
   const at::Tensor x1 = flat.unsqueeze(0);
   at::Tensor norm = x1.pow(2).sum(-1, true);
   const at::Tensor x1_aug = at::cat({x1.mul(-2), norm, at::ones_like(norm)}, -1);
-  at::Tensor dist = x1_aug.matmul(codebooks_aug_[level].mT());
+  // A streaming frame has 1-2 rows: the codebooks (2 MB a level, 67 MB for 32) are read at memory speed by
+  // one sweep, ~1.4x faster than MKL's bmm at 1 row (the distances then differ from the reference's by
+  // float rounding, no longer bit for bit).
+  at::Tensor dist = UseSmallBatchLinear(x1_aug, x1_aug.size(1))
+                        ? SmallBatchLinear(x1_aug, codebooks_aug_[level].select(0, 0), {})
+                        : x1_aug.matmul(codebooks_aug_[level].mT());
   dist.clamp_min_(0).sqrt_();
   return dist.select(0, 0).argmin(-1);
 }

@@ -1,7 +1,8 @@
 // Split residual vector quantizer (moshi-reference.md §1.7): a semantic RVQ with one level and an acoustic
 // RVQ with n_q - 1 levels, both quantizing the same latent through their own 1x1 input projections.
 // Centroids are embedding_sum / max(cluster_usage, 1e-5); nearest centroids use the same squared-distance
-// GEMM formula as torch.cdist's matrix-multiply path, so codes match the reference bit for bit.
+// GEMM formula as torch.cdist's matrix-multiply path (bit for bit through ATen's GEMM; a streaming frame's few
+// rows go through SmallBatchLinear, equal up to float rounding).
 #pragma once
 
 #include <ATen/core/Tensor.h>
