@@ -466,38 +466,4 @@ absl::StatusOr<std::unique_ptr<AsrEngine>> AsrEngineBuilder::Create(
   return Finish(std::move(shared), config, options, "(in memory)", delay, prefix, dtype);
 }
 
-// ---- Hugging Face cache -----------------------------------------------------------------------------------
-
-absl::StatusOr<std::string> ResolveHfRepoSnapshot(const std::string& repo, const std::string& revision) {
-  const std::string fetch_hint =
-      absl::StrCat(" (fetch it with `monologue download ", repo, "`, or pass --model DIR)");
-  // From the cache, else from the Hub; a cache-only miss (HF_HUB_OFFLINE=1, no libcurl) falls through to
-  // the cache diagnostics below, which name every missing file.
-  auto fetched = FetchHfModel(repo, revision);
-  if (!fetched.ok() && !hub::IsCacheOnlyMiss(fetched.status())) return fetched.status();
-  auto found = fetched.ok() ? absl::StatusOr<fs::path>(*fetched) : FindHfSnapshot(repo);
-  if (!found.ok()) {
-    if (absl::IsNotFound(found.status())) {
-      return absl::NotFoundError(absl::StrCat(found.status().message(), "; or pass --model DIR"));
-    }
-    return found.status();
-  }
-  const fs::path snapshot = *found;
-  std::error_code ec;
-  if (!fs::exists(snapshot / "config.json", ec)) {
-    return absl::NotFoundError(
-        absl::StrCat(repo, ": the cached snapshot ", snapshot.string(), " has no config.json", fetch_hint));
-  }
-  ASSIGN_OR_RETURN(ModelConfig config, LoadModelConfig(snapshot));
-  std::vector<std::string> missing;
-  for (const std::string* name : {&config.moshi_name, &config.mimi_name, &config.tokenizer_name}) {
-    if (auto p = ResolveModelFile(snapshot, *name); !p.ok()) missing.push_back(*name);
-  }
-  if (!missing.empty()) {
-    return absl::NotFoundError(absl::StrCat(repo, ": the cached snapshot ", snapshot.string(), " lacks ",
-                                            absl::StrJoin(missing, ", "), fetch_hint));
-  }
-  return snapshot.string();
-}
-
 }  // namespace monologue

@@ -67,7 +67,6 @@
 #include "dialogue/dialogue_engine.h"
 #include "nlohmann/json.hpp"
 #ifdef MONOLOGUE_HAVE_ASR
-#include "asr/asr_engine.h"  // ResolveHfRepoSnapshot
 #endif
 #endif
 

@@ -39,6 +39,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
 #include "asr/asr_engine.h"
+#include "core/config/hf_cache.h"
 #include "asr/transcript.h"
 #include "core/audio/audio_decoder.h"
 #endif

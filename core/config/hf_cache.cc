@@ -5,8 +5,11 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "core/config/model_config.h"
 #include "core/hub/hub.h"
+#include "core/util/status_macros.h"
 
 namespace monologue {
 
@@ -60,6 +63,38 @@ absl::StatusOr<fs::path> FetchHfModel(const std::string& repo, const std::string
 absl::StatusOr<fs::path> FetchHfFile(const std::string& repo, const std::string& filename,
                                      const std::string& revision) {
   return hub::DownloadFile(hub::HubOptions::FromEnvironment(), repo, filename, revision);
+}
+
+absl::StatusOr<std::string> ResolveHfRepoSnapshot(const std::string& repo, const std::string& revision) {
+  const std::string fetch_hint =
+      absl::StrCat(" (fetch it with `monologue download ", repo, "`, or pass --model DIR)");
+  // From the cache, else from the Hub; a cache-only miss (HF_HUB_OFFLINE=1, no libcurl) falls through to
+  // the cache diagnostics below, which name every missing file.
+  auto fetched = FetchHfModel(repo, revision);
+  if (!fetched.ok() && !hub::IsCacheOnlyMiss(fetched.status())) return fetched.status();
+  auto found = fetched.ok() ? absl::StatusOr<fs::path>(*fetched) : FindHfSnapshot(repo);
+  if (!found.ok()) {
+    if (absl::IsNotFound(found.status())) {
+      return absl::NotFoundError(absl::StrCat(found.status().message(), "; or pass --model DIR"));
+    }
+    return found.status();
+  }
+  const fs::path snapshot = *found;
+  std::error_code ec;
+  if (!fs::exists(snapshot / "config.json", ec)) {
+    return absl::NotFoundError(
+        absl::StrCat(repo, ": the cached snapshot ", snapshot.string(), " has no config.json", fetch_hint));
+  }
+  ASSIGN_OR_RETURN(ModelConfig config, LoadModelConfig(snapshot));
+  std::vector<std::string> missing;
+  for (const std::string* name : {&config.moshi_name, &config.mimi_name, &config.tokenizer_name}) {
+    if (auto p = ResolveModelFile(snapshot, *name); !p.ok()) missing.push_back(*name);
+  }
+  if (!missing.empty()) {
+    return absl::NotFoundError(absl::StrCat(repo, ": the cached snapshot ", snapshot.string(), " lacks ",
+                                            absl::StrJoin(missing, ", "), fetch_hint));
+  }
+  return snapshot.string();
 }
 
 }  // namespace monologue

@@ -25,4 +25,11 @@ absl::StatusOr<std::filesystem::path> FetchHfModel(const std::string& repo, cons
 absl::StatusOr<std::filesystem::path> FetchHfFile(const std::string& repo, const std::string& filename,
                                                   const std::string& revision = "main");
 
+// Resolves a model repo (`--hf-repo owner/name`) to its snapshot in the local Hugging Face cache ($HF_HUB_CACHE, else
+// $HF_HOME/hub, else ~/.cache/huggingface/hub; revision from refs/<revision>, else the newest snapshot),
+// downloading config.json and the files it names from the Hub when missing (core/hub/hub.h; not with
+// HF_HUB_OFFLINE=1), and checks that they are all there. NOT_FOUND listing what is missing (and where it
+// looked); Hub errors (gated, missing repo, network) as one sentence.
+absl::StatusOr<std::string> ResolveHfRepoSnapshot(const std::string& repo, const std::string& revision = "main");
+
 }  // namespace monologue

@@ -2,6 +2,7 @@
 // text tokens over the whole clip, word timestamps, VAD probabilities, end of turn; batching, joining,
 // leaving and resetting slots; errors.
 #include "asr/asr_engine.h"
+#include "core/config/hf_cache.h"
 
 #include <gtest/gtest.h>
 
