@@ -111,7 +111,9 @@ TEST_F(MimiBatchTest, DecodeSlotsWithIdleStepsAndResetMatchEachAlone) {
   MimiStreamState state = model_->NewState(2);
   std::vector<at::Tensor> out0, out1a, out1b;
   for (int64_t step = 0; step < 24; ++step) {
-    if (step == 11) ASSERT_TRUE(model_->Reset(state, Mask({0, 1})).ok());
+    if (step == 11) {
+      ASSERT_TRUE(model_->Reset(state, Mask({0, 1})).ok());
+    }
     const bool idle1 = step < 3;
     const at::Tensor c1 = idle1 ? at::zeros({1, 32, 1}, at::kLong)
                                 : (step < 11 ? other.narrow(2, step - 3, 1) : codes.narrow(2, step - 11, 1));
