@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "dialogue/dialogue_engine.h"
-#include "service/bidi_stream.h"
+#include "service/audio_request_stream.h"
 #include "service/mode_streams.h"
 #include "service/stream_audio.h"
 
@@ -16,68 +16,19 @@ namespace {
 
 namespace v1 = ::monologue::v1;
 
-class ConverseStream final : public BidiStream<v1::ConverseRequest, v1::ConverseResponse> {
+class ConverseStream final
+    : public AudioRequestStream<v1::ConverseRequest, v1::ConverseResponse, DialogueSession> {
  public:
   ConverseStream(ModeLoop* loop, grpc::CallbackServerContext* context, DialogueEngine* engine)
-      : BidiStream(loop, context), engine_(engine) {
+      : AudioRequestStream(loop, context), engine_(engine) {
     Begin();
   }
 
  private:
-  void HandleRequestLocked(const v1::ConverseRequest& request) override {
-    if (!configured_) {
-      if (!request.has_config()) {
-        RefuseLocked("bad_config",
-                     grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                  "the first request of a stream must carry `config` (got audio first)"));
-        return;
-      }
-      ConfigureLocked(request.config());
-      return;
-    }
-    if (request.has_config()) {
-      FinishLocked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                "`config` may only be sent once, in the first request"));
-      return;
-    }
-    if (request.audio().empty() || !decoded_.ready) return;  // empty: a no-op; decoded in PrepareRead
-    if (!decoded_.status.ok()) {
-      FinishLocked(ToGrpc(decoded_.status));
-      return;
-    }
-    PushSamplesLocked(decoded_.samples);
-  }
+  int sample_rate() const override { return engine_->info().sample_rate; }
+  int frame_size() const override { return engine_->info().frame_size; }
 
-  void PrepareRead(bool ok, const v1::ConverseRequest& request) override {
-    decoded_ = {};
-    if (ok && !request.has_config() && !request.audio().empty()) {
-      decoded_ = DecodeOutsideLock(mu_, input_, request.audio(), /*finish=*/false);
-    } else if (!ok && (context_ == nullptr || !context_->IsCancelled())) {
-      decoded_ = DecodeOutsideLock(mu_, input_, {}, /*finish=*/true);  // the half-close flushes the decoder
-    }
-  }
-
-  void PushSamplesLocked(const std::vector<float>& samples) {
-    if (samples.empty()) return;
-    const DialogueModelInfo& info = engine_->info();
-    if (static_cast<double>(samples_in_ + static_cast<int64_t>(samples.size())) / info.sample_rate >
-        loop_->options().max_stream_seconds) {
-      FinishLocked(grpc::Status(grpc::StatusCode::OUT_OF_RANGE,
-                                absl::StrCat("the stream exceeded the maximum duration of ",
-                                             loop_->options().max_stream_seconds, " s of audio")));
-      return;
-    }
-    absl::Status st = session_->PushAudio(samples);
-    if (!st.ok()) {
-      FinishLocked(ToGrpc(st));
-      return;
-    }
-    samples_in_ += static_cast<int64_t>(samples.size());
-    arrivals_.emplace_back(samples_in_, ServiceClock::now());
-    loop_->metrics().AddAudioSeconds(static_cast<double>(samples.size()) / info.sample_rate);
-  }
-
-  void ConfigureLocked(const v1::ConverseConfig& config) {
+  void ConfigureLocked(const v1::ConverseConfig& config) override {
     auto format = InputFormatFromProto(config.input_format(), "config.input_format");
     if (!format.ok()) {
       RefuseLocked("bad_config", ToGrpc(format.status()));
@@ -131,23 +82,6 @@ class ConverseStream final : public BidiStream<v1::ConverseRequest, v1::Converse
     WriteNextLocked();
   }
 
-  void HalfClosedLocked() override {
-    if (!configured_) {
-      FinishLocked(
-          grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "the stream ended before its `config` message"));
-      return;
-    }
-    if (!decoded_.ready) return;  // released meanwhile
-    if (!decoded_.status.ok()) {
-      FinishLocked(ToGrpc(decoded_.status));
-      return;
-    }
-    PushSamplesLocked(decoded_.samples);
-    if (finished_) return;
-    absl::Status st = session_->Close();
-    if (!st.ok()) FinishLocked(ToGrpc(st));
-  }
-
   void PumpLocked(ServiceClock::time_point now) override {
     if (session_ == nullptr) return;
     const DialogueModelInfo& info = engine_->info();
@@ -195,29 +129,14 @@ class ConverseStream final : public BidiStream<v1::ConverseRequest, v1::Converse
     }
   }
 
-  bool InputFullLocked() const override {
-    if (OutputBacklogLocked()) return true;
-    if (session_ == nullptr) return false;
-    const DialogueModelInfo& info = engine_->info();
-    const int64_t ahead =
-        session_->samples_pushed() - session_->frames_done() * static_cast<int64_t>(info.frame_size);
-    return static_cast<double>(ahead) / info.sample_rate > loop_->options().max_ahead_seconds;
-  }
-
   void ReleaseLocked() override {
-    session_.reset();
-    input_.reset();
+    AudioRequestStream::ReleaseLocked();
     encoder_.reset();
   }
 
   DialogueEngine* engine_;
-  std::unique_ptr<DialogueSession> session_;
-  std::shared_ptr<AudioInput> input_;  // shared with a decode in flight outside mu_ (PrepareRead)
-  DecodedChunk decoded_;               // the request being handled, decoded
   std::unique_ptr<StreamAudioEncoder> encoder_;
   int pieces_ = 0;
-  int64_t samples_in_ = 0;
-  std::deque<std::pair<int64_t, ServiceClock::time_point>> arrivals_;
 };
 
 }  // namespace

@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "asr/asr_engine.h"
-#include "service/bidi_stream.h"
+#include "service/audio_request_stream.h"
 #include "service/mode_streams.h"
 #include "service/stream_audio.h"
 
@@ -16,73 +16,27 @@ namespace {
 
 namespace v1 = ::monologue::v1;
 
-class TranscribeStream final : public BidiStream<v1::TranscribeRequest, v1::TranscribeResponse> {
+class TranscribeStream final
+    : public AudioRequestStream<v1::TranscribeRequest, v1::TranscribeResponse, AsrSession> {
  public:
   TranscribeStream(ModeLoop* loop, grpc::CallbackServerContext* context, AsrEngine* engine)
-      : BidiStream(loop, context), engine_(engine) {
+      : AudioRequestStream(loop, context), engine_(engine) {
     Begin();
   }
 
  private:
-  void HandleRequestLocked(const v1::TranscribeRequest& request) override {
-    if (!configured_) {
-      if (!request.has_config()) {
-        RefuseLocked("bad_config",
-                     grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                  "the first request of a stream must carry `config` (got audio first)"));
-        return;
-      }
-      ConfigureLocked(request.config());
-      return;
-    }
-    if (request.has_config()) {
-      FinishLocked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                "`config` may only be sent once, in the first request"));
-      return;
-    }
-    if (request.audio().empty() || !decoded_.ready) return;  // empty: a no-op; decoded in PrepareRead
-    if (!decoded_.status.ok()) {
-      FinishLocked(ToGrpc(decoded_.status));
-      return;
-    }
-    PushSamplesLocked(decoded_.samples);
-  }
-
-  void PrepareRead(bool ok, const v1::TranscribeRequest& request) override {
-    decoded_ = {};
-    if (ok && !request.has_config() && !request.audio().empty()) {
-      decoded_ = DecodeOutsideLock(mu_, input_, request.audio(), /*finish=*/false);
-    } else if (!ok && (context_ == nullptr || !context_->IsCancelled())) {
-      decoded_ = DecodeOutsideLock(mu_, input_, {}, /*finish=*/true);  // the half-close flushes the decoder
-    }
-  }
-
-  void PushSamplesLocked(const std::vector<float>& samples) {
-    if (samples.empty()) return;
+  int sample_rate() const override { return engine_->info().sample_rate; }
+  int frame_size() const override { return engine_->info().frame_size; }
+  int64_t leading_samples() const override { return engine_->info().pad_left_samples; }
+  // Words still to come end a few seconds at most behind the audio the model consumed: older arrival times
+  // are dropped, so that long silence (no words) cannot grow the queue.
+  int64_t ArrivalHorizonLocked() const override {
     const AsrModelInfo& info = engine_->info();
-    if (static_cast<double>(samples_in_ + static_cast<int64_t>(samples.size())) / info.sample_rate >
-        loop_->options().max_stream_seconds) {
-      FinishLocked(grpc::Status(grpc::StatusCode::OUT_OF_RANGE,
-                                absl::StrCat("the stream exceeded the maximum duration of ",
-                                             loop_->options().max_stream_seconds, " s of audio")));
-      return;
-    }
-    absl::Status st = session_->PushAudio(samples);
-    if (!st.ok()) {
-      FinishLocked(ToGrpc(st));
-      return;
-    }
-    samples_in_ += static_cast<int64_t>(samples.size());
-    arrivals_.emplace_back(samples_in_, ServiceClock::now());
-    // Arrival times matter only for words still to come, which end a few seconds at most behind the audio
-    // the model consumed: drop older ones, so that long silence (no words) cannot grow the queue.
     const int64_t consumed = session_->frames_done() * info.frame_size - info.pad_left_samples;
-    const int64_t horizon = consumed - static_cast<int64_t>((info.audio_delay_seconds + 10.0) * info.sample_rate);
-    while (arrivals_.size() > 1 && arrivals_.front().first < horizon) arrivals_.pop_front();
-    loop_->metrics().AddAudioSeconds(static_cast<double>(samples.size()) / info.sample_rate);
+    return consumed - static_cast<int64_t>((info.audio_delay_seconds + 10.0) * info.sample_rate);
   }
 
-  void ConfigureLocked(const v1::TranscribeConfig& config) {
+  void ConfigureLocked(const v1::TranscribeConfig& config) override {
     config_ = config;
     auto format = InputFormatFromProto(config.audio_format(), "config.audio_format");
     if (!format.ok()) {
@@ -123,24 +77,6 @@ class TranscribeStream final : public BidiStream<v1::TranscribeRequest, v1::Tran
     started->set_has_vad(info.num_vad_heads > 0);
     Queue(std::move(r));
     WriteNextLocked();
-  }
-
-  void HalfClosedLocked() override {
-    if (!configured_) {
-      FinishLocked(
-          grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "the stream ended before its `config` message"));
-      return;
-    }
-    close_time_ = ServiceClock::now();
-    if (!decoded_.ready) return;  // released meanwhile
-    if (!decoded_.status.ok()) {
-      FinishLocked(ToGrpc(decoded_.status));
-      return;
-    }
-    PushSamplesLocked(decoded_.samples);
-    if (finished_) return;
-    absl::Status st = session_->Close();
-    if (!st.ok()) FinishLocked(ToGrpc(st));
   }
 
   void PumpLocked(ServiceClock::time_point now) override {
@@ -196,29 +132,9 @@ class TranscribeStream final : public BidiStream<v1::TranscribeRequest, v1::Tran
     Queue(std::move(r));
   }
 
-  bool InputFullLocked() const override {
-    if (OutputBacklogLocked()) return true;
-    if (session_ == nullptr) return false;
-    const AsrModelInfo& info = engine_->info();
-    const int64_t ahead = info.pad_left_samples + session_->samples_pushed() -
-                          session_->frames_done() * static_cast<int64_t>(info.frame_size);
-    return static_cast<double>(ahead) / info.sample_rate > loop_->options().max_ahead_seconds;
-  }
-
-  void ReleaseLocked() override {
-    session_.reset();  // frees the batch slot now
-    input_.reset();
-  }
-
   AsrEngine* engine_;
   v1::TranscribeConfig config_;
-  std::unique_ptr<AsrSession> session_;
-  std::shared_ptr<AudioInput> input_;  // shared with a decode in flight outside mu_ (PrepareRead)
-  DecodedChunk decoded_;               // the request being handled, decoded
   int words_ = 0;
-  int64_t samples_in_ = 0;
-  std::deque<std::pair<int64_t, ServiceClock::time_point>> arrivals_;  // (samples received so far, when)
-  ServiceClock::time_point close_time_;
 };
 
 }  // namespace
