@@ -1,0 +1,250 @@
+// Loading a TTS engine (tts_engine.h's Load, tts_engine_builder.h's Create): options and config checked, the
+// model info derived from config.json's tts_config and conditioners, the LM's sampling and the hooks through
+// which the per-slot state machine drives the text stream and the audio delay forces codebooks.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "core/config/model_config.h"
+#include "core/lm/lm_gen.h"
+#include "core/lm/lm_model.h"
+#include "core/mimi/mimi_loader.h"
+#include "core/mimi/mimi_model.h"
+#include "core/text/text_tokenizer.h"
+#include "core/util/device_dtype.h"
+#include "core/util/status_macros.h"
+#include "tts/tts_conditions.h"
+#include "tts/tts_engine.h"
+#include "tts/tts_engine_builder.h"
+#include "tts/tts_engine_shared.h"
+
+namespace monologue {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+absl::StatusOr<double> TtsNumber(const ModelConfig& config, const char* key, double fallback,
+                                 const std::string& source) {
+  if (!config.tts_config.contains(key)) return fallback;
+  const auto& v = config.tts_config.at(key);
+  if (!v.is_number()) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": tts_config.", key, " must be a number"));
+  }
+  return v.get<double>();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<TtsEngine>> TtsEngine::Load(const std::string& model_dir,
+                                                           const TtsEngineOptions& options) {
+  if (options.batch_size < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("batch size must be >= 1 (got ", options.batch_size, ")"));
+  }
+  if (options.threads < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("threads must be >= 0 (got ", options.threads, ")"));
+  }
+  if (options.temp < 0) return absl::InvalidArgumentError("temperature must be >= 0");
+  if (options.top_k < 1 || options.top_k_text < 1) return absl::InvalidArgumentError("top-k must be >= 1");
+  if (options.max_steps < 1 || options.final_padding < 0 || options.initial_padding < 0 ||
+      options.max_padding < 0) {
+    return absl::InvalidArgumentError("padding counts must be >= 0 and max steps >= 1");
+  }
+  if (options.threads > 0) at::set_num_threads(options.threads);
+  ASSIGN_OR_RETURN(c10::Device device, ParseDevice(options.device));
+  ASSIGN_OR_RETURN(at::ScalarType dtype, ParseDtype(options.dtype, device));
+  ASSIGN_OR_RETURN(ModelConfig config, LoadModelConfig(model_dir));
+  const std::string source = (fs::path(model_dir) / "config.json").string();
+  if (config.model_type != ModelType::kTts) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model directory ", model_dir, " holds a '", ModelTypeName(config.model_type),
+        "' model; synthesis needs a text-to-speech model (config.json model_type \"tts\", e.g. "
+        "kyutai/tts-1.6b-en_fr)"));
+  }
+  ASSIGN_OR_RETURN(ModelFiles files, ResolveModelFiles(model_dir, config, options.lora_path));
+
+  auto shared = std::make_shared<TtsSession::Shared>();
+  auto& sh = *shared;
+  sh.device = device;
+  sh.batch = options.batch_size;
+  sh.options = options;
+#ifdef MONOLOGUE_HAVE_SENTENCEPIECE
+  ASSIGN_OR_RETURN(sh.tokenizer, TextTokenizer::LoadForModel(files.tokenizer.string(), config.lm.text_card));
+#else
+  return absl::FailedPreconditionError(
+      "this build has no sentencepiece (MONOLOGUE_WITH_SENTENCEPIECE=OFF): cannot load the text tokenizer " +
+      files.tokenizer.string());
+#endif
+
+  LmLoadOptions lm_options;
+  lm_options.dtype = dtype;
+  lm_options.device = device;
+  lm_options.lora_path = files.lora.string();
+  lm_options.lora_scaling = config.lora_scaling;
+  ASSIGN_OR_RETURN(sh.lm, LmModel::LoadFile(config.lm, files.lm.string(), lm_options));
+  ASSIGN_OR_RETURN(MimiModel mimi, LoadMimiFile(files.mimi.string(), config.mimi, device));
+  sh.mimi = std::make_unique<MimiModel>(std::move(mimi));
+  return TtsEngineBuilder::Finish(std::move(shared), config, model_dir);
+}
+
+absl::StatusOr<std::unique_ptr<TtsEngine>> TtsEngineBuilder::Create(const ModelConfig& config,
+                                                                    std::shared_ptr<const LmModel> lm,
+                                                                    const MimiModel& mimi,
+                                                                    std::shared_ptr<const TextTokenizer> tokenizer,
+                                                                    const TtsEngineOptions& options) {
+  if (options.batch_size < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("batch size must be >= 1 (got ", options.batch_size, ")"));
+  }
+  if (config.model_type != ModelType::kTts) {
+    return absl::InvalidArgumentError("TtsEngineBuilder::Create: the config is not a TTS model");
+  }
+  if (tokenizer == nullptr) return absl::InvalidArgumentError("TtsEngineBuilder::Create: a tokenizer is required");
+  auto shared = std::make_shared<TtsSession::Shared>();
+  shared->device = mimi.device();
+  shared->batch = options.batch_size;
+  shared->options = options;
+  shared->tokenizer = std::move(tokenizer);
+  shared->lm = std::move(lm);
+  shared->mimi = std::make_unique<MimiModel>(mimi);
+  return Finish(std::move(shared), config, "(in memory)");
+}
+
+absl::StatusOr<std::unique_ptr<TtsEngine>> TtsEngineBuilder::Finish(std::shared_ptr<TtsSession::Shared> shared,
+                                                                    const ModelConfig& config,
+                                                                    const std::string& model_dir) {
+  auto& sh = *shared;
+  const TtsEngineOptions& options = sh.options;
+  const std::string source = model_dir + "/config.json";
+  const c10::Device device = sh.device;
+  const at::ScalarType dtype = sh.lm->int8_weights() ? at::kChar : sh.lm->dtype();  // kChar: "int8"
+  if (!config.tts_config.contains("audio_delay")) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": tts_config.audio_delay is missing"));
+  }
+  ASSIGN_OR_RETURN(double audio_delay, TtsNumber(config, "audio_delay", 0, source));
+  ASSIGN_OR_RETURN(double ahead, TtsNumber(config, "second_stream_ahead", 0, source));
+  ASSIGN_OR_RETURN(double max_speakers, TtsNumber(config, "max_speakers", 5, source));
+  if (config.tts_config.value("multistream", false)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": tts_config.multistream models are not supported (no released model uses it)"));
+  }
+  if (audio_delay < 0 || ahead < 0 || max_speakers < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": tts_config values out of range"));
+  }
+  const int64_t n_q = options.n_q > 0 ? options.n_q : config.lm.dep_q;
+  if (config.lm.dep_q == 0) return absl::InvalidArgumentError(absl::StrCat(source, ": the model has no depformer"));
+  if (n_q > config.lm.dep_q || n_q > config.lm.n_q) {
+    return absl::InvalidArgumentError(absl::StrCat("--n-q ", n_q, ": the model generates at most ",
+                                                   config.lm.dep_q, " codebooks"));
+  }
+  RETURN_IF_ERROR(sh.mimi->SetNumCodebooks(n_q));
+
+  TtsModelInfo& info = sh.info;
+  info.model_dir = model_dir;
+  info.sample_rate = static_cast<int>(sh.mimi->sample_rate());
+  info.frame_size = static_cast<int>(sh.mimi->frame_size());
+  info.frame_rate = sh.mimi->frame_rate();
+  info.delay_steps = static_cast<int>(audio_delay * info.frame_rate);
+  info.max_delay = static_cast<int>(config.lm.max_delay());
+  info.second_stream_ahead = static_cast<int>(ahead);
+  info.num_codebooks = static_cast<int>(n_q);
+  info.text_card = static_cast<int>(config.lm.text_card);
+  const auto& conditioners = config.lm.conditioners;
+  auto speaker = conditioners.find("speaker_wavs");
+  info.multi_speaker = speaker != conditioners.end();
+  info.max_speakers = static_cast<int>(max_speakers);
+  info.speaker_dim = info.multi_speaker ? static_cast<int>(speaker->second.dim) : 0;
+  auto cfg = conditioners.find("cfg");
+  info.cfg_distilled = cfg != conditioners.end() && !cfg->second.possible_values.empty();
+  if (info.cfg_distilled) {
+    for (const std::string& v : cfg->second.possible_values) info.cfg_values.push_back(std::stod(v));
+  }
+  if (info.multi_speaker && config.model_id.contains("sig") && config.model_id.contains("epoch")) {
+    const auto& sig = config.model_id.at("sig");
+    const auto& epoch = config.model_id.at("epoch");
+    info.voice_suffix = absl::StrCat(".", sig.is_string() ? sig.get<std::string>() : sig.dump(), "@",
+                                     epoch.is_string() ? epoch.get<std::string>() : epoch.dump(), ".safetensors");
+  }
+  for (const auto& [name, cc] : conditioners) {
+    if (cc.type == ConditionerConfig::Type::kTensor && name != "speaker_wavs") {
+      return absl::InvalidArgumentError(absl::StrCat(source, ": unsupported tensor conditioner '", name, "'"));
+    }
+  }
+  if (!info.multi_speaker) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        source, ": this TTS model has no speaker_wavs conditioner; models conditioned by an audio prefix "
+                "(e.g. kyutai/tts-0.75b-en-public) are not supported yet"));
+  }
+  info.device = device.str();
+  info.dtype = DtypeName(dtype);
+  info.lm_weights = DescribeQuantization(sh.lm->quantization());
+
+  sh.config = config;
+  sh.real_cfg = !info.cfg_distilled && options.cfg_coef != 1.0;
+  sh.ids.card = config.lm.text_card + 1;
+  sh.machine_options.ids = sh.ids;
+  sh.machine_options.second_stream_ahead = info.second_stream_ahead;
+  sh.machine_options.max_padding = options.max_padding;
+  sh.machine_options.initial_padding = options.initial_padding;
+  for (int64_t q = 0; q < n_q; ++q) sh.audio_delays.push_back(config.lm.delays[static_cast<size_t>(q + 1)]);
+
+  LmGenOptions gen;
+  const bool sampling = options.temp > 0;
+  gen.text = lm::SamplingParams{sampling, options.temp, options.top_k_text};
+  gen.audio = lm::SamplingParams{sampling, options.temp, options.top_k};
+  gen.cfg_coef = sh.real_cfg ? options.cfg_coef : 1.0;
+  gen.cfg_is_no_text = true;  // TTSModel.generate's default
+  gen.seed = options.seed;
+  gen.per_slot_generators = options.independent_slots;
+  gen.dep_q = n_q;
+  TtsSession::Shared* raw = shared.get();
+  gen.on_text_logits = [raw](at::Tensor& logits) {
+    if (!raw->step_bonus.defined()) return;
+    at::Tensor pad = logits.select(-1, raw->ids.pad);
+    pad.add_(raw->step_bonus.to(pad.device(), pad.scalar_type()).view(pad.sizes()));
+  };
+  gen.on_text = [raw](at::Tensor& text) {
+    at::Tensor cpu = text.to(at::kCPU).contiguous();
+    std::vector<int64_t> fed(cpu.data_ptr<int64_t>(), cpu.data_ptr<int64_t>() + cpu.numel());
+    {
+      std::lock_guard<std::mutex> lock(raw->slots->mu());
+      for (int b = 0; b < raw->batch; ++b) {
+        auto& s = raw->slots->at(b);
+        if (!raw->step_exec[b] || !s.in_use || s.generation != raw->step_generation[b]) continue;
+        tts::StateMachine::Output out = s.machine->Process(raw->step_index[b], fed[b]);
+        fed[b] = out.fed;
+        s.fed.push_back(out.fed);
+        if (out.word.has_value()) raw->OnWord(s, *out.word);
+      }
+    }
+    text.copy_(at::tensor(fed, at::kLong).to(text.device()));
+  };
+  gen.on_audio = [raw](at::Tensor& audio) {
+    const int64_t B = raw->batch, Q = static_cast<int64_t>(raw->audio_delays.size());
+    std::vector<uint8_t> forced(static_cast<size_t>(B * Q), 0);
+    bool any = false;
+    for (int64_t b = 0; b < B; ++b) {
+      for (int64_t q = 0; q < Q; ++q) {
+        if (raw->step_index[b] < raw->audio_delays[q] + raw->info.delay_steps) {
+          forced[b * Q + q] = 1;
+          any = true;
+        }
+      }
+    }
+    if (!any) return;
+    at::Tensor mask = at::from_blob(forced.data(), {B, Q}, at::kByte).to(at::kBool).to(audio.device());
+    audio.masked_fill_(mask.view(audio.sizes()), raw->ids.zero);
+  };
+  const int64_t rows = sh.real_cfg ? 2 * sh.batch : sh.batch;
+  ASSIGN_OR_RETURN(LmFusedConditions null_conditions, tts::NullConditions(sh.condition_context(), rows));
+  ASSIGN_OR_RETURN(sh.gen, LmGen::Create(sh.lm, sh.batch, gen, null_conditions));
+  sh.mimi_state = sh.mimi->NewState(sh.batch);
+  sh.slots = std::make_unique<SlotTable<TtsSession::Shared::Slot>>(sh.batch, "synthesis");
+  sh.step_exec.assign(sh.batch, 0);
+  sh.step_generation.assign(sh.batch, 0);
+  sh.step_index.assign(sh.batch, 0);
+  return std::unique_ptr<TtsEngine>(new TtsEngine(std::move(shared)));
+}
+
+}  // namespace monologue
