@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "core/text/text_tokenizer.h"
 #include "nlohmann/json.hpp"
 
 namespace monologue {
@@ -29,6 +30,22 @@ void AsrTranscript::Add(const AsrEvent& event) {
       ended = true;
       break;
   }
+}
+
+absl::StatusOr<std::string> DecodeTranscript(const TextTokenizer& tokenizer, absl::Span<const int> ids,
+                                             int padding_id) {
+#ifdef MONOLOGUE_HAVE_SENTENCEPIECE
+  std::vector<int> kept;
+  for (int id : ids) {
+    if (id > padding_id) kept.push_back(id);
+  }
+  return tokenizer.Decode(kept);
+#else
+  (void)tokenizer;
+  (void)ids;
+  (void)padding_id;
+  return absl::UnimplementedError("DecodeTranscript: this build has no sentencepiece tokenizer");
+#endif
 }
 
 absl::StatusOr<TranscriptFormat> ParseTranscriptFormat(std::string_view name) {

@@ -7,9 +7,12 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "asr/asr_engine.h"
 
 namespace monologue {
+
+class TextTokenizer;
 
 struct AsrTranscript {
   std::string input;      // what was transcribed (a path, "stdin")
@@ -25,6 +28,12 @@ struct AsrTranscript {
   // Folds one event in (kText appends to `text`, kWord to `words`, ...).
   void Add(const AsrEvent& event);
 };
+
+// The text of a finished STT token stream: every id <= `padding_id` (EPAD 0, BOS, EOS, PAD 3) dropped, as
+// the reference's `tokens[tokens > padding_id]`, then the rest decoded by `tokenizer`. INVALID_ARGUMENT
+// for ids outside the vocabulary; UNIMPLEMENTED in a build without sentencepiece.
+absl::StatusOr<std::string> DecodeTranscript(const TextTokenizer& tokenizer, absl::Span<const int> ids,
+                                             int padding_id = 3);
 
 enum class TranscriptFormat { kTxt, kJson, kSrt, kVtt };
 

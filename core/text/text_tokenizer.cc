@@ -134,12 +134,4 @@ absl::StatusOr<std::string> TextTokenizer::PrintableText(absl::Span<const int> i
   return text;
 }
 
-absl::StatusOr<std::string> TextTokenizer::DecodeTranscript(absl::Span<const int> ids) const {
-  std::vector<int> kept;
-  for (int id : ids) {
-    if (id > kTextPadId) kept.push_back(id);
-  }
-  return Decode(kept);
-}
-
 }  // namespace monologue

@@ -94,10 +94,6 @@ class TextTokenizer {
   // PrintablePiece over a stream of ids, concatenated.
   absl::StatusOr<std::string> PrintableText(absl::Span<const int> ids) const;
 
-  // A finished STT transcript: drops every id <= kTextPadId (EPAD, BOS, EOS, PAD), as the reference's
-  // `tokens[tokens > padding_id]`, then Decode()s the rest.
-  absl::StatusOr<std::string> DecodeTranscript(absl::Span<const int> ids) const;
-
  private:
   TextTokenizer();
   absl::Status CheckId(int id) const;
