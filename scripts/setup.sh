@@ -67,6 +67,12 @@ if ! have_version moshi "$MOSHI_VERSION" || ! "$VENV/bin/python" -c "import sphn
   "$VENV/bin/pip" install -q --disable-pip-version-check "numpy<2.3" "safetensors<0.8" "sentencepiece<0.3" \
     "einops<0.9" "huggingface-hub<1.0" tqdm "sphn>=0.2,<0.3"
 fi
+if ! "$VENV/bin/python" -c "import julius" 2>/dev/null; then
+  # The DSM reference scripts resample their input with julius; make_asr_fixtures.py runs the DSM STT script's
+  # loop and tests/reference/measure_resampler.py compares our resampler with julius's (pure Python, torch only).
+  log "installing julius (the DSM reference scripts' resampler; fixture scripts only)"
+  "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps "julius<0.3"
+fi
 if ! "$VENV/bin/python" -c "import huggingface_hub" 2>/dev/null; then
   log "installing huggingface-hub (the Hub cache interoperability tests, tests/hub)"
   "$VENV/bin/pip" install -q --disable-pip-version-check "huggingface-hub<1.0"

@@ -19,7 +19,9 @@ Writes tests/data/asr/:
                     both the reference (sphn) and the C++ decoder.
   ref_<model>_<clip>.safetensors  tokens int64 [N] (the text token of every recorded step) and vad f32 [N, H]
                     (class 0 = "no voice activity" of each extra head at that step).
-  ref_<model>_<clip>.json         the words with their timestamps, the transcript, framing numbers.
+  ref_<model>_<clip>.json         the words with their timestamps, the transcript, framing numbers, and
+                    end_of_turn_steps: the steps at which the DSM script's --vad loop prints "[end of turn
+                    detected]" when fed this recorded step stream (see below).
   timestamp_cases.json            scripted token streams (multi-word segments, EOS, long tails) and the words
                     the reference timestamp function gives them.
 
@@ -33,9 +35,21 @@ from that file (not copied), with offset_seconds = prefix + delay (the run_infer
 exactly the prefix) and one fix: when the last segment has no EOS and is followed by more than 12.5 steps, the
 reference computes a float slice end (start + frame_rate) and torch refuses to slice with it; the fix slices
 up to ceil(end) (tokens whose index is below start + 12.5), and the timestamp keeps the float end.
+
+End of turn: the DSM script's main() itself (its --vad loop: head 2's class-0 probability above 0.5, printed once
+until the next text piece), run over the recorded steps: its model, Mimi, audio reader and LMGen are stand-ins
+that replay the recorded tokens and extra heads one step per chunk, with no prefix or suffix chunks, so its loop
+sees exactly the recorded steps. The steps at which it prints "[end of turn detected]" are stored.
+Only those, without touching any other fixture byte (the JSON is rewritten with one more key):
+    ~/.cache/monologue/venv/bin/python tests/reference/make_asr_fixtures.py --only-end-of-turn \
+        --dsm-script /path/to/delayed-streams-modeling/scripts/stt_from_file_pytorch.py
+(julius, which the DSM script imports, is in the venv: scripts/setup.sh.)
 """
 import argparse
 import ast
+import contextlib
+import importlib.util
+import types
 import json
 import math
 import os
@@ -82,6 +96,67 @@ def load_reference_timestamp_function(script: Path):
     ns = {"dataclasses": __import__("dataclasses"), "torch": torch, "math": math}
     exec(compile(code, str(script), "exec"), ns)
     return ns["tokens_to_timestamped_text"]
+
+
+def reference_end_of_turn_steps(script: Path, tokens, vad, tokenizer) -> list[int]:
+    """The steps at which the DSM script's main() reports an end of turn, replaying (tokens, vad) as its model."""
+    import numpy as np
+
+    spec = importlib.util.spec_from_file_location("dsm_stt_from_file", script)
+    dsm = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(dsm)
+    frame_size, steps = 1920, len(tokens)
+    current = {"step": -1}
+    reported = []
+
+    class ReplayLMGen:  # moshi.models.LMGen stand-in: the recorded step outputs, one per call
+        def __init__(self, lm, **kwargs):
+            pass
+
+        def streaming(self, batch_size):
+            return contextlib.nullcontext()
+
+        def step_with_extra_heads(self, audio_tokens):
+            current["step"] += 1
+            s = current["step"]
+            heads = [torch.tensor([[[float(p)]]]) for p in vad[s].tolist()]  # [B, 1, class 0 only]
+            return torch.tensor([[[int(tokens[s])]]]), heads
+
+    mimi = types.SimpleNamespace(sample_rate=24000, frame_size=frame_size, frame_rate=12.5,
+                                 streaming=lambda batch_size: contextlib.nullcontext(),
+                                 encode=lambda chunk: None)
+    info = types.SimpleNamespace(
+        stt_config={"audio_silence_prefix_seconds": 0.0, "audio_delay_seconds": 0.0}, raw_config={},
+        get_mimi=lambda device: mimi, get_text_tokenizer=lambda: tokenizer, get_moshi=lambda **kw: None)
+    dsm.moshi = types.SimpleNamespace(models=types.SimpleNamespace(
+        LMGen=ReplayLMGen,
+        loaders=types.SimpleNamespace(CheckpointInfo=types.SimpleNamespace(from_hf_repo=lambda *a, **k: info))))
+    dsm.sphn = types.SimpleNamespace(read=lambda path: (np.zeros((1, steps * frame_size), np.float32), 24000))
+
+    def print_hook(*values, **kwargs):
+        if any("end of turn detected" in str(v) for v in values):
+            reported.append(current["step"])
+
+    dsm.print = print_hook
+    # After the loop main() times the words; that is words_of()'s job (and its float slice fails, see above).
+    dsm.tokens_to_timestamped_text = lambda *a, **k: []
+    args = argparse.Namespace(in_file="replay", hf_repo="replay", tokenizer=None, moshi_weight=None,
+                              mimi_weight=None, config_path=None, vad=True, device="cpu")
+    dsm.main(args)
+    assert current["step"] == steps - 1, f"the DSM loop ran {current['step'] + 1} steps, recorded {steps}"
+    return reported
+
+
+def add_end_of_turn(script: Path):
+    """Adds end_of_turn_steps to the existing ref_*.json from their recorded tokens and heads (nothing else)."""
+    tokenizer = checkpoint_info(OUT / "tiny-stt").get_text_tokenizer()
+    for path in sorted(OUT.glob("ref_*.json")):
+        meta = json.loads(path.read_text())
+        recorded = load_file(str(path.with_suffix(".safetensors")))
+        meta["end_of_turn_steps"] = reference_end_of_turn_steps(script, recorded["tokens"], recorded["vad"],
+                                                                tokenizer)
+        path.write_text(json.dumps(meta, indent=1, ensure_ascii=False) + "\n")
+        print(f"{path.name}: end of turn at steps {meta['end_of_turn_steps']}")
 
 
 def make_model(make_model_bin: Path, out: Path):
@@ -193,13 +268,20 @@ def timestamp_cases(fn, tokenizer):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--make-model", type=Path, required=True, help="the monologue-make-model binary")
+    ap.add_argument("--make-model", type=Path, help="the monologue-make-model binary")
     ap.add_argument("--dsm-script", type=Path, required=True,
                     help="delayed-streams-modeling/scripts/stt_from_file_pytorch.py")
+    ap.add_argument("--only-end-of-turn", action="store_true",
+                    help="only add end_of_turn_steps to the existing ref_*.json (other fixtures unchanged)")
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     torch.manual_seed(0)
     torch.set_num_threads(1)
+    if args.only_end_of_turn:
+        add_end_of_turn(args.dsm_script)
+        return
+    if args.make_model is None:
+        ap.error("--make-model is required (except with --only-end-of-turn)")
     fn = load_reference_timestamp_function(args.dsm_script)
     OUT.mkdir(parents=True, exist_ok=True)
     make_model(args.make_model, OUT / "tiny-stt")
@@ -218,6 +300,7 @@ def main():
                 "offset_seconds": offset,
                 "transcript": tokenizer.decode([t for t in tokens.tolist() if t > 3]),
                 "words": words,
+                "end_of_turn_steps": reference_end_of_turn_steps(args.dsm_script, tokens, vad, tokenizer),
             }
             (OUT / f"ref_{model}_{clip}.json").write_text(json.dumps(meta, indent=1, ensure_ascii=False) + "\n")
             print(f"{model} {clip}: {len(tokens)} steps, {len(words)} words: {meta['transcript'][:70]}")
