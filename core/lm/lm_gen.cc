@@ -230,17 +230,18 @@ at::Tensor LmGen::Sample(const at::Tensor& logits, const lm::SamplingParams& par
   if (slot_generators_.empty() || ((!params.use_sampling || params.temperature <= 0.0) && !any_override)) {
     return lm::SampleToken(logits, params, generator_);
   }
+  const int64_t n = logits.size(0);
   std::vector<at::Tensor> rows;
-  rows.reserve(static_cast<size_t>(batch_));
-  for (int64_t i = 0; i < batch_; ++i) {
+  rows.reserve(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
     at::Tensor row = logits.narrow(0, i, 1);
-    const bool skipped = audio && !audio_draw_skip_.empty() && audio_draw_skip_[static_cast<size_t>(i)] != 0;
+    const int64_t slot = row_slots_[static_cast<size_t>(i)];
+    const size_t si = static_cast<size_t>(std::max<int64_t>(slot, 0));
+    const bool skipped = audio && !audio_draw_skip_.empty() && slot >= 0 && audio_draw_skip_[si] != 0;
     const lm::SamplingParams& p =
-        static_cast<size_t>(i) < overrides.size() && overrides[static_cast<size_t>(i)].has_value()
-            ? *overrides[static_cast<size_t>(i)]
-            : params;
-    if (exec_host_[static_cast<size_t>(i)] != 0 && !skipped) {
-      rows.push_back(lm::SampleToken(row, p, slot_generators_[static_cast<size_t>(i)]));
+        slot >= 0 && si < overrides.size() && overrides[si].has_value() ? *overrides[si] : params;
+    if (slot >= 0 && !skipped) {
+      rows.push_back(lm::SampleToken(row, p, slot_generators_[si]));
     } else {
       rows.push_back(row.argmax(-1));  // a paused slot: the token is not stored, and nothing is drawn
     }
@@ -269,8 +270,8 @@ absl::Status LmGen::Reset(const at::Tensor& mask) {
   });
 }
 
-at::Tensor LmGen::RunDepformer(const at::Tensor& text, const at::Tensor& transformer_out,
-                               at::Tensor* logits_out) {
+at::Tensor LmGen::RunDepformer(LmDepformerState& state, const at::Tensor& text,
+                               const at::Tensor& transformer_out, at::Tensor* logits_out) {
   const LmModel& m = *model_;
   const int64_t dep_q = dep_q_;
   std::vector<at::Tensor> inputs = m.DepformerInputs(transformer_out);
@@ -279,7 +280,7 @@ at::Tensor LmGen::RunDepformer(const at::Tensor& text, const at::Tensor& transfo
   at::Tensor prev = text;
   for (int64_t k = 0; k < dep_q; ++k) {
     at::Tensor p = cfg() ? prev.repeat({2}) : prev;
-    at::Tensor logits = m.DepformerStep(depformer_, k, p, inputs[k]);
+    at::Tensor logits = m.DepformerStep(state, k, p, inputs[k]);
     if (cfg()) {
       auto halves = logits.chunk(2, 0);
       logits = halves[1] + (halves[0] - halves[1]) * options_.cfg_coef;
@@ -293,113 +294,199 @@ at::Tensor LmGen::RunDepformer(const at::Tensor& text, const at::Tensor& transfo
   return at::stack(tokens, 1);
 }
 
+absl::Status LmGen::CheckStepInputs(int64_t b, const at::Tensor& input_tokens,
+                                    const at::Tensor& depformer_replace, const char* what) const {
+  const int64_t dep_q = dep_q_;
+  const int64_t needed = num_input_streams();
+  if (!input_tokens.defined() ||
+      (input_tokens.dim() != 2 && !(input_tokens.dim() == 3 && input_tokens.size(2) == 1)) ||
+      input_tokens.size(0) != b || input_tokens.size(1) < needed) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": input tokens must be [", b, ", >=", needed, "] or [", b, ", >=", needed,
+                     ", 1], got ", input_tokens.defined() ? Shape(input_tokens) : std::string("none")));
+  }
+  if (depformer_replace.defined()) {
+    if (dep_q == 0 || depformer_replace.dim() < 2 || depformer_replace.size(0) != b ||
+        depformer_replace.size(1) != dep_q || depformer_replace.dim() > 3 ||
+        (depformer_replace.dim() == 3 && depformer_replace.size(2) != 1)) {
+      return absl::InvalidArgumentError(absl::StrCat(what, ": depformer replacement tokens must be [", b, ", ",
+                                                     dep_q, "(, 1)], got ", Shape(depformer_replace)));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<LmStepResult> LmGen::Step(const at::Tensor& input_tokens,
                                          const at::Tensor& depformer_replace) {
+  RETURN_IF_ERROR(CheckStepInputs(batch_, input_tokens, depformer_replace, "LmGen::Step"));
+  return GuardTorch("LmGen::Step", [&]() -> LmStepResult {
+    StepState st;
+    st.b = batch_;
+    st.cache = cache_;
+    st.offsets = offsets_;
+    st.exec = exec_;
+    st.masked_until = masked_until_;
+    st.cond_sum = cond_sum_;
+    st.depformer = &depformer_;
+    row_slots_.assign(static_cast<size_t>(batch_), -1);
+    for (int64_t i = 0; i < batch_; ++i) {
+      if (exec_host_.empty() || exec_host_[static_cast<size_t>(i)] != 0) row_slots_[static_cast<size_t>(i)] = i;
+    }
+    return StepCore(st, input_tokens, depformer_replace);
+  });
+}
+
+absl::StatusOr<LmStepResult> LmGen::StepSlots(std::span<const int64_t> slots, const at::Tensor& input_tokens,
+                                              const at::Tensor& depformer_replace) {
+  const int64_t n = static_cast<int64_t>(slots.size());
+  ASSIGN_OR_RETURN(StepRows rows, MakeStepRows(slots, batch_, model_->device()));
+  RETURN_IF_ERROR(CheckStepInputs(n, input_tokens, depformer_replace, "LmGen::StepSlots"));
+  return GuardTorch("LmGen::StepSlots", [&]() -> LmStepResult {
+    const int64_t b = rows.rows;
+    StepRows doubled;
+    if (cfg()) doubled = rows.Doubled();
+    StepState st;
+    st.b = b;
+    st.rows = &rows;
+    st.temporal_rows = cfg() ? &doubled : &rows;
+    st.cache = rows.Gather(cache_);
+    st.offsets = rows.Gather(offsets_);
+    st.exec = rows.active_mask;
+    if (masked_until_.defined()) st.masked_until = rows.Gather(masked_until_);
+    if (cond_sum_.defined()) st.cond_sum = st.temporal_rows->Gather(cond_sum_);
+    auto dep = bucket_depformers_.find(b);
+    if (dep == bucket_depformers_.end() && dep_q_ > 0) {
+      dep = bucket_depformers_.emplace(b, model_->NewDepformerState(cfg() ? 2 * b : b)).first;
+    }
+    st.depformer = dep_q_ > 0 ? &dep->second : nullptr;
+    row_slots_.assign(static_cast<size_t>(b), -1);
+    for (int64_t i = 0; i < b; ++i) {
+      if (rows.is_active[static_cast<size_t>(i)]) row_slots_[static_cast<size_t>(i)] = rows.slots[static_cast<size_t>(i)];
+    }
+    const int64_t needed = num_input_streams();
+    at::Tensor in;
+    if (needed > 0) {
+      in = rows.Expand(input_tokens.reshape({n, -1}).narrow(1, 0, needed).to(model_->device(), at::kLong), -1);
+    } else {
+      in = at::zeros({b, 0}, at::TensorOptions().dtype(at::kLong).device(model_->device()));
+    }
+    at::Tensor replace;
+    if (depformer_replace.defined()) {
+      replace = rows.Expand(depformer_replace.reshape({n, dep_q_}).to(model_->device(), at::kLong), 0);
+    }
+    LmStepResult r = StepCore(st, in, replace);
+    rows.ScatterActive(cache_, st.cache);
+    rows.ScatterActive(offsets_, st.offsets);
+    // The active rows, in slot order.
+    auto pick = [&](const at::Tensor& t) { return t.defined() ? rows.SelectActive(t) : t; };
+    auto pick2 = [&](const at::Tensor& t) {
+      return t.defined() && cfg() ? doubled.SelectActive(t) : pick(t);
+    };
+    LmStepResult out;
+    out.tokens = pick(r.tokens);
+    out.text_token = pick(r.text_token);
+    out.audio_tokens = pick(r.audio_tokens);
+    out.text_logits = pick(r.text_logits);
+    out.audio_logits = pick(r.audio_logits);
+    out.transformer_out = pick2(r.transformer_out);
+    for (const at::Tensor& h : r.extra_heads) out.extra_heads.push_back(pick2(h));
+    return out;
+  });
+}
+
+LmStepResult LmGen::StepCore(StepState& st, const at::Tensor& input_tokens, const at::Tensor& depformer_replace) {
   const LmModel& m = *model_;
   const LmConfig& c = m.config();
   const int64_t streams = c.num_streams();
   const int64_t dep_q = dep_q_;
   const int64_t needed = streams - dep_q - 1;
-  const int64_t b = batch_;
-  if (!input_tokens.defined() ||
-      (input_tokens.dim() != 2 && !(input_tokens.dim() == 3 && input_tokens.size(2) == 1)) ||
-      input_tokens.size(0) != b || input_tokens.size(1) < needed) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("LmGen::Step: input tokens must be [", b, ", >=", needed, "] or [", b, ", >=", needed,
-                     ", 1], got ", input_tokens.defined() ? Shape(input_tokens) : std::string("none")));
-  }
-  if (depformer_replace.defined()) {
-    if (dep_q == 0 || depformer_replace.size(0) != b || depformer_replace.size(1) != dep_q ||
-        depformer_replace.dim() > 3 || (depformer_replace.dim() == 3 && depformer_replace.size(2) != 1)) {
-      return absl::InvalidArgumentError(absl::StrCat("LmGen::Step: depformer replacement tokens must be [", b,
-                                                     ", ", dep_q, "(, 1)], got ", Shape(depformer_replace)));
-    }
-  }
-  return GuardTorch("LmGen::Step", [&]() -> LmStepResult {
-    const int64_t ct = cache_len_;
-    const auto dev = m.device();
-    at::Tensor exec3 = exec_.view({b, 1, 1});
-    // 1. Write the caller's streams `delay` steps ahead.
-    if (needed > 0) {
-      at::Tensor in = input_tokens.reshape({b, -1}).narrow(1, 0, needed).to(dev, at::kLong);
-      at::Tensor sub = cache_.narrow(1, dep_q + 1, needed);
-      at::Tensor idx =
-          at::remainder(offsets_.view({b, 1}) + delays_.narrow(0, dep_q + 1, needed).view({1, needed}), ct)
-              .unsqueeze(-1);
-      at::Tensor value = at::where(exec3, in.unsqueeze(-1), sub.gather(2, idx));
-      sub.scatter_(2, idx, value);
-    }
-    // 2. Read this step's model input (initial tokens while a stream's delay has not elapsed).
-    at::Tensor is_init =
-        offsets_.view({b, 1}).le(delays_.view({1, streams})) | exec_.logical_not().view({b, 1});
-    at::Tensor col = at::remainder(offsets_, ct).view({b, 1, 1}).expand({b, streams, 1});
-    at::Tensor x =
-        at::where(is_init, m.initial_tokens().view({1, streams}), cache_.gather(2, col).squeeze(2));
-    // 3. CFG: null rows.
-    if (cfg()) {
-      at::Tensor second = x;
-      if (masked_until_.defined()) {
-        at::Tensor limit = delays_.view({1, streams}) + masked_until_.view({b, 1});
-        at::Tensor zeroed = offsets_.view({b, 1}).le(limit) & is_init.logical_not();
-        second = x.masked_fill(zeroed, -1);
-      }
-      if (options_.cfg_is_no_text) {
-        second = second.clone();
-        second.select(1, 0).masked_fill_(is_init.select(1, 0).logical_not(), -1);
-      }
-      x = at::cat({x, second}, 0);
-    }
-    // 4. Temporal transformer and text head.
-    LmModel::TextStep step = m.ForwardText(temporal_, x, cond_sum_);
-    at::Tensor text_logits = step.text_logits;
-    if (cfg()) {
-      auto halves = text_logits.chunk(2, 0);
-      text_logits =
-          options_.cfg_is_no_text ? halves[0] : halves[1] + (halves[0] - halves[1]) * options_.cfg_coef;
-    }
-    if (options_.on_text_logits) options_.on_text_logits(text_logits);
-    // 5. Text token.
-    at::Tensor text = Sample(text_logits.to(at::kFloat), options_.text, /*audio=*/false).view({b});
-    if (options_.on_text) options_.on_text(text);
-    // 6. Audio tokens.
-    LmStepResult result;
-    at::Tensor audio;
-    if (dep_q > 0) {
-      if (depformer_replace.defined()) {
-        audio = depformer_replace.reshape({b, dep_q}).to(dev, at::kLong);
-      } else {
-        audio = RunDepformer(text, step.transformer_out,
-                             options_.keep_audio_logits ? &result.audio_logits : nullptr);
-      }
-      if (options_.on_audio) options_.on_audio(audio);
-    }
-    // 7. Advance and store the generated tokens at the new column.
-    offsets_.copy_(at::where(exec_, offsets_ + 1, offsets_));
-    at::Tensor pos = at::remainder(offsets_, ct).view({b, 1, 1});
-    {
-      at::Tensor sub = cache_.narrow(1, 0, 1);
-      sub.scatter_(2, pos, at::where(exec3, text.view({b, 1, 1}), sub.gather(2, pos)));
-    }
-    if (dep_q > 0) {
-      at::Tensor sub = cache_.narrow(1, 1, dep_q);
-      at::Tensor idx = pos.expand({b, dep_q, 1});
-      sub.scatter_(2, idx, at::where(exec3, audio.view({b, dep_q, 1}), sub.gather(2, idx)));
-    }
-    // 8. The output frame with the delays undone.
-    at::Tensor out_idx =
-        at::remainder(offsets_.view({b, 1}) - max_delay_ + delays_.narrow(0, 0, dep_q + 1).view({1, -1}), ct)
+  const int64_t b = st.b;
+  const int64_t ct = cache_len_;
+  const auto dev = m.device();
+  at::Tensor& cache = st.cache;
+  at::Tensor& offsets = st.offsets;
+  const at::Tensor& exec = st.exec;
+  at::Tensor exec3 = exec.view({b, 1, 1});
+  // 1. Write the caller's streams `delay` steps ahead.
+  if (needed > 0) {
+    at::Tensor in = input_tokens.reshape({b, -1}).narrow(1, 0, needed).to(dev, at::kLong);
+    at::Tensor sub = cache.narrow(1, dep_q + 1, needed);
+    at::Tensor idx =
+        at::remainder(offsets.view({b, 1}) + delays_.narrow(0, dep_q + 1, needed).view({1, needed}), ct)
             .unsqueeze(-1);
-    at::Tensor out = cache_.narrow(1, 0, dep_q + 1).gather(2, out_idx).squeeze(2);
-    out = out.masked_fill((offsets_.le(max_delay_) | exec_.logical_not()).view({b, 1}), -2);
+    at::Tensor value = at::where(exec3, in.unsqueeze(-1), sub.gather(2, idx));
+    sub.scatter_(2, idx, value);
+  }
+  // 2. Read this step's model input (initial tokens while a stream's delay has not elapsed).
+  at::Tensor is_init = offsets.view({b, 1}).le(delays_.view({1, streams})) | exec.logical_not().view({b, 1});
+  at::Tensor col = at::remainder(offsets, ct).view({b, 1, 1}).expand({b, streams, 1});
+  at::Tensor x = at::where(is_init, m.initial_tokens().view({1, streams}), cache.gather(2, col).squeeze(2));
+  // 3. CFG: null rows.
+  if (cfg()) {
+    at::Tensor second = x;
+    if (st.masked_until.defined()) {
+      at::Tensor limit = delays_.view({1, streams}) + st.masked_until.view({b, 1});
+      at::Tensor zeroed = offsets.view({b, 1}).le(limit) & is_init.logical_not();
+      second = x.masked_fill(zeroed, -1);
+    }
+    if (options_.cfg_is_no_text) {
+      second = second.clone();
+      second.select(1, 0).masked_fill_(is_init.select(1, 0).logical_not(), -1);
+    }
+    x = at::cat({x, second}, 0);
+  }
+  // 4. Temporal transformer and text head.
+  LmModel::TextStep step = st.temporal_rows != nullptr
+                               ? m.ForwardTextRows(temporal_, *st.temporal_rows, x, st.cond_sum)
+                               : m.ForwardText(temporal_, x, st.cond_sum);
+  at::Tensor text_logits = step.text_logits;
+  if (cfg()) {
+    auto halves = text_logits.chunk(2, 0);
+    text_logits =
+        options_.cfg_is_no_text ? halves[0] : halves[1] + (halves[0] - halves[1]) * options_.cfg_coef;
+  }
+  if (options_.on_text_logits) options_.on_text_logits(text_logits);
+  // 5. Text token.
+  at::Tensor text = Sample(text_logits.to(at::kFloat), options_.text, /*audio=*/false).view({b});
+  if (options_.on_text) options_.on_text(text);
+  // 6. Audio tokens.
+  LmStepResult result;
+  at::Tensor audio;
+  if (dep_q > 0) {
+    if (depformer_replace.defined()) {
+      audio = depformer_replace.reshape({b, dep_q}).to(dev, at::kLong);
+    } else {
+      audio = RunDepformer(*st.depformer, text, step.transformer_out,
+                           options_.keep_audio_logits ? &result.audio_logits : nullptr);
+    }
+    if (options_.on_audio) options_.on_audio(audio);
+  }
+  // 7. Advance and store the generated tokens at the new column.
+  offsets.copy_(at::where(exec, offsets + 1, offsets));
+  at::Tensor pos = at::remainder(offsets, ct).view({b, 1, 1});
+  {
+    at::Tensor sub = cache.narrow(1, 0, 1);
+    sub.scatter_(2, pos, at::where(exec3, text.view({b, 1, 1}), sub.gather(2, pos)));
+  }
+  if (dep_q > 0) {
+    at::Tensor sub = cache.narrow(1, 1, dep_q);
+    at::Tensor idx = pos.expand({b, dep_q, 1});
+    sub.scatter_(2, idx, at::where(exec3, audio.view({b, dep_q, 1}), sub.gather(2, idx)));
+  }
+  // 8. The output frame with the delays undone.
+  at::Tensor out_idx =
+      at::remainder(offsets.view({b, 1}) - max_delay_ + delays_.narrow(0, 0, dep_q + 1).view({1, -1}), ct)
+          .unsqueeze(-1);
+  at::Tensor out = cache.narrow(1, 0, dep_q + 1).gather(2, out_idx).squeeze(2);
+  out = out.masked_fill((offsets.le(max_delay_) | exec.logical_not()).view({b, 1}), -2);
 
-    result.tokens = out;
-    result.text_token = text;
-    result.audio_tokens = audio;
-    result.text_logits = text_logits;
-    result.transformer_out = step.transformer_out;
-    if (options_.compute_extra_heads) result.extra_heads = m.ExtraHeads(step.transformer_out);
-    return result;
-  });
+  result.tokens = out;
+  result.text_token = text;
+  result.audio_tokens = audio;
+  result.text_logits = text_logits;
+  result.transformer_out = step.transformer_out;
+  if (options_.compute_extra_heads) result.extra_heads = m.ExtraHeads(step.transformer_out);
+  return result;
 }
 
 }  // namespace monologue

@@ -27,14 +27,17 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "core/lm/lm_model.h"
 #include "core/lm/lm_sampling.h"
+#include "core/util/step_rows.h"
 #include "nlohmann/json_fwd.hpp"
 
 namespace monologue {
@@ -90,6 +93,18 @@ class LmGen {
   // -1 = no input). `depformer_replace` ([B, dep_q] or [B, dep_q, 1]) replaces the depformer's tokens.
   absl::StatusOr<LmStepResult> Step(const at::Tensor& input_tokens, const at::Tensor& depformer_replace = {});
 
+  // One step of the listed slots only (distinct, ascending; the others keep their state untouched), at the
+  // cost of StepBucket(n, B) rows instead of B (core/util/step_rows.h): `input_tokens` [n, Ki] (or
+  // [n, Ki, 1]) and `depformer_replace` hold the slots' rows in that order; every tensor of the result has n
+  // rows in that order (transformer_out 2n with CFG: conditional rows, then null rows). The exec mask is
+  // neither used nor changed. Per-slot generators draw exactly what Step draws for the same executing
+  // slots; a single batch generator draws for the bucket's rows. Hooks see the bucket's rows
+  // (step_slots() maps them to slots).
+  absl::StatusOr<LmStepResult> StepSlots(std::span<const int64_t> slots, const at::Tensor& input_tokens,
+                                         const at::Tensor& depformer_replace = {});
+  // During a hook: the slot of each row the hooks see (-1 for a row that does not execute).
+  const std::vector<int64_t>& step_slots() const { return row_slots_; }
+
   // bool [B]: slots that execute from the next step on (others are frozen).
   absl::Status SetExecMask(const at::Tensor& mask);
   // bool [B]: slots restarted from step 0 (and set executing). Undefined: all slots.
@@ -121,8 +136,26 @@ class LmGen {
 
  private:
   LmGen() = default;
-  at::Tensor RunDepformer(const at::Tensor& text, const at::Tensor& transformer_out, at::Tensor* logits_out);
+  // The per-slot state of the rows one step computes: the full state itself (Step) or the gathered rows of
+  // a bucket (StepSlots).
+  struct StepState {
+    int64_t b = 0;                         // rows
+    at::Tensor cache, offsets, exec;       // [b, K, T], [b], bool [b]
+    at::Tensor masked_until, cond_sum;     // [b] / [b or 2b, 1, D] or undefined
+    const StepRows* rows = nullptr;        // StepSlots: the rows (temporal_ then holds them doubled with CFG)
+    const StepRows* temporal_rows = nullptr;
+    LmDepformerState* depformer = nullptr;
+  };
+  // Validates the step's token tensors for `b` rows.
+  absl::Status CheckStepInputs(int64_t b, const at::Tensor& input_tokens, const at::Tensor& depformer_replace,
+                               const char* what) const;
+  // Steps 1-8 of a step (see Step) on `st`; `input_tokens` [b, >= needed], `depformer_replace` [b, dep_q].
+  LmStepResult StepCore(StepState& st, const at::Tensor& input_tokens, const at::Tensor& depformer_replace);
+  at::Tensor RunDepformer(LmDepformerState& state, const at::Tensor& text, const at::Tensor& transformer_out,
+                          at::Tensor* logits_out);
   bool cfg() const { return options_.cfg_coef != 1.0; }
+  // Samples rows of `logits`; with per-slot generators row i draws from the generator of row_slots_[i]
+  // (nothing when it is -1).
   at::Tensor Sample(const at::Tensor& logits, const lm::SamplingParams& params, bool audio);
 
   std::shared_ptr<const LmModel> model_;
@@ -143,8 +176,10 @@ class LmGen {
   std::vector<uint8_t> exec_host_;              // per_slot_generators: host copy of exec_
   std::vector<uint8_t> audio_draw_skip_;        // per_slot_generators: rows whose audio draws are skipped
   std::vector<std::optional<lm::SamplingParams>> slot_text_params_, slot_audio_params_;  // per slot
+  std::vector<int64_t> row_slots_;              // the slot of each row of the current step (-1: none)
   LmTemporalState temporal_;
   LmDepformerState depformer_;
+  std::map<int64_t, LmDepformerState> bucket_depformers_;  // StepSlots: depformer scratch per bucket size
 };
 
 }  // namespace monologue

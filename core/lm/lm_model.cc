@@ -526,6 +526,22 @@ void LmModel::SetCrossSource(LmTemporalState& state, const at::Tensor& cross, co
 
 LmModel::TextStep LmModel::ForwardText(LmTemporalState& state, const at::Tensor& tokens,
                                        const at::Tensor& sum) const {
+  at::Tensor z = transformer_.Step(state.kv, transformer_.TemporalContext(state.positions, dtype_),
+                                   EmbedStep(tokens, sum));
+  state.positions.copy_(at::where(state.exec_mask, state.positions + 1, state.positions));
+  return TextHead(z);
+}
+
+LmModel::TextStep LmModel::ForwardTextRows(LmTemporalState& state, const StepRows& rows,
+                                           const at::Tensor& tokens, const at::Tensor& sum) const {
+  const at::Tensor positions = rows.Gather(state.positions);
+  at::Tensor z = transformer_.Step(state.kv, transformer_.TemporalContext(positions, dtype_),
+                                   EmbedStep(tokens, sum), &rows);
+  rows.ScatterActive(state.positions, positions + 1);
+  return TextHead(z);
+}
+
+at::Tensor LmModel::EmbedStep(const at::Tensor& tokens, const at::Tensor& sum) const {
   const int64_t batch = tokens.size(0);
   const int64_t n_q = config_.n_q;
   // Audio embeddings in codebook order, then the text embedding (the reference's summation order).
@@ -536,9 +552,10 @@ LmModel::TextStep LmModel::ForwardText(LmTemporalState& state, const at::Tensor&
   for (int64_t k = 1; k < n_q; ++k) x = x + gathered.select(1, k);
   x = x.view({batch, 1, config_.dim}) + text_emb_.Forward(tokens.narrow(1, 0, 1));
   if (sum.defined()) x = x + sum.to(x.scalar_type());
-  lm::StepContext ctx = transformer_.TemporalContext(state.positions, dtype_);
-  at::Tensor z = transformer_.Step(state.kv, ctx, x);
-  state.positions.copy_(at::where(state.exec_mask, state.positions + 1, state.positions));
+  return x;
+}
+
+LmModel::TextStep LmModel::TextHead(at::Tensor z) const {
   z = out_norm_.Forward(z);
   at::Tensor logits = text_linear_.Forward(z, text_linear_bias_);
   return {z, logits.unsqueeze(1)};

@@ -129,6 +129,11 @@ class LmModel {
   // Rows in `state.exec_mask` advance their position.
   TextStep ForwardText(LmTemporalState& state, const at::Tensor& tokens,
                        const at::Tensor& sum = at::Tensor()) const;
+  // The same for the step's rows only (core/util/step_rows.h): tokens [R, K] and `sum` [R, 1, D] hold the
+  // rows of `rows` (R = rows.rows); the active rows advance their position, `state.exec_mask` is not used,
+  // padding rows leave the state as it was. Outputs are [R, ...].
+  TextStep ForwardTextRows(LmTemporalState& state, const StepRows& rows, const at::Tensor& tokens,
+                           const at::Tensor& sum = at::Tensor()) const;
 
   // ---- Depformer --------------------------------------------------------------------------------------
   LmDepformerState NewDepformerState(int64_t batch) const;
@@ -170,6 +175,10 @@ class LmModel {
  private:
   friend class LmModelLoader;
   LmModel() = default;
+  // The temporal transformer's input for tokens [R, K] (embeddings summed, plus `sum`): [R, 1, D].
+  at::Tensor EmbedStep(const at::Tensor& tokens, const at::Tensor& sum) const;
+  // out_norm and the text head on the transformer output.
+  TextStep TextHead(at::Tensor z) const;
 
   struct Conditioner {
     ConditionerConfig config;

@@ -59,6 +59,7 @@ StepContext Transformer::TemporalContext(const at::Tensor& positions, at::Scalar
   const int64_t batch = positions.size(0);
   const int64_t cap = spec.capacity;
   at::Tensor slot = at::remainder(positions, cap);
+  ctx.ring_slot = slot;
   ctx.write_index = slot.view({batch, 1, 1, 1}).expand({batch, spec.num_heads, 1, spec.head_dim()});
   // Positions held by the ring entries once this step's entry is written (reference RingKVCache.complete
   // with T = 1): entry s holds last + (s - end) or that minus capacity; entries never written hold -1.
@@ -114,7 +115,20 @@ void Transformer::SetCrossSource(KvState& state, const at::Tensor& src, const at
   }
 }
 
-at::Tensor Transformer::Step(KvState& state, const StepContext& ctx, at::Tensor x) const {
+namespace {
+// Stores one step's new key or value (`entry` [R, H, 1, Dh], R = the step's rows) of the active rows into the
+// full cache ([B, H, capacity, Dh]) at their ring slots: only the new positions are written.
+void StoreActive(const at::Tensor& cache, const at::Tensor& entry, const at::Tensor& ring_slot,
+                 const StepRows& rows) {
+  c10::List<std::optional<at::Tensor>> at_rows;
+  at_rows.push_back(rows.active_slots);            // [A]
+  at_rows.push_back(rows.SelectActive(ring_slot));  // [A]
+  // On the [B, capacity, H, Dh] view the two indices pick (slot, ring entry) pairs: values [A, H, Dh].
+  cache.transpose(1, 2).index_put_(at_rows, rows.SelectActive(entry).squeeze(2));
+}
+}  // namespace
+
+at::Tensor Transformer::Step(KvState& state, const StepContext& ctx, at::Tensor x, const StepRows* rows) const {
   const int64_t batch = x.size(0);
   const int64_t heads = spec.num_heads, dh = spec.head_dim(), dim = spec.dim;
   const bool rope = HasRope(spec.positional);
@@ -137,14 +151,22 @@ at::Tensor Transformer::Step(KvState& state, const StepContext& ctx, at::Tensor 
       k = qkv.select(2, 1).transpose(1, 2);
     }
     at::Tensor v = qkv.select(2, 2).transpose(1, 2);
+    at::Tensor keys = state.keys[l], values = state.values[l];
     if (ctx.write_slot >= 0) {
-      state.keys[l].narrow(2, ctx.write_slot, 1).copy_(k);
-      state.values[l].narrow(2, ctx.write_slot, 1).copy_(v);
+      keys.narrow(2, ctx.write_slot, 1).copy_(k);
+      values.narrow(2, ctx.write_slot, 1).copy_(v);
+    } else if (rows == nullptr) {
+      keys.scatter_(2, ctx.write_index, k);
+      values.scatter_(2, ctx.write_index, v);
     } else {
-      state.keys[l].scatter_(2, ctx.write_index, k);
-      state.values[l].scatter_(2, ctx.write_index, v);
+      // Active rows store their new entries, then the step reads its rows (a padding row does not see its
+      // own new entry: its output is discarded).
+      StoreActive(keys, k, ctx.ring_slot, *rows);
+      StoreActive(values, v, ctx.ring_slot, *rows);
+      keys = rows->Gather(keys);
+      values = rows->Gather(values);
     }
-    at::Tensor attn = at::scaled_dot_product_attention(q, state.keys[l], state.values[l], ctx.attn_mask);
+    at::Tensor attn = at::scaled_dot_product_attention(q, keys, values, ctx.attn_mask);
     attn = attn.transpose(1, 2).reshape({batch, 1, dim});
     at::Tensor update = layer.out_proj[w].Forward(attn);
     if (layer.layer_scale_1.defined()) update = layer.layer_scale_1 * update;
@@ -153,7 +175,9 @@ at::Tensor Transformer::Step(KvState& state, const StepContext& ctx, at::Tensor 
     if (layer.cross) {
       at::Tensor hc = layer.norm_cross.Forward(x);
       at::Tensor qc = layer.cross_q.Forward(hc).view({batch, 1, heads, dh}).transpose(1, 2);
-      at::Tensor ac = at::scaled_dot_product_attention(qc, state.cross_keys[l], state.cross_values[l]);
+      at::Tensor ck = rows ? rows->Gather(state.cross_keys[l]) : state.cross_keys[l];
+      at::Tensor cv = rows ? rows->Gather(state.cross_values[l]) : state.cross_values[l];
+      at::Tensor ac = at::scaled_dot_product_attention(qc, ck, cv);
       ac = ac.transpose(1, 2).reshape({batch, 1, dim});
       at::Tensor uc = layer.cross_out.Forward(ac);
       if (layer.layer_scale_cross.defined()) uc = layer.layer_scale_cross * uc;

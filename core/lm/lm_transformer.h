@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/lm/lm_ops.h"
+#include "core/util/step_rows.h"
 
 namespace monologue::lm {
 
@@ -59,6 +60,7 @@ struct KvState {
 // row may attend to, and the positional tables for the rows' positions.
 struct StepContext {
   at::Tensor write_index;   // int64 [B, H, 1, Dh]: ring slot of the new entry, expanded for scatter
+  at::Tensor ring_slot;     // int64 [B]: the same, one per row
   int64_t write_slot = -1;  // >= 0: every row writes this slot (depformer), write_index unused
   at::Tensor attn_mask;     // bool [B, 1, 1, capacity]
   at::Tensor rope_cos;      // f32 [B, 1, 1, 1, Dh/2] (rope kinds)
@@ -90,8 +92,10 @@ class Transformer {
   // when it already has one.
   void SetCrossSource(KvState& state, const at::Tensor& src, const at::Tensor& rows = at::Tensor()) const;
 
-  // One step: x [B, 1, D] -> [B, 1, D].
-  at::Tensor Step(KvState& state, const StepContext& ctx, at::Tensor x) const;
+  // One step: x [B, 1, D] -> [B, 1, D]. With `rows`, x and `ctx` hold the step's rows ([rows->rows, ...],
+  // the context made from their positions) while `state` holds every slot: the step reads the KV rows
+  // through rows->index and stores the new entries of the active rows only (padding rows store nothing).
+  at::Tensor Step(KvState& state, const StepContext& ctx, at::Tensor x, const StepRows* rows = nullptr) const;
 };
 
 }  // namespace monologue::lm
