@@ -1,0 +1,80 @@
+// `monologue synthesize`'s inputs (synthesize.h): the text on the command line, stdin, text files (a line
+// per utterance) or a JSON script of turns.
+#include "cli/synthesize.h"
+
+#if defined(MONOLOGUE_HAVE_TTS) && defined(MONOLOGUE_HAVE_FFMPEG)
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+
+namespace monologue::cli::synthesize {
+
+namespace fs = std::filesystem;
+
+absl::StatusOr<std::vector<std::string>> ReadScript(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("--script ", path, ": cannot open"));
+  nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return absl::InvalidArgumentError(absl::StrCat("--script ", path, ": not valid JSON"));
+  if (!j.is_array() || j.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("--script ", path, ": expected a non-empty JSON list of turns (strings)"));
+  }
+  std::vector<std::string> turns;
+  for (size_t i = 0; i < j.size(); ++i) {
+    if (!j[i].is_string()) {
+      return absl::InvalidArgumentError(absl::StrCat("--script ", path, ": turn ", i + 1, " is not a string"));
+    }
+    turns.push_back(j[i].get<std::string>());
+  }
+  return turns;
+}
+
+std::optional<int> ReadUtterances(const SynthesizeFlags& f, std::vector<Utterance>& utterances, int& exit_code) {
+  const bool use_stdin = f.text.size() == 1 && f.text[0] == "-";
+  const int kinds = (f.text.empty() ? 0 : 1) + (f.text_files.empty() ? 0 : 1) + (f.script.empty() ? 0 : 1);
+  if (kinds != 1) {
+    Error("give exactly one of: TEXT..., - (stdin), --text-file F, --script F");
+    return 2;
+  }
+  if (use_stdin) {
+    utterances.push_back({"stdin", {}, true});
+  } else if (!f.text.empty()) {
+    std::string joined;
+    for (const std::string& t : f.text) absl::StrAppend(&joined, joined.empty() ? "" : " ", t);
+    utterances.push_back({"text", {joined}, false});
+  } else if (!f.script.empty()) {
+    auto turns = ReadScript(f.script);
+    if (!turns.ok()) {
+      Error(std::string(turns.status().message()));
+      return 1;
+    }
+    utterances.push_back({fs::path(f.script).stem().string(), *turns, false});
+  } else {
+    for (const std::string& file : f.text_files) {
+      std::ifstream in(file, std::ios::binary);
+      if (!in) {
+        Error(absl::StrCat("--text-file ", file, ": cannot open"));
+        exit_code = 1;
+        continue;
+      }
+      std::string line;
+      int number = 0;
+      while (std::getline(in, line)) {
+        ++number;
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (line.find_first_not_of(" \t") == std::string::npos) continue;
+        utterances.push_back({absl::StrCat(fs::path(file).stem().string(), "-", number), {line}, false});
+      }
+    }
+    if (utterances.empty()) {
+      if (exit_code == 0) Error("the text files hold no text");
+      return 1;
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace monologue::cli::synthesize
+
+#endif
