@@ -226,6 +226,111 @@ at::Tensor MimiModel::DecodeStepUnchecked(MimiStreamState& state, const at::Tens
   return decoder_.Step(state.decoder.seanet, emb, mask);
 }
 
+namespace {
+
+// The streaming state of a step's rows: conv tails gathered (small), rings and offsets left in `full` (the
+// transformers read them through the rows).
+mimi::ConvState GatherConv(const mimi::ConvState& s, const StepRows& rows) {
+  return {rows.Gather(s.previous), rows.Gather(s.first)};
+}
+void ScatterConv(mimi::ConvState& full, const mimi::ConvState& local, const StepRows& rows) {
+  rows.ScatterActive(full.previous, local.previous);
+  rows.ScatterActive(full.first, local.first);
+}
+mimi::ConvTrState GatherConvTr(const mimi::ConvTrState& s, const StepRows& rows) {
+  return {rows.Gather(s.partial)};
+}
+void ScatterConvTr(mimi::ConvTrState& full, const mimi::ConvTrState& local, const StepRows& rows) {
+  rows.ScatterActive(full.partial, local.partial);
+}
+mimi::SeanetState GatherSeanet(const mimi::SeanetState& s, const StepRows& rows) {
+  mimi::SeanetState out;
+  for (const auto& c : s.convs) out.convs.push_back(GatherConv(c, rows));
+  for (const auto& c : s.convtrs) out.convtrs.push_back(GatherConvTr(c, rows));
+  return out;
+}
+void ScatterSeanet(mimi::SeanetState& full, const mimi::SeanetState& local, const StepRows& rows) {
+  for (size_t i = 0; i < full.convs.size(); ++i) ScatterConv(full.convs[i], local.convs[i], rows);
+  for (size_t i = 0; i < full.convtrs.size(); ++i) ScatterConvTr(full.convtrs[i], local.convtrs[i], rows);
+}
+
+}  // namespace
+
+at::Tensor MimiModel::EncodeStepRowsUnchecked(MimiStreamState& state, const StepRows& rows,
+                                              const at::Tensor& pcm) const {
+  c10::InferenceMode inference;
+  at::Tensor emb;
+  {
+    RECORD_USER_SCOPE("mimi.encode.seanet");
+    mimi::SeanetState seanet = GatherSeanet(state.encoder.seanet, rows);
+    emb = encoder_.Step(seanet, rows.Expand(pcm.to(device_, at::kFloat)));
+    ScatterSeanet(state.encoder.seanet, seanet, rows);
+  }
+  {
+    RECORD_USER_SCOPE("mimi.encode.transformer");
+    emb = encoder_transformer_.StepRows(state.encoder.transformer, emb, rows);
+  }
+  if (resample_) {
+    RECORD_USER_SCOPE("mimi.encode.downsample");
+    mimi::ConvState down = GatherConv(state.encoder.downsample, rows);
+    emb = downsample_.Step(down, emb);
+    ScatterConv(state.encoder.downsample, down, rows);
+  }
+  RECORD_USER_SCOPE("mimi.encode.rvq");
+  return rows.SelectActive(rvq_.Encode(emb, num_codebooks_));
+}
+
+at::Tensor MimiModel::DecodeStepRowsUnchecked(MimiStreamState& state, const StepRows& rows,
+                                              const at::Tensor& codes) const {
+  c10::InferenceMode inference;
+  at::Tensor emb;
+  {
+    RECORD_USER_SCOPE("mimi.decode.rvq");
+    emb = rvq_.Decode(rows.Expand(codes.to(device_, at::kLong)));
+  }
+  if (resample_) {
+    RECORD_USER_SCOPE("mimi.decode.upsample");
+    mimi::ConvTrState up = GatherConvTr(state.decoder.upsample, rows);
+    emb = upsample_.Step(up, emb);
+    ScatterConvTr(state.decoder.upsample, up, rows);
+  }
+  {
+    RECORD_USER_SCOPE("mimi.decode.transformer");
+    emb = decoder_transformer_.StepRows(state.decoder.transformer, emb, rows);
+  }
+  RECORD_USER_SCOPE("mimi.decode.seanet");
+  mimi::SeanetState seanet = GatherSeanet(state.decoder.seanet, rows);
+  at::Tensor pcm = decoder_.Step(seanet, emb);
+  ScatterSeanet(state.decoder.seanet, seanet, rows);
+  return rows.SelectActive(pcm);
+}
+
+absl::StatusOr<at::Tensor> MimiModel::EncodeStepSlots(MimiStreamState& state, std::span<const int64_t> slots,
+                                                      const at::Tensor& pcm) const {
+  RETURN_IF_ERROR(CheckPcm(pcm, "mimi encode step"));
+  const int64_t n = static_cast<int64_t>(slots.size());
+  if (pcm.size(0) != n || pcm.size(2) != frame_size()) {
+    return absl::InvalidArgumentError(absl::StrCat("mimi encode step: expected audio [", n, ", 1, ",
+                                                   frame_size(), "] for ", n, " slots, got [",
+                                                   absl::StrJoin(pcm.sizes().vec(), ", "), "]"));
+  }
+  ASSIGN_OR_RETURN(StepRows rows, MakeStepRows(slots, state.batch, device_));
+  return GuardTorch("mimi encode step", [&]() { return EncodeStepRowsUnchecked(state, rows, pcm); });
+}
+
+absl::StatusOr<at::Tensor> MimiModel::DecodeStepSlots(MimiStreamState& state, std::span<const int64_t> slots,
+                                                      const at::Tensor& codes) const {
+  RETURN_IF_ERROR(CheckCodes(codes, "mimi decode step"));
+  const int64_t n = static_cast<int64_t>(slots.size());
+  if (codes.size(0) != n || codes.size(2) != 1) {
+    return absl::InvalidArgumentError(absl::StrCat("mimi decode step: expected codes [", n, ", K, 1] for ", n,
+                                                   " slots, got [", absl::StrJoin(codes.sizes().vec(), ", "),
+                                                   "]"));
+  }
+  ASSIGN_OR_RETURN(StepRows rows, MakeStepRows(slots, state.batch, device_));
+  return GuardTorch("mimi decode step", [&]() { return DecodeStepRowsUnchecked(state, rows, codes); });
+}
+
 absl::StatusOr<at::Tensor> MimiModel::EncodeStep(MimiStreamState& state, const at::Tensor& pcm,
                                                  const at::Tensor& exec_mask) const {
   RETURN_IF_ERROR(CheckPcm(pcm, "mimi encode step"));

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 
 #include "absl/status/status.h"
@@ -30,6 +31,7 @@
 #include "core/mimi/streaming_conv.h"
 #include "core/mimi/streaming_conv_transpose.h"
 #include "core/mimi/weights.h"
+#include "core/util/step_rows.h"
 
 namespace monologue {
 
@@ -78,12 +80,24 @@ class MimiModel {
   absl::StatusOr<at::Tensor> DecodeStep(MimiStreamState& state, const at::Tensor& codes,
                                         const at::Tensor& exec_mask = {}) const;
 
+  // One frame of the listed slots only (distinct, ascending), at the cost of StepBucket(n, B) rows
+  // instead of B (core/util/step_rows.h); the other slots' state is untouched. pcm [n, 1, frame_size()]
+  // holds the slots' audio in that order -> codes [n, num_codebooks(), 1].
+  absl::StatusOr<at::Tensor> EncodeStepSlots(MimiStreamState& state, std::span<const int64_t> slots,
+                                             const at::Tensor& pcm) const;
+  // codes [n, K, 1] of the listed slots -> pcm [n, 1, frame_size()].
+  absl::StatusOr<at::Tensor> DecodeStepSlots(MimiStreamState& state, std::span<const int64_t> slots,
+                                             const at::Tensor& codes) const;
+
   // Unchecked variants for hot loops that validated their inputs once (same contracts, no Status, no
   // shape checks; libtorch exceptions propagate).
   at::Tensor EncodeStepUnchecked(MimiStreamState& state, const at::Tensor& pcm,
                                  const at::Tensor& exec_mask) const;
   at::Tensor DecodeStepUnchecked(MimiStreamState& state, const at::Tensor& codes,
                                  const at::Tensor& exec_mask) const;
+  at::Tensor EncodeStepRowsUnchecked(MimiStreamState& state, const StepRows& rows, const at::Tensor& pcm) const;
+  at::Tensor DecodeStepRowsUnchecked(MimiStreamState& state, const StepRows& rows,
+                                     const at::Tensor& codes) const;
 
   // Encoder latent before quantization ([B, 512, frames]), offline (for tests and tools).
   absl::StatusOr<at::Tensor> EncodeToLatent(const at::Tensor& pcm) const;

@@ -73,7 +73,7 @@ void MimiTransformer::Reset(TransformerState& state, const at::Tensor& mask) con
 }
 
 at::Tensor MimiTransformer::Run(const at::Tensor& input, const at::Tensor& offset, TransformerState* state,
-                                const at::Tensor& exec_mask) const {
+                                const at::Tensor& exec_mask, const monologue::StepRows* rows) const {
   at::Tensor x = input;
   if (input_proj_.defined()) x = Linear(x, input_proj_);
   const int64_t b = x.size(0), t = x.size(1), c = config_.d_model;
@@ -90,12 +90,12 @@ at::Tensor MimiTransformer::Run(const at::Tensor& input, const at::Tensor& offse
   const at::Tensor roti = at::sin(freqs * ts);
 
   // Key positions and the attention mask (same for every layer).
-  at::Tensor pos_k, scatter_index;
+  at::Tensor pos_k, scatter_index, ring_index;
   if (state != nullptr) {
     const int64_t cap = config_.context;
-    const at::Tensor end = state->offset;
-    at::Tensor index = (at::arange(t, lopts) + end.view({-1, 1})).remainder(cap);
-    scatter_index = index.view({b, 1, t, 1}).expand({-1, h, t, dh});
+    const at::Tensor end = offset;  // the state's offsets (of the step's rows)
+    ring_index = (at::arange(t, lopts) + end.view({-1, 1})).remainder(cap);  // [B, T]
+    scatter_index = ring_index.view({b, 1, t, 1}).expand({-1, h, t, dh});
     const at::Tensor slots = at::arange(cap, lopts);
     const at::Tensor last = end.view({-1, 1}) + (t - 1);
     const at::Tensor delta = slots - last.remainder(cap);
@@ -126,11 +126,21 @@ at::Tensor MimiTransformer::Run(const at::Tensor& input, const at::Tensor& offse
     const at::Tensor q = rope(qkv.select(0, 0));
     at::Tensor k = rope(qkv.select(0, 1));
     at::Tensor v = qkv.select(0, 2);
-    if (state != nullptr) {
+    if (state != nullptr && rows == nullptr) {
       state->keys[li].scatter_(2, scatter_index, k);
       state->values[li].scatter_(2, scatter_index, v);
       k = state->keys[li];
       v = state->values[li];
+    } else if (state != nullptr) {
+      // The active rows store their new entries in the full rings ([B, H, cap, Dh] seen as [B, cap, H, Dh]:
+      // the (slot, ring entry) pairs index values [A, T, H, Dh]); the step then reads its rows.
+      c10::List<std::optional<at::Tensor>> at_rows;
+      at_rows.push_back(rows->active_slots.view({-1, 1}));
+      at_rows.push_back(rows->SelectActive(ring_index));
+      state->keys[li].transpose(1, 2).index_put_(at_rows, rows->SelectActive(k).transpose(1, 2));
+      state->values[li].transpose(1, 2).index_put_(at_rows, rows->SelectActive(v).transpose(1, 2));
+      k = rows->Gather(state->keys[li]);
+      v = rows->Gather(state->values[li]);
     }
     at::Tensor a = at::scaled_dot_product_attention(q, k, v, mask, 0.0, false);
     a = a.permute({0, 2, 1, 3}).reshape({b, t, c});
@@ -151,6 +161,14 @@ at::Tensor MimiTransformer::Step(TransformerState& state, const at::Tensor& x,
   const int64_t t = x.size(2);
   state.offset =
       exec_mask.defined() ? at::where(exec_mask, state.offset + t, state.offset) : state.offset + t;
+  return y.transpose(1, 2);
+}
+
+at::Tensor MimiTransformer::StepRows(TransformerState& state, const at::Tensor& x,
+                                     const monologue::StepRows& rows) const {
+  const at::Tensor offset = rows.Gather(state.offset);
+  at::Tensor y = Run(x.transpose(1, 2), offset, &state, {}, &rows);
+  rows.ScatterActive(state.offset, offset + x.size(2));
   return y.transpose(1, 2);
 }
 

@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "core/config/mimi_config.h"
 #include "core/mimi/weights.h"
+#include "core/util/step_rows.h"
 
 namespace monologue::mimi {
 
@@ -42,13 +43,16 @@ class MimiTransformer {
   void Reset(TransformerState& state, const at::Tensor& mask) const;
   // x [B, C, T] -> [B, C, T].
   at::Tensor Step(TransformerState& state, const at::Tensor& x, const at::Tensor& exec_mask = {}) const;
+  // One step of the rows of `rows` only: x [R, C, T] holds those rows; the KV rings are read through
+  // rows.index and only the active rows store their new entries and advance (padding rows store nothing).
+  at::Tensor StepRows(TransformerState& state, const at::Tensor& x, const monologue::StepRows& rows) const;
   at::Tensor Forward(const at::Tensor& x) const;
 
  private:
   // x [B, T, C]; `offset` [B] the position of its first step; `state` null offline (keys are the
   // input's own) or the ring to update.
   at::Tensor Run(const at::Tensor& x, const at::Tensor& offset, TransformerState* state,
-                 const at::Tensor& exec_mask) const;
+                 const at::Tensor& exec_mask, const monologue::StepRows* rows = nullptr) const;
 
   MimiTransformerConfig config_;
   std::vector<TransformerLayerWeights> layers_;
