@@ -42,6 +42,7 @@ struct AsrSession::Shared {
   std::shared_ptr<const LmModel> lm;
   c10::Device device = c10::Device(c10::kCPU);
   int batch = 0;
+  bool compact = true;  // AsrEngineOptions::compact_steps
   int64_t num_codebooks = 0;
   WordAlignerOptions align;
 
@@ -58,6 +59,11 @@ struct AsrSession::Shared {
     std::unique_ptr<WordAligner> aligner;
   };
   std::unique_ptr<SlotTable<Slot>> slots;  // sized in Finish
+
+  // Under step_mu: the model part of a compacted step (defined below).
+  absl::Status CompactStep(const std::vector<uint8_t>& frame, const std::vector<uint8_t>& warm,
+                           std::vector<float>& pcm, at::Tensor& text_cpu, at::Tensor& vad_cpu,
+                           std::vector<int64_t>& row_of);
 
   void StartStream(Slot& slot) {
     slot.warmed = false;
@@ -281,6 +287,7 @@ absl::StatusOr<std::unique_ptr<AsrEngine>> AsrEngineBuilder::Finish(
   gen_options.compute_extra_heads = vad;
   gen_options.seed = 299792458;  // only matters for a sampling lm_gen_config (released STT: greedy)
   ASSIGN_OR_RETURN(shared->gen, LmGen::Create(shared->lm, options.batch_size, gen_options));
+  shared->compact = options.compact_steps;
   shared->mimi_state = shared->mimi->NewState(options.batch_size);
 
   AsrModelInfo& info = shared->info;
@@ -311,6 +318,50 @@ absl::StatusOr<std::unique_ptr<AsrSession>> AsrEngine::OpenSession() {
   return std::unique_ptr<AsrSession>(new AsrSession(shared_, t.index, t.generation));
 }
 
+// One compacted step (AsrEngineOptions::compact_steps): Mimi encodes the slots with a frame, the LM steps
+// the slots with a frame or a pending warm-up, each on its active rows only (core/util/step_rows.h). Fills
+// text [n] / vad [n, H] on the CPU for the n stepped slots in slot order, and `row_of` (slot -> row).
+absl::Status AsrSession::Shared::CompactStep(const std::vector<uint8_t>& frame,
+                                             const std::vector<uint8_t>& warm, std::vector<float>& pcm,
+                                             at::Tensor& text_cpu, at::Tensor& vad_cpu,
+                                             std::vector<int64_t>& row_of) {
+  Shared& sh = *this;
+  const int B = sh.batch;
+  const int F = sh.info.frame_size;
+  std::vector<int64_t> exec_slots, frame_slots, frame_rows;  // frame_rows: rows of exec_slots with a frame
+  for (int b = 0; b < B; ++b) {
+    if (!frame[b] && !warm[b]) continue;
+    row_of[static_cast<size_t>(b)] = static_cast<int64_t>(exec_slots.size());
+    if (frame[b]) {
+      frame_slots.push_back(b);
+      frame_rows.push_back(static_cast<int64_t>(exec_slots.size()));
+    }
+    exec_slots.push_back(b);
+  }
+  const int64_t n = static_cast<int64_t>(exec_slots.size());
+  const auto long_opts = at::TensorOptions().dtype(at::kLong);
+  at::Tensor codes = at::zeros({n, sh.num_codebooks, 1}, long_opts.device(sh.device));
+  if (!frame_slots.empty()) {
+    at::Tensor x = at::from_blob(pcm.data(), {B, 1, F}, at::kFloat)
+                       .index_select(0, at::tensor(frame_slots, at::kLong))
+                       .to(sh.device);
+    ASSIGN_OR_RETURN(at::Tensor frame_codes, sh.mimi->EncodeStepSlots(sh.mimi_state, frame_slots, x));
+    if (frame_slots.size() == exec_slots.size()) {
+      codes = frame_codes;
+    } else {
+      codes.index_copy_(0, at::tensor(frame_rows, at::kLong).to(sh.device), frame_codes);
+    }
+  }
+  ASSIGN_OR_RETURN(LmStepResult result, sh.gen->StepSlots(exec_slots, codes));
+  text_cpu = result.text_token.to(at::kCPU).contiguous();
+  if (sh.info.num_vad_heads > 0 && !result.extra_heads.empty()) {
+    std::vector<at::Tensor> heads;
+    for (const at::Tensor& h : result.extra_heads) heads.push_back(h.select(-1, 0).reshape({n}));
+    vad_cpu = at::stack(heads, 1).to(at::kFloat).to(at::kCPU).contiguous();  // [n, H]
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<int> AsrEngine::Step() {
   auto& sh = *shared_;
   std::lock_guard<std::mutex> step_lock(sh.step_mu);
@@ -320,6 +371,8 @@ absl::StatusOr<int> AsrEngine::Step() {
   std::vector<uint8_t> reset(B, 0), warm(B, 0), frame(B, 0);
   std::vector<uint64_t> generation(B, 0);
   std::vector<float> pcm(static_cast<size_t>(B) * F, 0.0f);
+  std::vector<int64_t> row_of(static_cast<size_t>(B));  // slot -> row of the step's outputs
+  for (int b = 0; b < B; ++b) row_of[static_cast<size_t>(b)] = b;
   int active = 0;
   bool any_reset = false, any_frame = false;
   {
@@ -365,8 +418,9 @@ absl::StatusOr<int> AsrEngine::Step() {
     }
     if (active == 0) {
       // Only resets: leave every slot paused.
-      return sh.gen->SetExecMask(at::zeros({B}, bool_opts).to(sh.device));
+      return sh.compact ? absl::OkStatus() : sh.gen->SetExecMask(at::zeros({B}, bool_opts).to(sh.device));
     }
+    if (sh.compact) return sh.CompactStep(frame, warm, pcm, text_cpu, vad_cpu, row_of);
     at::Tensor codes;
     if (any_frame) {
       at::Tensor frame_mask =
@@ -419,7 +473,8 @@ absl::StatusOr<int> AsrEngine::Step() {
     if (warm[b]) {
       s.warmed = true;  // the initial-token step's output is not part of the stream
     } else {
-      sh.ConsumeToken(s, static_cast<int>(text[b]), vad ? vad + b * sh.info.num_vad_heads : nullptr);
+      const int64_t row = row_of[static_cast<size_t>(b)];
+      sh.ConsumeToken(s, static_cast<int>(text[row]), vad ? vad + row * sh.info.num_vad_heads : nullptr);
     }
     sh.MaybeFinish(s);
   }

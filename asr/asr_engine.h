@@ -55,6 +55,10 @@ struct AsrEngineOptions {
   // A LoRA adapter file (`--lora`) fused into the LM at load with the config's lora_scaling, in place of
   // the one config.json names (lora_name), as the reference's lora_weights argument.
   std::string lora_path;
+  // Each step computes only the slots that advance, gathered into the smallest power-of-two bucket that
+  // holds them (core/util/step_rows.h): 3 active streams of 64 slots cost about 4 rows, not 64. false: every
+  // step computes all batch_size slots under an exec mask (the previous behaviour; for comparisons).
+  bool compact_steps = true;
 };
 
 struct AsrEvent {
