@@ -5,11 +5,14 @@
 // real time the whole batch runs. Weights: random (in memory, nothing written) for a preset or config.json,
 // or a model directory. `--reference` then runs bench/bench_transcribe_reference.py (the reference's
 // transcription loop, same architecture, same batch sizes) so both are measured in the same run.
-// `--max-streams` searches the largest batch whose step stays within 80 ms (GPU capacity).
+// `--max-streams` searches the largest batch whose step stays within 80 ms (GPU capacity). `--active K` opens
+// only K streams in each batch and times the step both ways: every slot computed under the exec mask (what
+// every step cost before compaction) and compacted (only the active slots, core/util/step_rows.h).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -55,6 +58,7 @@ struct BenchTranscribeFlags {
   std::string python;
   std::string reference_script = "bench/bench_transcribe_reference.py";
   int max_streams = 0;
+  int active = 0;  // > 0: streams open per batch (the others idle)
 };
 
 int Fail(const std::string& message) {
@@ -69,18 +73,22 @@ struct Timing {
   double max_ms = 0;
 };
 
-// Runs `steps` timed steps of a batch of `b` streams (after the warm-up steps).
+// Runs `steps` timed steps of a batch of `b` slots with `active` streams open (0: all), after the warm-up
+// steps; `compact`: AsrEngineOptions::compact_steps.
 absl::StatusOr<Timing> TimeBatch(const ModelConfig& config, const std::shared_ptr<const LmModel>& lm,
-                                 const MimiModel& mimi, int b, int steps, int warmup) {
+                                 const MimiModel& mimi, int b, int steps, int warmup, int active = 0,
+                                 bool compact = true) {
   AsrEngineOptions options;
   options.batch_size = b;
+  options.compact_steps = compact;
+  const int streams = active > 0 ? std::min(active, b) : b;
   auto engine_or = AsrEngineBuilder::Create(config, lm, mimi, nullptr, options);
   if (!engine_or.ok()) return engine_or.status();
   AsrEngine& engine = **engine_or;
   std::vector<std::unique_ptr<AsrSession>> sessions;
   const size_t samples = static_cast<size_t>(warmup + steps + 1) * 1920;
   std::vector<float> audio(samples);
-  for (int i = 0; i < b; ++i) {
+  for (int i = 0; i < streams; ++i) {
     auto s = engine.OpenSession();
     if (!s.ok()) return s.status();
     for (size_t k = 0; k < samples; ++k) {
@@ -98,7 +106,7 @@ absl::StatusOr<Timing> TimeBatch(const ModelConfig& config, const std::shared_pt
     const auto t0 = std::chrono::steady_clock::now();
     auto n = engine.Step();
     if (!n.ok()) return n.status();
-    if (*n != b) return absl::InternalError(absl::StrCat("step ran ", *n, " of ", b, " streams"));
+    if (*n != streams) return absl::InternalError(absl::StrCat("step ran ", *n, " of ", streams, " streams"));
     t.max_ms = std::max(
         t.max_ms, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
@@ -156,6 +164,22 @@ int RunOneDtype(const BenchTranscribeFlags& f, const std::string& dtype_name) {
       "frame per stream (Mimi encode + LM + extra heads)\n",
       source.c_str(), device.str().c_str(), dtype_name.c_str(), f.threads, f.steps, f.warmup);
   PrintQuantization(**lm_or);
+  if (f.active > 0) {
+    // The same batches with only --active streams: each step as it was (every slot under the exec mask)
+    // and compacted, alternately so that both see the same machine load.
+    std::printf("%6s  %6s  %-22s  %10s  %10s  %8s\n", "batch", "active", "step", "step ms", "max ms", "RTF");
+    for (int b : batches) {
+      for (bool compact : {false, true}) {
+        auto t = TimeBatch(config, *lm_or, *mimi_or, b, f.steps, f.warmup, f.active, compact);
+        if (!t.ok()) return Fail(std::string(t.status().message()));
+        std::printf("%6d  %6d  %-22s  %10.2f  %10.2f  %8.3f\n", b, std::min(f.active, b),
+                    compact ? "compacted (active rows)" : "exec mask (all slots)", t->step_ms, t->max_ms,
+                    t->step_ms / 80.0);
+        std::fflush(stdout);
+      }
+    }
+    return 0;
+  }
   std::printf("%6s  %10s  %10s  %8s  %26s\n", "batch", "step ms", "max ms", "RTF",
               "x realtime (all streams)");
   std::fflush(stdout);
@@ -200,6 +224,10 @@ int RunBenchTranscribe(const BenchTranscribeFlags& f) {
   auto parsed_batches = ParseBatchList(f.batches);
   if (!parsed_batches.ok()) return Fail(std::string(parsed_batches.status().message()));
   if (f.steps < 1 || f.warmup < 0 || f.threads < 1) return Fail("--steps and --threads must be >= 1");
+  if (f.active < 0) return Fail("--active must be >= 1");
+  if (f.active > 0 && (f.reference || f.max_streams > 0)) {
+    return Fail("--active times idle slots of our engine only: not with --reference or --max-streams");
+  }
   auto dtypes = ParseDtypeList(f.dtype);
   if (!dtypes.ok()) return Fail(std::string(dtypes.status().message()));
   at::set_num_threads(f.threads);
@@ -273,6 +301,9 @@ void RegisterBenchTranscribe(CLI::App& bench, int& exit_code) {
   cmd->add_option("--reference-script", f->reference_script, "path of bench_transcribe_reference.py");
   cmd->add_option("--max-streams", f->max_streams,
                   "also search the largest real-time batch up to this many streams (GPU capacity)");
+  cmd->add_option("--active", f->active,
+                  "open only this many streams per batch and time the step with every slot computed (exec "
+                  "mask) and compacted to the active ones");
   cmd->callback([f, &exit_code] { exit_code = RunBenchTranscribe(*f); });
 }
 
