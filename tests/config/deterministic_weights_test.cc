@@ -3,6 +3,9 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <map>
+#include <string>
+
 namespace monologue {
 namespace {
 
@@ -25,6 +28,39 @@ TEST(DeterministicWeightsTest, UniformInRangeAndNameSensitive) {
   EXPECT_NEAR(a.std().item<float>(), 1.0f / std::sqrt(3.0f), 0.02f);
   EXPECT_FALSE(at::equal(a, b));
   EXPECT_TRUE(at::equal(a, DeterministicTensor(1, "a", {10000}, 1.0f)));
+}
+
+// The metadata form the fixture scripts write: the rule, read back, gives DeterministicTensor's tensor.
+TEST(InitRuleMetadataTest, RegeneratesTensorsFromTheStoredRule) {
+  const std::map<std::string, std::string> meta = {{"seed", "7"},
+                                                   {"init:w", "0.5 0.25"},
+                                                   {"shape:w", "2,3"},
+                                                   {"init:bias", "0.1 0.0"},
+                                                   {"shape:bias", "4"},
+                                                   {"config", "{}"}};
+  auto rules = InitRuleMetadata::Parse(meta, "test.safetensors");
+  ASSERT_TRUE(rules.ok()) << rules.status();
+  EXPECT_EQ(rules->seed(), 7u);
+  EXPECT_EQ(rules->TensorNames(), (std::vector<std::string>{"bias", "w"}));
+  auto w = rules->Tensor("w");
+  ASSERT_TRUE(w.ok()) << w.status();
+  EXPECT_TRUE(at::equal(*w, DeterministicTensor(7, "w", {2, 3}, 0.5f, 0.25f)));
+  EXPECT_TRUE(absl::IsNotFound(rules->Tensor("absent").status()));
+}
+
+TEST(InitRuleMetadataTest, MalformedMetadataNamesTheFileAndTheTensor) {
+  auto no_seed = InitRuleMetadata::Parse({{"init:w", "1 0"}}, "a.safetensors");
+  EXPECT_TRUE(absl::IsDataLoss(no_seed.status()));
+  EXPECT_NE(no_seed.status().message().find("a.safetensors"), std::string::npos);
+  auto rules = InitRuleMetadata::Parse(
+      {{"seed", "1"}, {"init:w", "1"}, {"shape:w", "2"}, {"init:v", "1 0"}, {"shape:v", "2,x"}}, "b.safetensors");
+  ASSERT_TRUE(rules.ok());
+  auto w = rules->Tensor("w");
+  EXPECT_TRUE(absl::IsDataLoss(w.status()));
+  EXPECT_NE(w.status().message().find("init rule of w"), std::string::npos) << w.status();
+  auto v = rules->Tensor("v");
+  EXPECT_TRUE(absl::IsDataLoss(v.status()));
+  EXPECT_NE(v.status().message().find("shape of v"), std::string::npos) << v.status();
 }
 
 }  // namespace

@@ -7,10 +7,7 @@
 
 #include <map>
 #include <string>
-#include <vector>
 
-#include "absl/strings/numbers.h"
-#include "absl/strings/str_split.h"
 #include "core/config/model_config.h"
 #include "core/lm/lm_gen.h"
 #include "core/model/deterministic_weights.h"
@@ -23,26 +20,15 @@ TEST(LmRealSizeTest, Stt1bDimensionsSingleLayerMatchesReference) {
   auto golden = testing_lm::OpenGolden("stt1b_layer", "golden");
   ASSERT_NE(golden, nullptr);
   const auto& meta = golden->metadata();
-  uint64_t seed = 0;
-  ASSERT_TRUE(absl::SimpleAtoi(meta.at("seed"), &seed));
+  auto rules = InitRuleMetadata::Parse(meta, "stt1b_layer golden");
+  ASSERT_TRUE(rules.ok()) << rules.status();
   auto config = ParseModelConfigJson(nlohmann::json::parse(meta.at("config")), "stt1b_layer config");
   ASSERT_TRUE(config.ok()) << config.status();
   std::map<std::string, at::Tensor> tensors;
-  for (const auto& [key, value] : meta) {
-    if (key.rfind("init:", 0) != 0) continue;
-    const std::string name = key.substr(5);
-    std::vector<std::string> rule = absl::StrSplit(value, ' ');
-    double scale = 0, offset = 0;
-    ASSERT_TRUE(rule.size() == 2 && absl::SimpleAtod(rule[0], &scale) && absl::SimpleAtod(rule[1], &offset))
-        << key;
-    std::vector<int64_t> shape;
-    for (absl::string_view d : absl::StrSplit(meta.at("shape:" + name), ',')) {
-      int64_t v = 0;
-      ASSERT_TRUE(absl::SimpleAtoi(d, &v));
-      shape.push_back(v);
-    }
-    tensors[name] =
-        DeterministicTensor(seed, name, shape, static_cast<float>(scale), static_cast<float>(offset));
+  for (const std::string& name : rules->TensorNames()) {
+    auto tensor = rules->Tensor(name);
+    ASSERT_TRUE(tensor.ok()) << tensor.status();
+    tensors[name] = *tensor;
   }
   auto model = LmModel::FromTensors(config->lm, tensors);
   ASSERT_TRUE(model.ok()) << model.status();

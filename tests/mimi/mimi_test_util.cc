@@ -7,9 +7,7 @@
 #include <sstream>
 #include <vector>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "core/model/deterministic_weights.h"
 #include "core/util/status_macros.h"
 #include "nlohmann/json.hpp"
@@ -36,28 +34,8 @@ absl::StatusOr<MimiModel> LoadTiny(c10::Device device) {
 
 absl::StatusOr<MimiModel> LoadReal(c10::Device device) {
   ASSIGN_OR_RETURN(auto cases, SafeTensorsFile::Open(DataPath("real_cases.safetensors")));
-  const auto& meta = cases->metadata();
-  uint64_t seed = 0;
-  if (!meta.count("seed") || !absl::SimpleAtoi(meta.at("seed"), &seed)) {
-    return absl::DataLossError("real_cases.safetensors: no seed");
-  }
-  mimi::TensorLookup lookup = [meta, seed](const std::string& name) -> absl::StatusOr<at::Tensor> {
-    auto init = meta.find("init:" + name);
-    auto shape_it = meta.find("shape:" + name);
-    if (init == meta.end() || shape_it == meta.end()) return absl::NotFoundError(name);
-    std::vector<std::string> rule = absl::StrSplit(init->second, ' ');
-    float scale = 0, offset = 0;
-    if (rule.size() != 2 || !absl::SimpleAtof(rule[0], &scale) || !absl::SimpleAtof(rule[1], &offset)) {
-      return absl::DataLossError(absl::StrCat("bad rule for ", name));
-    }
-    std::vector<int64_t> shape;
-    for (absl::string_view d : absl::StrSplit(shape_it->second, ',')) {
-      int64_t v = 0;
-      if (!absl::SimpleAtoi(d, &v)) return absl::DataLossError(absl::StrCat("bad shape for ", name));
-      shape.push_back(v);
-    }
-    return DeterministicTensor(seed, name, shape, scale, offset);
-  };
+  ASSIGN_OR_RETURN(InitRuleMetadata rules, InitRuleMetadata::Parse(cases->metadata(), "real_cases.safetensors"));
+  mimi::TensorLookup lookup = [rules = std::move(rules)](const std::string& name) { return rules.Tensor(name); };
   return MimiModel::Load(std::move(lookup), "deterministic real-architecture Mimi", MimiConfig{}, device);
 }
 
