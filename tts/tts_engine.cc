@@ -125,6 +125,19 @@ absl::StatusOr<int> TtsEngine::Step() {
     decode[b] = exec[b] && sh.step_index[b] >= sh.info.delay_steps + sh.info.max_delay;
     any_decode = any_decode || decode[b];
   }
+  // Compacted step: only the stepping slots run (one batch generator draws for every row: not then).
+  const bool compact = sh.options.compact_steps && sh.options.independent_slots;
+  std::vector<int64_t> exec_slots, decode_slots, decode_rows;
+  std::vector<int64_t> row_of(static_cast<size_t>(B)), pcm_row_of(static_cast<size_t>(B));
+  for (int b = 0; b < B; ++b) {
+    row_of[static_cast<size_t>(b)] = compact ? static_cast<int64_t>(exec_slots.size()) : b;
+    pcm_row_of[static_cast<size_t>(b)] = compact ? static_cast<int64_t>(decode_slots.size()) : b;
+    if (decode[b]) {
+      decode_slots.push_back(b);
+      decode_rows.push_back(static_cast<int64_t>(exec_slots.size()));
+    }
+    if (exec[b]) exec_slots.push_back(b);
+  }
   absl::Status st = GuardTorch("tts step", [&]() -> absl::Status {
     const auto byte = at::TensorOptions().dtype(at::kByte);
     if (any_reset) {
@@ -147,12 +160,16 @@ absl::StatusOr<int> TtsEngine::Step() {
         RETURN_IF_ERROR(sh.gen->SetConditions(new_conditions[b], at::tensor(rows, at::kLong)));
       }
     }
-    at::Tensor exec_mask = at::from_blob(exec.data(), {B}, byte).to(at::kBool).to(sh.device);
-    RETURN_IF_ERROR(sh.gen->SetExecMask(exec_mask));
+    if (!compact) {
+      at::Tensor exec_mask = at::from_blob(exec.data(), {B}, byte).to(at::kBool).to(sh.device);
+      RETURN_IF_ERROR(sh.gen->SetExecMask(exec_mask));
+    }
     if (active == 0) return absl::OkStatus();
+    const int64_t rows = compact ? static_cast<int64_t>(exec_slots.size()) : B;
     sh.step_bonus = any_bonus ? at::from_blob(bonus.data(), {B}, at::kFloat).clone() : at::Tensor();
     const int64_t inputs = sh.gen->num_input_streams();
-    at::Tensor input = at::full({B, inputs}, sh.ids.zero, at::TensorOptions().dtype(at::kLong).device(sh.device));
+    at::Tensor input =
+        at::full({rows, inputs}, sh.ids.zero, at::TensorOptions().dtype(at::kLong).device(sh.device));
     // Skip the depformer while every stepping slot is inside the audio delay: its tokens are forced anyway.
     bool all_in_delay = sh.options.skip_depformer_in_delay;
     for (int b = 0; b < B && all_in_delay; ++b) {
@@ -166,11 +183,20 @@ absl::StatusOr<int> TtsEngine::Step() {
     }
     at::Tensor replace;
     if (all_in_delay) {
-      replace = at::full({B, Q}, sh.ids.zero, at::TensorOptions().dtype(at::kLong).device(sh.device));
+      replace = at::full({rows, Q}, sh.ids.zero, at::TensorOptions().dtype(at::kLong).device(sh.device));
     }
-    ASSIGN_OR_RETURN(LmStepResult result, sh.gen->Step(input, replace));
+    ASSIGN_OR_RETURN(LmStepResult result,
+                     compact ? sh.gen->StepSlots(exec_slots, input, replace) : sh.gen->Step(input, replace));
     out_cpu = result.tokens.to(at::kCPU).contiguous();
-    if (any_decode) {
+    if (any_decode && compact) {
+      at::Tensor tokens = result.tokens;
+      if (decode_slots.size() != exec_slots.size()) {
+        tokens = tokens.index_select(0, at::tensor(decode_rows, at::kLong).to(tokens.device()));
+      }
+      at::Tensor codes = tokens.narrow(1, 1, Q).clamp_min(0).unsqueeze(-1);
+      ASSIGN_OR_RETURN(at::Tensor pcm, sh.mimi->DecodeStepSlots(sh.mimi_state, decode_slots, codes));
+      pcm_cpu = pcm.clamp(-1.0, 1.0).to(at::kFloat).to(at::kCPU).contiguous();
+    } else if (any_decode) {
       at::Tensor dmask = at::from_blob(decode.data(), {B}, byte).to(at::kBool).to(sh.device);
       at::Tensor codes = result.tokens.narrow(1, 1, Q).clamp_min(0).unsqueeze(-1);
       at::Tensor pcm = sh.mimi->DecodeStepUnchecked(sh.mimi_state, codes, dmask);
@@ -202,11 +228,12 @@ absl::StatusOr<int> TtsEngine::Step() {
     auto& s = table.at(b);
     if (!s.in_use || s.generation != sh.step_generation[b]) continue;  // left or reset meanwhile
     if (decode[b]) {
-      s.codes.insert(s.codes.end(), tokens + b * width + 1, tokens + b * width + 1 + Q);
+      const int64_t row = row_of[static_cast<size_t>(b)];
+      s.codes.insert(s.codes.end(), tokens + row * width + 1, tokens + row * width + 1 + Q);
       TtsEvent e;
       e.kind = TtsEvent::Kind::kAudio;
       e.step = s.step;
-      const float* p = pcm_cpu.data_ptr<float>() + static_cast<int64_t>(b) * F;
+      const float* p = pcm_cpu.data_ptr<float>() + pcm_row_of[static_cast<size_t>(b)] * F;
       e.audio.assign(p, p + F);
       s.events.push_back(std::move(e));
     }

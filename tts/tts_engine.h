@@ -73,6 +73,10 @@ struct TtsEngineOptions {
   int final_padding = 4;
   int max_steps = 30000;  // a slot ends after this many steps even if text remains (the reference's limit)
   bool skip_depformer_in_delay = true;
+  // With independent_slots, each step computes only the slots that advance, gathered into the smallest
+  // power-of-two bucket that holds them (core/util/step_rows.h); idle slots cost nothing. false (or one
+  // batch generator, whose draws depend on every row of the batch): every slot under the exec mask.
+  bool compact_steps = true;
 };
 
 struct TtsSessionOptions {

@@ -199,21 +199,31 @@ absl::StatusOr<std::unique_ptr<TtsEngine>> TtsEngineBuilder::Finish(std::shared_
   gen.per_slot_generators = options.independent_slots;
   gen.dep_q = n_q;
   TtsSession::Shared* raw = shared.get();
+  // The hooks see the rows LmGen computes: every slot (exec-mask step) or a compacted step's bucket;
+  // LmGen::step_slots() names each row's slot (-1: a row that does not advance).
   gen.on_text_logits = [raw](at::Tensor& logits) {
     if (!raw->step_bonus.defined()) return;
+    const std::vector<int64_t>& slots = raw->gen->step_slots();
+    std::vector<float> bonus(slots.size(), 0.0f);
+    for (size_t i = 0; i < slots.size(); ++i) {
+      if (slots[i] >= 0) bonus[i] = raw->step_bonus.data_ptr<float>()[slots[i]];  // CPU [B]
+    }
     at::Tensor pad = logits.select(-1, raw->ids.pad);
-    pad.add_(raw->step_bonus.to(pad.device(), pad.scalar_type()).view(pad.sizes()));
+    pad.add_(at::tensor(bonus, at::kFloat).to(pad.device(), pad.scalar_type()).view(pad.sizes()));
   };
   gen.on_text = [raw](at::Tensor& text) {
     at::Tensor cpu = text.to(at::kCPU).contiguous();
     std::vector<int64_t> fed(cpu.data_ptr<int64_t>(), cpu.data_ptr<int64_t>() + cpu.numel());
+    const std::vector<int64_t>& slots = raw->gen->step_slots();
     {
       std::lock_guard<std::mutex> lock(raw->slots->mu());
-      for (int b = 0; b < raw->batch; ++b) {
-        auto& s = raw->slots->at(b);
+      for (size_t i = 0; i < slots.size(); ++i) {
+        const int64_t b = slots[i];
+        if (b < 0) continue;
+        auto& s = raw->slots->at(static_cast<int>(b));
         if (!raw->step_exec[b] || !s.in_use || s.generation != raw->step_generation[b]) continue;
-        tts::StateMachine::Output out = s.machine->Process(raw->step_index[b], fed[b]);
-        fed[b] = out.fed;
+        tts::StateMachine::Output out = s.machine->Process(raw->step_index[b], fed[i]);
+        fed[i] = out.fed;
         s.fed.push_back(out.fed);
         if (out.word.has_value()) raw->OnWord(s, *out.word);
       }
@@ -221,19 +231,22 @@ absl::StatusOr<std::unique_ptr<TtsEngine>> TtsEngineBuilder::Finish(std::shared_
     text.copy_(at::tensor(fed, at::kLong).to(text.device()));
   };
   gen.on_audio = [raw](at::Tensor& audio) {
-    const int64_t B = raw->batch, Q = static_cast<int64_t>(raw->audio_delays.size());
-    std::vector<uint8_t> forced(static_cast<size_t>(B * Q), 0);
+    const std::vector<int64_t>& slots = raw->gen->step_slots();
+    const int64_t rows = static_cast<int64_t>(slots.size()), Q = static_cast<int64_t>(raw->audio_delays.size());
+    std::vector<uint8_t> forced(static_cast<size_t>(rows * Q), 0);
     bool any = false;
-    for (int64_t b = 0; b < B; ++b) {
+    for (int64_t i = 0; i < rows; ++i) {
+      const int64_t b = slots[static_cast<size_t>(i)];
+      if (b < 0) continue;  // nothing of this row is kept
       for (int64_t q = 0; q < Q; ++q) {
         if (raw->step_index[b] < raw->audio_delays[q] + raw->info.delay_steps) {
-          forced[b * Q + q] = 1;
+          forced[i * Q + q] = 1;
           any = true;
         }
       }
     }
     if (!any) return;
-    at::Tensor mask = at::from_blob(forced.data(), {B, Q}, at::kByte).to(at::kBool).to(audio.device());
+    at::Tensor mask = at::from_blob(forced.data(), {rows, Q}, at::kByte).to(at::kBool).to(audio.device());
     audio.masked_fill_(mask.view(audio.sizes()), raw->ids.zero);
   };
   const int64_t rows = sh.real_cfg ? 2 * sh.batch : sh.batch;

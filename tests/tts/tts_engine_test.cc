@@ -289,6 +289,38 @@ TEST(TtsEngineTest, LateJoinAndResetEqualTheirSoloRuns) {
   ExpectMatches(rc, c);
 }
 
+TEST(TtsEngineTest, ScatteredSlotsOfEightEqualTheirSoloRuns) {
+  // Compacted steps (the default): 8 slots, sessions at slots 1, 4 and 6 (the others taken and left again),
+  // one joining 5 frames late; each step computes only the stepping slots, padded to a power of two with
+  // idle slots that must stay untouched. Every session equals its solo reference run at every frame.
+  std::vector<Fixture> fixtures = {LoadFixture("single_greedy"), LoadFixture("break_greedy"),
+                                   LoadFixture("french_greedy")};
+  auto engine = LoadEngine(fixtures[0], 8);
+  ASSERT_NE(engine, nullptr);
+  std::vector<std::unique_ptr<TtsSession>> all;
+  for (int i = 0; i < 7; ++i) {
+    auto s = engine->OpenSession(SessionOptions(fixtures[i == 4 ? 1 : i == 6 ? 2 : 0].meta));
+    ASSERT_TRUE(s.ok()) << s.status();
+    all.push_back(std::move(*s));
+  }
+  std::vector<std::unique_ptr<TtsSession>> live;
+  live.push_back(std::move(all[1]));
+  live.push_back(std::move(all[4]));
+  live.push_back(std::move(all[6]));
+  all.clear();
+  ASSERT_EQ(live[1]->slot(), 4);
+  ASSERT_TRUE(PushScript(*live[0], fixtures[0].meta["script"]).ok());
+  ASSERT_TRUE(PushScript(*live[2], fixtures[2].meta["script"]).ok());
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(engine->Step().ok());
+  ASSERT_TRUE(PushScript(*live[1], fixtures[1].meta["script"]).ok());
+  ASSERT_TRUE(engine->RunUntilIdle().ok());
+  for (size_t i = 0; i < fixtures.size(); ++i) {
+    Synthesis r;
+    Collect(*live[i], r);
+    ExpectMatches(r, fixtures[i]);
+  }
+}
+
 TEST(TtsEngineTest, BadInputGetsClearErrors) {
   Fixture f = LoadFixture("single_greedy");
   auto engine = LoadEngine(f, 2);
