@@ -446,16 +446,7 @@ absl::StatusOr<int> AsrEngine::Step() {
     return absl::OkStatus();
   });
   if (!st.ok()) {
-    // The slots of this step stay where they were (their frames are lost): let them end rather than hang.
-    std::lock_guard<std::mutex> lock(table.mu());
-    for (int b = 0; b < B; ++b) {
-      auto& s = table.at(b);
-      if ((warm[b] || frame[b]) && s.in_use && s.generation == generation[b]) {
-        s.in_step = false;
-        sh.MaybeFinish(s);
-      }
-    }
-    table.NotifyEvents();
+    table.AbandonStep(generation, [&](int b) { return warm[b] || frame[b]; }, [&](auto& s) { sh.MaybeFinish(s); });
     return st;
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

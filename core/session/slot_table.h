@@ -143,6 +143,22 @@ class SlotTable {
     return out;
   }
 
+  // A model step failed: the slots that were in it (`was_in_step(index)`, still at `generation[index]`) stay
+  // where they were (their frames are lost); `end(slot)` lets each one end rather than hang, and their readers
+  // are woken. `generation` holds each slot's generation as the step collected it.
+  template <typename InStep, typename End>
+  void AbandonStep(const std::vector<uint64_t>& generation, InStep&& was_in_step, End&& end) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (int b = 0; b < batch(); ++b) {
+      Slot& s = at(b);
+      if (was_in_step(b) && s.in_use && s.generation == generation[static_cast<size_t>(b)]) {
+        s.in_step = false;
+        end(s);
+      }
+    }
+    NotifyEvents();
+  }
+
   // Waits up to `timeout` for new work; true when there is some (the scheduler of a CLI or a server).
   bool WaitForWork(std::chrono::milliseconds timeout) {
     std::unique_lock<std::mutex> lock(mu_);

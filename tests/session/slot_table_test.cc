@@ -109,6 +109,34 @@ TEST(SlotTableTest, StepCounters) {
   EXPECT_DOUBLE_EQ(table.step_seconds(), 0.75);
 }
 
+TEST(SlotTableTest, AbandonedStepEndsOnlyTheSlotsThatWereInItAtTheirGeneration) {
+  SlotTable<TestSlot> table(4, "widget");
+  std::vector<SlotTicket> t;
+  for (int i = 0; i < 4; ++i) {
+    auto ticket = table.Acquire([](TestSlot&) {});
+    ASSERT_TRUE(ticket.ok());
+    t.push_back(*ticket);
+  }
+  // The step collected slots 0, 1 and 2 (in_step, their generations); slot 3 did not run.
+  std::vector<uint64_t> generation(4, 0);
+  for (int b = 0; b < 4; ++b) {
+    generation[static_cast<size_t>(b)] = t[static_cast<size_t>(b)].generation;
+    table.With(b, [&](TestSlot& s) { s.in_step = b < 3; });
+  }
+  // Meanwhile slot 1's session reset (a new generation) and slot 2's left.
+  SlotTicket restarted = table.Restart(t[1], [](TestSlot&) {});
+  table.Release(t[2], [](TestSlot&) {});
+  std::vector<int> ended;
+  table.AbandonStep(generation, [](int b) { return b < 3; }, [&](TestSlot& s) {
+    s.ended = true;
+    ended.push_back(static_cast<int>(&s - &table.at(0)));
+  });
+  EXPECT_EQ(ended, std::vector<int>({0}));
+  table.With(0, [](const TestSlot& s) { EXPECT_TRUE(s.ended && !s.in_step); });
+  table.With(restarted.index, [](const TestSlot& s) { EXPECT_FALSE(s.ended); });
+  table.With(3, [](const TestSlot& s) { EXPECT_FALSE(s.ended); });
+}
+
 TEST(AudioInboxTest, FramesComeOutInOrderAcrossCompaction) {
   AudioInbox inbox;
   inbox.Restart(/*leading_zeros=*/3);
