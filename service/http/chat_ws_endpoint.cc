@@ -16,7 +16,6 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "dialogue/dialogue_engine.h"
 #include "service/http/ogg_opus_stream.h"
@@ -41,11 +40,11 @@ class ChatWsConnection final : public WsConnection {
   void OpenLocked() override {
     std::optional<uint64_t> seed;
     DialogueSampling sampling;
-    if (!Param("seed", [&](double x) { seed = static_cast<uint64_t>(x); }) ||
-        !Param("audio_temperature", [&](double x) { sampling.temp = x; }) ||
-        !Param("text_temperature", [&](double x) { sampling.temp_text = x; }) ||
-        !Param("audio_topk", [&](double x) { sampling.top_k = static_cast<int>(x); }) ||
-        !Param("text_topk", [&](double x) { sampling.top_k_text = static_cast<int>(x); })) {
+    if (!NumberParamLocked(query_, "seed", [&](double x) { seed = static_cast<uint64_t>(x); }) ||
+        !NumberParamLocked(query_, "audio_temperature", [&](double x) { sampling.temp = x; }) ||
+        !NumberParamLocked(query_, "text_temperature", [&](double x) { sampling.temp_text = x; }) ||
+        !NumberParamLocked(query_, "audio_topk", [&](double x) { sampling.top_k = static_cast<int>(x); }) ||
+        !NumberParamLocked(query_, "text_topk", [&](double x) { sampling.top_k_text = static_cast<int>(x); })) {
       return;
     }
     auto session = engine_->OpenSession(seed, sampling);
@@ -74,21 +73,6 @@ class ChatWsConnection final : public WsConnection {
     auto header = encoder_->Encode({});
     if (!header.ok()) return FailLocked(std::string(header.status().message()), "INTERNAL");
     SendKindLocked(kAudio, *header);
-  }
-
-  // A numeric query parameter when present; false (after refusing) when it is not a non-negative number.
-  template <typename Set>
-  bool Param(const char* key, Set set) {
-    auto it = query_.find(key);
-    if (it == query_.end()) return true;
-    double x = 0;
-    if (!absl::SimpleAtod(it->second, &x) || !(x >= 0)) {
-      RefuseLocked("bad_config", absl::StrCat(key, "=", it->second, ": expected a non-negative number"),
-                   "INVALID_ARGUMENT");
-      return false;
-    }
-    set(x);
-    return true;
   }
 
   void SendKindLocked(char kind, const std::string& payload) {

@@ -14,7 +14,6 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "service/http/msgpack_messages.h"
 #include "service/http/ws_endpoints.h"
@@ -75,9 +74,9 @@ class TtsWsConnection final : public WsConnection {
       }
       o.voices.push_back(*path);
     }
-    if (!NumberParam("seed", [&](double x) { o.seed = static_cast<uint64_t>(x); }) ||
-        !NumberParam("temperature", [&](double x) { o.temp = x; }) ||
-        !NumberParam("cfg_alpha", [&](double x) { o.cfg_coef = x; })) {
+    if (!NumberParamLocked(query_, "seed", [&](double x) { o.seed = static_cast<uint64_t>(x); }) ||
+        !NumberParamLocked(query_, "temperature", [&](double x) { o.temp = x; }) ||
+        !NumberParamLocked(query_, "cfg_alpha", [&](double x) { o.cfg_coef = x; })) {
       return;
     }
     auto session = engine_->OpenSession(o);
@@ -106,21 +105,6 @@ class TtsWsConnection final : public WsConnection {
       if (!header.ok()) return FailLocked(std::string(header.status().message()), "INTERNAL");
       SendOggLocked(*header);
     }
-  }
-
-  // A numeric query parameter, when present; false (after refusing) when it is not a number.
-  template <typename Set>
-  bool NumberParam(const char* key, Set set) {
-    auto it = query_.find(key);
-    if (it == query_.end()) return true;
-    double x = 0;
-    if (!absl::SimpleAtod(it->second, &x) || !(x >= 0)) {
-      RefuseLocked("bad_config", absl::StrCat(key, "=", it->second, ": expected a non-negative number"),
-                   "INVALID_ARGUMENT");
-      return false;
-    }
-    set(x);
-    return true;
   }
 
   void OnMessageLocked(std::string_view data, bool binary) override {

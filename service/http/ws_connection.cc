@@ -5,6 +5,7 @@
 #include <chrono>
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
 namespace monologue {
@@ -83,6 +84,20 @@ void WsConnection::FailLocked(const std::string& message, const char* metric, we
 void WsConnection::RefuseLocked(const char* reason, const std::string& message, const char* metric) {
   loop_->metrics().Refused(reason);
   FailLocked(message, metric, websocket::close_code::try_again_later);
+}
+
+bool WsConnection::NumberParamLocked(const QueryParams& query, const char* key,
+                                     absl::FunctionRef<void(double)> set) {
+  auto it = query.find(key);
+  if (it == query.end()) return true;
+  double x = 0;
+  if (!absl::SimpleAtod(it->second, &x) || !(x >= 0)) {
+    RefuseLocked("bad_config", absl::StrCat(key, "=", it->second, ": expected a non-negative number"),
+                 "INVALID_ARGUMENT");
+    return false;
+  }
+  set(x);
+  return true;
 }
 
 void WsConnection::EndLocked() {

@@ -29,6 +29,7 @@
 #include <string>
 #include <string_view>
 
+#include "absl/functional/function_ref.h"
 #include "service/mode_loop.h"
 
 namespace monologue {
@@ -73,6 +74,9 @@ class WsConnection : public LiveStream, public std::enable_shared_from_this<WsCo
                   websocket::close_code code = websocket::close_code::policy_error);
   // A refusal before any session (no free slot, bad parameters): counted as refused, then FailLocked.
   void RefuseLocked(const char* reason, const std::string& message, const char* metric);
+  // The query parameter `key` of `query` as a non-negative number, passed to `set` when present; false (after
+  // RefuseLocked: bad_config) when it is not one.
+  bool NumberParamLocked(const QueryParams& query, const char* key, absl::FunctionRef<void(double)> set);
   // Ends normally once every queued message is written.
   void EndLocked();
   void CountOpenLocked();
