@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/util/status_macros.h"
+#include "core/util/strict_fp32_scope.h"
 #include "core/util/torch_status.h"
 
 namespace monologue {
@@ -23,11 +24,6 @@ absl::StatusOr<MimiModel> MimiModel::Load(mimi::TensorLookup lookup, const std::
                                           const MimiConfig& config, c10::Device device) {
   RETURN_IF_ERROR(config.Validate(source));
   return GuardTorch(absl::StrCat("loading Mimi from ", source), [&]() -> absl::StatusOr<MimiModel> {
-    if (device.is_cuda()) {
-      // The reference's numerics: fp32 matmuls and convolutions without TF32.
-      at::globalContext().setAllowTF32CuBLAS(false);
-      at::globalContext().setAllowTF32CuDNN(false);
-    }
     mimi::WeightReader w(std::move(lookup), source, device);
     MimiModel m;
     m.config_ = config;
@@ -116,6 +112,7 @@ absl::StatusOr<at::Tensor> MimiModel::EncodeToLatent(const at::Tensor& pcm) cons
   if (pcm.size(2) == 0) return absl::InvalidArgumentError("mimi encode: empty audio");
   return GuardTorch("mimi encode", [&]() {
     c10::InferenceMode guard;
+    StrictFp32Scope fp32(device_.is_cuda());  // the reference's numerics: no TF32
     at::Tensor x = pcm.to(device_, at::kFloat);
     const int64_t frame = frame_size();
     const int64_t padded = (x.size(2) + frame - 1) / frame * frame;
@@ -131,6 +128,7 @@ absl::StatusOr<at::Tensor> MimiModel::Encode(const at::Tensor& pcm) const {
   ASSIGN_OR_RETURN(at::Tensor emb, EncodeToLatent(pcm));
   return GuardTorch("mimi encode", [&]() {
     c10::InferenceMode guard;
+    StrictFp32Scope fp32(device_.is_cuda());  // the reference's numerics: no TF32
     return rvq_.Encode(emb, num_codebooks_);
   });
 }
@@ -140,6 +138,7 @@ absl::StatusOr<at::Tensor> MimiModel::Decode(const at::Tensor& codes) const {
   if (codes.size(2) == 0) return at::zeros({codes.size(0), 1, 0}, at::TensorOptions(device_));
   return GuardTorch("mimi decode", [&]() {
     c10::InferenceMode guard;
+    StrictFp32Scope fp32(device_.is_cuda());  // the reference's numerics: no TF32
     at::Tensor emb = rvq_.Decode(codes.to(device_, at::kLong));
     if (resample_) emb = upsample_.Forward(emb);
     emb = decoder_transformer_.Forward(emb);
@@ -186,6 +185,7 @@ absl::Status MimiModel::Reset(MimiStreamState& state, const at::Tensor& slot_mas
 at::Tensor MimiModel::EncodeStepUnchecked(MimiStreamState& state, const at::Tensor& pcm,
                                           const at::Tensor& exec_mask) const {
   c10::InferenceMode inference;
+  StrictFp32Scope fp32(device_.is_cuda());  // the reference's numerics: no TF32
   const at::Tensor mask = PrepareMask(exec_mask, state.batch);
   // Scopes name the stages in `monologue bench codec --profile` (free when no profiler runs).
   at::Tensor emb;
@@ -208,6 +208,7 @@ at::Tensor MimiModel::EncodeStepUnchecked(MimiStreamState& state, const at::Tens
 at::Tensor MimiModel::DecodeStepUnchecked(MimiStreamState& state, const at::Tensor& codes,
                                           const at::Tensor& exec_mask) const {
   c10::InferenceMode inference;
+  StrictFp32Scope fp32(device_.is_cuda());  // the reference's numerics: no TF32
   const at::Tensor mask = PrepareMask(exec_mask, state.batch);
   at::Tensor emb;
   {
@@ -259,6 +260,7 @@ void ScatterSeanet(mimi::SeanetState& full, const mimi::SeanetState& local, cons
 at::Tensor MimiModel::EncodeStepRowsUnchecked(MimiStreamState& state, const StepRows& rows,
                                               const at::Tensor& pcm) const {
   c10::InferenceMode inference;
+  StrictFp32Scope fp32(device_.is_cuda());  // the reference's numerics: no TF32
   at::Tensor emb;
   {
     RECORD_USER_SCOPE("mimi.encode.seanet");
@@ -283,6 +285,7 @@ at::Tensor MimiModel::EncodeStepRowsUnchecked(MimiStreamState& state, const Step
 at::Tensor MimiModel::DecodeStepRowsUnchecked(MimiStreamState& state, const StepRows& rows,
                                               const at::Tensor& codes) const {
   c10::InferenceMode inference;
+  StrictFp32Scope fp32(device_.is_cuda());  // the reference's numerics: no TF32
   at::Tensor emb;
   {
     RECORD_USER_SCOPE("mimi.decode.rvq");

@@ -41,7 +41,8 @@ class MimiModel {
  public:
   // Builds the model from a checkpoint with the released tensor names (moshi-reference.md §1.11). Every
   // tensor is checked for presence and shape; errors name the file and tensor. Weights go to `device` as
-  // float32. On CUDA, TF32 is disabled for matmuls and cuDNN convolutions (process-wide).
+  // float32. On CUDA, every encode/decode call runs its matmuls and convolutions without TF32 (the
+  // reference's numerics), inside a StrictFp32Scope: the process-wide settings are left as they were.
   static absl::StatusOr<MimiModel> Load(const SafeTensorsFile& file, const MimiConfig& config,
                                         c10::Device device = c10::Device(c10::kCPU));
   // The same from any name -> CPU tensor lookup; `source` names the weights in errors.
