@@ -18,7 +18,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <string>
@@ -27,6 +26,7 @@
 #include "absl/strings/str_cat.h"
 #include "cli/bench_command.h"
 #include "cli/bench_options.h"
+#include "cli/bench_reference.h"
 #include "core/config/model_config.h"
 #include "core/lm/lm_model.h"
 #include "core/mimi/mimi_loader.h"
@@ -182,29 +182,11 @@ int RunBenchChat(const BenchChatFlags& f) {
   }  // the model is freed before the reference loads its own
 
   if (f.reference) {
-    const std::string python = !f.python.empty() ? f.python
-                               : std::getenv("MONOLOGUE_PYTHON") != nullptr
-                                   ? std::getenv("MONOLOGUE_PYTHON")
-                                   : std::string(std::getenv("HOME")) + "/.cache/monologue/venv/bin/python";
-    const std::filesystem::path config_path =
-        std::filesystem::temp_directory_path() / "monologue_bench_chat_config.json";
-    const std::filesystem::path mimi_config_path =
-        std::filesystem::temp_directory_path() / "monologue_bench_chat_mimi.json";
-    {
-      std::ofstream out(config_path);
-      out << ModelConfigToJson(config).dump(1) << "\n";
-      std::ofstream mimi_out(mimi_config_path);
-      mimi_out << MimiConfigToJson(config.mimi).dump(1) << "\n";
-    }
-    const std::string command =
-        absl::StrCat("NO_TORCH_COMPILE=1 NO_CUDA_GRAPH=1 '", python, "' '", f.reference_script,
-                     "' --config '", config_path.string(), "' --mimi-config '", mimi_config_path.string(),
-                     "' --batch ", f.batches, " --steps ", f.steps, " --warmup ", f.warmup, " --threads ",
-                     f.threads, " --dtype ", f.dtype, " --device ", f.device);
-    std::printf("\n$ %s\n", command.c_str());
-    std::fflush(stdout);
-    const int status = std::system(command.c_str());
-    if (status != 0) return Fail(absl::StrCat("the reference benchmark failed (status ", status, ")"));
+    const absl::Status st = RunReferenceBenchmark(
+        f.python, f.reference_script, config, "chat",
+        absl::StrCat(" --batch ", f.batches, " --steps ", f.steps, " --warmup ", f.warmup, " --threads ", f.threads,
+                     " --dtype ", f.dtype, " --device ", f.device));
+    if (!st.ok()) return Fail(std::string(st.message()));
   }
   return 0;
 }

@@ -14,7 +14,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <string>
@@ -23,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "cli/bench_command.h"
 #include "cli/bench_options.h"
+#include "cli/bench_reference.h"
 #include "core/config/model_config.h"
 #include "core/io/safetensors.h"
 #include "core/lm/lm_model.h"
@@ -268,28 +268,12 @@ int RunBenchSynthesize(const BenchSynthesizeFlags& f) {
   }
 
   if (f.reference) {
-    const std::string python = !f.python.empty() ? f.python
-                               : std::getenv("MONOLOGUE_PYTHON") != nullptr
-                                   ? std::getenv("MONOLOGUE_PYTHON")
-                                   : std::string(std::getenv("HOME")) + "/.cache/monologue/venv/bin/python";
-    const auto tmp = std::filesystem::temp_directory_path();
-    const std::string config_path = (tmp / "monologue_bench_synthesize_config.json").string();
-    const std::string mimi_path = (tmp / "monologue_bench_synthesize_mimi.json").string();
-    {
-      std::ofstream out(config_path);
-      out << ModelConfigToJson(ref.config).dump(1) << "\n";
-      std::ofstream mimi_out(mimi_path);
-      mimi_out << MimiConfigToJson(ref.config.mimi).dump(1) << "\n";
-    }
-    const std::string command = absl::StrCat(
-        "NO_TORCH_COMPILE=1 NO_CUDA_GRAPH=1 '", python, "' '", f.reference_script, "' --config '", config_path,
-        "' --mimi-config '", mimi_path, "' --batch ", f.batches, " --steps ", f.steps, " --warmup ", f.warmup,
-        " --threads ", f.threads, " --dtype ", ReferenceDtype(*dtypes), " --device ", f.device, " --n-q ",
-        ref.n_q, " --tokenizer '", ref.tokenizer_path, "'");
-    std::printf("\n$ %s\n", command.c_str());
-    std::fflush(stdout);
-    const int status = std::system(command.c_str());
-    if (status != 0) return Fail(absl::StrCat("the reference benchmark failed (status ", status, ")"));
+    const absl::Status st = RunReferenceBenchmark(
+        f.python, f.reference_script, ref.config, "synthesize",
+        absl::StrCat(" --batch ", f.batches, " --steps ", f.steps, " --warmup ", f.warmup, " --threads ", f.threads,
+                     " --dtype ", ReferenceDtype(*dtypes), " --device ", f.device, " --n-q ", ref.n_q,
+                     " --tokenizer '", ref.tokenizer_path, "'"));
+    if (!st.ok()) return Fail(std::string(st.message()));
   }
   return 0;
 }
