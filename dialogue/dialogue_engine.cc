@@ -45,6 +45,7 @@ struct DialogueSession::Shared {
   int64_t num_codebooks = 0;
   int64_t dep_q = 0;
   bool independent_slots = true;
+  bool compact = true;  // compact_steps (with independent_slots)
 
   // Model state: only Step() touches it (under step_mu).
   std::mutex step_mu;
@@ -242,6 +243,7 @@ absl::StatusOr<std::unique_ptr<DialogueEngine>> DialogueEngineBuilder::Finish(
   gen_options.seed = o.seed.value_or(kDefaultSeed);
   gen_options.per_slot_generators = options.independent_slots;
   shared->independent_slots = options.independent_slots;
+  shared->compact = options.compact_steps && options.independent_slots;
   ASSIGN_OR_RETURN(shared->gen, LmGen::Create(shared->lm, options.batch_size, gen_options));
   shared->mimi_state = shared->mimi->NewState(options.batch_size);
 
@@ -366,6 +368,18 @@ absl::StatusOr<int> DialogueEngine::Step() {
   const auto t0 = Clock::now();
   double t_encode = 0, t_lm = 0, t_decode = 0;
   at::Tensor text_cpu, codes_cpu, pcm_out_cpu;
+  // Rows of the step's outputs: slot b's LM row and Mimi row (the slot itself unless compacted).
+  std::vector<int64_t> row_of(static_cast<size_t>(B)), frame_row_of(static_cast<size_t>(B));
+  std::vector<int64_t> exec_slots, frame_slots, frame_rows;  // frame_rows: LM rows of frame_slots
+  for (int b = 0; b < B; ++b) {
+    row_of[static_cast<size_t>(b)] = sh.compact ? static_cast<int64_t>(exec_slots.size()) : b;
+    frame_row_of[static_cast<size_t>(b)] = sh.compact ? static_cast<int64_t>(frame_slots.size()) : b;
+    if (frame[b]) {
+      frame_slots.push_back(b);
+      frame_rows.push_back(static_cast<int64_t>(exec_slots.size()));
+    }
+    if (frame[b] || warm[b]) exec_slots.push_back(b);
+  }
   absl::Status st = GuardTorch("dialogue step", [&]() -> absl::Status {
     const auto byte_opts = at::TensorOptions().dtype(at::kByte);
     if (any_reset) {
@@ -381,7 +395,44 @@ absl::StatusOr<int> DialogueEngine::Step() {
       }
     }
     if (active == 0) {
+      if (sh.compact) return absl::OkStatus();
       return sh.gen->SetExecMask(at::zeros({B}, at::TensorOptions().dtype(at::kBool)).to(sh.device));
+    }
+    if (sh.compact) {
+      // Only the slots that advance: Mimi encodes the frame slots, the LM steps them and the warm-ups, Mimi
+      // decodes the frame slots.
+      const int64_t n = static_cast<int64_t>(exec_slots.size());
+      const auto long_opts = at::TensorOptions().dtype(at::kLong).device(sh.device);
+      auto t = Clock::now();
+      at::Tensor codes = at::zeros({n, sh.num_codebooks, 1}, long_opts);
+      at::Tensor rows = at::tensor(frame_rows, at::kLong).to(sh.device);
+      const bool all_frames = frame_slots.size() == exec_slots.size();
+      if (any_frame) {
+        at::Tensor x = at::from_blob(pcm.data(), {B, 1, F}, at::kFloat)
+                           .index_select(0, at::tensor(frame_slots, at::kLong))
+                           .to(sh.device);
+        ASSIGN_OR_RETURN(at::Tensor frame_codes, sh.mimi->EncodeStepSlots(sh.mimi_state, frame_slots, x));
+        if (all_frames) {
+          codes = frame_codes;
+        } else {
+          codes.index_copy_(0, rows, frame_codes);
+        }
+      }
+      auto t1 = Clock::now();
+      t_encode = std::chrono::duration<double>(t1 - t).count();
+      ASSIGN_OR_RETURN(LmStepResult result, sh.gen->StepSlots(exec_slots, codes));
+      text_cpu = result.tokens.select(1, 0).to(at::kCPU).contiguous();
+      auto t2 = Clock::now();
+      t_lm = std::chrono::duration<double>(t2 - t1).count();
+      if (any_frame) {
+        at::Tensor tokens = all_frames ? result.tokens : result.tokens.index_select(0, rows);
+        at::Tensor audio = tokens.slice(1, 1, 1 + sh.dep_q).clamp_min(0).unsqueeze(-1);  // [n_frame, dep_q, 1]
+        ASSIGN_OR_RETURN(at::Tensor out, sh.mimi->DecodeStepSlots(sh.mimi_state, frame_slots, audio));
+        codes_cpu = tokens.slice(1, 1, 1 + sh.dep_q).to(at::kCPU).contiguous();
+        pcm_out_cpu = out.to(at::kFloat).to(at::kCPU).contiguous();
+        t_decode = std::chrono::duration<double>(Clock::now() - t2).count();
+      }
+      return absl::OkStatus();
     }
     at::Tensor frame_mask = at::from_blob(frame.data(), {B}, byte_opts).to(at::kBool).to(sh.device);
     auto t = Clock::now();
@@ -435,15 +486,16 @@ absl::StatusOr<int> DialogueEngine::Step() {
     if (warm[b]) {
       s.warmed = true;  // the duplicated first frame's step: its output is not part of the stream
     } else {
-      const int token = static_cast<int>(text[b]);
+      const int token = static_cast<int>(text[row_of[static_cast<size_t>(b)]]);
+      const int64_t frame_row = frame_row_of[static_cast<size_t>(b)];
       const int64_t f = s.frames;
       DialogueEvent e;
       e.kind = DialogueEvent::Kind::kAudio;
       e.frame = f;
       e.time_s = static_cast<double>(f) / sh.info.frame_rate;
-      const float* p = pcm_out_cpu.data_ptr<float>() + static_cast<int64_t>(b) * F;
+      const float* p = pcm_out_cpu.data_ptr<float>() + frame_row * F;
       e.audio.assign(p, p + F);
-      const int64_t* c = codes_cpu.data_ptr<int64_t>() + static_cast<int64_t>(b) * sh.dep_q;
+      const int64_t* c = codes_cpu.data_ptr<int64_t>() + frame_row * sh.dep_q;
       e.codes.assign(c, c + sh.dep_q);
       e.token = token;
       s.events.push_back(std::move(e));

@@ -67,6 +67,10 @@ struct DialogueEngineOptions {
   // equals its solo run. false: one generator for the whole batch, as the reference's batched run_inference
   // (fewer kernel launches on CUDA; sampled outputs then depend on the batch).
   bool independent_slots = true;
+  // With independent_slots, each step computes only the slots that advance (Mimi encode, LM, Mimi decode),
+  // gathered into the smallest power-of-two bucket that holds them (core/util/step_rows.h): idle slots cost
+  // nothing. false (or one batch generator, whose draws depend on every row): every slot under the exec mask.
+  bool compact_steps = true;
 };
 
 struct DialogueEvent {

@@ -333,6 +333,38 @@ TEST(dialogue, SampledSessionsInABatchEqualTheirSoloRuns) {
   ExpectMatches(out_b, en, "sampled session joining late, reset mid-way");
 }
 
+// Compacted steps (the default): 8 slots, sampled sessions at slots 1 and 6 (the others taken and left again),
+// the second joining 4 frames late; each step runs only the slots that advance, padded to a power of two with
+// idle slots that must stay untouched. Each session draws exactly its solo reference run.
+TEST(dialogue, ScatteredSlotsOfEightEqualTheirSoloRuns) {
+  const Reference en = LoadReference("sampled_en");
+  const Reference fr = LoadReference("sampled_fr_silence");
+  auto engine = DialogueEngine::Load(ModelDir(), CaseOptions(en, 8));
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  const std::vector<float> x_en = CaseInput(en), x_fr = CaseInput(fr);
+  std::vector<std::unique_ptr<DialogueSession>> all;
+  for (int i = 0; i < 7; ++i) {
+    auto s = (*engine)->OpenSession(i == 6 ? en.meta["seed"].get<uint64_t>() : fr.meta["seed"].get<uint64_t>());
+    ASSERT_TRUE(s.ok()) << s.status();
+    all.push_back(std::move(*s));
+  }
+  std::unique_ptr<DialogueSession> a = std::move(all[1]), b = std::move(all[6]);
+  all.clear();
+  ASSERT_EQ(a->slot(), 1);
+  ASSERT_EQ(b->slot(), 6);
+  Output out_a;
+  ASSERT_TRUE(a->PushAudio(std::span<const float>(x_fr.data(), 4 * 1920)).ok());
+  ASSERT_TRUE((*engine)->RunUntilIdle().ok());
+  Collect(*a, out_a);
+  ASSERT_TRUE(a->PushAudio(std::span<const float>(x_fr.data() + 4 * 1920, x_fr.size() - 4 * 1920)).ok());
+  ASSERT_TRUE(a->Close().ok());
+  Output out_b = RunSession(**engine, *b, x_en);
+  ASSERT_TRUE((*engine)->RunUntilIdle().ok());
+  Collect(*a, out_a);
+  ExpectMatches(out_a, fr, "slot 1");
+  ExpectMatches(out_b, en, "slot 6, joining late");
+}
+
 // Live use: a model thread steps when there is work (WaitForWork), the session pushes from another thread and
 // reads with WaitEvents; the result is the reference's.
 TEST(dialogue, ThreadedPushAndWaitEventsMatchReference) {
