@@ -207,12 +207,9 @@ absl::StatusOr<int> TtsEngine::Step() {
   sh.step_bonus = at::Tensor();
   if (!st.ok()) {
     // Fail the slots of this step (their state is unknown) so nothing hangs; the others keep going.
-    std::lock_guard<std::mutex> lock(table.mu());
-    for (int b = 0; b < B; ++b) {
-      auto& s = table.at(b);
-      if (exec[b] && s.in_use && s.generation == sh.step_generation[b] && !s.ended) sh.Finish(s);
-    }
-    table.NotifyEvents();
+    table.AbandonStep(sh.step_generation, [&](int b) { return exec[b] != 0; }, [&](auto& s) {
+      if (!s.ended) sh.Finish(s);
+    });
     return st;
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
