@@ -20,6 +20,7 @@
 #include "core/io/safetensors.h"
 #include "nlohmann/json.hpp"
 #include "tests/dialogue/dialogue_fixtures.h"
+#include "tests/common/process.h"
 
 namespace monologue {
 namespace {
@@ -44,22 +45,12 @@ std::string ReadFile(const fs::path& path) {
   return s.str();
 }
 
-struct RunResult {
-  int exit_code = -1;
-  std::string err;
-};
+using test_process::RunResult;
 
 // Runs `monologue chat ARGS --threads 1`; `env`: "NAME=VALUE" assignments for that command.
 RunResult Chat(const std::string& args, const std::string& env = "") {
-  const fs::path err = Tmp("stderr.txt");
-  const std::string command = env + (env.empty() ? "" : " ") +
-                              std::string(MONOLOGUE_BINARY_DIR "/monologue chat ") + args +
-                              " --threads 1 > /dev/null 2> " + err.string();
-  const int status = std::system(command.c_str());
-  RunResult r;
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.err = ReadFile(err);
-  return r;
+  return test_process::RunShell(env + (env.empty() ? "" : " ") + test_process::MonologueBinary() + " chat " + args +
+                                " --threads 1");
 }
 
 // The int16 samples (interleaved) and channel count of a 16-bit PCM WAV (chunks walked, so any header).

@@ -19,6 +19,7 @@
 #include "core/io/safetensors.h"
 #include "core/mimi/mimi_loader.h"
 #include "core/mimi/mimi_model.h"
+#include "tests/common/process.h"
 
 namespace monologue {
 namespace {
@@ -37,24 +38,9 @@ fs::path Tmp(const std::string& name) {
   return dir / name;
 }
 
-struct RunResult {
-  int exit_code = -1;
-  std::string err;
-};
+using test_process::RunResult;
 
-RunResult RunCodec(const std::string& args) {
-  const fs::path err = Tmp("stderr.txt");
-  const std::string command =
-      std::string(MONOLOGUE_BINARY_DIR "/monologue codec ") + args + " > /dev/null 2> " + err.string();
-  RunResult r;
-  const int status = std::system(command.c_str());
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream f(err);
-  std::stringstream s;
-  s << f.rdbuf();
-  r.err = s.str();
-  return r;
-}
+RunResult RunCodec(const std::string& args) { return test_process::RunMonologue("codec " + args); }
 
 void PutLe(std::ofstream& f, uint32_t v, int bytes) {
   for (int i = 0; i < bytes; ++i) f.put(static_cast<char>((v >> (8 * i)) & 0xff));
@@ -155,10 +141,9 @@ TEST(CodecCliTest, EncodeStreamsLikeTheLibraryAndDecodeWritesTheAudio) {
 
 TEST(CodecCliTest, StdinInput) {
   WriteWav(Tmp("stdin.wav"), TestSignal(1920 * 2));
-  const std::string cmd = std::string("cat ") + Tmp("stdin.wav").string() +
-                          " | " MONOLOGUE_BINARY_DIR "/monologue codec encode - -o " +
-                          Tmp("stdin.safetensors").string() + kModelFlags + " 2>/dev/null";
-  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  const RunResult r = test_process::RunMonologue("codec encode - -o " + Tmp("stdin.safetensors").string() +
+                                                 kModelFlags, {.stdin_file = Tmp("stdin.wav").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
   auto file = SafeTensorsFile::Open(Tmp("stdin.safetensors").string());
   ASSERT_TRUE(file.ok()) << file.status();
   EXPECT_EQ((*file)->Find("codes")->shape, (std::vector<int64_t>{1, 32, 2}));

@@ -3,7 +3,6 @@
 // the per-step naming for the LM (with a per-step depformer) and Mimi, and lists every problem of a broken
 // set.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -15,6 +14,7 @@
 
 #include "core/io/safetensors.h"
 #include "nlohmann/json.hpp"
+#include "tests/common/process.h"
 
 namespace monologue {
 namespace {
@@ -23,10 +23,7 @@ namespace fs = std::filesystem;
 
 const fs::path kData(MONOLOGUE_TEST_DATA_DIR);
 
-struct Ran {
-  int code = -1;
-  std::string out, err;
-};
+using test_process::RunResult;
 
 std::string Slurp(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);
@@ -42,13 +39,7 @@ fs::path Scratch(const std::string& name) {
   return dir;
 }
 
-Ran Info(const std::string& args) {
-  const fs::path dir = Scratch("io");
-  const std::string cmd = std::string(MONOLOGUE_BINARY_DIR "/monologue info ") + args + " > " +
-                          (dir / "out").string() + " 2> " + (dir / "err").string();
-  const int status = std::system(cmd.c_str());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, Slurp(dir / "out"), Slurp(dir / "err")};
-}
+RunResult Info(const std::string& args) { return test_process::RunMonologue("info " + args); }
 
 // The Moshi-like fixture's config with the tiny Mimi and test tokenizer next to `weights`.
 fs::path MoshiDir(const std::string& name, const fs::path& weights) {
@@ -64,20 +55,20 @@ fs::path MoshiDir(const std::string& name, const fs::path& weights) {
 
 TEST(InfoLayout, NamesThePerStepLayoutAndAcceptsIt) {
   const std::string per_step = "attention keys: per-step (in_projs.{i}.weight, out_projs.{i}.weight)";
-  Ran mimi = Info((kData / "layouts" / "mimi_state_dict.safetensors").string() + " --mimi-config " +
+  RunResult mimi = Info((kData / "layouts" / "mimi_state_dict.safetensors").string() + " --mimi-config " +
                   (kData / "mimi" / "tiny_mimi_config.json").string());
-  EXPECT_EQ(mimi.code, 0) << mimi.err;
+  EXPECT_EQ(mimi.exit_code, 0) << mimi.err;
   EXPECT_NE(mimi.out.find(per_step), std::string::npos) << mimi.out;
 
   const fs::path dir = MoshiDir("moshi", kData / "layouts" / "moshi_state_dict.safetensors");
-  Ran lm = Info(dir.string());
-  EXPECT_EQ(lm.code, 0) << lm.err;
+  RunResult lm = Info(dir.string());
+  EXPECT_EQ(lm.exit_code, 0) << lm.err;
   EXPECT_NE(lm.out.find("lm weights: model.safetensors"), std::string::npos) << lm.out;
   EXPECT_NE(lm.out.find(per_step), std::string::npos) << lm.out;
   EXPECT_NE(lm.out.find("attention keys: released (in_proj_weight, out_proj.weight)"), std::string::npos)
       << lm.out;  // the tiny Mimi
-  Ran json = Info(dir.string() + " --json");
-  ASSERT_EQ(json.code, 0) << json.err;
+  RunResult json = Info(dir.string() + " --json");
+  ASSERT_EQ(json.exit_code, 0) << json.err;
   const nlohmann::json report = nlohmann::json::parse(json.out);
   bool found = false;
   for (const auto& f : report["files"]) {
@@ -99,8 +90,8 @@ TEST(InfoLayout, ListsEveryProblemOfAnIncompletePerStepSet) {
   }
   const fs::path broken = Scratch("broken") / "weights.safetensors";
   ASSERT_TRUE(WriteSafeTensors(broken.string(), tensors).ok());
-  Ran r = Info(MoshiDir("broken-dir", broken).string());
-  EXPECT_NE(r.code, 0);
+  RunResult r = Info(MoshiDir("broken-dir", broken).string());
+  EXPECT_NE(r.exit_code, 0);
   const std::string all = r.out + r.err;
   EXPECT_NE(all.find("missing tensor depformer.layers.1.self_attn.out_proj.weight [256, 32]"),
             std::string::npos)

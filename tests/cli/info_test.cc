@@ -4,7 +4,6 @@
 #include <ftw.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -18,6 +17,7 @@
 #include "core/model/checkpoint_schema.h"
 #include "core/model/presets.h"
 #include "core/model/random_model.h"
+#include "tests/common/process.h"
 
 namespace monologue {
 namespace {
@@ -46,25 +46,9 @@ std::string ReadFile(const fs::path& path) {
   return s.str();
 }
 
-struct RunResult {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
+using test_process::RunResult;
 
-RunResult RunInfo(const std::string& args) {
-  const fs::path dir =
-      fs::path(std::getenv("MONOLOGUE_TEST_TMP") != nullptr ? std::getenv("MONOLOGUE_TEST_TMP") : ".");
-  const fs::path out = dir / "info_test.stdout", err = dir / "info_test.stderr";
-  const std::string command = std::string(MONOLOGUE_BINARY_DIR "/monologue info ") + args + " > " +
-                              out.string() + " 2> " + err.string();
-  const int status = std::system(command.c_str());
-  RunResult r;
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = ReadFile(out);
-  r.err = ReadFile(err);
-  return r;
-}
+RunResult RunInfo(const std::string& args) { return test_process::RunMonologue("info " + args); }
 
 fs::path MakeTiny(const std::string& preset, const std::string& name, at::ScalarType dtype = at::kBFloat16) {
   auto p = GetPreset(preset);

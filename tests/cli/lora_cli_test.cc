@@ -2,15 +2,13 @@
 // unchanged; any fused update must fit its weight, or the command fails with one sentence naming both).
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include "core/io/safetensors.h"
+#include "tests/common/process.h"
 
 namespace monologue {
 namespace {
@@ -19,17 +17,7 @@ namespace fs = std::filesystem;
 
 const fs::path kData(MONOLOGUE_TEST_DATA_DIR);
 
-struct Ran {
-  int code = -1;
-  std::string out, err;
-};
-
-std::string Slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
+using test_process::RunResult;
 
 fs::path Scratch() {
   const char* base = std::getenv("MONOLOGUE_TEST_TMP");
@@ -38,14 +26,9 @@ fs::path Scratch() {
   return dir;
 }
 
-Ran Transcribe(const std::string& extra) {
-  const fs::path dir = Scratch();
-  const std::string cmd = std::string(MONOLOGUE_BINARY_DIR "/monologue transcribe ") +
-                          (kData / "asr" / "speech_en.wav").string() + " --model " +
-                          (kData / "asr" / "tiny-stt").string() + " " + extra + " > " +
-                          (dir / "out").string() + " 2> " + (dir / "err").string();
-  const int status = std::system(cmd.c_str());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, Slurp(dir / "out"), Slurp(dir / "err")};
+RunResult Transcribe(const std::string& extra) {
+  return test_process::RunMonologue("transcribe " + (kData / "asr" / "speech_en.wav").string() + " --model " +
+                                    (kData / "asr" / "tiny-stt").string() + " " + extra);
 }
 
 TEST(LoraCli, TranscribeFusesALoraFile) {
@@ -61,10 +44,10 @@ TEST(LoraCli, TranscribeFusesALoraFile) {
                        {{"transformer.layers.0.self_attn.in_projs.0.lora_A.weight", at::ones({rank, cols})},
                         {"transformer.layers.0.self_attn.in_projs.0.lora_B.weight", at::zeros({rows, rank})}})
           .ok());
-  Ran base = Transcribe("");
-  ASSERT_EQ(base.code, 0) << base.err;
-  Ran fused = Transcribe("--lora " + zero.string());
-  ASSERT_EQ(fused.code, 0) << fused.err;
+  RunResult base = Transcribe("");
+  ASSERT_EQ(base.exit_code, 0) << base.err;
+  RunResult fused = Transcribe("--lora " + zero.string());
+  ASSERT_EQ(fused.exit_code, 0) << fused.err;
   EXPECT_EQ(fused.out, base.out);
 
   const fs::path bad = Scratch() / "bad_lora.safetensors";
@@ -73,13 +56,13 @@ TEST(LoraCli, TranscribeFusesALoraFile) {
                        {{"transformer.layers.0.self_attn.in_proj.lora_A.weight", at::ones({rank, cols + 1})},
                         {"transformer.layers.0.self_attn.in_proj.lora_B.weight", at::zeros({rows, rank})}})
           .ok());
-  Ran refused = Transcribe("--lora " + bad.string());
-  EXPECT_EQ(refused.code, 1);
+  RunResult refused = Transcribe("--lora " + bad.string());
+  EXPECT_EQ(refused.exit_code, 1);
   EXPECT_NE(refused.err.find("do not fit weight 'transformer.layers.0.self_attn.in_proj_weight'"),
             std::string::npos)
       << refused.err;
-  Ran missing = Transcribe("--lora " + (Scratch() / "absent.safetensors").string());
-  EXPECT_EQ(missing.code, 1);
+  RunResult missing = Transcribe("--lora " + (Scratch() / "absent.safetensors").string());
+  EXPECT_EQ(missing.exit_code, 1);
   EXPECT_NE(missing.err.find("absent.safetensors"), std::string::npos) << missing.err;
 }
 

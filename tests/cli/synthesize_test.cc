@@ -17,6 +17,7 @@
 
 #include "core/io/safetensors.h"
 #include "nlohmann/json.hpp"
+#include "tests/common/process.h"
 
 namespace monologue {
 namespace {
@@ -41,23 +42,10 @@ std::string ReadFile(const fs::path& path) {
   return s.str();
 }
 
-struct RunResult {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
+using test_process::RunResult;
 
 RunResult Synthesize(const std::string& args, const std::string& stdin_file = "") {
-  const fs::path out = Tmp("stdout.bin"), err = Tmp("stderr.txt");
-  std::string command = std::string(MONOLOGUE_BINARY_DIR "/monologue synthesize ") + args;
-  if (!stdin_file.empty()) command += " < " + stdin_file;
-  command += " > " + out.string() + " 2> " + err.string();
-  const int status = std::system(command.c_str());
-  RunResult r;
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = ReadFile(out);
-  r.err = ReadFile(err);
-  return r;
+  return test_process::RunMonologue("synthesize " + args, {.stdin_file = stdin_file});
 }
 
 nlohmann::json Meta(const std::string& name) { return nlohmann::json::parse(ReadFile(kTts + "ref_" + name + ".json")); }
@@ -68,11 +56,7 @@ at::Tensor FixtureTensor(const std::string& name, const std::string& key) {
   return (*file)->Load(key)->clone();
 }
 
-std::string Quoted(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
+std::string Quoted(const std::string& s) { return test_process::ShellQuote(s); }
 
 at::Tensor RawFloats(const std::string& bytes) {
   std::vector<float> v(bytes.size() / sizeof(float));
@@ -261,18 +245,18 @@ TEST(SynthesizeCliTest, DefaultModelAndVoiceComeFromTheHfCache) {
                 voices / "ex03-ex01_happy_001_channel1_334s.wav.0000tiny@0.safetensors");
   const nlohmann::json meta = Meta("single_greedy");
   const fs::path codes = Tmp("hf.codes.safetensors");
-  const std::string command = "HF_HUB_CACHE=" + hub.string() + " " + MONOLOGUE_BINARY_DIR +
-                              "/monologue synthesize " + Quoted(meta["script"][0]) +
-                              " --temp 0 --threads 1 --no-progress -o " + Tmp("hf.wav").string() + " --codes-out " +
-                              codes.string() + " 2> " + Tmp("hf.err").string();
-  ASSERT_EQ(std::system(command.c_str()), 0) << ReadFile(Tmp("hf.err"));
+  const RunResult run = test_process::RunShell(
+      "HF_HUB_CACHE=" + hub.string() + " " + test_process::MonologueBinary() + " synthesize " +
+      Quoted(meta["script"][0]) + " --temp 0 --threads 1 --no-progress -o " + Tmp("hf.wav").string() +
+      " --codes-out " + codes.string());
+  ASSERT_EQ(run.exit_code, 0) << run.err;
   ExpectCodes(codes, "single_greedy");
   // A repo that is not in the cache: a clear error saying how to get it.
-  const std::string missing = "HF_HUB_CACHE=" + hub.string() + " " + MONOLOGUE_BINARY_DIR +
-                              "/monologue synthesize hello --hf-repo kyutai/nope -o " + Tmp("x.wav").string() +
-                              " 2> " + Tmp("hf2.err").string();
-  EXPECT_NE(std::system(missing.c_str()), 0);
-  EXPECT_THAT(ReadFile(Tmp("hf2.err")), HasSubstr("kyutai/nope is not in the local Hugging Face cache"));
+  const RunResult missing =
+      test_process::RunShell("HF_HUB_CACHE=" + hub.string() + " " + test_process::MonologueBinary() +
+                             " synthesize hello --hf-repo kyutai/nope -o " + Tmp("x.wav").string());
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_THAT(missing.err, HasSubstr("kyutai/nope is not in the local Hugging Face cache"));
 }
 
 }  // namespace

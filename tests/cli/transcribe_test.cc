@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "nlohmann/json.hpp"
+#include "tests/common/process.h"
 
 namespace monologue {
 namespace {
@@ -43,24 +44,11 @@ std::string ReadFile(const fs::path& path) {
   return s.str();
 }
 
-struct RunResult {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
+using test_process::RunResult;
 
 // Runs `monologue transcribe ARGS` (optionally with stdin from a file).
 RunResult Transcribe(const std::string& args, const std::string& stdin_file = "") {
-  const fs::path out = Tmp("stdout.txt"), err = Tmp("stderr.txt");
-  std::string command = std::string(MONOLOGUE_BINARY_DIR "/monologue transcribe ") + args;
-  if (!stdin_file.empty()) command += " < " + stdin_file;
-  command += " > " + out.string() + " 2> " + err.string();
-  const int status = std::system(command.c_str());
-  RunResult r;
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = ReadFile(out);
-  r.err = ReadFile(err);
-  return r;
+  return test_process::RunMonologue("transcribe " + args, {.stdin_file = stdin_file});
 }
 
 // One-input runs are reused across tests (each run starts a process and loads the model).

@@ -16,65 +16,21 @@
 #include "monologue/v1/dialogue.grpc.pb.h"
 #include "monologue/v1/synthesis.grpc.pb.h"
 #include "nlohmann/json.hpp"
-#include "service_test_util.h"
+#include "tests/service/service_test_util.h"
+#include "tests/service/tts_reference.h"
 
 namespace monologue::service_test {
 namespace {
 
 namespace fs = std::filesystem;
 
-const std::string kTts = std::string(MONOLOGUE_TEST_DATA_DIR) + "/tts/";
-
-std::string ReadText(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
-
-// The fixture's first-frames PCM (f32) and the transcript (word, start, end) of a TTS reference case.
-struct TtsCase {
-  std::vector<std::string> script;
-  std::vector<float> pcm;  // the frames the fixture keeps
-  int64_t frames = 0;      // decoded frames of the whole utterance
-  std::vector<Word> words;
-};
-
-TtsCase LoadTtsCase(const std::string& name);
-
-// A float32 tensor `pcm` of a safetensors file (read by hand: this suite is torch-free).
-std::vector<float> ReadFixturePcm(const std::string& path) {
-  const std::string bytes = ReadText(path);
-  uint64_t header_len = 0;
-  std::memcpy(&header_len, bytes.data(), 8);
-  const auto header = nlohmann::json::parse(bytes.substr(8, header_len));
-  const auto& pcm = header.at("pcm");
-  EXPECT_EQ(pcm.at("dtype"), "F32");
-  const size_t begin = pcm.at("data_offsets")[0].get<size_t>(), end = pcm.at("data_offsets")[1].get<size_t>();
-  std::vector<float> out((end - begin) / 4);
-  std::memcpy(out.data(), bytes.data() + 8 + header_len + begin, end - begin);
-  return out;
-}
-
-// A tiny full-duplex Moshi model directory (the dialogue fixtures' preset), made once per test process.
-const std::string& DialogueModel() {
-  static const std::string dir = [] {
-    const char* tmp = std::getenv("MONOLOGUE_TEST_TMP");
-    const fs::path out = fs::path(tmp != nullptr ? tmp : ".") / "multimode_tiny_moshi";
-    if (!fs::exists(out / "config.json")) {
-      const std::string cmd = std::string(MONOLOGUE_BINARY_DIR) + "/monologue-make-model --preset tiny-moshi-8 " +
-                              "--dtype f32 --seed 0 --tokenizer " + MONOLOGUE_TEST_DATA_DIR +
-                              "/tokenizers/tiny_en_fr_400.model --out " + out.string() + " > /dev/null";
-      EXPECT_EQ(std::system(cmd.c_str()), 0);
-    }
-    return out.string();
-  }();
-  return dir;
-}
+using test_process::RunMonologue;
+using test_process::RunResult;
+using test_process::ShellQuote;
 
 std::vector<std::string> AllModes(int tts_slots = 2, int dialogue_slots = 2) {
-  return {"--tts",  kTts + "tiny-tts", "--voices", kTts + "voices", "--default-voice", "alice", "--tts-temp", "0",
-          "--dialogue", DialogueModel(), "--max-tts-streams", std::to_string(tts_slots), "--max-dialogue-streams",
+  return {"--tts",  TtsData() + "tiny-tts", "--voices", TtsData() + "voices", "--default-voice", "alice", "--tts-temp", "0",
+          "--dialogue", TinyMoshiModel(), "--max-tts-streams", std::to_string(tts_slots), "--max-dialogue-streams",
           std::to_string(dialogue_slots), "--threads", "1"};
 }
 
@@ -170,22 +126,13 @@ SynthResult Synthesize(grpc::Channel* channel, const std::vector<std::string>& t
   return result;
 }
 
-double RelL2(const std::vector<float>& a, const std::vector<float>& ref) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < ref.size(); ++i) {
-    num += (a[i] - ref[i]) * (a[i] - ref[i]);
-    den += ref[i] * ref[i];
-  }
-  return std::sqrt(num / std::max(den, 1e-24));
-}
-
-void ExpectTtsCase(const SynthResult& r, const TtsCase& c) {
+void ExpectTtsReference(const SynthResult& r, const TtsReference& c) {
   ASSERT_TRUE(r.status.ok()) << r.status.error_message();
   EXPECT_TRUE(r.started);
   EXPECT_EQ(r.ends, 1);
   ASSERT_EQ(static_cast<int64_t>(r.pcm.size()), c.frames * 1920);
   std::vector<float> head(r.pcm.begin(), r.pcm.begin() + static_cast<std::ptrdiff_t>(c.pcm.size()));
-  EXPECT_LT(RelL2(head, c.pcm), 1e-4);
+  EXPECT_LT(RelativeL2(head, c.pcm), 1e-4);
   EXPECT_EQ(r.words, c.words);
 }
 
@@ -204,21 +151,21 @@ class MultiModeTest : public testing::Test {
 ServerProcess* MultiModeTest::server_ = nullptr;
 
 TEST_F(MultiModeTest, ConcurrentSynthesizeStreamsEqualTheReference) {
-  const TtsCase single = LoadTtsCase("single_greedy"), french = LoadTtsCase("french_greedy");
+  const TtsReference single = LoadTtsReference("single_greedy"), french = LoadTtsReference("french_greedy");
   auto channel = server_->Channel();
   SynthResult a, b;
   std::thread ta([&] { a = Synthesize(channel.get(), single.script, Voices({"alice"})); });
   std::thread tb([&] { b = Synthesize(channel.get(), french.script, Voices({"carol"})); });
   ta.join();
   tb.join();
-  ExpectTtsCase(a, single);
-  ExpectTtsCase(b, french);
+  ExpectTtsReference(a, single);
+  ExpectTtsReference(b, french);
 }
 
 TEST_F(MultiModeTest, DialogueScriptWithTwoVoices) {
-  const TtsCase dialogue = LoadTtsCase("dialogue_greedy");
+  const TtsReference dialogue = LoadTtsReference("dialogue_greedy");
   auto channel = server_->Channel();
-  ExpectTtsCase(Synthesize(channel.get(), dialogue.script, Voices({"bob", "carol"})), dialogue);
+  ExpectTtsReference(Synthesize(channel.get(), dialogue.script, Voices({"bob", "carol"})), dialogue);
 }
 
 TEST_F(MultiModeTest, ListVoicesAndHealthPerService) {
@@ -277,48 +224,45 @@ TEST_F(MultiModeTest, BadSynthesisConfigsGetInvalidArgument) {
 
 // `monologue synthesize --server` writes what the local CLI writes (the reference fixture's audio and words).
 TEST_F(MultiModeTest, SynthesizeCliThroughTheServer) {
-  const TtsCase single = LoadTtsCase("single_greedy");
-  const char* tmp = std::getenv("MONOLOGUE_TEST_TMP");
-  const fs::path dir = fs::path(tmp != nullptr ? tmp : ".");
+  const TtsReference single = LoadTtsReference("single_greedy");
+  const fs::path dir = ScratchDir();
   const fs::path raw = dir / "remote.raw", words = dir / "remote.words.json";
-  const std::string cmd = std::string(MONOLOGUE_BINARY_DIR) + "/monologue synthesize '" + single.script[0] +
-                          "' --server " + server_->address() + " --voice alice --temp 0 -o " + raw.string() +
-                          " --format f32le --words-out " + words.string();
-  ASSERT_EQ(std::system(cmd.c_str()), 0);
-  const std::string bytes = ReadText(raw.string());
+  const RunResult run = RunMonologue("synthesize " + ShellQuote(single.script[0]) + " --server " +
+                                     server_->address() + " --voice alice --temp 0 -o " + raw.string() +
+                                     " --format f32le --words-out " + words.string());
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const std::string bytes = ReadFileBytes(raw.string());
   SynthResult r;
   r.started = true;
   r.ends = 1;
   r.pcm.resize(bytes.size() / 4);
   std::memcpy(r.pcm.data(), bytes.data(), r.pcm.size() * 4);
-  for (const auto& w : nlohmann::json::parse(ReadText(words.string()))) {
+  for (const auto& w : nlohmann::json::parse(ReadFileBytes(words.string()))) {
     r.words.push_back({w["text"].get<std::string>(), w["start"].get<double>(), w["end"].get<double>()});
   }
-  ExpectTtsCase(r, single);
+  ExpectTtsReference(r, single);
   // A voice the server does not have: exit 1 with the server's message.
-  const std::string bad = std::string(MONOLOGUE_BINARY_DIR) + "/monologue synthesize hello --server " +
-                          server_->address() + " --voice nobody -o " + (dir / "bad.wav").string() + " 2> " +
-                          (dir / "bad.err").string();
-  EXPECT_NE(std::system(bad.c_str()), 0);
-  const std::string err = ReadText((dir / "bad.err").string());
+  const RunResult bad = RunMonologue("synthesize hello --server " + server_->address() + " --voice nobody -o " +
+                                     (dir / "bad.wav").string());
+  EXPECT_NE(bad.exit_code, 0);
+  const std::string& err = bad.err;
   EXPECT_NE(err.find("voice 'nobody' not found"), std::string::npos) << err;
 }
 
 // `monologue chat --server` writes what the local `monologue chat` writes (same length, same text, samples
 // within one 16-bit step: the server batches).
 TEST_F(MultiModeTest, ChatCliThroughTheServer) {
-  const char* tmp = std::getenv("MONOLOGUE_TEST_TMP");
-  const fs::path dir = fs::path(tmp != nullptr ? tmp : ".");
-  const std::string input = AsrData() + "/speech_en.wav", bin = std::string(MONOLOGUE_BINARY_DIR) + "/monologue";
-  const std::string remote = bin + " chat " + input + " --server " + server_->address() + " --seed 5 " +
-                             "--prepend-silence 0.5 -o " + (dir / "remote.wav").string() + " --text-out " +
-                             (dir / "remote.json").string();
-  const std::string local = bin + " chat " + input + " --model " + DialogueModel() + " --threads 1 --seed 5 " +
-                            "--prepend-silence 0.5 --no-progress -o " + (dir / "local.wav").string() + " --text-out " +
-                            (dir / "local.json").string();
-  ASSERT_EQ(std::system(remote.c_str()), 0);
-  ASSERT_EQ(std::system(local.c_str()), 0);
-  const std::string a = ReadText((dir / "remote.wav").string()), b = ReadText((dir / "local.wav").string());
+  const fs::path dir = ScratchDir();
+  const std::string input = AsrData() + "/speech_en.wav";
+  const RunResult remote = RunMonologue("chat " + input + " --server " + server_->address() + " --seed 5 " +
+                                        "--prepend-silence 0.5 -o " + (dir / "remote.wav").string() +
+                                        " --text-out " + (dir / "remote.json").string());
+  const RunResult local = RunMonologue("chat " + input + " --model " + TinyMoshiModel() + " --threads 1 --seed 5 " +
+                                       "--prepend-silence 0.5 --no-progress -o " + (dir / "local.wav").string() +
+                                       " --text-out " + (dir / "local.json").string());
+  ASSERT_EQ(remote.exit_code, 0) << remote.err;
+  ASSERT_EQ(local.exit_code, 0) << local.err;
+  const std::string a = ReadFileBytes((dir / "remote.wav").string()), b = ReadFileBytes((dir / "local.wav").string());
   ASSERT_EQ(a.size(), b.size());
   int max_diff = 0;
   for (size_t i = 44; i + 1 < a.size(); i += 2) {
@@ -328,8 +272,8 @@ TEST_F(MultiModeTest, ChatCliThroughTheServer) {
     max_diff = std::max(max_diff, std::abs(x - y));
   }
   EXPECT_LE(max_diff, 1);
-  const auto ja = nlohmann::json::parse(ReadText((dir / "remote.json").string()));
-  const auto jb = nlohmann::json::parse(ReadText((dir / "local.json").string()));
+  const auto ja = nlohmann::json::parse(ReadFileBytes((dir / "remote.json").string()));
+  const auto jb = nlohmann::json::parse(ReadFileBytes((dir / "local.json").string()));
   EXPECT_EQ(ja["text"], jb["text"]);
   EXPECT_EQ(ja["words"], jb["words"]);
 }
@@ -338,7 +282,7 @@ TEST_F(MultiModeTest, ChatCliThroughTheServer) {
 std::vector<float> LocalDialogue(const std::vector<float>& input, uint64_t seed, std::vector<std::string>* pieces) {
   DialogueEngineOptions o;
   o.threads = 1;
-  auto engine = DialogueEngine::Load(DialogueModel(), o);
+  auto engine = DialogueEngine::Load(TinyMoshiModel(), o);
   EXPECT_TRUE(engine.ok()) << engine.status();
   if (!engine.ok()) return {};
   auto session = (*engine)->OpenSession(seed);
@@ -421,8 +365,8 @@ TEST_F(MultiModeTest, ConcurrentConverseStreamsEqualTheLocalEngine) {
   // The same tokens (text pieces) and audio up to float rounding (a batch of 2 vs 1 in Mimi's matmuls).
   ASSERT_EQ(a.pcm.size(), want_en.size());
   ASSERT_EQ(b.pcm.size(), want_fr.size());
-  EXPECT_LT(RelL2(a.pcm, want_en), 1e-4);
-  EXPECT_LT(RelL2(b.pcm, want_fr), 1e-4);
+  EXPECT_LT(RelativeL2(a.pcm, want_en), 1e-4);
+  EXPECT_LT(RelativeL2(b.pcm, want_fr), 1e-4);
   EXPECT_EQ(a.pieces, en_pieces);
   EXPECT_EQ(b.pieces, fr_pieces);
   // A stream's own sampling settings: greedy on the server's sampling model equals the local greedy run.
@@ -433,7 +377,7 @@ TEST_F(MultiModeTest, ConcurrentConverseStreamsEqualTheLocalEngine) {
   std::vector<std::string> greedy_pieces;
   std::vector<float> want_greedy;
   {
-    auto engine = DialogueEngine::Load(DialogueModel(), greedy_options);
+    auto engine = DialogueEngine::Load(TinyMoshiModel(), greedy_options);
     ASSERT_TRUE(engine.ok());
     auto session = (*engine)->OpenSession();
     ASSERT_TRUE((*session)->PushAudio(en).ok() && (*session)->Close().ok() && (*engine)->RunUntilIdle().ok());
@@ -446,7 +390,7 @@ TEST_F(MultiModeTest, ConcurrentConverseStreamsEqualTheLocalEngine) {
   ASSERT_TRUE(greedy.status.ok()) << greedy.status.error_message();
   EXPECT_EQ(greedy.pieces, greedy_pieces);
   ASSERT_EQ(greedy.pcm.size(), want_greedy.size());
-  EXPECT_LT(RelL2(greedy.pcm, want_greedy), 1e-4);
+  EXPECT_LT(RelativeL2(greedy.pcm, want_greedy), 1e-4);
   ConverseResult no_config = Converse(channel.get(), en, std::nullopt, /*with_config=*/false);
   EXPECT_EQ(no_config.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }
@@ -460,7 +404,7 @@ TEST(MultiModeLimitsTest, FullModeRefusesWhileOthersServe) {
   ServerProcess server(args);
   ASSERT_TRUE(server.ok());
   auto channel = server.Channel();
-  const TtsCase single = LoadTtsCase("single_greedy");
+  const TtsReference single = LoadTtsReference("single_greedy");
   SynthResult refused;
   StreamResult transcription;
   SynthOptions busy;
@@ -469,7 +413,7 @@ TEST(MultiModeLimitsTest, FullModeRefusesWhileOthersServe) {
     transcription = RunStream(channel.get(), Pcm16Bytes(Clip("speech_en")));
   };
   SynthResult first = Synthesize(channel.get(), single.script, busy);
-  ExpectTtsCase(first, single);
+  ExpectTtsReference(first, single);
   EXPECT_EQ(refused.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_NE(refused.status.error_message().find("no free synthesis slot"), std::string::npos);
   EXPECT_TRUE(transcription.status.ok()) << transcription.status.error_message();
@@ -481,7 +425,7 @@ TEST(MultiModeLimitsTest, FullModeRefusesWhileOthersServe) {
   SynthResult cancelled = Synthesize(channel.get(), single.script, cancel);
   EXPECT_EQ(cancelled.status.error_code(), grpc::StatusCode::CANCELLED);
   EXPECT_TRUE(WaitForMetric(metrics_port, "monologue_synthesis_streams_open", 0));
-  ExpectTtsCase(Synthesize(channel.get(), single.script), single);
+  ExpectTtsReference(Synthesize(channel.get(), single.script), single);
   ConverseResult conversation = Converse(channel.get(), Clip("speech_fr"), 3);
   EXPECT_TRUE(conversation.status.ok()) << conversation.status.error_message();
   // Metrics per mode.
@@ -507,7 +451,7 @@ TEST(MultiModeLimitsTest, SigtermDrainsEveryMode) {
   ServerProcess server(AllModes());
   ASSERT_TRUE(server.ok());
   auto channel = server.Channel();
-  const TtsCase single = LoadTtsCase("single_greedy");
+  const TtsReference single = LoadTtsReference("single_greedy");
   SynthOptions o;
   int health_during = 0;
   SynthResult refused_after;
@@ -518,26 +462,10 @@ TEST(MultiModeLimitsTest, SigtermDrainsEveryMode) {
     refused_after = Synthesize(channel.get(), {"Too late."});
   };
   SynthResult live = Synthesize(channel.get(), single.script, o);
-  ExpectTtsCase(live, single);
+  ExpectTtsReference(live, single);
   EXPECT_EQ(health_during, 2);  // NOT_SERVING
   EXPECT_EQ(refused_after.status.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_EQ(server.Wait(30), 0);
-}
-
-TtsCase LoadTtsCase(const std::string& name) {
-  TtsCase c;
-  const auto meta = nlohmann::json::parse(ReadText(kTts + "ref_" + name + ".json"));
-  c.script = meta["script"].get<std::vector<std::string>>();
-  c.frames = meta["end_step"].get<int64_t>() + 2;
-  const auto& transcript = meta["transcript"];
-  for (size_t i = 0; i < transcript.size(); ++i) {
-    const double start = transcript[i][1].get<int64_t>() / 12.5;
-    const double end = i + 1 < transcript.size() ? transcript[i + 1][1].get<int64_t>() / 12.5
-                                                 : meta["end_step"].get<int64_t>() / 12.5;
-    c.words.push_back({transcript[i][0].get<std::string>(), start, end});
-  }
-  c.pcm = ReadFixturePcm(kTts + "ref_" + name + ".safetensors");
-  return c;
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 
 #include "tests/service/service_test_util.h"
@@ -12,18 +13,6 @@ namespace monologue::service_test {
 namespace {
 
 constexpr const char* kNginx = "/usr/sbin/nginx";
-
-int PickPort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
 
 bool CanConnect(int port) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -36,23 +25,8 @@ bool CanConnect(int port) {
   return ok;
 }
 
-double MetricValue(int port, const std::string& series) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
-  std::string out;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
-    const std::string req = "GET /metrics HTTP/1.0\r\n\r\n";
-    (void)!write(fd, req.data(), req.size());
-    char buf[4096];
-    ssize_t n;
-    while ((n = read(fd, buf, sizeof(buf))) > 0) out.append(buf, static_cast<size_t>(n));
-  }
-  close(fd);
-  const size_t at = out.find("\n" + series + " ");
-  return at == std::string::npos ? -1 : std::stod(out.substr(at + series.size() + 2));
+double StartedStreams(int metrics_port) {
+  return MetricValue(HttpGet(metrics_port, "/metrics"), "monologue_streams_started_total");
 }
 
 TEST(NginxTest, TwoReplicasBehindGrpcPassBothServeStreams) {
@@ -62,14 +36,15 @@ TEST(NginxTest, TwoReplicasBehindGrpcPassBothServeStreams) {
   }
   const char* tmp = std::getenv("MONOLOGUE_TEST_TMP");
   const std::string dir = std::string(tmp != nullptr ? tmp : ".") + "/nginx";
-  ASSERT_EQ(system(("mkdir -p " + dir + "/logs " + dir + "/tmp").c_str()), 0);
+  std::filesystem::create_directories(dir + "/logs");
+  std::filesystem::create_directories(dir + "/tmp");
 
-  const int metrics1 = PickPort(), metrics2 = PickPort();
+  const int metrics1 = FreePort(), metrics2 = FreePort();
   ServerProcess a({"--max-streams", "2", "--metrics-listen", "127.0.0.1:" + std::to_string(metrics1)});
   ServerProcess b({"--max-streams", "2", "--metrics-listen", "127.0.0.1:" + std::to_string(metrics2)});
   ASSERT_TRUE(a.ok() && b.ok());
 
-  const int port = PickPort();
+  const int port = FreePort();
   {
     std::ofstream conf(dir + "/nginx.conf");
     conf << "daemon off;\nmaster_process off;\nworker_processes 1;\npid " << dir << "/nginx.pid;\n"
@@ -85,21 +60,14 @@ TEST(NginxTest, TwoReplicasBehindGrpcPassBothServeStreams) {
          << "    grpc_read_timeout 1h;\n    grpc_send_timeout 1h;\n"
          << "    location / { grpc_pass grpc://monologue; }\n  }\n}\n";
   }
-  const pid_t nginx = fork();
-  if (nginx == 0) {
-    const std::string conf = dir + "/nginx.conf";
-    execl(kNginx, kNginx, "-p", dir.c_str(), "-e", (dir + "/logs/error.log").c_str(), "-c", conf.c_str(),
-          static_cast<char*>(nullptr));
-    _exit(127);
-  }
+  test_process::ChildProcess nginx({kNginx, "-p", dir, "-e", dir + "/logs/error.log", "-c", dir + "/nginx.conf"});
+  ASSERT_TRUE(nginx.started());
   bool up = false;
   for (int i = 0; i < 200 && !up; ++i) {
     up = CanConnect(port);
     if (!up) std::this_thread::sleep_for(std::chrono::milliseconds(25));
   }
   if (!up) {
-    kill(nginx, SIGKILL);
-    waitpid(nginx, nullptr, 0);
     std::ifstream log(dir + "/logs/error.log");
     FAIL() << "nginx did not start; its log:\n" << std::string(std::istreambuf_iterator<char>(log), {});
   }
@@ -112,14 +80,14 @@ TEST(NginxTest, TwoReplicasBehindGrpcPassBothServeStreams) {
     EXPECT_TRUE(r.status.ok()) << r.status.error_message();
     EXPECT_EQ(r.words, want) << "stream " << i;
   }
-  const double on_a = MetricValue(metrics1, "monologue_streams_started_total");
-  const double on_b = MetricValue(metrics2, "monologue_streams_started_total");
+  const double on_a = StartedStreams(metrics1);
+  const double on_b = StartedStreams(metrics2);
   EXPECT_EQ(on_a + on_b, 4);
   EXPECT_GE(on_a, 1) << "replica A served no stream";
   EXPECT_GE(on_b, 1) << "replica B served no stream";
 
-  kill(nginx, SIGTERM);
-  waitpid(nginx, nullptr, 0);
+  nginx.Signal(SIGTERM);
+  EXPECT_NE(nginx.Wait(10), -1) << "nginx did not stop on SIGTERM";
 }
 
 }  // namespace

@@ -294,33 +294,21 @@ TEST_F(ServiceTest, SigtermCutsStreamsThatOutliveTheDrainDeadline) {
 namespace monologue::service_test {
 namespace {
 
-std::string RunCommand(const std::string& command, int* exit_code) {
-  std::string out;
-  FILE* p = popen(command.c_str(), "r");
-  if (p == nullptr) return out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  const int status = pclose(p);
-  *exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return out;
-}
+using test_process::RunMonologue;
+using test_process::RunOptions;
+using test_process::RunResult;
 
 TEST(RemoteTranscribeTest, CliThroughTheServerPrintsTheLocalCliWords) {
   ServerProcess server({"--max-streams", "2"});
   ASSERT_TRUE(server.ok());
-  const std::string bin = std::string(MONOLOGUE_BINARY_DIR) + "/monologue";
   const std::string clip = AsrData() + "/speech_fr.wav";
-  int local_rc = -1, remote_rc = -1, stdin_rc = -1;
-  const std::string local = RunCommand(
-      bin + " transcribe --format json --model " + TinyModel() + " " + clip + " 2>/dev/null", &local_rc);
-  const std::string remote =
-      RunCommand(bin + " transcribe --format json --server " + server.address() + " " + clip, &remote_rc);
-  const std::string from_stdin =
-      RunCommand(bin + " transcribe --server " + server.address() + " - < " + clip, &stdin_rc);
-  ASSERT_EQ(local_rc, 0) << local;
-  ASSERT_EQ(remote_rc, 0) << remote;
-  ASSERT_EQ(stdin_rc, 0) << from_stdin;
+  const RunResult local = RunMonologue("transcribe --format json --model " + TinyModel() + " " + clip);
+  const RunResult remote = RunMonologue("transcribe --format json --server " + server.address() + " " + clip);
+  const RunResult from_stdin =
+      RunMonologue("transcribe --server " + server.address() + " -", RunOptions{.stdin_file = clip});
+  ASSERT_EQ(local.exit_code, 0) << local.err;
+  ASSERT_EQ(remote.exit_code, 0) << remote.err;
+  ASSERT_EQ(from_stdin.exit_code, 0) << from_stdin.err;
   auto words = [](const std::string& json) {
     std::vector<Word> out;
     const nlohmann::json parsed = nlohmann::json::parse(json);
@@ -329,16 +317,15 @@ TEST(RemoteTranscribeTest, CliThroughTheServerPrintsTheLocalCliWords) {
     }
     return out;
   };
-  const std::vector<Word> want = words(local);
+  const std::vector<Word> want = words(local.out);
   ASSERT_FALSE(want.empty());
-  EXPECT_EQ(words(remote), want);
+  EXPECT_EQ(words(remote.out), want);
   std::string text;
   for (const Word& w : want) text += (text.empty() ? "" : " ") + w.text;
-  EXPECT_EQ(from_stdin, text + "\n");
-  int bad_rc = -1;
-  const std::string refused = RunCommand(bin + " transcribe --server 127.0.0.1:1 " + clip + " 2>&1", &bad_rc);
-  EXPECT_EQ(bad_rc, 1);
-  EXPECT_NE(refused.find("monologue transcribe: server 127.0.0.1:1:"), std::string::npos) << refused;
+  EXPECT_EQ(from_stdin.out, text + "\n");
+  const RunResult refused = RunMonologue("transcribe --server 127.0.0.1:1 " + clip);
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_NE(refused.err.find("monologue transcribe: server 127.0.0.1:1:"), std::string::npos) << refused.err;
 }
 
 }  // namespace

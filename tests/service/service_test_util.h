@@ -2,20 +2,22 @@
 // the words the engine gives for the same audio in-process.
 #pragma once
 
-#include <fcntl.h>
-#include <sys/socket.h>
-#include <netinet/in.h>
 #include <arpa/inet.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
-#include <sys/wait.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -23,6 +25,7 @@
 #include "asr/asr_engine.h"
 #include "core/audio/audio_decoder.h"
 #include "monologue/v1/transcription.grpc.pb.h"
+#include "tests/common/process.h"
 
 namespace monologue::service_test {
 
@@ -30,6 +33,35 @@ namespace v1 = ::monologue::v1;
 
 inline std::string AsrData() { return std::string(MONOLOGUE_TEST_DATA_DIR) + "/asr"; }
 inline std::string TinyModel() { return AsrData() + "/tiny-stt"; }
+
+inline std::string ReadFileBytes(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+// This test process's scratch folder (tests/common/test_main.cc).
+inline std::filesystem::path ScratchDir() {
+  const char* tmp = std::getenv("MONOLOGUE_TEST_TMP");
+  return std::filesystem::path(tmp != nullptr ? tmp : ".");
+}
+
+// A tiny full-duplex Moshi model directory (the dialogue fixtures' preset, f32, seed 0), made once per test
+// process by monologue-make-model.
+inline const std::string& TinyMoshiModel() {
+  static const std::string dir = [] {
+    const std::filesystem::path out = ScratchDir() / "tiny_moshi";
+    if (!std::filesystem::exists(out / "config.json")) {
+      const test_process::RunResult made = test_process::RunShell(
+          std::string(MONOLOGUE_BINARY_DIR) + "/monologue-make-model --preset tiny-moshi-8 --dtype f32 --seed 0 " +
+          "--tokenizer " + MONOLOGUE_TEST_DATA_DIR + "/tokenizers/tiny_en_fr_400.model --out " + out.string());
+      EXPECT_EQ(made.exit_code, 0) << made.err;
+    }
+    return out.string();
+  }();
+  return dir;
+}
 
 inline std::vector<float> Clip(const std::string& name) {
   auto decoded = DecodeAudioFile(AsrData() + "/" + name + ".wav");
@@ -67,107 +99,47 @@ inline std::vector<Word> EngineWords(const std::vector<float>& audio) {
 class ServerProcess {
  public:
   // `with_stt`: serve the tiny STT model (--model); false: only what extra_args names (--tts, --dialogue).
-  explicit ServerProcess(std::vector<std::string> extra_args, bool with_stt = true) {
-    std::vector<std::string> args = {std::string(MONOLOGUE_BINARY_DIR) + "/monologue", "serve", "--listen",
-                                     "127.0.0.1:0"};
-    if (with_stt) {
-      args.push_back("--model");
-      args.push_back(TinyModel());
-    }
-    args.insert(args.end(), extra_args.begin(), extra_args.end());
-    int out[2];
-    if (pipe(out) != 0) return;
-    pid_ = fork();
-    if (pid_ == 0) {
-      dup2(out[1], 1);
-      close(out[0]);
-      close(out[1]);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    close(out[1]);
-    // Read the ready line (bounded: 60 s).
-    std::string line;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    fcntl(out[0], F_SETFL, O_NONBLOCK);
-    while (std::chrono::steady_clock::now() < deadline && line.find('\n') == std::string::npos) {
-      char buf[256];
-      const ssize_t n = read(out[0], buf, sizeof(buf));
-      if (n > 0) {
-        line.append(buf, static_cast<size_t>(n));
-      } else if (n == 0) {
-        break;
-      } else {
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      }
-    }
-    out_fd_ = out[0];
+  explicit ServerProcess(std::vector<std::string> extra_args, bool with_stt = true)
+      : child_(ServeArgs(std::move(extra_args), with_stt)) {
+    // Its first line says where it listens (bounded: 60 s of model loading).
+    const std::string line = child_.ReadLine(60);
     const std::string key = "listening on ";
-    const size_t at = line.find(key);
-    if (at != std::string::npos) {
-      address_ = line.substr(at + key.size());
-      address_ = address_.substr(0, address_.find('\n'));
-    }
-    if (const size_t nl = line.find('\n'); nl != std::string::npos) stdout_rest_ = line.substr(nl + 1);
+    if (const size_t at = line.find(key); at != std::string::npos) address_ = line.substr(at + key.size());
   }
   // The next line the server prints on stdout after the "listening on" one (e.g. "http on HOST:PORT" with
   // --http), without its newline; "" after `seconds`.
-  std::string NextLine(double seconds = 30) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(int(seconds * 1000));
-    while (stdout_rest_.find('\n') == std::string::npos && std::chrono::steady_clock::now() < deadline) {
-      char buf[256];
-      const ssize_t n = read(out_fd_, buf, sizeof(buf));
-      if (n > 0) {
-        stdout_rest_.append(buf, static_cast<size_t>(n));
-      } else if (n == 0) {
-        break;
-      } else {
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      }
-    }
-    const size_t nl = stdout_rest_.find('\n');
-    if (nl == std::string::npos) return "";
-    std::string l = stdout_rest_.substr(0, nl);
-    stdout_rest_.erase(0, nl + 1);
-    return l;
-  }
-  ~ServerProcess() {
-    if (pid_ > 0 && !waited_) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-    if (out_fd_ >= 0) close(out_fd_);
+  std::string NextLine(double seconds = 30) { return child_.ReadLine(seconds); }
+  // With --http: the HOST:PORT of the "http on HOST:PORT" line printed after the "listening on" one; "" when
+  // that line does not come.
+  std::string HttpAddress() {
+    const std::string line = NextLine();
+    const std::string key = "http on ";
+    const size_t at = line.find(key);
+    return at == std::string::npos ? "" : line.substr(at + key.size());
   }
   bool ok() const { return !address_.empty(); }
   const std::string& address() const { return address_; }
-  pid_t pid() const { return pid_; }
-  void Signal(int sig) { kill(pid_, sig); }
+  pid_t pid() const { return child_.pid(); }
+  void Signal(int sig) { child_.Signal(sig); }
   // Exit status (or -1 on timeout / signal).
-  int Wait(double seconds) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(int(seconds * 1000));
-    while (std::chrono::steady_clock::now() < deadline) {
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        waited_ = true;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return -1;
-  }
+  int Wait(double seconds) { return child_.Wait(seconds); }
   std::shared_ptr<grpc::Channel> Channel() const {
     return grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
   }
 
  private:
-  pid_t pid_ = -1;
-  int out_fd_ = -1;
-  bool waited_ = false;
+  static std::vector<std::string> ServeArgs(std::vector<std::string> extra_args, bool with_stt) {
+    std::vector<std::string> args = {test_process::MonologueBinary(), "serve", "--listen", "127.0.0.1:0"};
+    if (with_stt) {
+      args.push_back("--model");
+      args.push_back(TinyModel());
+    }
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
+    return args;
+  }
+
+  test_process::ChildProcess child_;
   std::string address_;
-  std::string stdout_rest_;
 };
 
 struct StreamResult {

@@ -18,14 +18,6 @@ namespace {
 
 constexpr size_t kFrame = 1920;
 
-// The HTTP address printed by `serve --http 127.0.0.1:0` after the gRPC one.
-std::string HttpAddress(ServerProcess& server) {
-  const std::string line = server.NextLine();
-  const std::string key = "http on ";
-  const size_t at = line.find(key);
-  return at == std::string::npos ? "" : line.substr(at + key.size());
-}
-
 struct AsrRun {
   bool ready_first = false;
   std::vector<Word> words;  // Word + its EndWord
@@ -125,7 +117,7 @@ class WsAsrTest : public testing::Test {
     server_ = new ServerProcess(
         {"--http", "127.0.0.1:0", "--max-streams", "2", "--threads", "1", "--http-max-message-bytes", "65536"});
     ASSERT_TRUE(server_->ok()) << "monologue serve did not start";
-    http_ = HttpAddress(*server_);
+    http_ = server_->HttpAddress();
     ASSERT_FALSE(http_.empty());
   }
   static void TearDownTestSuite() {
@@ -283,7 +275,7 @@ TEST_F(WsAsrTest, UnknownPathsAndModesNotServed) {
 TEST(WsAsrLimitsTest, FullServerRefusesAndAVanishedClientFreesItsSlot) {
   ServerProcess server({"--http", "127.0.0.1:0", "--max-streams", "1", "--threads", "1"});
   ASSERT_TRUE(server.ok());
-  const std::string http = HttpAddress(server);
+  const std::string http = server.HttpAddress();
   auto a = std::make_unique<WsClient>(http, "/api/asr-streaming");
   ASSERT_TRUE(a->connected);
   ASSERT_TRUE(a->Read().has_value());  // Ready: a holds the only slot
@@ -323,7 +315,7 @@ TEST(WsAsrLimitsTest, GrpcAndWebSocketShareTheSlotsAndTheMetrics) {
   ServerProcess server({"--http", "127.0.0.1:0", "--max-streams", "1", "--threads", "1", "--metrics-listen",
                         "127.0.0.1:" + std::to_string(metrics_port)});
   ASSERT_TRUE(server.ok());
-  const std::string http = HttpAddress(server);
+  const std::string http = server.HttpAddress();
   auto channel = server.Channel();
   // A gRPC stream holds the only slot until its deadline.
   std::promise<void> started;
@@ -372,7 +364,7 @@ TEST(WsAsrLimitsTest, AClientThatNeverReadsIsDroppedAndItsSlotFreed) {
   ServerProcess server({"--http", "127.0.0.1:0", "--max-streams", "1", "--threads", "1", "--idle-timeout", "2",
                         "--max-pending-responses", "40"});
   ASSERT_TRUE(server.ok());
-  const std::string http = HttpAddress(server);
+  const std::string http = server.HttpAddress();
   auto slow = std::make_unique<WsClient>(http, "/api/asr-streaming");
   ASSERT_TRUE(slow->connected);
   std::thread writer([&] {
@@ -400,7 +392,7 @@ TEST(WsAsrLimitsTest, AClientThatNeverReadsIsDroppedAndItsSlotFreed) {
 TEST(WsAsrLimitsTest, SigtermRefusesNewConnectionsAndCutsLiveOnesAtTheDeadline) {
   ServerProcess server({"--http", "127.0.0.1:0", "--threads", "1", "--drain-seconds", "1"});
   ASSERT_TRUE(server.ok());
-  const std::string http = HttpAddress(server);
+  const std::string http = server.HttpAddress();
   WsClient live(http, "/api/asr-streaming");
   ASSERT_TRUE(live.connected);
   ASSERT_TRUE(live.Read().has_value());  // Ready
@@ -421,7 +413,7 @@ TEST(WsAsrLimitsTest, SigtermRefusesNewConnectionsAndCutsLiveOnesAtTheDeadline) 
 TEST(WsAsrLimitsTest, ApiKeyIsCheckedBeforeTheUpgrade) {
   ServerProcess server({"--http", "127.0.0.1:0", "--api-key", "secret-key", "--threads", "1"});
   ASSERT_TRUE(server.ok());
-  const std::string http = HttpAddress(server);
+  const std::string http = server.HttpAddress();
   EXPECT_EQ(UpgradeStatus(http, "/api/asr-streaming"), 401);
   EXPECT_EQ(UpgradeStatus(http, "/api/asr-streaming", {{"kyutai-api-key", "public_token"}}), 401);
   EXPECT_EQ(UpgradeStatus(http, "/api/asr-streaming?auth_id=wrong"), 401);

@@ -6,8 +6,6 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <cstdlib>
-#include <filesystem>
 #include <thread>
 
 #include "dialogue/dialogue_engine.h"
@@ -17,29 +15,6 @@
 
 namespace monologue::service_test {
 namespace {
-
-namespace fs = std::filesystem;
-
-const std::string& TinyMoshi() {
-  static const std::string dir = [] {
-    const char* tmp = std::getenv("MONOLOGUE_TEST_TMP");
-    const fs::path out = fs::path(tmp != nullptr ? tmp : ".") / "ws_chat_tiny_moshi";
-    if (!fs::exists(out / "config.json")) {
-      const std::string cmd = std::string(MONOLOGUE_BINARY_DIR) + "/monologue-make-model --preset tiny-moshi-8 " +
-                              "--dtype f32 --seed 0 --tokenizer " + MONOLOGUE_TEST_DATA_DIR +
-                              "/tokenizers/tiny_en_fr_400.model --out " + out.string() + " > /dev/null";
-      EXPECT_EQ(std::system(cmd.c_str()), 0);
-    }
-    return out.string();
-  }();
-  return dir;
-}
-
-std::string HttpOf(ServerProcess& server) {
-  const std::string line = server.NextLine();
-  const size_t at = line.find("http on ");
-  return at == std::string::npos ? "" : line.substr(at + 8);
-}
 
 std::string OggOf(const std::vector<float>& pcm, bool finish) {
   auto encoder = OggOpusStreamEncoder::Create();
@@ -65,11 +40,11 @@ std::vector<float> Decode(const std::string& ogg) {
 class WsChatTest : public testing::Test {
  protected:
   static void SetUpTestSuite() {
-    server_ = new ServerProcess({"--dialogue", TinyMoshi(), "--max-dialogue-streams", "1", "--threads", "1", "--http",
+    server_ = new ServerProcess({"--dialogue", TinyMoshiModel(), "--max-dialogue-streams", "1", "--threads", "1", "--http",
                                  "127.0.0.1:0"},
                                 /*with_stt=*/false);
     ASSERT_TRUE(server_->ok()) << "monologue serve did not start";
-    http_ = HttpOf(*server_);
+    http_ = server_->HttpAddress();
     ASSERT_FALSE(http_.empty());
   }
   static void TearDownTestSuite() {
@@ -96,7 +71,7 @@ TEST_F(WsChatTest, TextAndAudioEqualTheLocalEngine) {
   {
     DialogueEngineOptions o;
     o.threads = 1;
-    auto engine = DialogueEngine::Load(TinyMoshi(), o);
+    auto engine = DialogueEngine::Load(TinyMoshiModel(), o);
     ASSERT_TRUE(engine.ok()) << engine.status();
     auto session = (*engine)->OpenSession(1234);
     ASSERT_TRUE(session.ok());

@@ -6,65 +6,18 @@
 
 #include <cmath>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 #include <thread>
 
 #include "nlohmann/json.hpp"
 #include "service/http/ogg_opus_stream.h"
 #include "service_test_util.h"
+#include "tests/service/tts_reference.h"
 #include "ws_test_client.h"
 
 namespace monologue::service_test {
 namespace {
 
-const std::string kTtsData = std::string(MONOLOGUE_TEST_DATA_DIR) + "/tts/";
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
-
-// A TTS reference case: its script, the first frames of its audio, its length and words.
-struct Reference {
-  std::vector<std::string> script;
-  std::vector<float> pcm;
-  int64_t frames = 0;
-  std::vector<Word> words;
-};
-
-Reference LoadReference(const std::string& name) {
-  Reference r;
-  const auto meta = nlohmann::json::parse(ReadFile(kTtsData + "ref_" + name + ".json"));
-  r.script = meta["script"].get<std::vector<std::string>>();
-  r.frames = meta["end_step"].get<int64_t>() + 2;
-  const auto& transcript = meta["transcript"];
-  for (size_t i = 0; i < transcript.size(); ++i) {
-    const double start = transcript[i][1].get<int64_t>() / 12.5;
-    const double end = i + 1 < transcript.size() ? transcript[i + 1][1].get<int64_t>() / 12.5
-                                                 : meta["end_step"].get<int64_t>() / 12.5;
-    r.words.push_back({transcript[i][0].get<std::string>(), start, end});
-  }
-  const std::string bytes = ReadFile(kTtsData + "ref_" + name + ".safetensors");
-  uint64_t header_len = 0;
-  std::memcpy(&header_len, bytes.data(), 8);
-  const auto header = nlohmann::json::parse(bytes.substr(8, header_len));
-  const size_t begin = header["pcm"]["data_offsets"][0].get<size_t>(), end = header["pcm"]["data_offsets"][1].get<size_t>();
-  r.pcm.resize((end - begin) / 4);
-  std::memcpy(r.pcm.data(), bytes.data() + 8 + header_len + begin, end - begin);
-  return r;
-}
-
-double RelativeL2(const std::vector<float>& a, const std::vector<float>& ref) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < ref.size() && i < a.size(); ++i) {
-    num += (a[i] - ref[i]) * (a[i] - ref[i]);
-    den += ref[i] * ref[i];
-  }
-  return std::sqrt(num / std::max(den, 1e-24));
-}
+const std::string kTtsData = TtsData();
 
 struct TtsRun {
   std::vector<std::string> types;
@@ -125,8 +78,8 @@ class WsTtsTest : public testing::Test {
                                  "127.0.0.1:0"},
                                 /*with_stt=*/false);
     ASSERT_TRUE(server_->ok()) << "monologue serve did not start";
-    const std::string line = server_->NextLine();
-    http_ = line.substr(line.find("http on ") + 8);
+    http_ = server_->HttpAddress();
+    ASSERT_FALSE(http_.empty());
   }
   static void TearDownTestSuite() {
     delete server_;
@@ -139,7 +92,7 @@ ServerProcess* WsTtsTest::server_ = nullptr;
 std::string WsTtsTest::http_;
 
 TEST_F(WsTtsTest, PcmMessagePackGivesTheReferenceAudioAndWords) {
-  const Reference single = LoadReference("single_greedy");
+  const TtsReference single = LoadTtsReference("single_greedy");
   WsClient client(http_, "/api/tts_streaming?voice=alice&format=PcmMessagePack");
   ASSERT_TRUE(client.connected);
   const TtsRun run = RunTts(client, single.script, true);
@@ -154,7 +107,7 @@ TEST_F(WsTtsTest, PcmMessagePackGivesTheReferenceAudioAndWords) {
 }
 
 TEST_F(WsTtsTest, RawFormatsCarryTheSameAudio) {
-  const Reference single = LoadReference("single_greedy");
+  const TtsReference single = LoadTtsReference("single_greedy");
   // Pcm: f32 little-endian bytes only (no Ready, no words); text frames as Text, "\0" as Eos.
   WsClient pcm_client(http_, "/api/tts_streaming?voice=alice&format=Pcm");
   ASSERT_TRUE(pcm_client.connected);
@@ -198,8 +151,8 @@ TEST(WsTtsLimitsTest, FullServerGetsError) {
                         "--max-tts-streams", "1", "--threads", "1", "--http", "127.0.0.1:0"},
                        /*with_stt=*/false);
   ASSERT_TRUE(server.ok());
-  const std::string line = server.NextLine();
-  const std::string http = line.substr(line.find("http on ") + 8);
+  const std::string http = server.HttpAddress();
+  ASSERT_FALSE(http.empty());
   WsClient a(http, "/api/tts_streaming?format=PcmMessagePack");
   ASSERT_TRUE(a.connected);
   auto ready = a.Read();
