@@ -464,6 +464,7 @@ class LmModelLoader {
         return at::exp(ds * (-std::log(t.spec.max_period) * 2 / static_cast<double>(dh)));
       };
       m.transformer_.rope_freqs = freqs(m.transformer_);
+      m.transformer_.ring_slots = at::arange(m.transformer_.spec.capacity, long_opts).view({1, -1});
       if (c.dep_q > 0) m.depformer_.rope_freqs = freqs(m.depformer_);
     }));
     return std::shared_ptr<const LmModel>(model);

@@ -63,7 +63,7 @@ StepContext Transformer::TemporalContext(const at::Tensor& positions, at::Scalar
   ctx.write_index = slot.view({batch, 1, 1, 1}).expand({batch, spec.num_heads, 1, spec.head_dim()});
   // Positions held by the ring entries once this step's entry is written (reference RingKVCache.complete
   // with T = 1): entry s holds last + (s - end) or that minus capacity; entries never written hold -1.
-  at::Tensor s = at::arange(cap, positions.options()).view({1, cap});
+  at::Tensor s = ring_slots.defined() ? ring_slots : at::arange(cap, positions.options()).view({1, cap});
   at::Tensor last = positions.view({batch, 1});
   at::Tensor delta = s - slot.view({batch, 1});
   at::Tensor pos = at::where(delta.le(0), last + delta, last + delta - cap);

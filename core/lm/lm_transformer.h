@@ -74,6 +74,7 @@ class Transformer {
   TransformerSpec spec;
   std::vector<TransformerLayer> layers;
   at::Tensor rope_freqs;  // f32 [Dh/2] on the model device
+  at::Tensor ring_slots;  // int64 [1, capacity]: 0 .. capacity - 1 (made once at load, not per step)
 
   // Empty caches for `batch` rows (zeros, the reference's initial content).
   KvState NewState(int64_t batch, at::ScalarType dtype, at::Device device) const;

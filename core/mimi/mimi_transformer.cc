@@ -51,6 +51,11 @@ absl::StatusOr<MimiTransformer> MimiTransformer::Load(const WeightReader& w, con
     }
     t.layers_.push_back(std::move(l));
   }
+  const at::TensorOptions fopts = t.layers_.empty() ? at::TensorOptions() : t.layers_[0].in_proj.options();
+  const int64_t dh = d / c.num_heads;
+  t.rope_freqs_ = at::exp(at::arange(dh / 2, fopts.dtype(at::kFloat)) *
+                          (-std::log(c.max_period) * 2 / static_cast<double>(dh)));
+  t.ring_slots_ = at::arange(c.context, fopts.dtype(at::kLong));
   return t;
 }
 
@@ -82,8 +87,7 @@ at::Tensor MimiTransformer::Run(const at::Tensor& input, const at::Tensor& offse
   const at::TensorOptions lopts = x.options().dtype(at::kLong);
 
   // RoPE angles (same for every layer): freqs_i = exp(i * (-ln(max_period) * 2 / Dh)), t = offset + j.
-  const at::Tensor ds = at::arange(dh / 2, fopts);
-  const at::Tensor freqs = at::exp(ds * (-std::log(config_.max_period) * 2 / static_cast<double>(dh)));
+  const at::Tensor& freqs = rope_freqs_;
   at::Tensor ts = offset.to(at::kFloat).view({-1, 1}) + at::arange(t, fopts);
   ts = ts.view({b, 1, -1, 1});
   const at::Tensor rotr = at::cos(freqs * ts);
@@ -96,7 +100,7 @@ at::Tensor MimiTransformer::Run(const at::Tensor& input, const at::Tensor& offse
     const at::Tensor end = offset;  // the state's offsets (of the step's rows)
     ring_index = (at::arange(t, lopts) + end.view({-1, 1})).remainder(cap);  // [B, T]
     scatter_index = ring_index.view({b, 1, t, 1}).expand({-1, h, t, dh});
-    const at::Tensor slots = at::arange(cap, lopts);
+    const at::Tensor& slots = ring_slots_;
     const at::Tensor last = end.view({-1, 1}) + (t - 1);
     const at::Tensor delta = slots - last.remainder(cap);
     pos_k = at::where(delta <= 0, last + delta, last + delta - cap);

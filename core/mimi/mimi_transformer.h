@@ -58,6 +58,9 @@ class MimiTransformer {
   std::vector<TransformerLayerWeights> layers_;
   at::Tensor input_proj_;   // undefined when input_dimension == d_model
   at::Tensor output_proj_;  // undefined when output_dimensions[0] == d_model
+  // Made once at load rather than at every step: RoPE frequencies (f32 [Dh/2]) and the ring's entry indices
+  // (int64 [context]).
+  at::Tensor rope_freqs_, ring_slots_;
 };
 
 }  // namespace monologue::mimi
