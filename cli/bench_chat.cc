@@ -30,7 +30,6 @@
 #include "core/config/model_config.h"
 #include "core/lm/lm_model.h"
 #include "core/mimi/mimi_loader.h"
-#include "core/model/checkpoint_schema.h"
 #include "core/model/presets.h"
 #include "core/model/random_model.h"
 
@@ -52,6 +51,7 @@ struct BenchChatFlags {
   int threads = 2;
   std::string device = "cpu";
   std::string dtype = "f32";
+  std::string checkpoint_dtype = "bf16";
   bool reference = false;
   std::string python;
   std::string reference_script = "bench/bench_chat_reference.py";
@@ -148,16 +148,11 @@ int RunBenchChat(const BenchChatFlags& f) {
       lm_or = LmModel::LoadFile(config.lm, lm_path->string(), load);
       mimi_or = LoadMimiFile(mimi_path->string(), config.mimi, device);
     } else {
-      {
-        // Tensor by tensor in the model dtype (a 7B model would not fit twice in f32).
-        std::map<std::string, at::Tensor> tensors;
-        for (const TensorSpec& spec : ExpectedLmTensors(config.lm)) {
-          at::Tensor t = RandomTensorFor(spec, 0);
-          // int8: bf16 random weights, quantised tensor by tensor at load.
-          tensors[spec.name] = t.is_floating_point() ? t.to(dtype == at::kChar ? at::kBFloat16 : dtype) : t;
-        }
-        lm_or = LmModel::FromTensors(config.lm, tensors, load);
-      }
+      // Built tensor by tensor in the checkpoint dtype (a 7B model would not fit twice in f32; from bf16, f32
+      // on the CPU keeps the Linear weights in bf16 and bf16 loads without a copy).
+      auto checkpoint_dtype = ParseCheckpointDtypeFlag(f.checkpoint_dtype);
+      if (!checkpoint_dtype.ok()) return Fail(std::string(checkpoint_dtype.status().message()));
+      lm_or = LmModel::FromTensors(config.lm, RandomLmTensors(config.lm, 0, *checkpoint_dtype), load);
       mimi_or = RandomMimi(config.mimi, /*seed=*/0, device);
     }
     if (!lm_or.ok()) return Fail(std::string(lm_or.status().message()));
@@ -213,6 +208,7 @@ void RegisterBenchChat(CLI::App& bench, int& exit_code) {
   cmd->add_option("--threads", f->threads, "CPU threads (default 2)");
   cmd->add_option("--device", f->device, "cpu (default) or cuda[:N]");
   cmd->add_option("--dtype", f->dtype, "LM dtype: f32 (default), bf16, f16, int8 (CPU)");
+  cmd->add_option("--checkpoint-dtype", f->checkpoint_dtype, kCheckpointDtypeHelp)->capture_default_str();
   cmd->add_flag("--reference", f->reference,
                 "then run the reference's loop (bench/bench_chat_reference.py) with the same settings");
   cmd->add_option("--python", f->python,

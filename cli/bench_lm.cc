@@ -23,7 +23,6 @@
 #include "core/config/model_config.h"
 #include "core/lm/lm_gen.h"
 #include "core/lm/lm_model.h"
-#include "core/model/checkpoint_schema.h"
 #include "core/model/presets.h"
 #include "core/model/random_model.h"
 
@@ -41,6 +40,7 @@ struct BenchLmFlags {
   int warmup = 5;
   std::string device = "cpu";
   std::string dtype = "f32";
+  std::string checkpoint_dtype = "bf16";
 };
 
 double Ms(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
@@ -105,9 +105,9 @@ int RunBenchLm(const BenchLmFlags& f) {
     if (!path.ok()) return fail(std::string(path.status().message()));
     model_or = LmModel::LoadFile(config.lm, path->string(), load);
   } else {
-    std::map<std::string, at::Tensor> tensors;
-    for (const TensorSpec& spec : ExpectedLmTensors(config.lm)) tensors[spec.name] = RandomTensorFor(spec, 0);
-    model_or = LmModel::FromTensors(config.lm, tensors, load);
+    auto checkpoint_dtype = ParseCheckpointDtypeFlag(f.checkpoint_dtype);
+    if (!checkpoint_dtype.ok()) return fail(std::string(checkpoint_dtype.status().message()));
+    model_or = LmModel::FromTensors(config.lm, RandomLmTensors(config.lm, 0, *checkpoint_dtype), load);
   }
   if (!model_or.ok()) return fail(std::string(model_or.status().message()));
   std::shared_ptr<const LmModel> model = *model_or;
@@ -195,6 +195,7 @@ void RegisterBenchLm(CLI::App& bench, int& exit_code) {
   cmd->add_option("--warmup", flags->warmup, "untimed steps first")->capture_default_str();
   cmd->add_option("--device", flags->device, "cpu or cuda[:N]")->capture_default_str();
   cmd->add_option("--dtype", flags->dtype, "f32, bf16, f16 or int8 (CPU)")->capture_default_str();
+  cmd->add_option("--checkpoint-dtype", flags->checkpoint_dtype, kCheckpointDtypeHelp)->capture_default_str();
   cmd->callback([flags, &exit_code]() { exit_code = RunBenchLm(*flags); });
 }
 

@@ -7,6 +7,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "core/model/presets.h"
 #include "core/util/status_macros.h"
@@ -48,6 +49,13 @@ std::string ReferenceDtype(const std::vector<std::string>& dtypes) {
     if (d != "int8") return d;
   }
   return "f32";
+}
+
+absl::StatusOr<c10::ScalarType> ParseCheckpointDtypeFlag(const std::string& flag) {
+  if (flag == "bf16") return c10::kBFloat16;
+  if (flag == "f32") return c10::kFloat;
+  return absl::InvalidArgumentError(
+      absl::StrCat("--checkpoint-dtype must be bf16 or f32 (got '", flag, "')"));
 }
 
 void PrintQuantization(const LmModel& lm) {

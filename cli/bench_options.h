@@ -23,6 +23,12 @@ absl::StatusOr<c10::ScalarType> ParseDtypeFlag(const std::string& flag);
 absl::StatusOr<std::vector<std::string>> ParseDtypeList(const std::string& flag);
 // The dtype the reference's side-by-side run uses: the first of the list it has (it has no int8: f32 then).
 std::string ReferenceDtype(const std::vector<std::string>& dtypes);
+// `--checkpoint-dtype`, how random weights are stored before loading, as a checkpoint file holds them:
+// "bf16" (every released LM checkpoint: f32 on the CPU then keeps its Linear weights in bf16, see
+// LmLoadOptions) or "f32".
+absl::StatusOr<c10::ScalarType> ParseCheckpointDtypeFlag(const std::string& flag);
+inline constexpr const char* kCheckpointDtypeHelp =
+    "random weights stored as a checkpoint file holds them: bf16 (the released LM checkpoints) or f32";
 // One line on the int8 quantisation at load time (what, how long, memory before/after); nothing for a
 // float model.
 void PrintQuantization(const LmModel& lm);

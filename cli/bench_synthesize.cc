@@ -27,7 +27,6 @@
 #include "core/io/safetensors.h"
 #include "core/lm/lm_model.h"
 #include "core/mimi/mimi_loader.h"
-#include "core/model/checkpoint_schema.h"
 #include "core/model/random_model.h"
 #include "core/util/status_macros.h"
 
@@ -52,6 +51,7 @@ struct BenchSynthesizeFlags {
   int ttfa_runs = 3;
   std::string device = "cpu";
   std::string dtype = "f32";
+  std::string checkpoint_dtype = "bf16";
   std::string tokenizer = "tests/data/tokenizers/tiny_en_fr_400.model";
   bool reference = false;
   std::string python;
@@ -197,9 +197,9 @@ int RunOneDtype(const BenchSynthesizeFlags& f, const std::string& dtype_name, Re
     lm_or = LmModel::LoadFile(b.config.lm, lm_path->string(), load);
     mimi_or = LoadMimiFile(mimi_path->string(), b.config.mimi, *device);
   } else {
-    std::map<std::string, at::Tensor> tensors;
-    for (const TensorSpec& spec : ExpectedLmTensors(b.config.lm)) tensors[spec.name] = RandomTensorFor(spec, 0);
-    lm_or = LmModel::FromTensors(b.config.lm, tensors, load);
+    auto checkpoint_dtype = ParseCheckpointDtypeFlag(f.checkpoint_dtype);
+    if (!checkpoint_dtype.ok()) return Fail(std::string(checkpoint_dtype.status().message()));
+    lm_or = LmModel::FromTensors(b.config.lm, RandomLmTensors(b.config.lm, 0, *checkpoint_dtype), load);
     mimi_or = RandomMimi(b.config.mimi, /*seed=*/0, *device);
   }
   if (!lm_or.ok()) return Fail(std::string(lm_or.status().message()));
@@ -302,6 +302,7 @@ void RegisterBenchSynthesize(CLI::App& bench, int& exit_code) {
   cmd->add_option("--n-q", f->n_q, "audio codebooks generated (default: all of the model's)");
   cmd->add_option("--ttfa-runs", f->ttfa_runs, "time-to-first-audio runs (median; default 3)");
   cmd->add_option("--device", f->device, "cpu (default) or cuda[:N]");
+  cmd->add_option("--checkpoint-dtype", f->checkpoint_dtype, kCheckpointDtypeHelp)->capture_default_str();
   cmd->add_option("--dtype", f->dtype,
                   "LM dtype: f32 (default), bf16, f16, int8 (CPU); a comma-separated list times each in turn "
                   "(e.g. int8,f32)");

@@ -32,7 +32,6 @@
 #include "core/config/model_config.h"
 #include "core/lm/lm_model.h"
 #include "core/mimi/mimi_loader.h"
-#include "core/model/checkpoint_schema.h"
 #include "core/model/presets.h"
 #include "core/model/random_model.h"
 
@@ -54,6 +53,7 @@ struct BenchTranscribeFlags {
   int threads = 2;
   std::string device = "cpu";
   std::string dtype = "f32";
+  std::string checkpoint_dtype = "bf16";
   bool reference = false;
   std::string python;
   std::string reference_script = "bench/bench_transcribe_reference.py";
@@ -147,12 +147,9 @@ int RunOneDtype(const BenchTranscribeFlags& f, const std::string& dtype_name) {
     lm_or = LmModel::LoadFile(config.lm, lm_path->string(), load);
     mimi_or = LoadMimiFile(mimi_path->string(), config.mimi, device);
   } else {
-    {
-      std::map<std::string, at::Tensor> tensors;
-      for (const TensorSpec& spec : ExpectedLmTensors(config.lm))
-        tensors[spec.name] = RandomTensorFor(spec, 0);
-      lm_or = LmModel::FromTensors(config.lm, tensors, load);
-    }
+    auto checkpoint_dtype = ParseCheckpointDtypeFlag(f.checkpoint_dtype);
+    if (!checkpoint_dtype.ok()) return Fail(std::string(checkpoint_dtype.status().message()));
+    lm_or = LmModel::FromTensors(config.lm, RandomLmTensors(config.lm, 0, *checkpoint_dtype), load);
     mimi_or = RandomMimi(config.mimi, /*seed=*/0, device);
   }
   if (!lm_or.ok()) return Fail(std::string(lm_or.status().message()));
@@ -273,6 +270,7 @@ void RegisterBenchTranscribe(CLI::App& bench, int& exit_code) {
   cmd->add_option("--warmup", f->warmup, "untimed steps first (default 3)");
   cmd->add_option("--threads", f->threads, "CPU threads (default 2)");
   cmd->add_option("--device", f->device, "cpu (default) or cuda[:N]");
+  cmd->add_option("--checkpoint-dtype", f->checkpoint_dtype, kCheckpointDtypeHelp)->capture_default_str();
   cmd->add_option("--dtype", f->dtype,
                   "LM dtype: f32 (default), bf16, f16, int8 (CPU); a comma-separated list times each in turn "
                   "(e.g. int8,f32)");

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/kernels/few_row_linear.h"
+
 namespace monologue::lm {
 namespace {
 // Above this many input rows the int8 kernel (which converts each weight once per 4 rows) loses to
@@ -32,7 +34,7 @@ LinearWeight LinearWeight::Rows(int64_t start, int64_t n) const {
 }
 
 at::Tensor LinearWeight::Forward(const at::Tensor& x, const at::Tensor& bias) const {
-  if (!quantized()) return at::linear(x, weight, bias);
+  if (!quantized()) return kernels::Linear(x, weight, bias);
   return Int8Linear(x, qweight, scale, row_sum, bias);
 }
 

@@ -11,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "core/io/checkpoint_view.h"
+#include "core/kernels/few_row_linear.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
 
@@ -63,8 +64,18 @@ class LmModelLoader {
     return absl::StrJoin(names, ", ");
   }
 
-  // `fp32`: condition_provider tensors, kept in float32.
-  absl::StatusOr<at::Tensor> Get(const std::string& name, std::vector<int64_t> shape, bool fp32 = false) {
+  // f32 on a CPU with the few-row kernel: a bf16 Linear weight (every released LM checkpoint stores them so)
+  // stays in bf16. The kernel widens it in registers, which is exact, so the model computes the same f32
+  // values as with a widened copy while a step reads half the bytes and the model holds half the memory.
+  bool KeepsBf16(const at::Tensor& t) const {
+    return t.scalar_type() == at::kBFloat16 && options_.dtype == at::kFloat && options_.device.is_cpu() &&
+           kernels::HasFewRowKernel();
+  }
+
+  // `fp32`: condition_provider tensors, kept in float32. `keep_bf16`: a Linear weight the few-row kernel
+  // reads (KeepsBf16).
+  absl::StatusOr<at::Tensor> Get(const std::string& name, std::vector<int64_t> shape, bool fp32 = false,
+                                 bool keep_bf16 = false) {
     if (memory_ != nullptr) {
       auto it = memory_->find(name);
       if (it != memory_->end()) {
@@ -76,7 +87,9 @@ class LmModelLoader {
         used_.insert(name);
         return GuardTorch(absl::StrCat("converting tensor '", name, "'"), [&]() -> at::Tensor {
           at::Tensor out = it->second;
-          if (at::isFloatingType(out.scalar_type())) out = out.to(fp32 ? at::kFloat : options_.dtype);
+          if (at::isFloatingType(out.scalar_type()) && !(keep_bf16 && KeepsBf16(out))) {
+            out = out.to(fp32 ? at::kFloat : options_.dtype);
+          }
           return out.to(options_.device);
         });
       }
@@ -93,7 +106,9 @@ class LmModelLoader {
       used_.insert(name);
       return GuardTorch(absl::StrCat("loading tensor '", name, "' from ", file->path()), [&]() -> at::Tensor {
         at::Tensor out = t;
-        if (at::isFloatingType(out.scalar_type())) out = out.to(fp32 ? at::kFloat : options_.dtype);
+        if (at::isFloatingType(out.scalar_type()) && !(keep_bf16 && KeepsBf16(out))) {
+          out = out.to(fp32 ? at::kFloat : options_.dtype);
+        }
         return out.to(options_.device);
       });
     }
@@ -103,10 +118,11 @@ class LmModelLoader {
 
   // A Linear weight, LoRA-fused when the LoRA file has `<module>.lora_A.weight`. `module` is the module
   // path (e.g. "text_linear" or "transformer.layers.0.self_attn.in_proj"), `mult` the number of fused
-  // weight sets.
+  // weight sets. `keep_bf16`: a weight read through lm::LinearWeight (KeepsBf16; LoRA-fused ones are
+  // widened).
   absl::StatusOr<at::Tensor> GetLinear(const std::string& key, const std::string& module,
-                                       std::vector<int64_t> shape, int64_t mult = 1) {
-    ASSIGN_OR_RETURN(at::Tensor w, Get(key, shape));
+                                       std::vector<int64_t> shape, int64_t mult = 1, bool keep_bf16 = false) {
+    ASSIGN_OR_RETURN(at::Tensor w, Get(key, shape, /*fp32=*/false, keep_bf16));
     if (lora_ == nullptr) return w;
     const std::string a_name = module + ".lora_A.weight", b_name = module + ".lora_B.weight";
     const SafeTensorInfo* a_info = lora_->Find(a_name);
@@ -131,7 +147,7 @@ class LmModelLoader {
       const int64_t rank = a.size(0) / mult;
       at::Tensor a_d = a.to(options_.dtype).to(options_.device).view({mult, rank, cols});
       at::Tensor b_d = b.to(options_.dtype).to(options_.device).view({mult, rows, rank});
-      at::Tensor w3 = w.view({mult, rows, cols});
+      at::Tensor w3 = w.to(options_.dtype).view({mult, rows, cols});
       std::vector<at::Tensor> merged;
       for (int64_t i = 0; i < mult; ++i) {
         merged.push_back(w3[i] + options_.lora_scaling * at::mm(b_d[i], a_d[i]));
@@ -144,10 +160,14 @@ class LmModelLoader {
   // int8 when the model is loaded with int8 weights.
   absl::StatusOr<lm::LinearWeight> GetLinearWeight(const std::string& key, const std::string& module,
                                                    std::vector<int64_t> shape, int64_t mult = 1) {
-    ASSIGN_OR_RETURN(at::Tensor w, GetLinear(key, module, shape, mult));
+    ASSIGN_OR_RETURN(at::Tensor w, GetLinear(key, module, shape, mult, /*keep_bf16=*/true));
     lm::LinearWeight out;
     if (!int8_) {
       out.weight = w;
+      if (w.scalar_type() == at::kBFloat16 && options_.dtype == at::kFloat) {
+        stats_.bf16_linears += 1;
+        stats_.bf16_bytes += w.numel() * 2;
+      }
       return out;
     }
     const auto start = std::chrono::steady_clock::now();
@@ -493,7 +513,14 @@ absl::StatusOr<std::shared_ptr<const LmModel>> LmModel::LoadFile(const LmConfig&
 }
 
 std::string DescribeQuantization(const LmQuantizationStats& q) {
-  if (q.linears == 0) return "";
+  if (q.linears == 0) {
+    if (q.bf16_linears == 0) return "";
+    return absl::StrFormat(
+        "bf16 weights, f32 arithmetic: %d linear weights kept in the checkpoint's bf16 (%.1f MB, half their "
+        "f32 "
+        "size; widened exactly in the few-row kernel)",
+        q.bf16_linears, q.bf16_bytes / 1e6);
+  }
   return absl::StrFormat(
       "int8 weights: %d linear weights (%.1fM parameters) quantised at load in %.3f s, %.1f MB in f32 -> "
       "%.1f MB (%s kernel)",

@@ -77,10 +77,14 @@ struct LmQuantizationStats {
   int64_t float_bytes = 0;  // what they take in f32
   int64_t int8_bytes = 0;   // what they take in int8 (with the scales)
   double seconds = 0;       // time spent quantising
+  // f32 on the CPU from a bf16 checkpoint: Linear weights kept in bf16 (exact; see LmModelLoader::KeepsBf16).
+  int64_t bf16_linears = 0;
+  int64_t bf16_bytes = 0;
 };
 
 // One line for logs: "int8 weights: 65 linear weights (838.9M parameters) quantised at load in 1.900 s,
-// 3355.4 MB in f32 -> 839.1 MB (avx512 kernel)"; empty when nothing was quantised.
+// 3355.4 MB in f32 -> 839.1 MB (avx512 kernel)"; for f32 from a bf16 checkpoint on the CPU, the Linear
+// weights kept in bf16; empty otherwise.
 std::string DescribeQuantization(const LmQuantizationStats& stats);
 
 class LmModel {

@@ -6,7 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "core/mimi/small_batch_linear.h"
+#include "core/kernels/few_row_linear.h"
 #include "core/util/status_macros.h"
 
 namespace monologue::mimi {
@@ -80,7 +80,7 @@ void MimiTransformer::Reset(TransformerState& state, const at::Tensor& mask) con
 at::Tensor MimiTransformer::Run(const at::Tensor& input, const at::Tensor& offset, TransformerState* state,
                                 const at::Tensor& exec_mask, const monologue::StepRows* rows) const {
   at::Tensor x = input;
-  if (input_proj_.defined()) x = Linear(x, input_proj_);
+  if (input_proj_.defined()) x = kernels::Linear(x, input_proj_);
   const int64_t b = x.size(0), t = x.size(1), c = config_.d_model;
   const int64_t h = config_.num_heads, dh = c / h;
   const at::TensorOptions fopts = x.options().dtype(at::kFloat);
@@ -126,7 +126,7 @@ at::Tensor MimiTransformer::Run(const at::Tensor& input, const at::Tensor& offse
     const TransformerLayerWeights& l = layers_[li];
     // Self-attention block.
     at::Tensor xn = at::layer_norm(x, {c}, l.norm1_w, l.norm1_b, 1e-5);
-    const at::Tensor qkv = Linear(xn, l.in_proj).view({b, t, 3, h, dh}).permute({2, 0, 3, 1, 4});
+    const at::Tensor qkv = kernels::Linear(xn, l.in_proj).view({b, t, 3, h, dh}).permute({2, 0, 3, 1, 4});
     const at::Tensor q = rope(qkv.select(0, 0));
     at::Tensor k = rope(qkv.select(0, 1));
     at::Tensor v = qkv.select(0, 2);
@@ -148,14 +148,14 @@ at::Tensor MimiTransformer::Run(const at::Tensor& input, const at::Tensor& offse
     }
     at::Tensor a = at::scaled_dot_product_attention(q, k, v, mask, 0.0, false);
     a = a.permute({0, 2, 1, 3}).reshape({b, t, c});
-    at::Tensor update = Linear(a, l.out_proj);
+    at::Tensor update = kernels::Linear(a, l.out_proj);
     x = x + (l.scale1.defined() ? l.scale1 * update : update);
     // Feed-forward block.
     xn = at::layer_norm(x, {c}, l.norm2_w, l.norm2_b, 1e-5);
-    update = Linear(at::gelu(Linear(xn, l.linear1)), l.linear2);
+    update = kernels::Linear(at::gelu(kernels::Linear(xn, l.linear1)), l.linear2);
     x = x + (l.scale2.defined() ? l.scale2 * update : update);
   }
-  if (output_proj_.defined()) x = Linear(x, output_proj_);
+  if (output_proj_.defined()) x = kernels::Linear(x, output_proj_);
   return x;
 }
 

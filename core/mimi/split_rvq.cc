@@ -4,9 +4,8 @@
 
 #include <utility>
 
-#include "core/mimi/small_batch_linear.h"
-
 #include "absl/strings/str_cat.h"
+#include "core/kernels/few_row_linear.h"
 #include "core/util/status_macros.h"
 
 namespace monologue::mimi {
@@ -46,8 +45,8 @@ at::Tensor SplitRvq::Nearest(const at::Tensor& flat, int64_t level) const {
   // A streaming frame has 1-2 rows: the codebooks (2 MB a level, 67 MB for 32) are read at memory speed by
   // one sweep, ~1.4x faster than MKL's bmm at 1 row (the distances then differ from the reference's by
   // float rounding, no longer bit for bit).
-  at::Tensor dist = UseSmallBatchLinear(x1_aug, x1_aug.size(1))
-                        ? SmallBatchLinear(x1_aug, codebooks_aug_[level].select(0, 0), {})
+  at::Tensor dist = kernels::ServesFewRows(x1_aug, x1_aug.size(1))
+                        ? kernels::FewRowLinear(x1_aug, codebooks_aug_[level].select(0, 0), {})
                         : x1_aug.matmul(codebooks_aug_[level].mT());
   dist.clamp_min_(0).sqrt_();
   return dist.select(0, 0).argmin(-1);

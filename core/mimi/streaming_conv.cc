@@ -4,7 +4,7 @@
 
 #include <utility>
 
-#include "core/mimi/small_batch_linear.h"
+#include "core/kernels/few_row_linear.h"
 
 namespace monologue::mimi {
 
@@ -25,9 +25,9 @@ StreamingConv1d::StreamingConv1d(at::Tensor weight, at::Tensor bias, int64_t str
 at::Tensor StreamingConv1d::Conv(const at::Tensor& input) const {
   const int64_t keff = (weight_.size(2) - 1) * dilation_ + 1;
   const int64_t tout = (input.size(2) - keff) / stride_ + 1;
-  if (groups_ == 1 && UseSmallBatchLinear(input, input.size(0) * tout)) {
+  if (groups_ == 1 && kernels::ServesFewRows(input, input.size(0) * tout)) {
     // Few output steps (the deep layers of a streaming frame): one sweep over the weights.
-    return SmallBatchLinear(Columns(input, tout), weight_.view({weight_.size(0), -1}), bias_)
+    return kernels::FewRowLinear(Columns(input, tout), weight_.view({weight_.size(0), -1}), bias_)
         .view({input.size(0), tout, -1})
         .permute({0, 2, 1});
   }

@@ -4,7 +4,7 @@
 
 #include <utility>
 
-#include "core/mimi/small_batch_linear.h"
+#include "core/kernels/few_row_linear.h"
 
 namespace monologue::mimi {
 
@@ -24,7 +24,8 @@ at::Tensor StreamingConvTranspose1d::GemmStep(const at::Tensor& x, at::Tensor& p
   // the first and second s taps of step t's contribution; tail(-1) is the carried partial.
   const int64_t b = x.size(0), t = x.size(2), cin = x.size(1), s = stride_;
   const int64_t cout = gemm_weight_.size(0) / (2 * s);
-  const at::Tensor z = Linear(x.transpose(1, 2).reshape({b * t, cin}), gemm_weight_).view({b, t, cout, 2, s});
+  const at::Tensor z =
+      kernels::Linear(x.transpose(1, 2).reshape({b * t, cin}), gemm_weight_).view({b, t, cout, 2, s});
   const at::Tensor head = z.select(3, 0), tail = z.select(3, 1);  // [B, T, C_out, s]
   at::Tensor previous =
       partial.defined() ? partial.view({b, cout, 1, s}).permute({0, 2, 1, 3}) : at::Tensor();

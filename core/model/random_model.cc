@@ -51,6 +51,17 @@ at::Tensor RandomTensorFor(const TensorSpec& spec, uint64_t seed) {
   return DeterministicTensor(seed, spec.name, spec.shape, spec.init_scale, spec.init_offset);
 }
 
+std::map<std::string, at::Tensor> RandomLmTensors(const LmConfig& config, uint64_t seed,
+                                                  at::ScalarType weight_dtype) {
+  std::map<std::string, at::Tensor> tensors;
+  for (const TensorSpec& spec : ExpectedLmTensors(config)) {
+    at::Tensor t = RandomTensorFor(spec, seed);
+    if (spec.tensor_class == TensorClass::kWeight && t.scalar_type() != weight_dtype) t = t.to(weight_dtype);
+    tensors[spec.name] = std::move(t);
+  }
+  return tensors;
+}
+
 absl::Status WriteRandomCheckpoint(const std::string& path, const std::vector<TensorSpec>& specs,
                                    uint64_t seed, at::ScalarType weight_dtype) {
   std::vector<SafeTensorsStreamWriter::Entry> entries;

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -46,6 +47,12 @@ struct GeneratedModel {
 
 // The float32 values of one tensor under its init rule.
 at::Tensor RandomTensorFor(const TensorSpec& spec, uint64_t seed);
+
+// Every LM tensor of `config` in memory as a released checkpoint stores it: weights in `weight_dtype` (the
+// released LM checkpoints: bf16), conditioners and buffers f32. Built tensor by tensor (a 7B model's f32
+// values never exist all at once).
+std::map<std::string, at::Tensor> RandomLmTensors(const LmConfig& config, uint64_t seed,
+                                                  at::ScalarType weight_dtype = at::kBFloat16);
 
 // Writes a safetensors file holding every spec (weights in `weight_dtype`, conditioners and buffers F32),
 // streaming tensor by tensor.

@@ -14,6 +14,7 @@
 #include <random>
 #include <vector>
 
+#include "core/kernels/few_row_linear.h"
 #include "core/lm/lm_linear.h"
 
 namespace monologue::lm {
@@ -218,10 +219,14 @@ TEST(Int8Gemm, Int8LinearMatchesDequantisedLinear) {
   at::Tensor x = at::randn({2, 1, 77});
   at::Tensor want = at::linear(x, deq.narrow(0, 100, 50));
   EXPECT_LT((part.Forward(x) - want).abs().max().item<double>(), 1e-4 * want.abs().max().item<double>());
-  // Float weights run at::linear itself.
+  // Float weights: a step's few rows go through the few-row kernel (f32 rounding away from ATen's GEMM),
+  // many rows through ATen's GEMM itself.
   LinearWeight f;
   f.weight = w;
-  EXPECT_TRUE(at::equal(f.Forward(x, bias), at::linear(x, w, bias)));
+  EXPECT_TRUE(at::equal(f.Forward(x, bias), kernels::Linear(x, w, bias)));
+  EXPECT_TRUE(at::allclose(f.Forward(x, bias), at::linear(x, w, bias), 1e-5, 1e-5));
+  const at::Tensor many = at::randn({40, 77});
+  EXPECT_TRUE(at::equal(f.Forward(many, bias), at::linear(many, w, bias)));
 }
 
 }  // namespace

@@ -1,0 +1,200 @@
+#include "core/kernels/few_row_linear.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define MONOLOGUE_FEW_ROW_AVX512 1
+#endif
+
+namespace monologue::kernels {
+namespace {
+
+// Above this many rows the weights are re-read often enough that MKL's blocked GEMM wins (measured on the
+// development VM: at 16 rows the two are even for the Mimi transformer's shapes).
+constexpr int64_t kMaxRows = 16;
+// bf16 weights: ATen's alternative widens the whole weight first (a write and a re-read of twice its bytes),
+// so the kernel keeps the rows longer (a 32-slot batch step reads each weight row from memory once and
+// from cache for the other row groups).
+constexpr int64_t kMaxRowsBf16 = 64;
+
+bool HaveAvx512() {
+#ifdef MONOLOGUE_FEW_ROW_AVX512
+  static const bool have = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma");
+  return have;
+#else
+  return false;
+#endif
+}
+
+#ifdef MONOLOGUE_FEW_ROW_AVX512
+#define MONOLOGUE_FEW_ROW_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma")))
+
+// GCC 12's AVX-512 cast/extract intrinsics pass an undefined operand (_mm512_undefined_*) that
+// -Wuninitialized reports once inlined; the operand is ignored by the instruction.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+// 16 weights as f32 lanes. bf16 is the top half of an f32, so widening is a 16-bit shift (exact).
+MONOLOGUE_FEW_ROW_TARGET inline __m512 Load16(const float* p) { return _mm512_loadu_ps(p); }
+MONOLOGUE_FEW_ROW_TARGET inline __m512 Load16(const uint16_t* p) {
+  const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+MONOLOGUE_FEW_ROW_TARGET inline __m512 Load16Masked(const float* p, __mmask16 m) {
+  return _mm512_maskz_loadu_ps(m, p);
+}
+MONOLOGUE_FEW_ROW_TARGET inline __m512 Load16Masked(const uint16_t* p, __mmask16 m) {
+  const __m256i h = _mm256_maskz_loadu_epi16(m, p);
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+// The lane sums of 4 accumulators at once, out = [sum(a), sum(b), sum(c), sum(d)], by a fixed tree of adds
+// (far cheaper than four separate reductions when K is short).
+MONOLOGUE_FEW_ROW_TARGET inline void SumLanes4(const __m512* v, float* out) {
+  __m256 h[4];
+  for (int i = 0; i < 4; ++i) {
+    h[i] = _mm256_add_ps(_mm512_castps512_ps256(v[i]),
+                         _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v[i]), 1)));
+  }
+  const __m256 ab = _mm256_hadd_ps(h[0], h[1]);  // a01 a23 b01 b23 | a45 a67 b45 b67
+  const __m256 cd = _mm256_hadd_ps(h[2], h[3]);
+  const __m256 abcd = _mm256_hadd_ps(ab, cd);  // a0-3 b0-3 c0-3 d0-3 | a4-7 b4-7 c4-7 d4-7
+  _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1)));
+}
+
+// Dot products of R x rows with 4 weight rows over K, 16 lanes at a time; lanes are summed at the end by a
+// fixed tree (SumLanes4), so the rounding of y[m][n] depends only on x[m] and w[n].
+template <int R, typename W>
+MONOLOGUE_FEW_ROW_TARGET void Block(const float* x, int64_t ldx, const W* w, int64_t k, int64_t nw,
+                                    const float* bias, float* y, int64_t ldy) {
+  __m512 acc[R][4];
+  for (int r = 0; r < R; ++r) {
+    for (int j = 0; j < 4; ++j) acc[r][j] = _mm512_setzero_ps();
+  }
+  const int64_t full = k / 16 * 16;
+  for (int64_t i = 0; i < full; i += 16) {
+    __m512 wv[4];
+    for (int j = 0; j < 4; ++j) wv[j] = j < nw ? Load16(w + j * k + i) : _mm512_setzero_ps();
+    for (int r = 0; r < R; ++r) {
+      const __m512 xv = _mm512_loadu_ps(x + r * ldx + i);
+      for (int j = 0; j < 4; ++j) acc[r][j] = _mm512_fmadd_ps(xv, wv[j], acc[r][j]);
+    }
+  }
+  if (full < k) {
+    const __mmask16 tail = static_cast<__mmask16>((1u << (k - full)) - 1);
+    __m512 wv[4];
+    for (int j = 0; j < 4; ++j) wv[j] = j < nw ? Load16Masked(w + j * k + full, tail) : _mm512_setzero_ps();
+    for (int r = 0; r < R; ++r) {
+      const __m512 xv = _mm512_maskz_loadu_ps(tail, x + r * ldx + full);
+      for (int j = 0; j < 4; ++j) acc[r][j] = _mm512_fmadd_ps(xv, wv[j], acc[r][j]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    float dot[4];
+    SumLanes4(acc[r], dot);
+    for (int j = 0; j < nw; ++j) y[r * ldy + j] = bias != nullptr ? dot[j] + bias[j] : dot[j];
+  }
+}
+
+#pragma GCC diagnostic pop
+
+// Output columns [n0, n1) for every row: 4 weight rows at a time (read from memory once, then from cache
+// for each group of up to 4 x rows).
+template <typename W>
+void Columns(const float* x, int64_t m, int64_t k, const W* w, const float* bias, float* y, int64_t n,
+             int64_t n0, int64_t n1) {
+  for (int64_t j = n0; j < n1; j += 4) {
+    const int64_t nw = std::min<int64_t>(4, n1 - j);
+    const W* wj = w + j * k;
+    const float* bj = bias != nullptr ? bias + j : nullptr;
+    for (int64_t r = 0; r < m; r += 4) {
+      const float* xr = x + r * k;
+      float* yr = y + r * n + j;
+      switch (std::min<int64_t>(4, m - r)) {
+        case 1:
+          Block<1>(xr, k, wj, k, nw, bj, yr, n);
+          break;
+        case 2:
+          Block<2>(xr, k, wj, k, nw, bj, yr, n);
+          break;
+        case 3:
+          Block<3>(xr, k, wj, k, nw, bj, yr, n);
+          break;
+        default:
+          Block<4>(xr, k, wj, k, nw, bj, yr, n);
+          break;
+      }
+    }
+  }
+}
+
+template <typename W>
+void Run(const float* x, int64_t m, int64_t k, const W* w, const float* bias, float* y, int64_t n,
+         int64_t weight_bytes) {
+  // Split N in multiples of 4 with at least ~256 KB of weights per task, so small layers stay on one thread.
+  const int64_t row_bytes = std::max<int64_t>(k * weight_bytes, 1);
+  const int64_t grain = std::max<int64_t>(4, (int64_t{1} << 18) / row_bytes / 4 * 4);
+  at::parallel_for(0, (n + 3) / 4, (grain + 3) / 4, [&](int64_t b0, int64_t b1) {
+    Columns(x, m, k, w, bias, y, n, b0 * 4, std::min(n, b1 * 4));
+  });
+}
+#endif  // MONOLOGUE_FEW_ROW_AVX512
+
+bool ServesWeight(const at::Tensor& weight) {
+  return weight.dim() == 2 && weight.device().is_cpu() &&
+         (weight.scalar_type() == at::kFloat || weight.scalar_type() == at::kBFloat16);
+}
+
+}  // namespace
+
+bool HasFewRowKernel() { return HaveAvx512(); }
+
+bool ServesFewRows(const at::Tensor& x, int64_t rows, at::ScalarType weight_dtype) {
+  const int64_t max_rows = weight_dtype == at::kBFloat16 ? kMaxRowsBf16 : kMaxRows;
+  return rows <= max_rows && x.device().is_cpu() && x.scalar_type() == at::kFloat && HaveAvx512();
+}
+
+at::Tensor FewRowLinear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+  TORCH_CHECK(ServesWeight(weight), "FewRowLinear: weight must be a 2-D f32 or bf16 CPU tensor");
+  const int64_t k = weight.size(1), n = weight.size(0);
+  TORCH_CHECK(x.size(-1) == k, "FewRowLinear: input has ", x.size(-1), " features, the weight ", k);
+  const at::Tensor rows = x.reshape({-1, k}).contiguous();
+  const int64_t m = rows.size(0);
+  TORCH_CHECK(ServesFewRows(x, m, weight.scalar_type()), "FewRowLinear: ", m, " rows of ", x.scalar_type(),
+              " on ", x.device(), " with ", weight.scalar_type(), " weights are not served here (at most ",
+              kMaxRows, " rows (", kMaxRowsBf16, " for bf16 weights) of f32 on an AVX-512 CPU)");
+  const at::Tensor w = weight.contiguous();
+  const at::Tensor b = bias.defined() ? bias.to(at::kFloat).contiguous() : bias;
+  std::vector<int64_t> out_shape = x.sizes().vec();
+  out_shape.back() = n;
+  at::Tensor y = at::empty({m, n}, x.options());
+#ifdef MONOLOGUE_FEW_ROW_AVX512
+  const float* xp = rows.data_ptr<float>();
+  const float* bp = b.defined() ? b.data_ptr<float>() : nullptr;
+  float* yp = y.data_ptr<float>();
+  if (w.scalar_type() == at::kBFloat16) {
+    Run(xp, m, k, reinterpret_cast<const uint16_t*>(w.data_ptr<at::BFloat16>()), bp, yp, n, 2);
+  } else {
+    Run(xp, m, k, w.data_ptr<float>(), bp, yp, n, 4);
+  }
+#endif
+  return y.view(out_shape);
+}
+
+at::Tensor Linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+  const int64_t rows = x.numel() / std::max<int64_t>(x.size(-1), 1);
+  if (ServesWeight(weight) && ServesFewRows(x, rows, weight.scalar_type()))
+    return FewRowLinear(x, weight, bias);
+  // Many rows (a prompt, a cross-attention source): compute-bound, ATen's GEMM in the input's dtype.
+  if (weight.scalar_type() != x.scalar_type()) return at::linear(x, weight.to(x.scalar_type()), bias);
+  return at::linear(x, weight, bias);
+}
+
+}  // namespace monologue::kernels

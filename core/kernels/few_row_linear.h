@@ -1,0 +1,36 @@
+// y = x · wᵀ (+ bias) for few rows of x, f32 input and output, weights in f32 or bf16: the shape of every
+// streaming step at small batch (an LM step is one token per stream; a Mimi frame is 1 or 2 transformer
+// tokens per stream and the deepest SEANet convolutions see 2 time steps). There the cost is reading the
+// weights once from memory: MKL's sgemm/sgemv reaches 11-16 GB/s on this project's 2-vCPU VM for the LM's
+// shapes at 1 row (and a third of the sweep speed at 2 rows), while a plain dot-product sweep streams at
+// the ~20 GB/s the memory gives. So this kernel streams each weight row once and takes every x row's dot
+// product with it. bf16 weights are widened to f32 in registers (exact), so the arithmetic is the f32
+// product of the bf16 values with half the bytes read.
+//
+// Each output is the same function of its own x row and weight row whatever the number of rows (fixed
+// summation order: 16 lanes over K, then a fixed tree), so a stream's result does not depend on what else
+// is in the batch, or on how many threads run.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+
+namespace monologue::kernels {
+
+// Whether this CPU runs the kernel (it needs AVX-512; elsewhere everything goes to ATen's GEMM).
+bool HasFewRowKernel();
+
+// Whether FewRowLinear serves `rows` rows of x (f32 on the CPU) on this machine: up to 16 rows for f32
+// weights (beyond, MKL's blocked GEMM wins), up to 64 for bf16 weights (where the alternative is widening
+// the whole weight on every call). For more rows callers keep ATen's GEMM.
+bool ServesFewRows(const at::Tensor& x, int64_t rows, at::ScalarType weight_dtype = at::kFloat);
+
+// x [..., K] f32 CPU (any strides: copied to rows if needed), weight [N, K] contiguous f32 or bf16, bias [N]
+// f32 or undefined -> [..., N] f32. Threads: at::parallel_for over N.
+at::Tensor FewRowLinear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias);
+
+// at::linear(x, weight, bias), through FewRowLinear when it serves x's row count and weight's dtype.
+at::Tensor Linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias = {});
+
+}  // namespace monologue::kernels

@@ -1,0 +1,107 @@
+// f32 models from bf16 checkpoints on the CPU (every released LM checkpoint stores its Linear weights in
+// bf16): the loader keeps those weights in bf16 and the few-row kernel widens them in registers. Widening is
+// exact, so the model must give the same bits as one loaded from the widened f32 tensors, at half the bytes.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+
+#include "core/io/safetensors.h"
+#include "core/kernels/few_row_linear.h"
+#include "core/lm/lm_model.h"
+#include "tests/lm/lm_test_util.h"
+
+namespace monologue {
+namespace {
+
+using testing_lm::LmDataDir;
+
+// The fixture's tensors with every float tensor rounded to bf16 (`widen`: and back to f32).
+std::map<std::string, at::Tensor> Bf16Tensors(const std::string& family, bool widen) {
+  std::map<std::string, at::Tensor> out;
+  auto file = SafeTensorsFile::Open(LmDataDir(family) + "/model.safetensors");
+  EXPECT_TRUE(file.ok()) << file.status();
+  if (!file.ok()) return out;
+  for (const auto& info : (*file)->tensors()) {
+    auto t = (*file)->Load(info.name);
+    EXPECT_TRUE(t.ok()) << t.status();
+    if (!t.ok()) continue;
+    at::Tensor v = t->clone();
+    if (at::isFloatingType(v.scalar_type())) v = v.to(at::kBFloat16);
+    if (widen && v.scalar_type() == at::kBFloat16) v = v.to(at::kFloat);
+    out[info.name] = v;
+  }
+  return out;
+}
+
+std::shared_ptr<const LmModel> Load(const LmConfig& config, const std::map<std::string, at::Tensor>& tensors,
+                                    at::ScalarType dtype) {
+  LmLoadOptions load;
+  load.dtype = dtype;
+  auto model = LmModel::FromTensors(config, tensors, load);
+  EXPECT_TRUE(model.ok()) << model.status();
+  return model.ok() ? *model : nullptr;
+}
+
+// Teacher-forced steps through both models (text logits, and depformer logits where there is a depformer):
+// whether every value is the same bits.
+void ExpectSameBits(const LmModel& a, const LmModel& b, const std::string& family) {
+  const LmConfig& c = a.config();
+  const int64_t batch = 3;
+  at::manual_seed(11);
+  LmTemporalState sa = a.NewTemporalState(batch), sb = b.NewTemporalState(batch);
+  if (c.cross_attention) {
+    const at::Tensor cross = at::randn({batch, 5, c.dim});
+    a.SetCrossSource(sa, cross);
+    b.SetCrossSource(sb, cross);
+  }
+  LmDepformerState da = a.NewDepformerState(batch), db = b.NewDepformerState(batch);
+  for (int64_t s = 0; s < 6; ++s) {
+    const at::Tensor tokens = at::cat(
+        {at::randint(c.text_card, {batch, 1}, at::kLong), at::randint(c.card, {batch, c.n_q}, at::kLong)}, 1);
+    auto ra = a.ForwardText(sa, tokens);
+    auto rb = b.ForwardText(sb, tokens);
+    ASSERT_TRUE(at::equal(ra.text_logits, rb.text_logits)) << family << " step " << s;
+    if (c.dep_q > 0) {
+      const at::Tensor text = at::randint(c.text_card, {batch}, at::kLong);
+      const at::Tensor audio = at::randint(c.card, {batch, c.dep_q}, at::kLong);
+      ASSERT_TRUE(at::equal(a.DepformerTeacherForced(da, ra.transformer_out, text, audio),
+                            b.DepformerTeacherForced(db, rb.transformer_out, text, audio)))
+          << family << " step " << s;
+    }
+  }
+}
+
+TEST(LmBf16Storage, F32FromBf16CheckpointKeepsLinearsInBf16WithTheSameResults) {
+  if (!kernels::HasFewRowKernel()) GTEST_SKIP() << "no AVX-512 on this CPU: bf16 weights are widened at load";
+  for (const std::string family : {"stt", "moshi", "tts"}) {
+    auto config = LoadModelConfig(LmDataDir(family));
+    ASSERT_TRUE(config.ok()) << config.status();
+    auto kept = Load(config->lm, Bf16Tensors(family, /*widen=*/false), at::kFloat);
+    auto widened = Load(config->lm, Bf16Tensors(family, /*widen=*/true), at::kFloat);
+    ASSERT_NE(kept, nullptr);
+    ASSERT_NE(widened, nullptr);
+    EXPECT_EQ(kept->dtype(), at::kFloat);
+    const LmQuantizationStats& q = kept->quantization();
+    EXPECT_GT(q.bf16_linears, 0) << family;
+    EXPECT_EQ(widened->quantization().bf16_linears, 0) << family;
+    EXPECT_NE(DescribeQuantization(q).find("bf16 weights, f32 arithmetic"), std::string::npos);
+    ExpectSameBits(*kept, *widened, family);
+  }
+}
+
+TEST(LmBf16Storage, Int8FromBf16CheckpointEqualsInt8FromWidened) {
+  auto config = LoadModelConfig(LmDataDir("tts"));
+  ASSERT_TRUE(config.ok()) << config.status();
+  auto a = Load(config->lm, Bf16Tensors("tts", false), at::kChar);
+  auto b = Load(config->lm, Bf16Tensors("tts", true), at::kChar);
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  EXPECT_TRUE(a->int8_weights());
+  EXPECT_EQ(a->quantization().bf16_linears, 0);
+  ExpectSameBits(*a, *b, "tts int8");
+}
+
+}  // namespace
+}  // namespace monologue
