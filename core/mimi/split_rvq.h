@@ -2,7 +2,7 @@
 // RVQ with n_q - 1 levels, both quantizing the same latent through their own 1x1 input projections.
 // Centroids are embedding_sum / max(cluster_usage, 1e-5); nearest centroids use the same squared-distance
 // GEMM formula as torch.cdist's matrix-multiply path (bit for bit through ATen's GEMM; a streaming frame's few
-// rows go through SmallBatchLinear, equal up to float rounding).
+// rows go through kernels::FewRowLinear, equal up to float rounding).
 #pragma once
 
 #include <ATen/core/Tensor.h>

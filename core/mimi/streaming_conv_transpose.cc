@@ -13,7 +13,7 @@ StreamingConvTranspose1d::StreamingConvTranspose1d(at::Tensor weight, at::Tensor
     : weight_(std::move(weight)), bias_(std::move(bias)), stride_(stride), groups_(groups) {
   if (groups_ == 1 && weight_.size(2) == 2 * stride_) {
     // [C_out * k, C_in]: one GEMM gives every (output channel, tap) contribution of every input step; rows
-    // are output columns, the layout SmallBatchLinear streams.
+    // are output columns, the layout kernels::FewRowLinear streams.
     gemm_weight_ = weight_.reshape({weight_.size(0), -1}).t().contiguous();
   }
 }
