@@ -477,6 +477,8 @@ bool AsrEngine::WaitForWork(std::chrono::milliseconds timeout) {
   return shared_->slots->WaitForWork(timeout);
 }
 
+void AsrEngine::Wake() { shared_->slots->NotifyWork(); }
+
 absl::Status AsrEngine::RunUntilIdle() {
   while (true) {
     ASSIGN_OR_RETURN(int n, Step());

@@ -152,6 +152,9 @@ class AsrEngine {
   // the last Step (returns true), so `while (run) { if (*Step() == 0) WaitForWork(10ms); }` neither spins nor
   // adds latency.
   bool WaitForWork(std::chrono::milliseconds timeout);
+  // Makes WaitForWork return as new work would (from any thread): a scheduler's own reasons to run a step and
+  // look at its streams again (a reader drained, a write finished, a stop).
+  void Wake();
 
   const AsrModelInfo& info() const;
   int batch_size() const;

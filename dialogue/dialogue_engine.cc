@@ -523,6 +523,8 @@ bool DialogueEngine::WaitForWork(std::chrono::milliseconds timeout) {
   return shared_->slots->WaitForWork(timeout);
 }
 
+void DialogueEngine::Wake() { shared_->slots->NotifyWork(); }
+
 absl::Status DialogueEngine::RunUntilIdle() {
   while (true) {
     ASSIGN_OR_RETURN(int n, Step());

@@ -164,6 +164,8 @@ class DialogueEngine {
   absl::Status RunUntilIdle();
   // Waits up to `timeout` until a session pushed, closed, reset or opened since the last Step.
   bool WaitForWork(std::chrono::milliseconds timeout);
+  // Makes WaitForWork return as new work would; see AsrEngine::Wake.
+  void Wake();
 
   const DialogueModelInfo& info() const;
   int batch_size() const;

@@ -48,21 +48,13 @@ void ModeLoop::Start() {
 }
 
 void ModeLoop::Stop() {
-  {
-    std::lock_guard<std::mutex> lock(work_mu_);
-    stop_ = true;
-  }
-  work_cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  stop_ = true;
+  if (!thread_.joinable()) return;  // never started, or stopped already (the engine is not touched again)
+  engine_.wake();  // after stop_: a loop past its stop_ check finds the work signal raised and looks again
+  thread_.join();
 }
 
-void ModeLoop::Notify() {
-  {
-    std::lock_guard<std::mutex> lock(work_mu_);
-    work_pending_ = true;
-  }
-  work_cv_.notify_all();
-}
+void ModeLoop::Notify() { engine_.wake(); }
 
 void ModeLoop::Register(LiveStream* s) {
   std::lock_guard<std::mutex> lock(streams_mu_);
@@ -97,12 +89,9 @@ void ModeLoop::PumpAll() {
 
 void ModeLoop::Loop() {
   double seconds_before = engine_.step_seconds();
-  while (true) {
-    {
-      std::lock_guard<std::mutex> lock(work_mu_);
-      if (stop_) return;
-      work_pending_ = false;
-    }
+  while (!stop_) {
+    // The step clears the engine's work signal as it starts (under the slot table's lock): a Notify from
+    // then on keeps the wait below from sleeping, and one before it is seen by this step and PumpAll.
     absl::StatusOr<int> advanced = engine_.step();
     if (!advanced.ok()) {
       std::fprintf(stderr, "monologue serve: %s: model step failed: %s\n", name_.c_str(),
@@ -117,10 +106,9 @@ void ModeLoop::Loop() {
       seconds_before = seconds_now;
     }
     PumpAll();
-    if (*advanced == 0) {
-      std::unique_lock<std::mutex> lock(work_mu_);
-      work_cv_.wait_for(lock, std::chrono::milliseconds(50), [&] { return work_pending_ || stop_; });
-    }
+    // Stop sets stop_ before its wake: either this sees it, or the wake comes after the step's clear and the
+    // wait returns at once.
+    if (*advanced == 0 && !stop_) engine_.wait_for_work(std::chrono::milliseconds(50));
   }
 }
 

@@ -4,6 +4,10 @@
 // its engine's Step (as a function) and its stream reactors (LiveStream).
 //
 // Locking: streams_mu_ (the set of live streams) is taken before a stream's own mutex, never after.
+//
+// Waking: the loop sleeps in its engine's own WaitForWork (the slot table's work-pending signal, which pushes,
+// closes and new sessions raise), and Notify raises the same signal (ModeEngine::wake): one mechanism, so
+// that the engine's step clearing the signal and the server's wake-ups cannot miss each other.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -39,8 +43,21 @@ class LiveStream {
 struct ModeEngine {
   std::function<absl::StatusOr<int>()> step;  // one batched step; how many slots advanced
   std::function<double()> step_seconds;       // total time spent in steps
+  // The engine's WaitForWork (up to the timeout; true when work is pending) and Wake (raises the same
+  // signal from any thread). A step clears the signal as it starts, so a wake after that is never lost.
+  std::function<bool(std::chrono::milliseconds)> wait_for_work;
+  std::function<void()> wake;
   double frame_seconds = 0.08;
 };
+
+// The ModeEngine of an engine with Step, step_seconds, WaitForWork and Wake (AsrEngine, TtsEngine,
+// DialogueEngine), one frame lasting `frame_seconds`.
+template <typename Engine>
+ModeEngine BindModeEngine(Engine* e, double frame_seconds) {
+  return ModeEngine{[e] { return e->Step(); }, [e] { return e->step_seconds(); },
+                    [e](std::chrono::milliseconds timeout) { return e->WaitForWork(timeout); },
+                    [e] { e->Wake(); }, frame_seconds};
+}
 
 class ModeLoop {
  public:
@@ -56,7 +73,7 @@ class ModeLoop {
 
   void Start();
   void Stop();
-  // Wakes the scheduler (new input, a close, a new stream, a write finished).
+  // Wakes the scheduler (new input, a close, a new stream, a write finished): the engine's wake.
   void Notify();
 
   void Register(LiveStream* s);
@@ -81,10 +98,7 @@ class ModeLoop {
   std::condition_variable streams_cv_;
   std::set<LiveStream*> streams_;
 
-  std::mutex work_mu_;
-  std::condition_variable work_cv_;
-  bool work_pending_ = false;
-  bool stop_ = false;
+  std::atomic<bool> stop_{false};
   std::thread thread_;
 };
 

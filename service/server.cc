@@ -139,8 +139,7 @@ absl::StatusOr<std::unique_ptr<MonologueServer>> MonologueServer::Start(const Se
     impl->asr = std::move(*engine);
     AsrEngine* e = impl->asr.get();
     const AsrModelInfo& info = e->info();
-    ModeEngine me{[e] { return e->Step(); }, [e] { return e->step_seconds(); },
-                  static_cast<double>(info.frame_size) / info.sample_rate};
+    ModeEngine me = BindModeEngine(e, static_cast<double>(info.frame_size) / info.sample_rate);
     impl->loops.push_back(std::make_unique<ModeLoop>(kTranscription, options, options.max_streams,
                                                      "monologue_", "Transcription", std::move(me)));
     impl->http_modes.asr_loop = impl->loops.back().get();
@@ -171,8 +170,7 @@ absl::StatusOr<std::unique_ptr<MonologueServer>> MonologueServer::Start(const Se
         return absl::Status(voice.status().code(),
                             absl::StrCat("--default-voice: ", voice.status().message()));
     }
-    ModeEngine me{[e] { return e->Step(); }, [e] { return e->step_seconds(); },
-                  static_cast<double>(info.frame_size) / info.sample_rate};
+    ModeEngine me = BindModeEngine(e, static_cast<double>(info.frame_size) / info.sample_rate);
     impl->loops.push_back(std::make_unique<ModeLoop>(kSynthesis, options, options.max_tts_streams,
                                                      "monologue_synthesis_", "Synthesis", std::move(me)));
     impl->tts_defaults = SynthesisDefaults{options.voices_dir, options.default_voice};
@@ -198,8 +196,7 @@ absl::StatusOr<std::unique_ptr<MonologueServer>> MonologueServer::Start(const Se
     impl->dialogue = std::move(*engine);
     DialogueEngine* e = impl->dialogue.get();
     const DialogueModelInfo& info = e->info();
-    ModeEngine me{[e] { return e->Step(); }, [e] { return e->step_seconds(); },
-                  static_cast<double>(info.frame_size) / info.sample_rate};
+    ModeEngine me = BindModeEngine(e, static_cast<double>(info.frame_size) / info.sample_rate);
     impl->loops.push_back(std::make_unique<ModeLoop>(kDialogue, options, options.max_dialogue_streams,
                                                      "monologue_dialogue_", "Dialogue", std::move(me)));
     impl->http_modes.chat_loop = impl->loops.back().get();

@@ -252,6 +252,8 @@ bool TtsEngine::WaitForWork(std::chrono::milliseconds timeout) {
   return shared_->slots->WaitForWork(timeout);
 }
 
+void TtsEngine::Wake() { shared_->slots->NotifyWork(); }
+
 const TtsModelInfo& TtsEngine::info() const { return shared_->info; }
 int TtsEngine::batch_size() const { return shared_->batch; }
 int TtsEngine::free_slots() const { return shared_->slots->free_slots(); }

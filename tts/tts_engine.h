@@ -191,6 +191,8 @@ class TtsEngine {
   absl::Status RunUntilIdle();
   // Waits up to `timeout` for new work (text pushed, closed, reset, opened); see AsrEngine::WaitForWork.
   bool WaitForWork(std::chrono::milliseconds timeout);
+  // Makes WaitForWork return as new work would; see AsrEngine::Wake.
+  void Wake();
 
   const TtsModelInfo& info() const;
   int batch_size() const;

@@ -159,6 +159,13 @@ class SlotTable {
     NotifyEvents();
   }
 
+  // Raises the work-pending signal as a push does, for a scheduler's own reasons to run a step (a reader
+  // drained its queue, a stream's write finished, a stop). Pending work is a flag, not an edge: a signal
+  // raised after a step's ClearWorkLocked makes the next WaitForWork return at once, so none is lost.
+  void NotifyWork() {
+    std::lock_guard<std::mutex> lock(mu_);
+    NotifyWorkLocked();
+  }
   // Waits up to `timeout` for new work; true when there is some (the scheduler of a CLI or a server).
   bool WaitForWork(std::chrono::milliseconds timeout) {
     std::unique_lock<std::mutex> lock(mu_);
