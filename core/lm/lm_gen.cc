@@ -119,7 +119,6 @@ absl::StatusOr<std::unique_ptr<LmGen>> LmGen::Create(std::shared_ptr<const LmMod
   RETURN_IF_ERROR(GuardTorch("LmGen", [&] {
     const auto long_opts = at::TensorOptions().dtype(at::kLong).device(m.device());
     gen->cache_ = at::full({batch, c.num_streams(), gen->cache_len_}, -2, long_opts);
-    gen->offsets_ = at::zeros({batch}, long_opts);
     gen->exec_ = at::ones({batch}, long_opts.dtype(at::kBool));
     gen->delays_ = at::tensor(c.delays, at::kLong).to(m.device());
     if (!gen->options_.cfg_is_masked_until.empty()) {
@@ -258,7 +257,6 @@ absl::Status LmGen::Reset(const at::Tensor& mask) {
     at::Tensor m = mask.defined()
                        ? mask.to(model_->device(), at::kBool)
                        : at::ones({batch_}, at::TensorOptions().dtype(at::kBool).device(model_->device()));
-    offsets_.masked_fill_(m, 0);
     exec_.masked_fill_(m, true);
     if (!slot_generators_.empty()) {
       at::Tensor host = m.to(at::kCPU, at::kByte).contiguous();
@@ -323,7 +321,6 @@ absl::StatusOr<LmStepResult> LmGen::Step(const at::Tensor& input_tokens,
     StepState st;
     st.b = batch_;
     st.cache = cache_;
-    st.offsets = offsets_;
     st.exec = exec_;
     st.masked_until = masked_until_;
     st.cond_sum = cond_sum_;
@@ -350,7 +347,6 @@ absl::StatusOr<LmStepResult> LmGen::StepSlots(std::span<const int64_t> slots, co
     st.rows = &rows;
     st.temporal_rows = cfg() ? &doubled : &rows;
     st.cache = rows.Gather(cache_);
-    st.offsets = rows.Gather(offsets_);
     st.exec = rows.active_mask;
     if (masked_until_.defined()) st.masked_until = rows.Gather(masked_until_);
     if (cond_sum_.defined()) st.cond_sum = st.temporal_rows->Gather(cond_sum_);
@@ -376,7 +372,6 @@ absl::StatusOr<LmStepResult> LmGen::StepSlots(std::span<const int64_t> slots, co
     }
     LmStepResult r = StepCore(st, in, replace);
     rows.ScatterActive(cache_, st.cache);
-    rows.ScatterActive(offsets_, st.offsets);
     // The active rows, in slot order.
     auto pick = [&](const at::Tensor& t) { return t.defined() ? rows.SelectActive(t) : t; };
     auto pick2 = [&](const at::Tensor& t) {
@@ -394,6 +389,13 @@ absl::StatusOr<LmStepResult> LmGen::StepSlots(std::span<const int64_t> slots, co
   });
 }
 
+at::Tensor LmGen::positions() const { return temporal_.positions.narrow(0, 0, batch_); }
+
+at::Tensor LmGen::StepPositions(const StepState& st) const {
+  at::Tensor p = positions();
+  return st.rows != nullptr ? st.rows->Gather(p) : p;
+}
+
 LmStepResult LmGen::StepCore(StepState& st, const at::Tensor& input_tokens, const at::Tensor& depformer_replace) {
   const LmModel& m = *model_;
   const LmConfig& c = m.config();
@@ -404,7 +406,8 @@ LmStepResult LmGen::StepCore(StepState& st, const at::Tensor& input_tokens, cons
   const int64_t ct = cache_len_;
   const auto dev = m.device();
   at::Tensor& cache = st.cache;
-  at::Tensor& offsets = st.offsets;
+  // The steps each row ran before this one (read before step 4 advances them).
+  at::Tensor offsets = StepPositions(st);
   const at::Tensor& exec = st.exec;
   at::Tensor exec3 = exec.view({b, 1, 1});
   // 1. Write the caller's streams `delay` steps ahead.
@@ -461,8 +464,8 @@ LmStepResult LmGen::StepCore(StepState& st, const at::Tensor& input_tokens, cons
     }
     if (options_.on_audio) options_.on_audio(audio);
   }
-  // 7. Advance and store the generated tokens at the new column.
-  offsets.copy_(at::where(exec, offsets + 1, offsets));
+  // 7. Store the generated tokens at the new column: the positions step 4 advanced (the executing rows).
+  offsets = StepPositions(st);
   at::Tensor pos = at::remainder(offsets, ct).view({b, 1, 1});
   {
     at::Tensor sub = cache.narrow(1, 0, 1);

@@ -130,8 +130,9 @@ class LmGen {
   const LmModel& model() const { return *model_; }
   const LmGenOptions& options() const { return options_; }
   LmGenOptions& mutable_options() { return options_; }
-  // int64 [B]: steps each slot has executed since its reset (the reference's `offsets`).
-  const at::Tensor& positions() const { return offsets_; }
+  // int64 [B]: steps each slot has executed since its reset (the reference's `offsets`): a view of the
+  // temporal state's positions, the one count of them (see StepPositions).
+  at::Tensor positions() const;
   const at::Tensor& exec_mask() const { return exec_; }
 
  private:
@@ -140,12 +141,16 @@ class LmGen {
   // a bucket (StepSlots).
   struct StepState {
     int64_t b = 0;                         // rows
-    at::Tensor cache, offsets, exec;       // [b, K, T], [b], bool [b]
+    at::Tensor cache, exec;                // [b, K, T], bool [b]
     at::Tensor masked_until, cond_sum;     // [b] / [b or 2b, 1, D] or undefined
     const StepRows* rows = nullptr;        // StepSlots: the rows (temporal_ then holds them doubled with CFG)
     const StepRows* temporal_rows = nullptr;
     LmDepformerState* depformer = nullptr;
   };
+  // int64 [b]: the step's rows' positions as the temporal state holds them (the conditional rows with CFG:
+  // the null rows count the same): before ForwardText, the steps run since the reset; after it, one more for
+  // the rows that executed. Padding rows of a bucket are slots that do not execute, so theirs stay.
+  at::Tensor StepPositions(const StepState& st) const;
   // Validates the step's token tensors for `b` rows.
   absl::Status CheckStepInputs(int64_t b, const at::Tensor& input_tokens, const at::Tensor& depformer_replace,
                                const char* what) const;
@@ -166,7 +171,6 @@ class LmGen {
   int64_t dep_q_ = 0;
   int64_t max_delay_ = 0;
   at::Tensor cache_;         // int64 [B, K, max_delay + 2]
-  at::Tensor offsets_;       // int64 [B]
   at::Tensor exec_;          // bool [B]
   at::Tensor delays_;        // int64 [K]
   at::Tensor masked_until_;  // int64 [B] or undefined
@@ -177,6 +181,8 @@ class LmGen {
   std::vector<uint8_t> audio_draw_skip_;        // per_slot_generators: rows whose audio draws are skipped
   std::vector<std::optional<lm::SamplingParams>> slot_text_params_, slot_audio_params_;  // per slot
   std::vector<int64_t> row_slots_;              // the slot of each row of the current step (-1: none)
+  // Its positions are the slots' step counts (the reference's offsets) for the token cache as well: counted
+  // once, advanced by the model's ForwardText / ForwardTextRows and reset by ResetTemporal.
   LmTemporalState temporal_;
   LmDepformerState depformer_;
   std::map<int64_t, LmDepformerState> bucket_depformers_;  // StepSlots: depformer scratch per bucket size
