@@ -34,7 +34,7 @@ namespace monologue {
 
 namespace fs = std::filesystem;
 
-struct AsrSession::Shared {
+struct AsrSession::EngineState {
   // Immutable after Load.
   AsrModelInfo info;
   std::shared_ptr<const TextTokenizer> tokenizer;  // null: no text / word events (benchmarks)
@@ -155,11 +155,11 @@ absl::StatusOr<double> SttNumber(const ModelConfig& config, const char* key, con
 
 // ---- AsrSession -------------------------------------------------------------------------------------------
 
-AsrSession::AsrSession(std::shared_ptr<Shared> shared, int slot, uint64_t generation)
+AsrSession::AsrSession(std::shared_ptr<EngineState> shared, int slot, uint64_t generation)
     : shared_(std::move(shared)), slot_(slot), generation_(generation) {}
 
 AsrSession::~AsrSession() {
-  shared_->slots->Release({slot_, generation_}, [](Shared::Slot& s) {
+  shared_->slots->Release({slot_, generation_}, [](EngineState::Slot& s) {
     s.audio.Release();
     s.aligner.reset();
   });
@@ -189,8 +189,9 @@ absl::Status AsrSession::Close() {
 }
 
 absl::Status AsrSession::Reset() {
-  generation_ = shared_->slots->Restart({slot_, generation_}, [&](Shared::Slot& s) { shared_->StartStream(s); })
-                    .generation;
+  generation_ =
+      shared_->slots->Restart({slot_, generation_}, [&](EngineState::Slot& s) { shared_->StartStream(s); })
+          .generation;
   return absl::OkStatus();
 }
 
@@ -201,25 +202,25 @@ std::vector<AsrEvent> AsrSession::WaitEvents(std::chrono::milliseconds timeout) 
 }
 
 bool AsrSession::finished() const {
-  return shared_->slots->With(slot_, [](const Shared::Slot& s) { return s.ended; });
+  return shared_->slots->With(slot_, [](const EngineState::Slot& s) { return s.ended; });
 }
 
 std::vector<int> AsrSession::text_tokens() const {
   return shared_->slots->With(
-      slot_, [](const Shared::Slot& s) { return s.aligner ? s.aligner->tokens() : std::vector<int>{}; });
+      slot_, [](const EngineState::Slot& s) { return s.aligner ? s.aligner->tokens() : std::vector<int>{}; });
 }
 
 int64_t AsrSession::samples_pushed() const {
-  return shared_->slots->With(slot_, [](const Shared::Slot& s) { return s.audio.pushed(); });
+  return shared_->slots->With(slot_, [](const EngineState::Slot& s) { return s.audio.pushed(); });
 }
 
 int64_t AsrSession::frames_done() const {
-  return shared_->slots->With(slot_, [](const Shared::Slot& s) { return s.frames; });
+  return shared_->slots->With(slot_, [](const EngineState::Slot& s) { return s.frames; });
 }
 
 // ---- AsrEngine --------------------------------------------------------------------------------------------
 
-AsrEngine::AsrEngine(std::shared_ptr<AsrSession::Shared> shared) : shared_(std::move(shared)) {}
+AsrEngine::AsrEngine(std::shared_ptr<AsrSession::EngineState> shared) : shared_(std::move(shared)) {}
 AsrEngine::~AsrEngine() = default;
 
 absl::StatusOr<std::unique_ptr<AsrEngine>> AsrEngine::Load(const std::string& model_dir,
@@ -242,7 +243,7 @@ absl::StatusOr<std::unique_ptr<AsrEngine>> AsrEngine::Load(const std::string& mo
   }
   ASSIGN_OR_RETURN(ModelFiles files, ResolveModelFiles(model_dir, config, options.lora_path));
 
-  auto shared = std::make_shared<AsrSession::Shared>();
+  auto shared = std::make_shared<AsrSession::EngineState>();
   shared->device = device;
   shared->batch = options.batch_size;
 #ifdef MONOLOGUE_HAVE_SENTENCEPIECE
@@ -271,8 +272,9 @@ absl::StatusOr<std::unique_ptr<AsrEngine>> AsrEngine::Load(const std::string& mo
 }
 
 absl::StatusOr<std::unique_ptr<AsrEngine>> AsrEngineBuilder::Finish(
-    std::shared_ptr<AsrSession::Shared> shared, const ModelConfig& config, const AsrEngineOptions& options,
-    const std::string& model_dir, double delay, double prefix, at::ScalarType dtype) {
+    std::shared_ptr<AsrSession::EngineState> shared, const ModelConfig& config,
+    const AsrEngineOptions& options, const std::string& model_dir, double delay, double prefix,
+    at::ScalarType dtype) {
   const std::string source = model_dir + "/config.json";
   const c10::Device device = shared->device;
   shared->num_codebooks = config.mimi_codebooks();
@@ -308,24 +310,25 @@ absl::StatusOr<std::unique_ptr<AsrEngine>> AsrEngineBuilder::Finish(
   shared->align.frame_rate = info.frame_rate;
   shared->align.offset_seconds = prefix + delay;
   shared->align.padding_id = static_cast<int>(config.lm.existing_text_padding_id);
-  shared->slots = std::make_unique<SlotTable<AsrSession::Shared::Slot>>(options.batch_size, "transcription");
+  shared->slots =
+      std::make_unique<SlotTable<AsrSession::EngineState::Slot>>(options.batch_size, "transcription");
   return std::unique_ptr<AsrEngine>(new AsrEngine(std::move(shared)));
 }
 
 absl::StatusOr<std::unique_ptr<AsrSession>> AsrEngine::OpenSession() {
-  ASSIGN_OR_RETURN(SlotTicket t,
-                   shared_->slots->Acquire([&](AsrSession::Shared::Slot& s) { shared_->StartStream(s); }));
+  ASSIGN_OR_RETURN(SlotTicket t, shared_->slots->Acquire(
+                                     [&](AsrSession::EngineState::Slot& s) { shared_->StartStream(s); }));
   return std::unique_ptr<AsrSession>(new AsrSession(shared_, t.index, t.generation));
 }
 
 // One compacted step (AsrEngineOptions::compact_steps): Mimi encodes the slots with a frame, the LM steps
 // the slots with a frame or a pending warm-up, each on its active rows only (core/util/step_rows.h). Fills
 // text [n] / vad [n, H] on the CPU for the n stepped slots in slot order, and `row_of` (slot -> row).
-absl::Status AsrSession::Shared::CompactStep(const std::vector<uint8_t>& frame,
+absl::Status AsrSession::EngineState::CompactStep(const std::vector<uint8_t>& frame,
                                              const std::vector<uint8_t>& warm, std::vector<float>& pcm,
                                              at::Tensor& text_cpu, at::Tensor& vad_cpu,
                                              std::vector<int64_t>& row_of) {
-  Shared& sh = *this;
+  EngineState& sh = *this;
   const int B = sh.batch;
   const int F = sh.info.frame_size;
   std::vector<int64_t> exec_slots, frame_slots, frame_rows;  // frame_rows: rows of exec_slots with a frame
@@ -501,7 +504,7 @@ absl::StatusOr<std::unique_ptr<AsrEngine>> AsrEngineBuilder::Create(
   if (config.model_type != ModelType::kStt) {
     return absl::InvalidArgumentError("AsrEngineBuilder::Create: the config is not an STT model");
   }
-  auto shared = std::make_shared<AsrSession::Shared>();
+  auto shared = std::make_shared<AsrSession::EngineState>();
   shared->device = mimi.device();
   shared->batch = options.batch_size;
   shared->tokenizer = std::move(tokenizer);

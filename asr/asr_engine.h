@@ -121,9 +121,9 @@ class AsrSession {
  private:
   friend class AsrEngine;
   friend struct AsrEngineBuilder;
-  struct Shared;
-  AsrSession(std::shared_ptr<Shared> shared, int slot, uint64_t generation);
-  std::shared_ptr<Shared> shared_;
+  struct EngineState;
+  AsrSession(std::shared_ptr<EngineState> shared, int slot, uint64_t generation);
+  std::shared_ptr<EngineState> shared_;
   int slot_;
   uint64_t generation_;
 };
@@ -165,8 +165,8 @@ class AsrEngine {
 
  private:
   friend struct AsrEngineBuilder;  // asr/asr_engine_builder.h (in-memory models for benchmarks)
-  explicit AsrEngine(std::shared_ptr<AsrSession::Shared> shared);
-  std::shared_ptr<AsrSession::Shared> shared_;
+  explicit AsrEngine(std::shared_ptr<AsrSession::EngineState> shared);
+  std::shared_ptr<AsrSession::EngineState> shared_;
 };
 
 }  // namespace monologue

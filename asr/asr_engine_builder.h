@@ -27,7 +27,7 @@ struct AsrEngineBuilder {
                                                            const AsrEngineOptions& options);
 
   // (internal) The common end of Load and Create.
-  static absl::StatusOr<std::unique_ptr<AsrEngine>> Finish(std::shared_ptr<AsrSession::Shared> shared,
+  static absl::StatusOr<std::unique_ptr<AsrEngine>> Finish(std::shared_ptr<AsrSession::EngineState> shared,
                                                            const ModelConfig& config,
                                                            const AsrEngineOptions& options,
                                                            const std::string& model_dir, double delay,

@@ -34,7 +34,7 @@ namespace {
 constexpr uint64_t kDefaultSeed = 4242;  // what the reference's run_inference passes to seed_all
 }  // namespace
 
-struct DialogueSession::Shared {
+struct DialogueSession::EngineState {
   // Immutable after Load.
   DialogueModelInfo info;
   std::shared_ptr<const TextTokenizer> tokenizer;  // null: no kText events
@@ -112,11 +112,11 @@ absl::Status CheckMoshi(const ModelConfig& config, const std::string& model_dir)
 
 // ---- DialogueSession --------------------------------------------------------------------------------------
 
-DialogueSession::DialogueSession(std::shared_ptr<Shared> shared, int slot, uint64_t generation)
+DialogueSession::DialogueSession(std::shared_ptr<EngineState> shared, int slot, uint64_t generation)
     : shared_(std::move(shared)), slot_(slot), generation_(generation) {}
 
 DialogueSession::~DialogueSession() {
-  shared_->slots->Release({slot_, generation_}, [](Shared::Slot& s) { s.audio.Release(); });
+  shared_->slots->Release({slot_, generation_}, [](EngineState::Slot& s) { s.audio.Release(); });
 }
 
 absl::Status DialogueSession::PushAudio(std::span<const float> samples) {
@@ -142,8 +142,9 @@ absl::Status DialogueSession::Close() {
 }
 
 absl::Status DialogueSession::Reset() {
-  generation_ = shared_->slots->Restart({slot_, generation_}, [&](Shared::Slot& s) { shared_->StartStream(s); })
-                    .generation;
+  generation_ =
+      shared_->slots->Restart({slot_, generation_}, [&](EngineState::Slot& s) { shared_->StartStream(s); })
+          .generation;
   return absl::OkStatus();
 }
 
@@ -154,20 +155,20 @@ std::vector<DialogueEvent> DialogueSession::WaitEvents(std::chrono::milliseconds
 }
 
 bool DialogueSession::finished() const {
-  return shared_->slots->With(slot_, [](const Shared::Slot& s) { return s.ended; });
+  return shared_->slots->With(slot_, [](const EngineState::Slot& s) { return s.ended; });
 }
 
 int64_t DialogueSession::samples_pushed() const {
-  return shared_->slots->With(slot_, [](const Shared::Slot& s) { return s.audio.pushed(); });
+  return shared_->slots->With(slot_, [](const EngineState::Slot& s) { return s.audio.pushed(); });
 }
 
 int64_t DialogueSession::frames_done() const {
-  return shared_->slots->With(slot_, [](const Shared::Slot& s) { return s.frames; });
+  return shared_->slots->With(slot_, [](const EngineState::Slot& s) { return s.frames; });
 }
 
 // ---- DialogueEngine ---------------------------------------------------------------------------------------
 
-DialogueEngine::DialogueEngine(std::shared_ptr<DialogueSession::Shared> shared)
+DialogueEngine::DialogueEngine(std::shared_ptr<DialogueSession::EngineState> shared)
     : shared_(std::move(shared)) {}
 DialogueEngine::~DialogueEngine() = default;
 
@@ -186,7 +187,7 @@ absl::StatusOr<std::unique_ptr<DialogueEngine>> DialogueEngine::Load(const std::
   RETURN_IF_ERROR(CheckMoshi(config, model_dir));
   ASSIGN_OR_RETURN(ModelFiles files, ResolveModelFiles(model_dir, config, options.lora_path));
 
-  auto shared = std::make_shared<DialogueSession::Shared>();
+  auto shared = std::make_shared<DialogueSession::EngineState>();
   shared->device = device;
   shared->batch = options.batch_size;
 #ifdef MONOLOGUE_HAVE_SENTENCEPIECE
@@ -209,7 +210,7 @@ absl::StatusOr<std::unique_ptr<DialogueEngine>> DialogueEngine::Load(const std::
 }
 
 absl::StatusOr<std::unique_ptr<DialogueEngine>> DialogueEngineBuilder::Finish(
-    std::shared_ptr<DialogueSession::Shared> shared, const ModelConfig& config,
+    std::shared_ptr<DialogueSession::EngineState> shared, const ModelConfig& config,
     const DialogueEngineOptions& options, const std::string& model_dir, const std::string& dtype_name) {
   const std::string source = config.legacy ? model_dir : model_dir + "/config.json";
   shared->num_codebooks = config.mimi_codebooks();
@@ -264,7 +265,8 @@ absl::StatusOr<std::unique_ptr<DialogueEngine>> DialogueEngineBuilder::Finish(
   info.device = shared->device.str();
   info.dtype = dtype_name;
   info.lm_weights = DescribeQuantization(shared->lm->quantization());
-  shared->slots = std::make_unique<SlotTable<DialogueSession::Shared::Slot>>(options.batch_size, "dialogue");
+  shared->slots =
+      std::make_unique<SlotTable<DialogueSession::EngineState::Slot>>(options.batch_size, "dialogue");
   return std::unique_ptr<DialogueEngine>(new DialogueEngine(std::move(shared)));
 }
 
@@ -275,7 +277,7 @@ absl::StatusOr<std::unique_ptr<DialogueEngine>> DialogueEngineBuilder::Create(
     return absl::InvalidArgumentError(absl::StrCat("batch size must be >= 1 (got ", options.batch_size, ")"));
   }
   RETURN_IF_ERROR(CheckMoshi(config, "(in memory)"));
-  auto shared = std::make_shared<DialogueSession::Shared>();
+  auto shared = std::make_shared<DialogueSession::EngineState>();
   shared->device = mimi.device();
   shared->batch = options.batch_size;
   shared->tokenizer = std::move(tokenizer);
@@ -308,7 +310,7 @@ absl::StatusOr<std::unique_ptr<DialogueSession>> DialogueEngine::OpenSession(std
     text = lm::SamplingParams{temp_text > 0, temp_text, top_k_text};
   }
   const uint64_t slot_seed = seed.value_or(info.seed);
-  ASSIGN_OR_RETURN(SlotTicket t, shared_->slots->Acquire([&](DialogueSession::Shared::Slot& s) {
+  ASSIGN_OR_RETURN(SlotTicket t, shared_->slots->Acquire([&](DialogueSession::EngineState::Slot& s) {
     s.seed = slot_seed;
     s.text_sampling = text;
     s.audio_sampling = audio;

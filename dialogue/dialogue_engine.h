@@ -130,9 +130,9 @@ class DialogueSession {
  private:
   friend class DialogueEngine;
   friend struct DialogueEngineBuilder;
-  struct Shared;
-  DialogueSession(std::shared_ptr<Shared> shared, int slot, uint64_t generation);
-  std::shared_ptr<Shared> shared_;
+  struct EngineState;
+  DialogueSession(std::shared_ptr<EngineState> shared, int slot, uint64_t generation);
+  std::shared_ptr<EngineState> shared_;
   int slot_;
   uint64_t generation_;
 };
@@ -179,8 +179,8 @@ class DialogueEngine {
 
  private:
   friend struct DialogueEngineBuilder;  // dialogue/dialogue_engine_builder.h (in-memory models)
-  explicit DialogueEngine(std::shared_ptr<DialogueSession::Shared> shared);
-  std::shared_ptr<DialogueSession::Shared> shared_;
+  explicit DialogueEngine(std::shared_ptr<DialogueSession::EngineState> shared);
+  std::shared_ptr<DialogueSession::EngineState> shared_;
 };
 
 }  // namespace monologue

@@ -22,7 +22,7 @@ struct DialogueEngineBuilder {
 
   // (internal) The common end of Load and Create.
   static absl::StatusOr<std::unique_ptr<DialogueEngine>> Finish(
-      std::shared_ptr<DialogueSession::Shared> shared, const ModelConfig& config,
+      std::shared_ptr<DialogueSession::EngineState> shared, const ModelConfig& config,
       const DialogueEngineOptions& options, const std::string& model_dir, const std::string& dtype_name);
 };
 

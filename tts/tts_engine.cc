@@ -1,5 +1,5 @@
-// libtorch implementation of tts_engine.h: the engine's batch step and session admission. The shared state is
-// tts/tts_engine_shared.h; the session API and a slot's stream lifecycle are tts/tts_session.cc; the LM
+// libtorch implementation of tts_engine.h: the engine's batch step and session admission. The engine state is
+// tts/tts_engine_state.h; the session API and a slot's stream lifecycle are tts/tts_session.cc; the LM
 // conditions tts/tts_conditions.cc; Load and TtsEngineBuilder tts/tts_engine_load.cc.
 #include "tts/tts_engine.h"
 
@@ -16,13 +16,13 @@
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
 #include "tts/tts_conditions.h"
-#include "tts/tts_engine_shared.h"
+#include "tts/tts_engine_state.h"
 
 namespace monologue {
 
 namespace fs = std::filesystem;
 
-TtsEngine::TtsEngine(std::shared_ptr<TtsSession::Shared> shared) : shared_(std::move(shared)) {}
+TtsEngine::TtsEngine(std::shared_ptr<TtsSession::EngineState> shared) : shared_(std::move(shared)) {}
 TtsEngine::~TtsEngine() = default;
 
 absl::StatusOr<std::unique_ptr<TtsSession>> TtsEngine::OpenSession(const TtsSessionOptions& options) {
@@ -67,7 +67,7 @@ absl::StatusOr<std::unique_ptr<TtsSession>> TtsEngine::OpenSession(const TtsSess
     return absl::OkStatus();
   }));
 
-  ASSIGN_OR_RETURN(SlotTicket t, sh.slots->Acquire([&](TtsSession::Shared::Slot& s) {
+  ASSIGN_OR_RETURN(SlotTicket t, sh.slots->Acquire([&](TtsSession::EngineState::Slot& s) {
     s.options = options;
     s.conditions = conditions;
     sh.StartStream(s);

@@ -163,9 +163,9 @@ class TtsSession {
  private:
   friend class TtsEngine;
   friend struct TtsEngineBuilder;
-  struct Shared;
-  TtsSession(std::shared_ptr<Shared> shared, int slot, uint64_t generation);
-  std::shared_ptr<Shared> shared_;
+  struct EngineState;
+  TtsSession(std::shared_ptr<EngineState> shared, int slot, uint64_t generation);
+  std::shared_ptr<EngineState> shared_;
   int slot_;
   uint64_t generation_;
 };
@@ -202,8 +202,8 @@ class TtsEngine {
 
  private:
   friend struct TtsEngineBuilder;  // tts/tts_engine_builder.h (in-memory models for benchmarks)
-  explicit TtsEngine(std::shared_ptr<TtsSession::Shared> shared);
-  std::shared_ptr<TtsSession::Shared> shared_;
+  explicit TtsEngine(std::shared_ptr<TtsSession::EngineState> shared);
+  std::shared_ptr<TtsSession::EngineState> shared_;
 };
 
 }  // namespace monologue

@@ -23,7 +23,7 @@ struct TtsEngineBuilder {
                                                            std::shared_ptr<const TextTokenizer> tokenizer,
                                                            const TtsEngineOptions& options);
   // (internal) The common end of Load and Create: `shared` holds the models, tokenizer, device, options.
-  static absl::StatusOr<std::unique_ptr<TtsEngine>> Finish(std::shared_ptr<TtsSession::Shared> shared,
+  static absl::StatusOr<std::unique_ptr<TtsEngine>> Finish(std::shared_ptr<TtsSession::EngineState> shared,
                                                            const ModelConfig& config, const std::string& model_dir);
 };
 

@@ -18,7 +18,7 @@
 #include "tts/tts_conditions.h"
 #include "tts/tts_engine.h"
 #include "tts/tts_engine_builder.h"
-#include "tts/tts_engine_shared.h"
+#include "tts/tts_engine_state.h"
 
 namespace monologue {
 
@@ -65,7 +65,7 @@ absl::StatusOr<std::unique_ptr<TtsEngine>> TtsEngine::Load(const std::string& mo
   }
   ASSIGN_OR_RETURN(ModelFiles files, ResolveModelFiles(model_dir, config, options.lora_path));
 
-  auto shared = std::make_shared<TtsSession::Shared>();
+  auto shared = std::make_shared<TtsSession::EngineState>();
   auto& sh = *shared;
   sh.device = device;
   sh.batch = options.batch_size;
@@ -101,7 +101,7 @@ absl::StatusOr<std::unique_ptr<TtsEngine>> TtsEngineBuilder::Create(const ModelC
     return absl::InvalidArgumentError("TtsEngineBuilder::Create: the config is not a TTS model");
   }
   if (tokenizer == nullptr) return absl::InvalidArgumentError("TtsEngineBuilder::Create: a tokenizer is required");
-  auto shared = std::make_shared<TtsSession::Shared>();
+  auto shared = std::make_shared<TtsSession::EngineState>();
   shared->device = mimi.device();
   shared->batch = options.batch_size;
   shared->options = options;
@@ -111,9 +111,9 @@ absl::StatusOr<std::unique_ptr<TtsEngine>> TtsEngineBuilder::Create(const ModelC
   return Finish(std::move(shared), config, "(in memory)");
 }
 
-absl::StatusOr<std::unique_ptr<TtsEngine>> TtsEngineBuilder::Finish(std::shared_ptr<TtsSession::Shared> shared,
-                                                                    const ModelConfig& config,
-                                                                    const std::string& model_dir) {
+absl::StatusOr<std::unique_ptr<TtsEngine>> TtsEngineBuilder::Finish(
+    std::shared_ptr<TtsSession::EngineState> shared, const ModelConfig& config,
+    const std::string& model_dir) {
   auto& sh = *shared;
   const TtsEngineOptions& options = sh.options;
   const std::string source = model_dir + "/config.json";
@@ -198,7 +198,7 @@ absl::StatusOr<std::unique_ptr<TtsEngine>> TtsEngineBuilder::Finish(std::shared_
   gen.seed = options.seed;
   gen.per_slot_generators = options.independent_slots;
   gen.dep_q = n_q;
-  TtsSession::Shared* raw = shared.get();
+  TtsSession::EngineState* raw = shared.get();
   // The hooks see the rows LmGen computes: every slot (exec-mask step) or a compacted step's bucket;
   // LmGen::step_slots() names each row's slot (-1: a row that does not advance).
   gen.on_text_logits = [raw](at::Tensor& logits) {
@@ -253,7 +253,7 @@ absl::StatusOr<std::unique_ptr<TtsEngine>> TtsEngineBuilder::Finish(std::shared_
   ASSIGN_OR_RETURN(LmFusedConditions null_conditions, tts::NullConditions(sh.condition_context(), rows));
   ASSIGN_OR_RETURN(sh.gen, LmGen::Create(sh.lm, sh.batch, gen, null_conditions));
   sh.mimi_state = sh.mimi->NewState(sh.batch);
-  sh.slots = std::make_unique<SlotTable<TtsSession::Shared::Slot>>(sh.batch, "synthesis");
+  sh.slots = std::make_unique<SlotTable<TtsSession::EngineState::Slot>>(sh.batch, "synthesis");
   sh.step_exec.assign(sh.batch, 0);
   sh.step_generation.assign(sh.batch, 0);
   sh.step_index.assign(sh.batch, 0);

@@ -5,13 +5,13 @@
 
 #include "core/util/status_macros.h"
 #include "tts/tts_engine.h"
-#include "tts/tts_engine_shared.h"
+#include "tts/tts_engine_state.h"
 
 namespace monologue {
 
 // ---- A slot's stream ---------------------------------------------------------------------------------------
 
-void TtsSession::Shared::StartStream(Slot& slot) {
+void TtsSession::EngineState::StartStream(Slot& slot) {
   tts::ScriptOptions script_options;
   script_options.multi_speaker = info.multi_speaker;
   script_options.padding_between = slot.options.padding_between;
@@ -30,13 +30,13 @@ void TtsSession::Shared::StartStream(Slot& slot) {
   slot.codes.clear();
 }
 
-void TtsSession::Shared::AddEntries(Slot& slot, std::vector<tts::Entry> entries) {
+void TtsSession::EngineState::AddEntries(Slot& slot, std::vector<tts::Entry> entries) {
   for (const tts::Entry& e : entries) slot.words_pushed += e.tokens.empty() ? 0 : 1;
   slot.machine->Append(std::move(entries));
   slots->NotifyWorkLocked();
 }
 
-void TtsSession::Shared::OnWord(Slot& slot, const tts::TimedWord& word) {
+void TtsSession::EngineState::OnWord(Slot& slot, const tts::TimedWord& word) {
   const double t = static_cast<double>(word.step) / info.frame_rate;
   if (slot.open_word.has_value()) {
     slot.open_word->end_s = t;
@@ -50,7 +50,7 @@ void TtsSession::Shared::OnWord(Slot& slot, const tts::TimedWord& word) {
   slot.words_done++;
 }
 
-void TtsSession::Shared::EmitWord(Slot& slot) {
+void TtsSession::EngineState::EmitWord(Slot& slot) {
   TtsEvent e;
   e.kind = TtsEvent::Kind::kWord;
   e.step = slot.open_word->step;
@@ -59,7 +59,7 @@ void TtsSession::Shared::EmitWord(Slot& slot) {
   slot.events.push_back(std::move(e));
 }
 
-void TtsSession::Shared::Finish(Slot& slot) {
+void TtsSession::EngineState::Finish(Slot& slot) {
   if (slot.open_word.has_value()) {
     const int64_t end = slot.machine->end_step().value_or(slot.step);
     slot.open_word->end_s = static_cast<double>(end) / info.frame_rate;
@@ -72,7 +72,7 @@ void TtsSession::Shared::Finish(Slot& slot) {
   slot.ended = true;
 }
 
-bool TtsSession::Shared::Done(const Slot& slot) const {
+bool TtsSession::EngineState::Done(const Slot& slot) const {
   if (slot.step >= options.max_steps) return true;
   auto end = slot.machine->end_step();
   return end.has_value() && slot.step >= *end + info.delay_steps + options.final_padding;
@@ -80,11 +80,11 @@ bool TtsSession::Shared::Done(const Slot& slot) const {
 
 // ---- TtsSession -------------------------------------------------------------------------------------------
 
-TtsSession::TtsSession(std::shared_ptr<Shared> shared, int slot, uint64_t generation)
+TtsSession::TtsSession(std::shared_ptr<EngineState> shared, int slot, uint64_t generation)
     : shared_(std::move(shared)), slot_(slot), generation_(generation) {}
 
 TtsSession::~TtsSession() {
-  shared_->slots->Release({slot_, generation_}, [](Shared::Slot& s) {
+  shared_->slots->Release({slot_, generation_}, [](EngineState::Slot& s) {
     s.script.reset();
     s.machine.reset();
     s.fed = {};
@@ -93,7 +93,7 @@ TtsSession::~TtsSession() {
 }
 
 absl::Status TtsSession::PushText(std::string_view text) {
-  return shared_->slots->With(slot_, [&](Shared::Slot& s) -> absl::Status {
+  return shared_->slots->With(slot_, [&](EngineState::Slot& s) -> absl::Status {
     if (s.closed) return absl::FailedPreconditionError("tts session: PushText after Close");
     ASSIGN_OR_RETURN(std::vector<tts::Entry> entries, s.script->Push(text));
     shared_->AddEntries(s, std::move(entries));
@@ -102,7 +102,7 @@ absl::Status TtsSession::PushText(std::string_view text) {
 }
 
 absl::Status TtsSession::EndTurn() {
-  return shared_->slots->With(slot_, [&](Shared::Slot& s) -> absl::Status {
+  return shared_->slots->With(slot_, [&](EngineState::Slot& s) -> absl::Status {
     if (s.closed) return absl::FailedPreconditionError("tts session: EndTurn after Close");
     ASSIGN_OR_RETURN(std::vector<tts::Entry> entries, s.script->EndTurn());
     shared_->AddEntries(s, std::move(entries));
@@ -111,7 +111,7 @@ absl::Status TtsSession::EndTurn() {
 }
 
 absl::Status TtsSession::Close() {
-  return shared_->slots->With(slot_, [&](Shared::Slot& s) -> absl::Status {
+  return shared_->slots->With(slot_, [&](EngineState::Slot& s) -> absl::Status {
     if (s.closed) return absl::OkStatus();
     ASSIGN_OR_RETURN(std::vector<tts::Entry> entries, s.script->Finish());
     shared_->AddEntries(s, std::move(entries));
@@ -127,13 +127,14 @@ absl::Status TtsSession::Close() {
 }
 
 absl::Status TtsSession::Reset() {
-  generation_ = shared_->slots->Restart({slot_, generation_}, [&](Shared::Slot& s) { shared_->StartStream(s); })
-                    .generation;
+  generation_ =
+      shared_->slots->Restart({slot_, generation_}, [&](EngineState::Slot& s) { shared_->StartStream(s); })
+          .generation;
   return absl::OkStatus();
 }
 
 void TtsSession::Hold(bool hold) {
-  shared_->slots->With(slot_, [&](Shared::Slot& s) {
+  shared_->slots->With(slot_, [&](EngineState::Slot& s) {
     if (s.generation != generation_ || s.held == hold) return;
     s.held = hold;
     shared_->slots->NotifyWorkLocked();
@@ -147,23 +148,23 @@ std::vector<TtsEvent> TtsSession::WaitEvents(std::chrono::milliseconds timeout) 
 }
 
 bool TtsSession::finished() const {
-  return shared_->slots->With(slot_, [](const Shared::Slot& s) { return s.ended; });
+  return shared_->slots->With(slot_, [](const EngineState::Slot& s) { return s.ended; });
 }
 
 std::vector<int64_t> TtsSession::text_tokens() const {
-  return shared_->slots->With(slot_, [](const Shared::Slot& s) { return s.fed; });
+  return shared_->slots->With(slot_, [](const EngineState::Slot& s) { return s.fed; });
 }
 
 std::vector<int64_t> TtsSession::codes() const {
-  return shared_->slots->With(slot_, [](const Shared::Slot& s) { return s.codes; });
+  return shared_->slots->With(slot_, [](const EngineState::Slot& s) { return s.codes; });
 }
 
 int64_t TtsSession::steps_done() const {
-  return shared_->slots->With(slot_, [](const Shared::Slot& s) { return s.step; });
+  return shared_->slots->With(slot_, [](const EngineState::Slot& s) { return s.step; });
 }
 
 int64_t TtsSession::words_done() const {
-  return shared_->slots->With(slot_, [](const Shared::Slot& s) { return s.words_done; });
+  return shared_->slots->With(slot_, [](const EngineState::Slot& s) { return s.words_done; });
 }
 
 }  // namespace monologue

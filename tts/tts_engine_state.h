@@ -24,7 +24,7 @@
 
 namespace monologue {
 
-struct TtsSession::Shared {
+struct TtsSession::EngineState {
   // Immutable after Load.
   TtsModelInfo info;
   TtsEngineOptions options;
