@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "tts/tts_script.h"
 #include "tts/tts_state_machine.h"
 
@@ -29,7 +30,8 @@ ScriptOptions Options(bool multi_speaker = true, int padding_between = 1) {
 
 std::vector<std::string> Texts(const std::vector<Entry>& entries) {
   std::vector<std::string> out;
-  for (const Entry& e : entries) out.push_back(e.tokens.empty() ? "<" + std::to_string(e.padding) + ">" : e.text);
+  // (StrCat rather than "<" + std::to_string(...): GCC 12 reports a false -Wrestrict in that operator+.)
+  for (const Entry& e : entries) out.push_back(e.tokens.empty() ? absl::StrCat("<", e.padding, ">") : e.text);
   return out;
 }
 
