@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <sstream>
 #include <thread>
 
@@ -48,6 +49,9 @@ struct SynthOptions {
   bool send_config = true;
   int cancel_after_audio = -1;   // cancel once this many audio chunks arrived (0: as soon as `started` arrives)
   std::function<void()> on_started;
+  // When valid, the text stream is half-closed only once this is ready (or after 60 s): until then the
+  // stream cannot finish (a slot waiting for text does not step), whatever the machine's speed.
+  std::shared_future<void> close_text_after;
 };
 
 SynthOptions Voices(std::vector<std::string> voices) {
@@ -90,6 +94,7 @@ SynthResult Synthesize(grpc::Channel* channel, const std::vector<std::string>& t
         if (!stream->Write(r)) return;
       }
     }
+    if (o.close_text_after.valid()) o.close_text_after.wait_for(std::chrono::seconds(60));
     stream->WritesDone();
   });
   SynthResult result;
@@ -455,11 +460,16 @@ TEST(MultiModeLimitsTest, SigtermDrainsEveryMode) {
   SynthOptions o;
   int health_during = 0;
   SynthResult refused_after;
+  // The live stream's text stays open until the checks are done: a tiny model synthesises the whole script
+  // in less than the 200 ms below, and the server would be gone before it is asked.
+  std::promise<void> checked;
+  o.close_text_after = checked.get_future().share();
   o.on_started = [&] {
     server.Signal(SIGTERM);
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     health_during = HealthStatus(channel.get(), "monologue.v1.Synthesis");
     refused_after = Synthesize(channel.get(), {"Too late."});
+    checked.set_value();
   };
   SynthResult live = Synthesize(channel.get(), single.script, o);
   ExpectTtsReference(live, single);
