@@ -22,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "cli/bench_command.h"
 #include "cli/bench_options.h"
+#include "cli/bench_profile.h"
 #include "cli/bench_reference.h"
 #include "core/config/model_config.h"
 #include "core/io/safetensors.h"
@@ -54,6 +55,7 @@ struct BenchSynthesizeFlags {
   std::string checkpoint_dtype = "bf16";
   std::string tokenizer = "tests/data/tokenizers/tiny_en_fr_400.model";
   bool reference = false;
+  bool profile = false;
   std::string python;
   std::string reference_script = "bench/bench_synthesize_reference.py";
 };
@@ -102,7 +104,7 @@ struct Timing {
   double max_ms = 0;
 };
 
-absl::StatusOr<Timing> TimeBatch(const Bench& b, int batch, int steps, int warmup) {
+absl::StatusOr<Timing> TimeBatch(const Bench& b, int batch, int steps, int warmup, bool profile) {
   ASSIGN_OR_RETURN(auto engine, MakeEngine(b, batch, true));
   std::vector<std::unique_ptr<TtsSession>> sessions;
   for (int i = 0; i < batch; ++i) {
@@ -128,6 +130,20 @@ absl::StatusOr<Timing> TimeBatch(const Bench& b, int batch, int steps, int warmu
     t.max_ms = std::max(t.max_ms, Ms(std::chrono::steady_clock::now() - t0));
   }
   t.step_ms = Ms(std::chrono::steady_clock::now() - start) / steps;
+  if (profile) {
+    // As many steps again (the streams carry on), under the profiler.
+    absl::Status status;
+    std::printf("batch %d ", batch);
+    ProfileAndPrint(
+        [&] {
+          for (int i = 0; i < steps && status.ok(); ++i) {
+            status = engine->Step().status();
+            for (auto& s : sessions) s->PollEvents();
+          }
+        },
+        steps);
+    RETURN_IF_ERROR(status);
+  }
   return t;
 }
 
@@ -233,7 +249,7 @@ int RunOneDtype(const BenchSynthesizeFlags& f, const std::string& dtype_name, Re
   std::printf("%6s  %10s  %10s  %8s  %26s\n", "batch", "step ms", "max ms", "RTF", "x realtime (all streams)");
   std::fflush(stdout);
   for (int64_t batch : *parsed_batches) {
-    auto t = TimeBatch(b, static_cast<int>(batch), f.steps, f.warmup);
+    auto t = TimeBatch(b, static_cast<int>(batch), f.steps, f.warmup, f.profile);
     if (!t.ok()) return Fail(std::string(t.status().message()));
     std::printf("%6lld  %10.2f  %10.2f  %8.3f  %26.2f\n", static_cast<long long>(batch), t->step_ms, t->max_ms,
                 t->step_ms / 80.0, batch * 80.0 / t->step_ms);
@@ -297,6 +313,10 @@ void RegisterBenchSynthesize(CLI::App& bench, int& exit_code) {
   cmd->add_option("--model", f->model_dir, "a model directory (its weights)");
   cmd->add_option("--batch", f->batches, "comma-separated batch sizes (default 1,8)");
   cmd->add_option("--steps", f->steps, "timed steps per batch size (default 20)");
+  cmd->add_flag(
+      "--profile", f->profile,
+      "after timing each batch size, run as many steps again under libtorch's profiler and print the "
+      "heaviest ops per step");
   cmd->add_option("--warmup", f->warmup, "untimed steps after the audio delay (default 3)");
   cmd->add_option("--threads", f->threads, "CPU threads (default 2)");
   cmd->add_option("--n-q", f->n_q, "audio codebooks generated (default: all of the model's)");

@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include <optional>
+
 namespace monologue::lm {
 namespace {
 
@@ -75,6 +77,19 @@ StepContext Transformer::TemporalContext(const at::Tensor& positions, at::Scalar
   at::Tensor mask = pos.ge(0) & diff.ge(0);
   if (spec.context > 0) mask = mask & diff.lt(spec.context);
   ctx.attn_mask = mask.view({batch, 1, 1, cap});
+  ctx.kv_len = cap;
+  if (positions.is_cpu() && dtype == at::kFloat && batch > 0) {
+    // While no row has wrapped around the ring (every position < capacity), a row at position p attends to
+    // entries 0..p only, so entries past the largest position are masked for all rows: leave them out.
+    // The masked entries add exact zeros, so only the summation order can move the last f32 bit. Not in
+    // bf16/f16, where the attention kernel's intermediate roundings follow the length and greedy tokens
+    // would drift from the reference's; not on a GPU, where reading the largest position costs a sync.
+    const int64_t newest = positions.max().item<int64_t>();
+    if (newest < cap) {
+      ctx.kv_len = newest + 1;
+      ctx.attn_mask = ctx.attn_mask.narrow(-1, 0, ctx.kv_len);
+    }
+  }
   if (HasRope(spec.positional)) RopeTables(rope_freqs, positions.to(at::kFloat), ctx);
   if (HasSin(spec.positional))
     ctx.sin_pos = SinEmbedding(positions.view({batch, 1, 1}), spec.dim, spec.max_period, dtype);
@@ -87,8 +102,14 @@ StepContext Transformer::DepthContext(int64_t k, int64_t batch, int64_t weight_s
   ctx.write_slot = k;
   ctx.weight_set = weight_set;
   const auto long_opts = at::TensorOptions().dtype(at::kLong).device(device);
-  at::Tensor s = at::arange(spec.capacity, long_opts);
-  ctx.attn_mask = s.le(k).view({1, 1, 1, spec.capacity}).expand({batch, 1, 1, spec.capacity}).contiguous();
+  // Step k attends to entries 0..k, all written at this frame. In f32 (see TemporalContext) the step reads
+  // just those k + 1 entries with no mask; otherwise the whole cache, masked, as the reference does.
+  if (dtype == at::kFloat) {
+    ctx.kv_len = k + 1;
+  } else {
+    at::Tensor s = at::arange(spec.capacity, long_opts);
+    ctx.attn_mask = s.le(k).view({1, 1, 1, spec.capacity}).expand({batch, 1, 1, spec.capacity}).contiguous();
+  }
   at::Tensor positions = at::full({batch}, k, long_opts);
   if (HasRope(spec.positional)) RopeTables(rope_freqs, positions.to(at::kFloat), ctx);
   if (HasSin(spec.positional))
@@ -152,21 +173,28 @@ at::Tensor Transformer::Step(KvState& state, const StepContext& ctx, at::Tensor 
     }
     at::Tensor v = qkv.select(2, 2).transpose(1, 2);
     at::Tensor keys = state.keys[l], values = state.values[l];
+    const int64_t kv_len = ctx.kv_len > 0 ? ctx.kv_len : keys.size(2);
     if (ctx.write_slot >= 0) {
       keys.narrow(2, ctx.write_slot, 1).copy_(k);
       values.narrow(2, ctx.write_slot, 1).copy_(v);
+      keys = keys.narrow(2, 0, kv_len);
+      values = values.narrow(2, 0, kv_len);
     } else if (rows == nullptr) {
       keys.scatter_(2, ctx.write_index, k);
       values.scatter_(2, ctx.write_index, v);
+      keys = keys.narrow(2, 0, kv_len);
+      values = values.narrow(2, 0, kv_len);
     } else {
       // Active rows store their new entries, then the step reads its rows (a padding row does not see its
       // own new entry: its output is discarded).
       StoreActive(keys, k, ctx.ring_slot, *rows);
       StoreActive(values, v, ctx.ring_slot, *rows);
-      keys = rows->Gather(keys);
-      values = rows->Gather(values);
+      keys = rows->Gather(keys.narrow(2, 0, kv_len));
+      values = rows->Gather(values.narrow(2, 0, kv_len));
     }
-    at::Tensor attn = at::scaled_dot_product_attention(q, keys, values, ctx.attn_mask);
+    std::optional<at::Tensor> mask;
+    if (ctx.attn_mask.defined()) mask = ctx.attn_mask;
+    at::Tensor attn = at::scaled_dot_product_attention(q, keys, values, mask);
     attn = attn.transpose(1, 2).reshape({batch, 1, dim});
     at::Tensor update = layer.out_proj[w].Forward(attn);
     if (layer.layer_scale_1.defined()) update = layer.layer_scale_1 * update;

@@ -4,8 +4,9 @@
 //
 // Batch-first and slot-independent: every quantity that depends on a slot's history (its position, the
 // part of the ring it has written) is a device tensor indexed by slot, so slots join, pause or restart
-// at any frame without touching the others, and a step has fixed shapes and no host synchronisation
-// (capturable in a CUDA graph).
+// at any frame without touching the others, and on a GPU a step has fixed shapes and no host
+// synchronisation (capturable in a CUDA graph). In f32 on the CPU, attention reads only the part of the
+// ring that rows can see (TemporalContext), so a young stream's step does not pay for the whole context.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -62,7 +63,10 @@ struct StepContext {
   at::Tensor write_index;   // int64 [B, H, 1, Dh]: ring slot of the new entry, expanded for scatter
   at::Tensor ring_slot;     // int64 [B]: the same, one per row
   int64_t write_slot = -1;  // >= 0: every row writes this slot (depformer), write_index unused
-  at::Tensor attn_mask;     // bool [B, 1, 1, capacity]
+  at::Tensor attn_mask;     // bool [B, 1, 1, kv_len], or undefined: every one of the kv_len entries counts
+  // Ring entries [0, kv_len) are the only ones any row may attend to (the rest are masked for every row),
+  // so attention reads just those: a cache that is not yet full costs what it holds, not its capacity.
+  int64_t kv_len = 0;
   at::Tensor rope_cos;      // f32 [B, 1, 1, 1, Dh/2] (rope kinds)
   at::Tensor rope_sin;
   at::Tensor sin_pos;  // [B, 1, D] in the model dtype (sin kinds)
