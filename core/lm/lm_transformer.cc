@@ -2,7 +2,11 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
+#include <iterator>
+#include <map>
 #include <optional>
+#include <utility>
 
 namespace monologue::lm {
 namespace {
@@ -120,12 +124,63 @@ StepContext Transformer::DepthContext(int64_t k, int64_t batch, int64_t weight_s
 void Transformer::SetCrossSource(KvState& state, const at::Tensor& src, const at::Tensor& rows) const {
   const int64_t batch = src.size(0), len = src.size(1);
   const int64_t heads = spec.num_heads, dh = spec.head_dim();
+  // The state rows this call sets.
+  std::vector<int64_t> targets;
+  if (rows.defined()) {
+    const at::Tensor r = rows.to(at::kCPU, at::kLong).contiguous();
+    targets.assign(r.data_ptr<int64_t>(), r.data_ptr<int64_t>() + r.numel());
+  } else {
+    for (int64_t b = 0; b < batch; ++b) targets.push_back(b);
+  }
+  // Each row's source matched (bitwise) to a known one or registered as new; every distinct source is
+  // projected alone ([1, S, D]), so rows with equal sources get bitwise-equal keys and values.
+  std::vector<int64_t> ids;
+  std::map<int64_t, int64_t> first_row;  // id -> first row of src holding it
+  for (int64_t b = 0; b < batch; ++b) {
+    const at::Tensor row = src[b];
+    int64_t id = -1;
+    for (const auto& [known, tensor] : state.cross_sources) {
+      if (tensor.sizes() == row.sizes() && tensor.scalar_type() == row.scalar_type() && tensor.equal(row)) {
+        id = known;
+        break;
+      }
+    }
+    if (id < 0) {
+      id = state.next_cross_source++;
+      state.cross_sources[id] = row.clone();
+    }
+    ids.push_back(id);
+    first_row.emplace(id, b);
+  }
+  const int64_t state_rows = rows.defined() ? static_cast<int64_t>(state.cross_row_source.size()) : batch;
+  state.cross_row_source.resize(static_cast<size_t>(std::max<int64_t>(state_rows, 0)), -1);
+  for (size_t i = 0; i < targets.size(); ++i) {
+    if (targets[i] >= 0 && targets[i] < static_cast<int64_t>(state.cross_row_source.size())) {
+      state.cross_row_source[static_cast<size_t>(targets[i])] = ids[i];
+    }
+  }
+  // Forget sources no row holds any more.
+  for (auto it = state.cross_sources.begin(); it != state.cross_sources.end();) {
+    const bool held = std::find(state.cross_row_source.begin(), state.cross_row_source.end(), it->first) !=
+                      state.cross_row_source.end();
+    it = held ? std::next(it) : state.cross_sources.erase(it);
+  }
   for (size_t l = 0; l < layers.size(); ++l) {
     const TransformerLayer& layer = layers[l];
     if (!layer.cross) continue;
-    at::Tensor kv = layer.cross_kv.Forward(src).view({batch, len, 2, heads, dh}).permute({2, 0, 3, 1, 4});
-    at::Tensor k = kv.select(0, 0).contiguous();
-    at::Tensor v = kv.select(0, 1).contiguous();
+    std::map<int64_t, std::pair<at::Tensor, at::Tensor>> projected;  // id -> (k, v) [1, H, S, Dh]
+    for (const auto& [id, b] : first_row) {
+      at::Tensor kv =
+          layer.cross_kv.Forward(src.narrow(0, b, 1)).view({1, len, 2, heads, dh}).permute({2, 0, 3, 1, 4});
+      projected[id] = {kv.select(0, 0), kv.select(0, 1)};
+    }
+    std::vector<at::Tensor> ks, vs;
+    for (int64_t id : ids) {
+      ks.push_back(projected[id].first);
+      vs.push_back(projected[id].second);
+    }
+    at::Tensor k = at::cat(ks, 0).contiguous();
+    at::Tensor v = at::cat(vs, 0).contiguous();
     if (!rows.defined() || !state.cross_keys[l].defined()) {
       state.cross_keys[l] = k;
       state.cross_values[l] = v;
@@ -149,8 +204,40 @@ void StoreActive(const at::Tensor& cache, const at::Tensor& entry, const at::Ten
 }
 }  // namespace
 
+namespace {
+// The state row whose cross-attention keys and values every row of this step may read (all of the step's
+// rows, or all its active rows when compacted: padding rows' outputs are discarded, hold the same source), or
+// -1.
+int64_t SharedCrossRow(const KvState& state, int64_t batch, const StepRows* rows) {
+  const std::vector<int64_t>& source = state.cross_row_source;
+  int64_t shared = -1, id = -1;
+  auto same = [&](int64_t row) {
+    if (row < 0 || row >= static_cast<int64_t>(source.size())) return false;
+    const int64_t s = source[static_cast<size_t>(row)];
+    if (s < 0) return false;
+    if (shared < 0) {
+      shared = row;
+      id = s;
+    }
+    return s == id;
+  };
+  if (rows == nullptr) {
+    if (static_cast<int64_t>(source.size()) != batch) return -1;
+    for (int64_t b = 0; b < batch; ++b) {
+      if (!same(b)) return -1;
+    }
+    return shared;
+  }
+  for (size_t i = 0; i < rows->slots.size(); ++i) {
+    if (rows->is_active[i] && !same(rows->slots[i])) return -1;
+  }
+  return shared;
+}
+}  // namespace
+
 at::Tensor Transformer::Step(KvState& state, const StepContext& ctx, at::Tensor x, const StepRows* rows) const {
   const int64_t batch = x.size(0);
+  const int64_t shared_cross = SharedCrossRow(state, batch, rows);
   const int64_t heads = spec.num_heads, dh = spec.head_dim(), dim = spec.dim;
   const bool rope = HasRope(spec.positional);
   const bool interleave = spec.positional != PositionalEmbedding::kRopeConcat;
@@ -203,8 +290,14 @@ at::Tensor Transformer::Step(KvState& state, const StepContext& ctx, at::Tensor 
     if (layer.cross) {
       at::Tensor hc = layer.norm_cross.Forward(x);
       at::Tensor qc = layer.cross_q.Forward(hc).view({batch, 1, heads, dh}).transpose(1, 2);
-      at::Tensor ck = rows ? rows->Gather(state.cross_keys[l]) : state.cross_keys[l];
-      at::Tensor cv = rows ? rows->Gather(state.cross_values[l]) : state.cross_values[l];
+      at::Tensor ck, cv;
+      if (shared_cross >= 0) {  // one row's keys and values, read for every row (bitwise the same values)
+        ck = state.cross_keys[l].narrow(0, shared_cross, 1).expand({batch, -1, -1, -1});
+        cv = state.cross_values[l].narrow(0, shared_cross, 1).expand({batch, -1, -1, -1});
+      } else {
+        ck = rows ? rows->Gather(state.cross_keys[l]) : state.cross_keys[l];
+        cv = rows ? rows->Gather(state.cross_values[l]) : state.cross_values[l];
+      }
       at::Tensor ac = at::scaled_dot_product_attention(qc, ck, cv);
       ac = ac.transpose(1, 2).reshape({batch, 1, dim});
       at::Tensor uc = layer.cross_out.Forward(ac);

@@ -12,6 +12,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <map>
 #include <vector>
 
 #include "core/lm/lm_ops.h"
@@ -55,6 +56,13 @@ struct KvState {
   std::vector<at::Tensor> values;        // per layer [B, H, capacity, Dh]
   std::vector<at::Tensor> cross_keys;    // per layer [B, H, S, Dh] (cross-attention layers only)
   std::vector<at::Tensor> cross_values;  // per layer [B, H, S, Dh]
+  // Which cross-attention source each row holds (an id into cross_sources; -1: none yet). Rows with the same
+  // id hold bitwise-equal keys and values (each distinct source is projected alone), so a step whose rows
+  // all share one source reads that one row's keys and values for all of them: the same results, one read
+  // of the memory instead of one per row (many streams speaking with one voice).
+  std::vector<int64_t> cross_row_source;
+  std::map<int64_t, at::Tensor> cross_sources;  // id -> source [S, D] as given (for matching new ones)
+  int64_t next_cross_source = 0;
 };
 
 // What one step of every layer shares: where each row writes its new key/value, which ring entries each

@@ -1,0 +1,132 @@
+// Rows that hold the same cross-attention source (streams speaking with one voice) read one row's keys and
+// values for all of them (lm::Transformer::Step). That must give bit for bit what reading each row's own copy
+// gives: the tiny TTS fixture model runs three rows with one voice (the shared read) and again with the third
+// row on another voice (per-row reads), and the first two rows' logits and tokens must be equal at every
+// step, in full-batch steps and in compacted ones. Also: a row given a new source stops sharing, and sources
+// no row holds are forgotten.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "core/lm/lm_gen.h"
+#include "core/lm/lm_transformer.h"
+#include "tests/lm/lm_test_util.h"
+
+namespace monologue {
+namespace {
+using testing_lm::Golden;
+using testing_lm::LoadFixtureModel;
+using testing_lm::OpenGolden;
+
+LmGenOptions Greedy() {
+  LmGenOptions o;
+  o.text = {false, 0.0, 0};
+  o.audio = {false, 0.0, 0};
+  return o;
+}
+
+// The fixture's conditions for its first row (sum) and its two speakers' cross sources.
+struct Sources {
+  at::Tensor sum;     // [1, 1, D]
+  at::Tensor cross0;  // [1, S, D]
+  at::Tensor cross1;
+};
+
+Sources FixtureSources(const LmModel& model) {
+  auto golden = OpenGolden("tts", "greedy");
+  EXPECT_NE(golden, nullptr);
+  const at::Tensor speaker = Golden(*golden, "speaker");
+  const at::Tensor mask = Golden(*golden, "speaker_mask").to(at::kBool);
+  std::map<std::string, LmCondition> conds;
+  conds["cfg"] = *model.ConditionFromText("cfg", {"2.0", "2.0"});
+  conds["control"] = *model.ConditionFromText("control", {"ok", "ok"});
+  auto speakers = model.ConditionFromTensor("speaker_wavs", speaker, mask);
+  EXPECT_TRUE(speakers.ok()) << speakers.status();
+  conds["speaker_wavs"] = *speakers;
+  auto fused = model.Fuse(conds);
+  EXPECT_TRUE(fused.ok()) << fused.status();
+  Sources s;
+  s.sum = fused->sum.narrow(0, 0, 1);
+  s.cross0 = fused->cross.narrow(0, 0, 1);
+  s.cross1 = fused->cross.narrow(0, 1, 1);
+  EXPECT_FALSE(s.cross0.equal(s.cross1)) << "the fixture's two speakers should differ";
+  return s;
+}
+
+struct Generated {
+  std::vector<at::Tensor> tokens, text_logits, audio_logits;  // per step, rows 0 and 1
+};
+
+Generated Generate(std::shared_ptr<const LmModel> model, const Sources& s, bool third_row_other_voice,
+                   bool compact) {
+  LmFusedConditions conds;
+  conds.sum = s.sum.expand({3, -1, -1}).contiguous();
+  conds.cross = at::cat({s.cross0, s.cross0, third_row_other_voice ? s.cross1 : s.cross0}, 0);
+  LmGenOptions options = Greedy();
+  options.keep_audio_logits = true;
+  auto gen = LmGen::Create(model, 3, options, conds);
+  EXPECT_TRUE(gen.ok()) << gen.status();
+  Generated run;
+  if (!gen.ok()) return run;
+  at::manual_seed(7);
+  const int64_t streams = (*gen)->num_input_streams();
+  const std::vector<int64_t> slots = {0, 1, 2};
+  for (int step = 0; step < 12; ++step) {
+    const at::Tensor in = at::randint(0, 8, {3, streams}, at::kLong);
+    auto r = compact ? (*gen)->StepSlots(slots, in) : (*gen)->Step(in);
+    EXPECT_TRUE(r.ok()) << r.status();
+    if (!r.ok()) return run;
+    run.tokens.push_back(r->tokens.narrow(0, 0, 2).clone());
+    run.text_logits.push_back(r->text_logits.narrow(0, 0, 2).clone());
+    run.audio_logits.push_back(r->audio_logits.narrow(0, 0, 2).clone());
+  }
+  return run;
+}
+
+TEST(LmCrossShareTest, SharedReadEqualsPerRowReadBitForBit) {
+  at::set_num_threads(1);
+  auto model = LoadFixtureModel("tts");
+  ASSERT_NE(model, nullptr);
+  const Sources s = FixtureSources(*model);
+  for (bool compact : {false, true}) {
+    const Generated shared = Generate(model, s, /*third_row_other_voice=*/false, compact);
+    const Generated per_row = Generate(model, s, /*third_row_other_voice=*/true, compact);
+    ASSERT_EQ(shared.tokens.size(), 12u);
+    ASSERT_EQ(per_row.tokens.size(), 12u);
+    for (size_t t = 0; t < shared.tokens.size(); ++t) {
+      EXPECT_TRUE(shared.text_logits[t].equal(per_row.text_logits[t]))
+          << "step " << t << " compact " << compact;
+      EXPECT_TRUE(shared.audio_logits[t].equal(per_row.audio_logits[t]))
+          << "step " << t << " compact " << compact;
+      EXPECT_TRUE(shared.tokens[t].equal(per_row.tokens[t])) << "step " << t << " compact " << compact;
+    }
+  }
+}
+
+TEST(LmCrossShareTest, RowsTrackTheirSourcesAndUnheldSourcesAreForgotten) {
+  // A bare transformer with no layers: only the bookkeeping runs.
+  lm::Transformer t;
+  t.spec.dim = 4;
+  t.spec.num_heads = 1;
+  lm::KvState state;
+  const at::Tensor a = at::randn({1, 3, 4}), b = at::randn({1, 3, 4});
+  t.SetCrossSource(state, at::cat({a, a, a}, 0));
+  ASSERT_EQ(state.cross_row_source.size(), 3u);
+  EXPECT_EQ(state.cross_row_source[0], state.cross_row_source[2]);
+  EXPECT_EQ(state.cross_sources.size(), 1u);
+  // Row 1 switches to another voice: rows 0 and 2 still share, row 1 does not.
+  t.SetCrossSource(state, b, at::tensor({1}, at::kLong));
+  EXPECT_EQ(state.cross_row_source[0], state.cross_row_source[2]);
+  EXPECT_NE(state.cross_row_source[0], state.cross_row_source[1]);
+  EXPECT_EQ(state.cross_sources.size(), 2u);
+  // Rows 0 and 2 take b too (an equal tensor, not the same object): all three share again, a is forgotten.
+  t.SetCrossSource(state, at::cat({b.clone(), b.clone()}, 0), at::tensor({0, 2}, at::kLong));
+  EXPECT_EQ(state.cross_row_source[0], state.cross_row_source[1]);
+  EXPECT_EQ(state.cross_row_source[1], state.cross_row_source[2]);
+  EXPECT_EQ(state.cross_sources.size(), 1u);
+}
+
+}  // namespace
+}  // namespace monologue
