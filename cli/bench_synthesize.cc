@@ -50,6 +50,7 @@ struct BenchSynthesizeFlags {
   int threads = 2;
   int n_q = 0;
   int ttfa_runs = 3;
+  int voices = 1;
   std::string device = "cpu";
   std::string dtype = "f32";
   std::string checkpoint_dtype = "bf16";
@@ -84,7 +85,7 @@ struct Bench {
   std::shared_ptr<const LmModel> lm;
   std::unique_ptr<MimiModel> mimi;
   std::shared_ptr<const TextTokenizer> tokenizer;
-  std::string voice;
+  std::vector<std::string> voices;  // distinct random voices, given to the streams in turn
   int n_q = 0;
   int delay_steps = 0;
   int max_delay = 0;
@@ -109,7 +110,7 @@ absl::StatusOr<Timing> TimeBatch(const Bench& b, int batch, int steps, int warmu
   std::vector<std::unique_ptr<TtsSession>> sessions;
   for (int i = 0; i < batch; ++i) {
     TtsSessionOptions so;
-    so.voices = {b.voice};
+    so.voices = {b.voices[static_cast<size_t>(i) % b.voices.size()]};
     ASSIGN_OR_RETURN(auto s, engine->OpenSession(so));
     RETURN_IF_ERROR(s->PushText(LongText()));
     RETURN_IF_ERROR(s->Close());
@@ -154,7 +155,7 @@ absl::StatusOr<std::pair<double, int64_t>> TimeToFirstAudio(const Bench& b, bool
   int64_t steps = 0;
   for (int r = 0; r < runs + 1; ++r) {  // the first run warms up
     TtsSessionOptions so;
-    so.voices = {b.voice};
+    so.voices = {b.voices[0]};
     const auto t0 = std::chrono::steady_clock::now();
     ASSIGN_OR_RETURN(auto s, engine->OpenSession(so));
     RETURN_IF_ERROR(s->PushText("Hello there, this is the first sentence of a reply."));
@@ -226,11 +227,17 @@ int RunOneDtype(const BenchSynthesizeFlags& f, const std::string& dtype_name, Re
   b.mimi = std::make_unique<MimiModel>(std::move(*mimi_or));
   b.tokenizer = std::move(*tokenizer);
   b.n_q = f.n_q;
-  // A random voice of the conditioner's shape (10 s of latent, as the released voices).
-  b.voice = (std::filesystem::temp_directory_path() / "monologue_bench_synthesize_voice.safetensors").string();
-  if (absl::Status st = WriteSafeTensors(b.voice, {{"speaker_wavs", at::randn({1, speaker->second.dim, 125})}});
-      !st.ok()) {
-    return Fail(std::string(st.message()));
+  // Random voices of the conditioner's shape (10 s of latent, as the released voices). Streams with one voice
+  // share its cross-attention keys and values (one read serves them all); --voices N gives N distinct ones.
+  for (int v = 0; v < f.voices; ++v) {
+    b.voices.push_back((std::filesystem::temp_directory_path() /
+                        absl::StrCat("monologue_bench_synthesize_voice", v, ".safetensors"))
+                           .string());
+    if (absl::Status st =
+            WriteSafeTensors(b.voices.back(), {{"speaker_wavs", at::randn({1, speaker->second.dim, 125})}});
+        !st.ok()) {
+      return Fail(std::string(st.message()));
+    }
   }
   {
     auto probe = MakeEngine(b, 1, true);
@@ -271,8 +278,8 @@ int RunOneDtype(const BenchSynthesizeFlags& f, const std::string& dtype_name, Re
 
 int RunBenchSynthesize(const BenchSynthesizeFlags& f) {
   if (auto batches = ParseBatchList(f.batches); !batches.ok()) return Fail(std::string(batches.status().message()));
-  if (f.steps < 1 || f.warmup < 0 || f.threads < 1 || f.ttfa_runs < 1) {
-    return Fail("--steps, --threads and --ttfa-runs must be >= 1");
+  if (f.steps < 1 || f.warmup < 0 || f.threads < 1 || f.ttfa_runs < 1 || f.voices < 1) {
+    return Fail("--steps, --threads, --ttfa-runs and --voices must be >= 1");
   }
   auto dtypes = ParseDtypeList(f.dtype);
   if (!dtypes.ok()) return Fail(std::string(dtypes.status().message()));
@@ -313,6 +320,10 @@ void RegisterBenchSynthesize(CLI::App& bench, int& exit_code) {
   cmd->add_option("--model", f->model_dir, "a model directory (its weights)");
   cmd->add_option("--batch", f->batches, "comma-separated batch sizes (default 1,8)");
   cmd->add_option("--steps", f->steps, "timed steps per batch size (default 20)");
+  cmd->add_option(
+      "--voices", f->voices,
+      "distinct random voices, given to the streams in turn (default 1: every stream speaks with one "
+      "voice and shares its cross-attention keys and values)");
   cmd->add_flag(
       "--profile", f->profile,
       "after timing each batch size, run as many steps again under libtorch's profiler and print the "
