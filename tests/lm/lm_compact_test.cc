@@ -22,12 +22,7 @@ class SingleThread : public ::testing::Environment {
 };
 const auto* const kEnv = ::testing::AddGlobalTestEnvironment(new SingleThread);
 
-LmGenOptions Greedy() {
-  LmGenOptions o;
-  o.text = {false, 0.0, 0};
-  o.audio = {false, 0.0, 0};
-  return o;
-}
+using testing_lm::Greedy;
 
 // exec[t][slot] / reset[t][slot] over `steps` steps of a batch.
 struct Schedule {

@@ -20,12 +20,7 @@ using testing_lm::Golden;
 using testing_lm::LoadFixtureModel;
 using testing_lm::OpenGolden;
 
-LmGenOptions Greedy() {
-  LmGenOptions o;
-  o.text = {false, 0.0, 0};
-  o.audio = {false, 0.0, 0};
-  return o;
-}
+using testing_lm::Greedy;
 
 // The fixture's conditions for its first row (sum) and its two speakers' cross sources.
 struct Sources {

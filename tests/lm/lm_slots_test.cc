@@ -21,12 +21,7 @@ class SingleThread : public ::testing::Environment {
 };
 const auto* const kEnv = ::testing::AddGlobalTestEnvironment(new SingleThread);
 
-LmGenOptions Greedy() {
-  LmGenOptions o;
-  o.text = {false, 0.0, 0};
-  o.audio = {false, 0.0, 0};
-  return o;
-}
+using testing_lm::Greedy;
 
 struct SlotEvent {
   bool exec = true;

@@ -9,9 +9,18 @@
 
 #include "core/config/model_config.h"
 #include "core/io/safetensors.h"
+#include "core/lm/lm_gen.h"
 #include "core/lm/lm_model.h"
 
 namespace monologue::testing_lm {
+
+// Greedy decoding for text and audio (temperature 0), the reference fixtures' setting.
+inline LmGenOptions Greedy() {
+  LmGenOptions o;
+  o.text = {false, 0.0, 0};
+  o.audio = {false, 0.0, 0};
+  return o;
+}
 
 inline std::string LmDataDir(const std::string& family) {
   return std::string(MONOLOGUE_TEST_DATA_DIR) + "/lm/" + family;
