@@ -205,9 +205,9 @@ void StoreActive(const at::Tensor& cache, const at::Tensor& entry, const at::Ten
 }  // namespace
 
 namespace {
-// The state row whose cross-attention keys and values every row of this step may read (all of the step's
-// rows, or all its active rows when compacted: padding rows' outputs are discarded, hold the same source), or
-// -1.
+// The state row whose cross-attention keys and values every row of this step may read, or -1. All of the
+// step's rows must hold that row's source; when compacted, all its active rows (a padding row's output is
+// discarded, so it may read any source).
 int64_t SharedCrossRow(const KvState& state, int64_t batch, const StepRows* rows) {
   const std::vector<int64_t>& source = state.cross_row_source;
   int64_t shared = -1, id = -1;
