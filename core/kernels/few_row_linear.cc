@@ -188,6 +188,14 @@ at::Tensor FewRowLinear(const at::Tensor& x, const at::Tensor& weight, const at:
   return y.view(out_shape);
 }
 
+void FewRowLinearF32(const float* x, int64_t m, int64_t k, const float* w, int64_t n, float* y) {
+  TORCH_CHECK(HaveAvx512() && m >= 1 && m <= kMaxRows, "FewRowLinearF32: ", m,
+              " rows are not served here (1 to ", kMaxRows, " rows on an AVX-512 CPU)");
+#ifdef MONOLOGUE_FEW_ROW_AVX512
+  Run(x, m, k, w, nullptr, y, n, 4);
+#endif
+}
+
 at::Tensor Linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
   const int64_t rows = x.numel() / std::max<int64_t>(x.size(-1), 1);
   if (ServesWeight(weight) && ServesFewRows(x, rows, weight.scalar_type()))

@@ -30,6 +30,11 @@ bool ServesFewRows(const at::Tensor& x, int64_t rows, at::ScalarType weight_dtyp
 // f32 or undefined -> [..., N] f32. Threads: at::parallel_for over N.
 at::Tensor FewRowLinear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias);
 
+// The raw form, for callers that loop over a few rows themselves (the RVQ's 32 levels, where the ATen calls
+// around each small product cost more than the product): y[m, n] = x[m, k] · w[n, k]ᵀ with FewRowLinear's
+// rounding; x and y rows contiguous, f32 weights [n, k] contiguous. Needs HasFewRowKernel() and m <= 16.
+void FewRowLinearF32(const float* x, int64_t m, int64_t k, const float* w, int64_t n, float* y);
+
 // at::linear(x, weight, bias), through FewRowLinear when it serves x's row count and weight's dtype.
 at::Tensor Linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias = {});
 

@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
+#include <cmath>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -52,8 +54,59 @@ at::Tensor SplitRvq::Nearest(const at::Tensor& flat, int64_t level) const {
   return dist.select(0, 0).argmin(-1);
 }
 
+std::vector<at::Tensor> SplitRvq::EncodeLevelsFewRows(const at::Tensor& z, int64_t first,
+                                                      int64_t count) const {
+  const int64_t b = z.size(0), t = z.size(2), d = z.size(1), m = b * t, k = d + 2;
+  at::Tensor residual = z.permute({0, 2, 1}).contiguous();  // [B, T, D]: row b * T + t
+  std::vector<float> x_aug(static_cast<size_t>(m * k));
+  std::vector<float> dist(static_cast<size_t>(m * bins_));
+  float* r = residual.data_ptr<float>();
+  std::vector<at::Tensor> out;
+  for (int64_t level = first; level < first + count; ++level) {
+    // (-2x | ||x||^2 | 1) against the codebook's (E | 1 | ||E||^2): the squared distances, as Nearest.
+    for (int64_t i = 0; i < m; ++i) {
+      const float* xi = r + i * d;
+      float* ai = x_aug.data() + i * k;
+      float norm = 0;
+      for (int64_t j = 0; j < d; ++j) {
+        norm += xi[j] * xi[j];
+        ai[j] = -2 * xi[j];
+      }
+      ai[d] = norm;
+      ai[d + 1] = 1;
+    }
+    kernels::FewRowLinearF32(x_aug.data(), m, k, codebooks_aug_[level].data_ptr<float>(), bins_, dist.data());
+    at::Tensor idx = at::empty({b, t}, z.options().dtype(at::kLong));
+    int64_t* ip = idx.data_ptr<int64_t>();
+    const float* e = codebooks_[level].data_ptr<float>();
+    for (int64_t i = 0; i < m; ++i) {
+      // First index of the smallest sqrt(max(d, 0)) (a NaN counts as smallest, as at::argmin has it).
+      const float* di = dist.data() + i * bins_;
+      int64_t best = 0;
+      float best_v = std::sqrt(std::max(di[0], 0.f));
+      for (int64_t c = 1; c < bins_ && !std::isnan(best_v); ++c) {
+        const float v = std::sqrt(std::max(di[c], 0.f));
+        if (v < best_v || std::isnan(v)) {
+          best = c;
+          best_v = v;
+        }
+      }
+      ip[i] = best;
+      float* xi = r + i * d;
+      const float* eb = e + best * d;
+      for (int64_t j = 0; j < d; ++j) xi[j] -= eb[j];
+    }
+    out.push_back(std::move(idx));
+  }
+  return out;
+}
+
 std::vector<at::Tensor> SplitRvq::EncodeLevels(const at::Tensor& z, int64_t first, int64_t count) const {
   const int64_t b = z.size(0), t = z.size(2);
+  if (z.device().is_cpu() && z.scalar_type() == at::kFloat && kernels::ServesFewRows(z, b * t) &&
+      codebooks_aug_[first].scalar_type() == at::kFloat) {
+    return EncodeLevelsFewRows(z, first, count);
+  }
   std::vector<at::Tensor> out;
   at::Tensor residual = z;
   for (int64_t level = first; level < first + count; ++level) {

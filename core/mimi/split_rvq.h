@@ -38,6 +38,9 @@ class SplitRvq {
   at::Tensor Nearest(const at::Tensor& flat, int64_t level) const;
   // Residual quantization of z [B, D, T] over levels [first, first + count).
   std::vector<at::Tensor> EncodeLevels(const at::Tensor& z, int64_t first, int64_t count) const;
+  // The same for a streaming frame's few rows (f32 on an AVX-512 CPU): the levels run in one loop over raw
+  // rows instead of ~15 ATen calls each (32 levels: ~1.5 ms of a 16 ms batch-1 encode frame).
+  std::vector<at::Tensor> EncodeLevelsFewRows(const at::Tensor& z, int64_t first, int64_t count) const;
 
   int64_t bins_ = 0;
   at::Tensor first_in_, first_out_, rest_in_, rest_out_;  // 1x1 conv weights
