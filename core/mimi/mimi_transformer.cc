@@ -122,6 +122,11 @@ at::Tensor MimiTransformer::Run(const at::Tensor& input, const at::Tensor& offse
     return at::stack({outr, outi}, -1).view({b, h, t, dh});
   };
 
+  if (state != nullptr && rows == nullptr && ServesFewRows(x, *state)) {
+    x = LayersFewRows(x, rotr, roti, ring_index, mask, *state);
+    if (output_proj_.defined()) x = kernels::Linear(x, output_proj_);
+    return x;
+  }
   for (size_t li = 0; li < layers_.size(); ++li) {
     const TransformerLayerWeights& l = layers_[li];
     // Self-attention block.

@@ -48,11 +48,24 @@ class MimiTransformer {
   at::Tensor StepRows(TransformerState& state, const at::Tensor& x, const monologue::StepRows& rows) const;
   at::Tensor Forward(const at::Tensor& x) const;
 
+  // Whether streaming steps of few rows on the CPU take the fast path (on by default). Both paths give the
+  // same bits; tests switch it off to compare them.
+  static void SetFewRowPathEnabled(bool enabled);
+
  private:
   // x [B, T, C]; `offset` [B] the position of its first step; `state` null offline (keys are the
   // input's own) or the ring to update.
   at::Tensor Run(const at::Tensor& x, const at::Tensor& offset, TransformerState* state,
                  const at::Tensor& exec_mask, const monologue::StepRows* rows = nullptr) const;
+
+  // The streaming step's fast path (mimi_transformer_few_rows.cc): whether it serves x [B, T, C] with this
+  // state (CPU f32, B * T within the few-row kernel's rows, contiguous weights and rings), and the layers
+  // themselves, bitwise equal to Run's general loop. `rotr`/`roti` [B, 1, T, Dh/2], `ring_index` [B, T],
+  // `mask` [B, 1, T, context] as Run computes them.
+  bool ServesFewRows(const at::Tensor& x, const TransformerState& state) const;
+  at::Tensor LayersFewRows(const at::Tensor& x, const at::Tensor& rotr, const at::Tensor& roti,
+                           const at::Tensor& ring_index, const at::Tensor& mask,
+                           TransformerState& state) const;
 
   MimiTransformerConfig config_;
   std::vector<TransformerLayerWeights> layers_;

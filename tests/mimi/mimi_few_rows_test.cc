@@ -1,0 +1,91 @@
+// The Mimi transformer's few-row streaming path (mimi_transformer_few_rows.cc) gives the same bits as the
+// general path: codes and decoded audio are compared exactly, with the path on and off, on the tiny model
+// over a stream that wraps the KV ring, with an idle slot and a mid-stream reset, and on the released
+// architecture.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "core/mimi/mimi_transformer.h"
+#include "tests/mimi/mimi_test_util.h"
+
+namespace monologue {
+namespace {
+
+using mimi::MimiTransformer;
+using mimi_test::Fixture;
+
+struct StreamOutput {
+  at::Tensor codes;  // [B, K, steps]
+  at::Tensor pcm;    // [B, 1, steps * frame]
+};
+
+at::Tensor Mask(bool first, bool second) {
+  return at::tensor(std::vector<int64_t>{first, second}).to(at::kBool);
+}
+
+// Two slots: slot 0 streams `a` throughout; slot 1 streams `b`, idles (noise under the exec mask) from step
+// `idle_from`, is reset at `reset_at` and then streams `c`.
+StreamOutput TwoSlots(const MimiModel& model, const at::Tensor& a, const at::Tensor& b, const at::Tensor& c,
+                      int64_t idle_from, int64_t reset_at, bool few_row_path) {
+  MimiTransformer::SetFewRowPathEnabled(few_row_path);
+  const int64_t frame = model.frame_size(), steps = a.size(2) / frame;
+  MimiStreamState state = model.NewState(2);
+  std::vector<at::Tensor> codes, pcm;
+  at::manual_seed(7);
+  for (int64_t step = 0; step < steps; ++step) {
+    if (step == reset_at) {
+      EXPECT_TRUE(model.Reset(state, Mask(false, true)).ok());
+    }
+    const bool second_on = step < idle_from || step >= reset_at;
+    const at::Tensor second = step < idle_from   ? b.narrow(2, step * frame, frame)
+                              : step >= reset_at ? c.narrow(2, (step - reset_at) * frame, frame)
+                                                 : at::randn({1, 1, frame}) * 0.3;
+    const at::Tensor mask = Mask(true, second_on);
+    auto step_codes = model.EncodeStep(state, at::cat({a.narrow(2, step * frame, frame), second}, 0), mask);
+    EXPECT_TRUE(step_codes.ok()) << step_codes.status();
+    if (!step_codes.ok()) break;
+    auto step_pcm = model.DecodeStep(state, *step_codes, mask);
+    EXPECT_TRUE(step_pcm.ok()) << step_pcm.status();
+    if (!step_pcm.ok()) break;
+    codes.push_back(*step_codes);
+    pcm.push_back(*step_pcm);
+  }
+  MimiTransformer::SetFewRowPathEnabled(true);
+  return {at::cat(codes, 2), at::cat(pcm, 2)};
+}
+
+TEST(MimiFewRowsTest, TinyStreamsWithWrapIdleAndResetAreBitwiseTheGeneralPath) {
+  auto model = mimi_test::LoadTiny();
+  ASSERT_TRUE(model.ok()) << model.status();
+  auto file = SafeTensorsFile::Open(mimi_test::DataPath("tiny_cases.safetensors"));
+  ASSERT_TRUE(file.ok()) << file.status();
+  // 40 frames: the tiny transformer's 10-step context wraps several times.
+  // Slot 1: input_b's 9 frames, idle, reset at step 28, input_a's 12 frames.
+  const at::Tensor a = Fixture(**file, "input_long"), b = Fixture(**file, "input_b"),
+                   c = Fixture(**file, "input_a");
+  const StreamOutput fast = TwoSlots(*model, a, b, c, /*idle_from=*/9, /*reset_at=*/28, true);
+  const StreamOutput general = TwoSlots(*model, a, b, c, 9, 28, false);
+  ASSERT_EQ(fast.codes.sizes(), general.codes.sizes());
+  EXPECT_TRUE(at::equal(fast.codes, general.codes));
+  ASSERT_EQ(fast.pcm.sizes(), general.pcm.sizes());
+  EXPECT_TRUE(at::equal(fast.pcm, general.pcm))
+      << "max diff " << (fast.pcm - general.pcm).abs().max().item<float>();
+}
+
+TEST(MimiFewRowsTest, ReleasedArchitectureIsBitwiseTheGeneralPath) {
+  auto model = mimi_test::LoadReal();
+  ASSERT_TRUE(model.ok()) << model.status();
+  const int64_t frame = model->frame_size();
+  at::manual_seed(3);
+  const at::Tensor a = at::randn({1, 1, 4 * frame}) * 0.2, b = at::randn({1, 1, 4 * frame}) * 0.2;
+  const StreamOutput fast = TwoSlots(*model, a, b, b, /*idle_from=*/2, /*reset_at=*/3, true);
+  const StreamOutput general = TwoSlots(*model, a, b, b, 2, 3, false);
+  EXPECT_TRUE(at::equal(fast.codes, general.codes));
+  EXPECT_TRUE(at::equal(fast.pcm, general.pcm))
+      << "max diff " << (fast.pcm - general.pcm).abs().max().item<float>();
+}
+
+}  // namespace
+}  // namespace monologue
