@@ -8,6 +8,8 @@
 #include <optional>
 #include <utility>
 
+#include "core/kernels/small_attention.h"
+
 namespace monologue::lm {
 namespace {
 
@@ -281,7 +283,7 @@ at::Tensor Transformer::Step(KvState& state, const StepContext& ctx, at::Tensor 
     }
     std::optional<at::Tensor> mask;
     if (ctx.attn_mask.defined()) mask = ctx.attn_mask;
-    at::Tensor attn = at::scaled_dot_product_attention(q, keys, values, mask);
+    at::Tensor attn = kernels::Attention(q, keys, values, mask);
     attn = attn.transpose(1, 2).reshape({batch, 1, dim});
     at::Tensor update = layer.out_proj[w].Forward(attn);
     if (layer.layer_scale_1.defined()) update = layer.layer_scale_1 * update;
@@ -298,7 +300,7 @@ at::Tensor Transformer::Step(KvState& state, const StepContext& ctx, at::Tensor 
         ck = rows ? rows->Gather(state.cross_keys[l]) : state.cross_keys[l];
         cv = rows ? rows->Gather(state.cross_values[l]) : state.cross_values[l];
       }
-      at::Tensor ac = at::scaled_dot_product_attention(qc, ck, cv);
+      at::Tensor ac = kernels::Attention(qc, ck, cv, std::nullopt);
       ac = ac.transpose(1, 2).reshape({batch, 1, dim});
       at::Tensor uc = layer.cross_out.Forward(ac);
       if (layer.layer_scale_cross.defined()) uc = layer.layer_scale_cross * uc;

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/kernels/few_row_linear.h"
+#include "core/kernels/small_attention.h"
 #include "core/util/status_macros.h"
 
 namespace monologue::mimi {
@@ -151,7 +152,7 @@ at::Tensor MimiTransformer::Run(const at::Tensor& input, const at::Tensor& offse
       k = rows->Gather(state->keys[li]);
       v = rows->Gather(state->values[li]);
     }
-    at::Tensor a = at::scaled_dot_product_attention(q, k, v, mask, 0.0, false);
+    at::Tensor a = kernels::Attention(q, k, v, mask);
     a = a.permute({0, 2, 1, 3}).reshape({b, t, c});
     at::Tensor update = kernels::Linear(a, l.out_proj);
     x = x + (l.scale1.defined() ? l.scale1 * update : update);

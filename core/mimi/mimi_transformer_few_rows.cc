@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "core/kernels/few_row_linear.h"
+#include "core/kernels/small_attention.h"
 #include "core/mimi/mimi_transformer.h"  // IWYU pragma: associated
 
 namespace monologue::mimi {
@@ -114,8 +115,7 @@ at::Tensor MimiTransformer::LayersFewRows(const at::Tensor& input, const at::Ten
         }
       }
     }
-    const at::Tensor a =
-        at::scaled_dot_product_attention(q, state.keys[li], state.values[li], mask, 0.0, false);
+    const at::Tensor a = kernels::Attention(q, state.keys[li], state.values[li], mask);
     // [B, H, T, Dh] (any strides) -> rows [B * T, H * Dh].
     const float* ap = a.data_ptr<float>();
     const int64_t sb = a.stride(0), sh = a.stride(1), st = a.stride(2), sd = a.stride(3);

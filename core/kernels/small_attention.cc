@@ -1,0 +1,152 @@
+#include "core/kernels/small_attention.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define MONOLOGUE_SMALL_ATTN_AVX512 1
+#endif
+
+namespace monologue::kernels {
+namespace {
+
+constexpr int64_t kMaxQueries = 4;
+constexpr int64_t kMaxKeys = 1024;
+
+#ifdef MONOLOGUE_SMALL_ATTN_AVX512
+#define MONOLOGUE_SMALL_ATTN_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma")))
+
+// GCC 12's _mm512_reduce_add_ps passes an undefined operand that -Wmaybe-uninitialized reports once inlined.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+// q·k over D: 16 lanes at a time, the last partial group masked.
+MONOLOGUE_SMALL_ATTN_TARGET inline float Dot(const float* a, const float* b, int64_t d) {
+  __m512 acc = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= d; i += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc);
+  if (i < d) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (d - i)) - 1);
+    acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), acc);
+  }
+  return _mm512_reduce_add_ps(acc);
+}
+
+// out += p * v over D.
+MONOLOGUE_SMALL_ATTN_TARGET inline void Axpy(float p, const float* v, float* out, int64_t d) {
+  const __m512 pv = _mm512_set1_ps(p);
+  int64_t i = 0;
+  for (; i + 16 <= d; i += 16) {
+    _mm512_storeu_ps(out + i, _mm512_fmadd_ps(pv, _mm512_loadu_ps(v + i), _mm512_loadu_ps(out + i)));
+  }
+  if (i < d) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (d - i)) - 1);
+    _mm512_mask_storeu_ps(
+        out + i, m, _mm512_fmadd_ps(pv, _mm512_maskz_loadu_ps(m, v + i), _mm512_maskz_loadu_ps(m, out + i)));
+  }
+}
+
+// One (batch row, head, query): softmax(q·K / sqrt(D)) · V over the visible keys.
+MONOLOGUE_SMALL_ATTN_TARGET void OneQuery(const float* q, const float* k, int64_t k_stride, const float* v,
+                                          int64_t v_stride, const bool* visible, int64_t keys, int64_t d,
+                                          float scale, float* scores, float* out) {
+  float max_score = -INFINITY;
+  for (int64_t j = 0; j < keys; ++j) {
+    if (visible != nullptr && !visible[j]) continue;
+    scores[j] = Dot(q, k + j * k_stride, d) * scale;
+    max_score = std::max(max_score, scores[j]);
+  }
+  for (int64_t i = 0; i < d; ++i) out[i] = 0;
+  if (max_score == -INFINITY) return;
+  float sum = 0;
+  for (int64_t j = 0; j < keys; ++j) {
+    if (visible != nullptr && !visible[j]) continue;
+    const float p = std::exp(scores[j] - max_score);
+    sum += p;
+    Axpy(p, v + j * v_stride, out, d);
+  }
+  const float inv = 1.f / sum;
+  for (int64_t i = 0; i < d; ++i) out[i] *= inv;
+}
+#pragma GCC diagnostic pop
+#endif
+
+bool HaveAvx512() {
+#ifdef MONOLOGUE_SMALL_ATTN_AVX512
+  static const bool have = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
+  return have;
+#else
+  return false;
+#endif
+}
+
+}  // namespace
+
+bool ServesSmallAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                          const std::optional<at::Tensor>& mask) {
+  if (!HaveAvx512()) return false;
+  for (const at::Tensor* t : {&q, &k, &v}) {
+    if (!t->device().is_cpu() || t->scalar_type() != at::kFloat || t->dim() != 4 || t->stride(3) != 1)
+      return false;
+  }
+  const int64_t b = q.size(0), h = q.size(1), lq = q.size(2), d = q.size(3), l = k.size(2);
+  if (lq > kMaxQueries || l > kMaxKeys || l == 0 || d == 0) return false;
+  if (k.size(0) != b || k.size(1) != h || k.size(3) != d || v.sizes() != k.sizes()) return false;
+  if (mask.has_value() && mask->defined()) {
+    const at::Tensor& m = *mask;
+    if (m.scalar_type() != at::kBool || !m.device().is_cpu() || m.dim() != 4) return false;
+    if ((m.size(0) != 1 && m.size(0) != b) || m.size(1) != 1 || m.size(2) != lq || m.size(3) != l)
+      return false;
+  }
+  return true;
+}
+
+at::Tensor SmallAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                          const std::optional<at::Tensor>& mask) {
+  TORCH_CHECK(ServesSmallAttention(q, k, v, mask), "SmallAttention: operands not served (", q.sizes(), " x ",
+              k.sizes(), ")");
+  const int64_t b = q.size(0), h = q.size(1), lq = q.size(2), d = q.size(3), l = k.size(2);
+  const at::Tensor qc = q.contiguous();
+  at::Tensor out = at::empty({b, h, lq, d}, q.options());
+  at::Tensor m;
+  if (mask.has_value() && mask->defined()) m = mask->contiguous();
+#ifdef MONOLOGUE_SMALL_ATTN_AVX512
+  const float scale = 1.f / std::sqrt(static_cast<float>(d));
+  const float* qp = qc.data_ptr<float>();
+  const float* kp = k.data_ptr<float>();
+  const float* vp = v.data_ptr<float>();
+  const bool* mp = m.defined() ? m.data_ptr<bool>() : nullptr;
+  const int64_t m_batch_stride = m.defined() && m.size(0) == b ? lq * l : 0;
+  float* op = out.data_ptr<float>();
+  // (batch row, head) pairs; small problems stay on the calling thread (a parallel region costs more).
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, lq * l * d));
+  at::parallel_for(0, b * h, grain, [&](int64_t begin, int64_t end) {
+    std::vector<float> scores(static_cast<size_t>(l));
+    for (int64_t bh = begin; bh < end; ++bh) {
+      const int64_t bi = bh / h, hi = bh % h;
+      const float* kb = kp + bi * k.stride(0) + hi * k.stride(1);
+      const float* vb = vp + bi * v.stride(0) + hi * v.stride(1);
+      for (int64_t i = 0; i < lq; ++i) {
+        const bool* visible = mp != nullptr ? mp + bi * m_batch_stride + i * l : nullptr;
+        OneQuery(qp + (bh * lq + i) * d, kb, k.stride(2), vb, v.stride(2), visible, l, d, scale,
+                 scores.data(), op + (bh * lq + i) * d);
+      }
+    }
+  });
+#endif
+  return out;
+}
+
+at::Tensor Attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                     const std::optional<at::Tensor>& mask) {
+  if (ServesSmallAttention(q, k, v, mask)) return SmallAttention(q, k, v, mask);
+  return at::scaled_dot_product_attention(q, k, v, mask);
+}
+
+}  // namespace monologue::kernels

@@ -1,0 +1,30 @@
+// Scaled dot-product attention for the streaming step's small shapes on the CPU: one or two queries per
+// (batch row, head) against at most a few hundred keys (the depformer's k + 1 entries, Mimi's 250-entry
+// ring). libtorch's CPU flash-attention kernel costs ~90 µs a call at these sizes whatever the arithmetic
+// (buffers sized for its blocks, a parallel region), 128 depformer calls a TTS step; this is the plain
+// computation: scores q·k / sqrt(D) over the visible keys, softmax (max-subtracted), weighted sum of values.
+// The results equal ATen's up to float rounding (summation order), not bit for bit.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <optional>
+
+namespace monologue::kernels {
+
+// Whether SmallAttention serves these operands: f32 CPU, q [B, H, Lq, D] with Lq <= 4,
+// k and v [B, H, L, D] with L <= 1024 and unit stride over D, an optional bool mask broadcastable as
+// [B, 1, Lq, L] (true = visible; size 1 or B in dim 0, size 1 in dim 1), on an AVX-512 CPU.
+bool ServesSmallAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                          const std::optional<at::Tensor>& mask);
+
+// at::scaled_dot_product_attention(q, k, v, mask) for operands ServesSmallAttention accepts, [B, H, Lq, D]
+// contiguous. A query row that sees no key gets zeros (ATen gives NaN there; no caller has such rows).
+at::Tensor SmallAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                          const std::optional<at::Tensor>& mask);
+
+// at::scaled_dot_product_attention(q, k, v, mask), through SmallAttention when it serves the operands.
+at::Tensor Attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                     const std::optional<at::Tensor>& mask);
+
+}  // namespace monologue::kernels
