@@ -129,8 +129,46 @@ at::Tensor SplitRvq::Encode(const at::Tensor& x, int64_t n) const {
   return at::cat({first, rest}, 1);
 }
 
+at::Tensor SplitRvq::DecodeFewRows(const at::Tensor& codes) const {
+  // codes [B, K, T] -> rows [B * T]: the first level's centroid and the sum of the others' (added in level
+  // order, as Decode's ATen adds round them), then both 1x1 output projections as few-row products.
+  const int64_t b = codes.size(0), k = codes.size(1), t = codes.size(2);
+  const int64_t d = codebooks_[0].size(1);
+  const at::Tensor idx = codes.to(at::kLong).contiguous();
+  const int64_t* ip = idx.data_ptr<int64_t>();
+  at::Tensor first = at::empty({b, t, d}, codebooks_[0].options());
+  at::Tensor rest = at::empty({b, t, d}, codebooks_[0].options());
+  float* fp = first.data_ptr<float>();
+  float* rp = rest.data_ptr<float>();
+  for (int64_t bi = 0; bi < b; ++bi) {
+    for (int64_t ti = 0; ti < t; ++ti) {
+      const int64_t row = bi * t + ti;
+      auto centroid = [&](int64_t level) {
+        return codebooks_[level].data_ptr<float>() + ip[(bi * k + level) * t + ti] * d;
+      };
+      std::copy_n(centroid(0), d, fp + row * d);
+      if (k > 1) {
+        float* sum = rp + row * d;
+        std::copy_n(centroid(1), d, sum);
+        for (int64_t level = 2; level < k; ++level) {
+          const float* e = centroid(level);
+          for (int64_t j = 0; j < d; ++j) sum[j] = sum[j] + e[j];
+        }
+      }
+    }
+  }
+  at::Tensor out = kernels::FewRowLinear(first, first_out_.select(2, 0), {});
+  if (k > 1) out += kernels::FewRowLinear(rest, rest_out_.select(2, 0), {});
+  return out.permute({0, 2, 1});  // [B, output_dimension, T]
+}
+
 at::Tensor SplitRvq::Decode(const at::Tensor& codes) const {
   const int64_t k = codes.size(1);
+  if (codes.device().is_cpu() && codebooks_[0].scalar_type() == at::kFloat &&
+      first_out_.scalar_type() == at::kFloat &&
+      kernels::ServesFewRows(codebooks_[0], codes.size(0) * codes.size(2))) {
+    return DecodeFewRows(codes);
+  }
   const at::Tensor per_level = codes.transpose(0, 1);
   at::Tensor first = at::embedding(codebooks_[0], per_level[0]).permute({0, 2, 1});
   at::Tensor out = at::conv1d(first, first_out_);

@@ -42,6 +42,10 @@ class SplitRvq {
   // rows instead of ~15 ATen calls each (32 levels: ~1.5 ms of a 16 ms batch-1 encode frame).
   std::vector<at::Tensor> EncodeLevelsFewRows(const at::Tensor& z, int64_t first, int64_t count) const;
 
+  // Decode for a streaming frame's few rows (f32 on an AVX-512 CPU): centroids gathered and summed in plain
+  // loops, the output projections through the few-row kernel, instead of ~3 ATen calls a level.
+  at::Tensor DecodeFewRows(const at::Tensor& codes) const;
+
   int64_t bins_ = 0;
   at::Tensor first_in_, first_out_, rest_in_, rest_out_;  // 1x1 conv weights
   std::vector<at::Tensor> codebooks_;                     // [bins, D] per level, level 0 semantic
