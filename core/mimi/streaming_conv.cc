@@ -31,6 +31,14 @@ at::Tensor StreamingConv1d::Conv(const at::Tensor& input) const {
         .view({input.size(0), tout, -1})
         .permute({0, 2, 1});
   }
+  if (gemm_weight_.defined() && weight_.size(2) == 1 && stride_ == 1) {
+    // A 1x1 convolution over many steps: W [C_out, C_in] times each batch row's [C_in, T] gives the output in
+    // conv layout directly (no transposed copy of the input, no permuted output).
+    const at::Tensor w = weight_.select(2, 0);
+    at::Tensor y = at::matmul(w, input);
+    if (bias_.defined()) y.add_(bias_.view({-1, 1}));
+    return y;
+  }
   if (!gemm_weight_.defined()) {
     const int64_t stride[1] = {stride_}, padding[1] = {0}, dilation[1] = {dilation_};
     return at::conv1d(input, weight_, bias_, stride, padding, dilation, groups_);
