@@ -6,10 +6,7 @@
 #include <algorithm>
 #include <cstdint>
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <immintrin.h>
-#define MONOLOGUE_FEW_ROW_AVX512 1
-#endif
+#include "core/kernels/avx512.h"
 
 namespace monologue::kernels {
 namespace {
@@ -22,42 +19,27 @@ constexpr int64_t kMaxRows = 16;
 // from cache for the other row groups).
 constexpr int64_t kMaxRowsBf16 = 64;
 
-bool HaveAvx512() {
-#ifdef MONOLOGUE_FEW_ROW_AVX512
-  static const bool have = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma");
-  return have;
-#else
-  return false;
-#endif
-}
+#ifdef MONOLOGUE_KERNELS_AVX512
 
-#ifdef MONOLOGUE_FEW_ROW_AVX512
-#define MONOLOGUE_FEW_ROW_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma")))
-
-// GCC 12's AVX-512 cast/extract intrinsics pass an undefined operand (_mm512_undefined_*) that
-// -Wuninitialized reports once inlined; the operand is ignored by the instruction.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+MONOLOGUE_AVX512_WARNINGS_OFF
 
 // 16 weights as f32 lanes. bf16 is the top half of an f32, so widening is a 16-bit shift (exact).
-MONOLOGUE_FEW_ROW_TARGET inline __m512 Load16(const float* p) { return _mm512_loadu_ps(p); }
-MONOLOGUE_FEW_ROW_TARGET inline __m512 Load16(const uint16_t* p) {
+MONOLOGUE_AVX512_TARGET inline __m512 Load16(const float* p) { return _mm512_loadu_ps(p); }
+MONOLOGUE_AVX512_TARGET inline __m512 Load16(const uint16_t* p) {
   const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
-MONOLOGUE_FEW_ROW_TARGET inline __m512 Load16Masked(const float* p, __mmask16 m) {
+MONOLOGUE_AVX512_TARGET inline __m512 Load16Masked(const float* p, __mmask16 m) {
   return _mm512_maskz_loadu_ps(m, p);
 }
-MONOLOGUE_FEW_ROW_TARGET inline __m512 Load16Masked(const uint16_t* p, __mmask16 m) {
+MONOLOGUE_AVX512_TARGET inline __m512 Load16Masked(const uint16_t* p, __mmask16 m) {
   const __m256i h = _mm256_maskz_loadu_epi16(m, p);
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
 // The lane sums of 4 accumulators at once, out = [sum(a), sum(b), sum(c), sum(d)], by a fixed tree of adds
 // (far cheaper than four separate reductions when K is short).
-MONOLOGUE_FEW_ROW_TARGET inline void SumLanes4(const __m512* v, float* out) {
+MONOLOGUE_AVX512_TARGET inline void SumLanes4(const __m512* v, float* out) {
   __m256 h[4];
   for (int i = 0; i < 4; ++i) {
     h[i] = _mm256_add_ps(_mm512_castps512_ps256(v[i]),
@@ -72,8 +54,8 @@ MONOLOGUE_FEW_ROW_TARGET inline void SumLanes4(const __m512* v, float* out) {
 // Dot products of R x rows with 4 weight rows over K, 16 lanes at a time; lanes are summed at the end by a
 // fixed tree (SumLanes4), so the rounding of y[m][n] depends only on x[m] and w[n].
 template <int R, typename W>
-MONOLOGUE_FEW_ROW_TARGET void Block(const float* x, int64_t ldx, const W* w, int64_t k, int64_t nw,
-                                    const float* bias, float* y, int64_t ldy) {
+MONOLOGUE_AVX512_TARGET void Block(const float* x, int64_t ldx, const W* w, int64_t k, int64_t nw,
+                                   const float* bias, float* y, int64_t ldy) {
   __m512 acc[R][4];
   for (int r = 0; r < R; ++r) {
     for (int j = 0; j < 4; ++j) acc[r][j] = _mm512_setzero_ps();
@@ -103,7 +85,7 @@ MONOLOGUE_FEW_ROW_TARGET void Block(const float* x, int64_t ldx, const W* w, int
   }
 }
 
-#pragma GCC diagnostic pop
+MONOLOGUE_AVX512_WARNINGS_ON
 
 // Output columns [n0, n1) for every row: 4 weight rows at a time (read from memory once, then from cache
 // for each group of up to 4 x rows).
@@ -145,7 +127,7 @@ void Run(const float* x, int64_t m, int64_t k, const W* w, const float* bias, fl
     Columns(x, m, k, w, bias, y, n, b0 * 4, std::min(n, b1 * 4));
   });
 }
-#endif  // MONOLOGUE_FEW_ROW_AVX512
+#endif  // MONOLOGUE_KERNELS_AVX512
 
 bool ServesWeight(const at::Tensor& weight) {
   return weight.dim() == 2 && weight.device().is_cpu() &&
@@ -154,11 +136,11 @@ bool ServesWeight(const at::Tensor& weight) {
 
 }  // namespace
 
-bool HasFewRowKernel() { return HaveAvx512(); }
+bool HasFewRowKernel() { return CpuHasAvx512(); }
 
 bool ServesFewRows(const at::Tensor& x, int64_t rows, at::ScalarType weight_dtype) {
   const int64_t max_rows = weight_dtype == at::kBFloat16 ? kMaxRowsBf16 : kMaxRows;
-  return rows <= max_rows && x.device().is_cpu() && x.scalar_type() == at::kFloat && HaveAvx512();
+  return rows <= max_rows && x.device().is_cpu() && x.scalar_type() == at::kFloat && CpuHasAvx512();
 }
 
 at::Tensor FewRowLinear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
@@ -175,7 +157,7 @@ at::Tensor FewRowLinear(const at::Tensor& x, const at::Tensor& weight, const at:
   std::vector<int64_t> out_shape = x.sizes().vec();
   out_shape.back() = n;
   at::Tensor y = at::empty({m, n}, x.options());
-#ifdef MONOLOGUE_FEW_ROW_AVX512
+#ifdef MONOLOGUE_KERNELS_AVX512
   const float* xp = rows.data_ptr<float>();
   const float* bp = b.defined() ? b.data_ptr<float>() : nullptr;
   float* yp = y.data_ptr<float>();
@@ -189,9 +171,9 @@ at::Tensor FewRowLinear(const at::Tensor& x, const at::Tensor& weight, const at:
 }
 
 void FewRowLinearF32(const float* x, int64_t m, int64_t k, const float* w, int64_t n, float* y) {
-  TORCH_CHECK(HaveAvx512() && m >= 1 && m <= kMaxRows, "FewRowLinearF32: ", m,
+  TORCH_CHECK(CpuHasAvx512() && m >= 1 && m <= kMaxRows, "FewRowLinearF32: ", m,
               " rows are not served here (1 to ", kMaxRows, " rows on an AVX-512 CPU)");
-#ifdef MONOLOGUE_FEW_ROW_AVX512
+#ifdef MONOLOGUE_KERNELS_AVX512
   Run(x, m, k, w, nullptr, y, n, 4);
 #endif
 }

@@ -7,10 +7,7 @@
 #include <cmath>
 #include <vector>
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <immintrin.h>
-#define MONOLOGUE_SMALL_ATTN_AVX512 1
-#endif
+#include "core/kernels/avx512.h"
 
 namespace monologue::kernels {
 namespace {
@@ -18,16 +15,12 @@ namespace {
 constexpr int64_t kMaxQueries = 4;
 constexpr int64_t kMaxKeys = 1024;
 
-#ifdef MONOLOGUE_SMALL_ATTN_AVX512
-#define MONOLOGUE_SMALL_ATTN_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma")))
+#ifdef MONOLOGUE_KERNELS_AVX512
 
-// GCC 12's _mm512_reduce_add_ps passes an undefined operand that -Wmaybe-uninitialized reports once inlined.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+MONOLOGUE_AVX512_WARNINGS_OFF
 
 // q·k over D: 16 lanes at a time, the last partial group masked.
-MONOLOGUE_SMALL_ATTN_TARGET inline float Dot(const float* a, const float* b, int64_t d) {
+MONOLOGUE_AVX512_TARGET inline float Dot(const float* a, const float* b, int64_t d) {
   __m512 acc = _mm512_setzero_ps();
   int64_t i = 0;
   for (; i + 16 <= d; i += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc);
@@ -39,7 +32,7 @@ MONOLOGUE_SMALL_ATTN_TARGET inline float Dot(const float* a, const float* b, int
 }
 
 // out += p * v over D.
-MONOLOGUE_SMALL_ATTN_TARGET inline void Axpy(float p, const float* v, float* out, int64_t d) {
+MONOLOGUE_AVX512_TARGET inline void Axpy(float p, const float* v, float* out, int64_t d) {
   const __m512 pv = _mm512_set1_ps(p);
   int64_t i = 0;
   for (; i + 16 <= d; i += 16) {
@@ -53,9 +46,9 @@ MONOLOGUE_SMALL_ATTN_TARGET inline void Axpy(float p, const float* v, float* out
 }
 
 // One (batch row, head, query): softmax(q·K / sqrt(D)) · V over the visible keys.
-MONOLOGUE_SMALL_ATTN_TARGET void OneQuery(const float* q, const float* k, int64_t k_stride, const float* v,
-                                          int64_t v_stride, const bool* visible, int64_t keys, int64_t d,
-                                          float scale, float* scores, float* out) {
+MONOLOGUE_AVX512_TARGET void OneQuery(const float* q, const float* k, int64_t k_stride, const float* v,
+                                      int64_t v_stride, const bool* visible, int64_t keys, int64_t d,
+                                      float scale, float* scores, float* out) {
   float max_score = -INFINITY;
   for (int64_t j = 0; j < keys; ++j) {
     if (visible != nullptr && !visible[j]) continue;
@@ -74,23 +67,14 @@ MONOLOGUE_SMALL_ATTN_TARGET void OneQuery(const float* q, const float* k, int64_
   const float inv = 1.f / sum;
   for (int64_t i = 0; i < d; ++i) out[i] *= inv;
 }
-#pragma GCC diagnostic pop
+MONOLOGUE_AVX512_WARNINGS_ON
 #endif
-
-bool HaveAvx512() {
-#ifdef MONOLOGUE_SMALL_ATTN_AVX512
-  static const bool have = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
-  return have;
-#else
-  return false;
-#endif
-}
 
 }  // namespace
 
 bool ServesSmallAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                           const std::optional<at::Tensor>& mask) {
-  if (!HaveAvx512()) return false;
+  if (!CpuHasAvx512()) return false;
   for (const at::Tensor* t : {&q, &k, &v}) {
     if (!t->device().is_cpu() || t->scalar_type() != at::kFloat || t->dim() != 4 || t->stride(3) != 1)
       return false;
@@ -116,7 +100,7 @@ at::Tensor SmallAttention(const at::Tensor& q, const at::Tensor& k, const at::Te
   at::Tensor out = at::empty({b, h, lq, d}, q.options());
   at::Tensor m;
   if (mask.has_value() && mask->defined()) m = mask->contiguous();
-#ifdef MONOLOGUE_SMALL_ATTN_AVX512
+#ifdef MONOLOGUE_KERNELS_AVX512
   const float scale = 1.f / std::sqrt(static_cast<float>(d));
   const float* qp = qc.data_ptr<float>();
   const float* kp = k.data_ptr<float>();

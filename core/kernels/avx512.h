@@ -1,0 +1,23 @@
+// What the kernels' AVX-512 code needs: the intrinsics where the compiler offers them (x86-64 GCC or Clang),
+// the target attribute its functions carry (the rest of the build stays portable), and one run-time check
+// of the CPU before any of it runs.
+#pragma once
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define MONOLOGUE_KERNELS_AVX512 1
+#define MONOLOGUE_AVX512_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma")))
+// GCC 12's AVX-512 cast/extract/reduce intrinsics pass an undefined operand (_mm512_undefined_*) that
+// -Wuninitialized reports once inlined; the instruction ignores it. AVX-512 code sits between these two.
+#define MONOLOGUE_AVX512_WARNINGS_OFF                                                  \
+  _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wuninitialized\"") \
+      _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"")
+#define MONOLOGUE_AVX512_WARNINGS_ON _Pragma("GCC diagnostic pop")
+#endif
+
+namespace monologue::kernels {
+
+// Whether this CPU has AVX-512 F, BW and VL and FMA (false where the AVX-512 code is not compiled).
+bool CpuHasAvx512();
+
+}  // namespace monologue::kernels
