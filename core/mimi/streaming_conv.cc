@@ -7,6 +7,11 @@
 #include "core/kernels/few_row_linear.h"
 
 namespace monologue::mimi {
+namespace {
+// Below this many input channels a tap's GEMM is too thin (the encoder's first convolution has one channel);
+// im2col's single GEMM stays.
+constexpr int64_t kMinTapChannels = 16;
+}  // namespace
 
 StreamingConv1d::StreamingConv1d(at::Tensor weight, at::Tensor bias, int64_t stride, int64_t dilation,
                                  int64_t groups, bool replicate, bool gemm)
@@ -19,7 +24,26 @@ StreamingConv1d::StreamingConv1d(at::Tensor weight, at::Tensor bias, int64_t str
   if (gemm && groups_ == 1) {
     // [C_in * k, C_out]: row ci * k + j holds tap j of input channel ci, matching the unfolded columns.
     gemm_weight_ = weight_.reshape({weight_.size(0), -1}).t().contiguous();
+    if (stride_ == 1 && weight_.size(2) > 1 && weight_.size(1) >= kMinTapChannels) {
+      for (int64_t j = 0; j < weight_.size(2); ++j) taps_.push_back(weight_.select(2, j).contiguous());
+    }
   }
+}
+
+at::Tensor StreamingConv1d::TapGemms(const at::Tensor& input, int64_t tout) const {
+  const int64_t b = input.size(0);
+  const at::Tensor x = input.contiguous();
+  at::Tensor y = at::empty({b, out_channels(), tout}, input.options());
+  for (int64_t i = 0; i < b; ++i) {
+    const at::Tensor xi = x.select(0, i);  // [C_in, T_in]: each tap reads a shifted [C_in, T_out] view of it
+    at::Tensor yi = y.select(0, i);
+    at::mm_out(yi, taps_[0], xi.narrow(1, 0, tout));
+    for (size_t j = 1; j < taps_.size(); ++j) {
+      yi.addmm_(taps_[j], xi.narrow(1, static_cast<int64_t>(j) * dilation_, tout));
+    }
+  }
+  if (bias_.defined()) y.add_(bias_.view({-1, 1}));
+  return y;
 }
 
 at::Tensor StreamingConv1d::Conv(const at::Tensor& input) const {
@@ -39,6 +63,7 @@ at::Tensor StreamingConv1d::Conv(const at::Tensor& input) const {
     if (bias_.defined()) y.add_(bias_.view({-1, 1}));
     return y;
   }
+  if (!taps_.empty()) return TapGemms(input, tout);
   if (!gemm_weight_.defined()) {
     const int64_t stride[1] = {stride_}, padding[1] = {0}, dilation[1] = {dilation_};
     return at::conv1d(input, weight_, bias_, stride, padding, dilation, groups_);

@@ -7,6 +7,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <vector>
 
 namespace monologue::mimi {
 
@@ -46,7 +47,12 @@ class StreamingConv1d {
   // im2col: [B * T_out, C_in * k], column ci * k + j = tap j of input channel ci (the weight's own order).
   at::Tensor Columns(const at::Tensor& input, int64_t tout) const;
 
-  at::Tensor gemm_weight_;  // [C_in * k, C_out]
+  // Stride 1, k > 1, many steps: one GEMM per tap on shifted views of the input (no im2col copy), the output
+  // already in conv layout.
+  at::Tensor TapGemms(const at::Tensor& input, int64_t tout) const;
+
+  at::Tensor gemm_weight_;        // [C_in * k, C_out]
+  std::vector<at::Tensor> taps_;  // per tap [C_out, C_in] (stride-1 GEMM convolutions with k > 1)
   at::Tensor weight_, bias_;
   int64_t stride_ = 1, dilation_ = 1, groups_ = 1;
   bool replicate_ = false;
