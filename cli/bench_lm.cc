@@ -68,34 +68,18 @@ absl::StatusOr<LmFusedConditions> DefaultConditions(const LmModel& model, int64_
   return model.Fuse(conds);
 }
 
-int RunBenchLm(const BenchLmFlags& f) {
-  auto fail = [](const std::string& message) {
-    std::fprintf(stderr, "monologue bench lm: %s\n", message.c_str());
-    return 1;
-  };
-  auto bench_model = ResolveBenchModel(f.model_dir, f.config_file, f.preset);
-  if (!bench_model.ok()) return fail(std::string(bench_model.status().message()));
-  auto parsed_batches = ParseBatchList(f.batches);
-  if (!parsed_batches.ok()) return fail(std::string(parsed_batches.status().message()));
-  const std::vector<int64_t>& batches = *parsed_batches;
-  if (f.steps < 1 || f.warmup < 0 || f.threads < 1) return fail("--steps and --threads must be >= 1");
-  auto parsed_dtype = ParseDtypeFlag(f.dtype);
-  if (!parsed_dtype.ok()) return fail(std::string(parsed_dtype.status().message()));
-  const at::ScalarType dtype = *parsed_dtype;
-  at::set_num_threads(f.threads);
-  auto parsed_device = ParseDeviceFlag(f.device);
-  if (!parsed_device.ok()) return fail(std::string(parsed_device.status().message()));
-  const c10::Device device = *parsed_device;
-  ModelConfig config = bench_model->config;
-  const std::string source = bench_model->source;
-  if (!f.write_config.empty()) {
-    std::ofstream out(f.write_config);
-    out << ModelConfigToJson(config).dump(1) << "\n";
-    if (!out) return fail("cannot write " + f.write_config);
-    std::printf("wrote %s\n", f.write_config.c_str());
-    return 0;
-  }
+int Fail(const std::string& message) {
+  std::fprintf(stderr, "monologue bench lm: %s\n", message.c_str());
+  return 1;
+}
 
+// One dtype's table: loads the model at `dtype_name` and times every batch size.
+int RunOneDtype(const BenchLmFlags& f, const BenchModel& bench_model, const std::vector<int64_t>& batches,
+                const c10::Device device, const std::string& dtype_name) {
+  auto fail = Fail;
+  const at::ScalarType dtype = *ParseDtypeFlag(dtype_name);  // checked by the caller
+  const ModelConfig& config = bench_model.config;
+  const std::string& source = bench_model.source;
   LmLoadOptions load;
   load.dtype = dtype;
   load.device = device;
@@ -114,7 +98,7 @@ int RunBenchLm(const BenchLmFlags& f) {
   const LmConfig& lc = model->config();
 
   std::printf("monologue bench lm: %s, device %s, %s, %d threads, greedy, %d steps (+%d warm-up)\n",
-              source.c_str(), device.str().c_str(), f.dtype.c_str(), f.threads, f.steps, f.warmup);
+              source.c_str(), device.str().c_str(), dtype_name.c_str(), f.threads, f.steps, f.warmup);
   PrintQuantization(*model);
   std::printf("%6s  %14s  %14s  %16s\n", "batch", "step ms", "temporal ms", "depformer ms");
   c10::InferenceMode guard;
@@ -146,7 +130,7 @@ int RunBenchLm(const BenchLmFlags& f) {
     at::Tensor tokens = at::randint(lc.card, {f.warmup + f.steps, b, lc.num_streams()}, at::kLong).to(device);
     LmModel::TextStep ts;
     for (int i = 0; i < f.warmup; ++i) ts = model->ForwardText(state, tokens[i], sum);
-    ts.text_logits.cpu();
+    if (ts.text_logits.defined()) ts.text_logits.cpu();  // nothing to wait for with --warmup 0
     t0 = std::chrono::steady_clock::now();
     for (int i = 0; i < f.steps; ++i) ts = model->ForwardText(state, tokens[f.warmup + i], sum);
     ts.text_logits.cpu();
@@ -164,7 +148,7 @@ int RunBenchLm(const BenchLmFlags& f) {
         return prev;
       };
       for (int i = 0; i < f.warmup; ++i) last = run();
-      last.cpu();
+      if (last.defined()) last.cpu();
       t0 = std::chrono::steady_clock::now();
       for (int i = 0; i < f.steps; ++i) last = run();
       last.cpu();
@@ -174,6 +158,33 @@ int RunBenchLm(const BenchLmFlags& f) {
     std::printf("%6lld  %14.3f  %14.3f  %16.3f\n", static_cast<long long>(b), step_ms, temporal_ms,
                 depformer_ms);
     std::fflush(stdout);
+  }
+  return 0;
+}
+
+int RunBenchLm(const BenchLmFlags& f) {
+  auto bench_model = ResolveBenchModel(f.model_dir, f.config_file, f.preset);
+  if (!bench_model.ok()) return Fail(std::string(bench_model.status().message()));
+  auto parsed_batches = ParseBatchList(f.batches);
+  if (!parsed_batches.ok()) return Fail(std::string(parsed_batches.status().message()));
+  if (f.steps < 1 || f.warmup < 0 || f.threads < 1) return Fail("--steps and --threads must be >= 1");
+  auto dtypes = ParseDtypeList(f.dtype);
+  if (!dtypes.ok()) return Fail(std::string(dtypes.status().message()));
+  at::set_num_threads(f.threads);
+  auto parsed_device = ParseDeviceFlag(f.device);
+  if (!parsed_device.ok()) return Fail(std::string(parsed_device.status().message()));
+  if (!f.write_config.empty()) {
+    std::ofstream out(f.write_config);
+    out << ModelConfigToJson(bench_model->config).dump(1) << "\n";
+    if (!out) return Fail("cannot write " + f.write_config);
+    std::printf("wrote %s\n", f.write_config.c_str());
+    return 0;
+  }
+  // Each dtype in turn, in one process (the same random weights, loaded at each dtype).
+  for (size_t i = 0; i < dtypes->size(); ++i) {
+    if (i > 0) std::printf("\n");
+    if (int rc = RunOneDtype(f, *bench_model, *parsed_batches, *parsed_device, (*dtypes)[i]); rc != 0)
+      return rc;
   }
   return 0;
 }
@@ -194,7 +205,9 @@ void RegisterBenchLm(CLI::App& bench, int& exit_code) {
   cmd->add_option("--steps", flags->steps, "timed steps per measurement")->capture_default_str();
   cmd->add_option("--warmup", flags->warmup, "untimed steps first")->capture_default_str();
   cmd->add_option("--device", flags->device, "cpu or cuda[:N]")->capture_default_str();
-  cmd->add_option("--dtype", flags->dtype, "f32, bf16, f16 or int8 (CPU)")->capture_default_str();
+  cmd->add_option("--dtype", flags->dtype,
+                  "f32, bf16, f16 or int8 (CPU); a comma-separated list times each in turn (e.g. int8,f32)")
+      ->capture_default_str();
   cmd->add_option("--checkpoint-dtype", flags->checkpoint_dtype, kCheckpointDtypeHelp)->capture_default_str();
   cmd->callback([flags, &exit_code]() { exit_code = RunBenchLm(*flags); });
 }
