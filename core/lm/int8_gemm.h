@@ -26,10 +26,33 @@ enum class KernelPath { kScalar, kAvx512, kVnni };
 KernelPath BestPath();
 const char* PathName(KernelPath path);
 
+// The weights' packed layout. At batch 1 a block of 8 output rows would read 8 separate 1-8 KB rows at once;
+// the hardware prefetchers follow such short, interleaved streams badly (15-20 GB/s on the development VM for
+// the depformer's [1024, 1024]-[4096, 1024] matrices, against ~30 GB/s for one long stream). So W [N, K] is
+// stored in groups of kRowGroup rows, each group as K / kChunk chunks of kChunk values per row (one 64-byte
+// cache line each), row by row within a chunk: a block of 8 rows then reads one contiguous stream. K is
+// padded to a multiple of kChunk and N to a multiple of kRowGroup with zeros, which add nothing to any sum.
+inline constexpr int64_t kRowGroup = 8;
+inline constexpr int64_t kChunk = 64;
+
+// K rounded up to kChunk.
+int64_t PaddedK(int64_t k);
+// Bytes of the packed form of an [n, k] weight.
+int64_t PackedBytes(int64_t n, int64_t k);
+// Byte offset of w[row, i] in the packed form.
+inline int64_t PackedOffset(int64_t row, int64_t i, int64_t padded_k) {
+  return (row / kRowGroup) * kRowGroup * padded_k + (i / kChunk) * (kRowGroup * kChunk) +
+         (row % kRowGroup) * kChunk + i % kChunk;
+}
+// w [n, k] row-major -> packed (PackedBytes(n, k) bytes, padding zeroed), and back.
+void PackRows(const int8_t* w, int64_t n, int64_t k, int8_t* packed);
+void UnpackRows(const int8_t* packed, int64_t n, int64_t k, int8_t* w);
+
 // Output rows [n_begin, n_end) of y[b, n] = scale[n] * sum_k x[b, k] w[n, k] (+ bias[n] when bias is not
-// null) for b < batch. x: [batch, k] with row stride ldx; w: [N, k] contiguous rows; row_sums[n] = sum_k
-// w[n, k] (the kVnni path needs it; may be null for the others); y: [batch, N] with row stride ldy.
-// Single-threaded: callers split the rows among threads.
+// null) for b < batch. x: [batch, k] with row stride ldx; w: the packed form of an [N, k] weight (PackRows);
+// row_sums[n] = sum_k w[n, k] (the kVnni path needs it; may be null for the others); y: [batch, N] with row
+// stride ldy. Rows outside [n_begin, n_end) are neither read from scale, row_sums and bias nor written.
+// Single-threaded: callers split the rows among threads (at multiples of kRowGroup for speed).
 void GemmRows(KernelPath path, const float* x, int64_t ldx, int64_t batch, int64_t k, const int8_t* w,
               const float* scale, const int32_t* row_sums, const float* bias, float* y, int64_t ldy,
               int64_t n_begin, int64_t n_end);

@@ -13,8 +13,9 @@ namespace {
 // Above this many input rows the int8 kernel (which converts each weight once per 4 rows) loses to
 // dequantising once and running the float GEMM.
 constexpr int64_t kMaxKernelRows = 32;
-// Output rows per parallel task: enough to amortise the task, small enough to balance 2..16 threads.
-constexpr int64_t kRowGrain = 64;
+// Row groups (of int8::kRowGroup rows) per parallel task: enough to amortise the task, small enough to
+// balance 2..16 threads.
+constexpr int64_t kGroupGrain = 8;
 }  // namespace
 
 int64_t LinearWeight::nbytes() const {
@@ -26,16 +27,40 @@ LinearWeight LinearWeight::Rows(int64_t start, int64_t n) const {
   LinearWeight out;
   if (weight.defined()) out.weight = weight.narrow(0, start, n);
   if (qweight.defined()) {
-    out.qweight = qweight.narrow(0, start, n);
+    TORCH_CHECK(start >= 0 && n >= 0 && start + n <= q_rows, "LinearWeight::Rows: rows [", start, ", ",
+                start + n, ") of ", q_rows);
+    out.q_rows = n;
+    out.q_cols = q_cols;
     out.scale = scale.narrow(0, start, n);
     out.row_sum = row_sum.narrow(0, start, n);
+    if (start % int8::kRowGroup == 0) {
+      // Whole groups from `start`: the last one may hold rows past n (the next weight set's), which the
+      // kernel reads but never stores.
+      const int64_t group_bytes = int8::kRowGroup * int8::PaddedK(q_cols);
+      const int64_t first = start / int8::kRowGroup;
+      const int64_t groups = (n + int8::kRowGroup - 1) / int8::kRowGroup;
+      out.qweight = qweight.narrow(0, first * group_bytes, groups * group_bytes);
+    } else {
+      const at::Tensor values = Int8Values().narrow(0, start, n).contiguous();
+      out.qweight = at::empty({int8::PackedBytes(n, q_cols)}, qweight.options());
+      int8::PackRows(values.data_ptr<int8_t>(), n, q_cols, out.qweight.data_ptr<int8_t>());
+    }
   }
   return out;
 }
 
+at::Tensor LinearWeight::Int8Values() const {
+  TORCH_CHECK(quantized(), "LinearWeight::Int8Values: the weight is not quantised");
+  at::Tensor out = at::empty({q_rows, q_cols}, qweight.options());
+  int8::UnpackRows(qweight.data_ptr<int8_t>(), q_rows, q_cols, out.data_ptr<int8_t>());
+  return out;
+}
+
+at::Tensor LinearWeight::Dequantized() const { return Int8Values().to(at::kFloat) * scale.unsqueeze(1); }
+
 at::Tensor LinearWeight::Forward(const at::Tensor& x, const at::Tensor& bias) const {
   if (!quantized()) return kernels::Linear(x, weight, bias);
-  return Int8Linear(x, qweight, scale, row_sum, bias);
+  return Int8Linear(x, *this, bias);
 }
 
 LinearWeight QuantizeInt8(const at::Tensor& weight) {
@@ -45,11 +70,13 @@ LinearWeight QuantizeInt8(const at::Tensor& weight) {
   const at::Tensor w = weight.to(at::kFloat).contiguous();
   const int64_t n = w.size(0), k = w.size(1);
   LinearWeight out;
-  out.qweight = at::empty({n, k}, w.options().dtype(at::kChar));
+  at::Tensor values = at::empty({n, k}, w.options().dtype(at::kChar));
   out.scale = at::empty({n}, w.options());
   out.row_sum = at::empty({n}, w.options().dtype(at::kInt));
+  out.q_rows = n;
+  out.q_cols = k;
   const float* wp = w.data_ptr<float>();
-  int8_t* qp = out.qweight.data_ptr<int8_t>();
+  int8_t* qp = values.data_ptr<int8_t>();
   float* sp = out.scale.data_ptr<float>();
   int32_t* rp = out.row_sum.data_ptr<int32_t>();
   at::parallel_for(0, n, 16, [&](int64_t begin, int64_t end) {
@@ -68,35 +95,38 @@ LinearWeight QuantizeInt8(const at::Tensor& weight) {
       rp[r] = sum;
     }
   });
+  out.qweight = at::empty({int8::PackedBytes(n, k)}, values.options());
+  int8::PackRows(qp, n, k, out.qweight.data_ptr<int8_t>());
   return out;
 }
 
-at::Tensor Int8Linear(const at::Tensor& x, const at::Tensor& qweight, const at::Tensor& scale,
-                      const at::Tensor& row_sum, const at::Tensor& bias, int8::KernelPath path) {
-  TORCH_CHECK(qweight.scalar_type() == at::kChar && qweight.dim() == 2 && qweight.is_contiguous(),
-              "Int8Linear: weight must be contiguous int8 [N, K]");
+at::Tensor Int8Linear(const at::Tensor& x, const LinearWeight& w, const at::Tensor& bias,
+                      int8::KernelPath path) {
+  TORCH_CHECK(w.quantized() && w.qweight.scalar_type() == at::kChar && w.qweight.dim() == 1 &&
+                  w.qweight.is_contiguous() && w.qweight.numel() >= int8::PackedBytes(w.q_rows, w.q_cols),
+              "Int8Linear: weight must be a packed int8 weight (QuantizeInt8)");
   TORCH_CHECK(x.scalar_type() == at::kFloat && x.device().is_cpu(),
               "Int8Linear: input must be f32 on the CPU (int8 weights run on CPU only)");
-  const int64_t n = qweight.size(0), k = qweight.size(1);
+  const int64_t n = w.q_rows, k = w.q_cols;
   TORCH_CHECK(x.size(-1) == k, "Int8Linear: input has ", x.size(-1), " features, the weight ", k);
   auto out_sizes = x.sizes().vec();
   out_sizes.back() = n;
   at::Tensor x2 = x.reshape({-1, k}).contiguous();
   const int64_t rows = x2.size(0);
   at::Tensor b = bias.defined() ? bias.to(at::kFloat).contiguous() : bias;
-  if (rows > kMaxKernelRows) {
-    at::Tensor w = qweight.to(at::kFloat) * scale.unsqueeze(1);
-    return at::linear(x2, w, b).view(out_sizes);
-  }
+  if (rows > kMaxKernelRows) return at::linear(x2, w.Dequantized(), b).view(out_sizes);
   at::Tensor y = at::empty({rows, n}, x2.options());
   const float* xp = x2.data_ptr<float>();
-  const int8_t* wp = qweight.data_ptr<int8_t>();
-  const float* sp = scale.data_ptr<float>();
-  const int32_t* rp = row_sum.defined() ? row_sum.data_ptr<int32_t>() : nullptr;
+  const int8_t* wp = w.qweight.data_ptr<int8_t>();
+  const float* sp = w.scale.data_ptr<float>();
+  const int32_t* rp = w.row_sum.defined() ? w.row_sum.data_ptr<int32_t>() : nullptr;
   const float* bp = b.defined() ? b.data_ptr<float>() : nullptr;
   float* yp = y.data_ptr<float>();
-  at::parallel_for(0, n, kRowGrain, [&](int64_t begin, int64_t end) {
-    int8::GemmRows(path, xp, k, rows, k, wp, sp, rp, bp, yp, n, begin, end);
+  // Threads take whole row groups, so each reads its own contiguous part of the packed weights.
+  const int64_t groups = (n + int8::kRowGroup - 1) / int8::kRowGroup;
+  at::parallel_for(0, groups, kGroupGrain, [&](int64_t begin, int64_t end) {
+    int8::GemmRows(path, xp, k, rows, k, wp, sp, rp, bp, yp, n, begin * int8::kRowGroup,
+                   std::min(n, end * int8::kRowGroup));
   });
   return y.view(out_sizes);
 }

@@ -14,31 +14,37 @@ namespace monologue::lm {
 
 struct LinearWeight {
   at::Tensor weight;   // float [N, K]; undefined once quantised
-  at::Tensor qweight;  // int8 [N, K] (contiguous rows)
-  at::Tensor scale;    // f32 [N]: w[n, k] ~ scale[n] * qweight[n, k]
-  at::Tensor row_sum;  // int32 [N]: sum_k qweight[n, k] (the VNNI kernel's zero-point correction)
+  at::Tensor qweight;  // int8, 1-D: the [N, K] values in the kernel's packed layout (int8::PackRows)
+  at::Tensor scale;    // f32 [N]: w[n, k] ~ scale[n] * q[n, k]
+  at::Tensor row_sum;  // int32 [N]: sum_k q[n, k] (the VNNI kernel's zero-point correction)
+  int64_t q_rows = 0, q_cols = 0;  // N and K of a quantised weight
 
   bool defined() const { return weight.defined() || qweight.defined(); }
   bool quantized() const { return qweight.defined(); }
-  int64_t out_features() const { return quantized() ? qweight.size(0) : weight.size(0); }
-  int64_t in_features() const { return quantized() ? qweight.size(1) : weight.size(1); }
-  // Bytes the weight occupies (int8 values plus scales and row sums, or the float tensor).
+  int64_t out_features() const { return quantized() ? q_rows : weight.size(0); }
+  int64_t in_features() const { return quantized() ? q_cols : weight.size(1); }
+  // Bytes the weight occupies (packed int8 values with their padding, scales and row sums, or the float
+  // tensor).
   int64_t nbytes() const;
-  // Output rows [start, start + n) as a view (a weight set of a fused projection).
+  // Output rows [start, start + n) (a weight set of a fused projection): a view, or for a quantised weight a
+  // repacked copy when `start` is not a multiple of the packed row group.
   LinearWeight Rows(int64_t start, int64_t n) const;
   // x [..., K] -> [..., N] (+ bias [N]).
   at::Tensor Forward(const at::Tensor& x, const at::Tensor& bias = at::Tensor()) const;
+  // A quantised weight's int8 values [N, K] (row-major) and its dequantised f32 [N, K].
+  at::Tensor Int8Values() const;
+  at::Tensor Dequantized() const;
 };
 
 // Per-output-row symmetric quantisation of a float weight [N, K]: scale[n] = max_k |w[n, k]| / 127 (1 for
-// an all-zero row), q = round(w / scale) in [-127, 127]; row_sum[n] = sum_k q[n, k].
+// an all-zero row), q = round(w / scale) in [-127, 127]; row_sum[n] = sum_k q[n, k]. q is stored packed.
 LinearWeight QuantizeInt8(const at::Tensor& weight);
 
-// y = x W^T scale (+ bias) with the given kernel path; x f32 [..., K]. Rows of W are split among the
-// intra-op threads (at::parallel_for, so `--threads` applies). Many input rows (a prompt, a cross-attention
-// source) dequantise W once and use the float GEMM instead: there the product is compute-bound.
-at::Tensor Int8Linear(const at::Tensor& x, const at::Tensor& qweight, const at::Tensor& scale,
-                      const at::Tensor& row_sum, const at::Tensor& bias,
+// y = x W^T scale (+ bias) with the given kernel path; x f32 [..., K], `w` quantised. Row groups of W are
+// split among the intra-op threads (at::parallel_for, so `--threads` applies). Many input rows (a prompt, a
+// cross-attention source) dequantise W once and use the float GEMM instead: there the product is
+// compute-bound.
+at::Tensor Int8Linear(const at::Tensor& x, const LinearWeight& w, const at::Tensor& bias,
                       int8::KernelPath path = int8::BestPath());
 
 }  // namespace monologue::lm

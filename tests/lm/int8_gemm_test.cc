@@ -42,6 +42,12 @@ void Reference(const std::vector<float>& x, const std::vector<int8_t>& w, const 
   }
 }
 
+std::vector<int8_t> Packed(const std::vector<int8_t>& w, int64_t n, int64_t k) {
+  std::vector<int8_t> out(static_cast<size_t>(int8::PackedBytes(n, k)));
+  int8::PackRows(w.data(), n, k, out.data());
+  return out;
+}
+
 // Runs one path on rows [n_begin, n_end) and checks those rows (and that the others were left alone).
 void CheckPath(int8::KernelPath path, const Case& c, int64_t n_begin, int64_t n_end, bool with_bias,
                std::mt19937& rng) {
@@ -72,7 +78,8 @@ void CheckPath(int8::KernelPath path, const Case& c, int64_t n_begin, int64_t n_
   }
   const float sentinel = -12345.f;
   std::vector<float> y(c.batch * c.n, sentinel);
-  int8::GemmRows(path, x.data(), c.k, c.batch, c.k, w.data(), scale.data(), row_sums.data(),
+  const std::vector<int8_t> packed = Packed(w, c.n, c.k);
+  int8::GemmRows(path, x.data(), c.k, c.batch, c.k, packed.data(), scale.data(), row_sums.data(),
                  with_bias ? bias.data() : nullptr, y.data(), c.n, n_begin, n_end);
   for (int64_t b = 0; b < c.batch; ++b) {
     for (int64_t n = 0; n < c.n; ++n) {
@@ -130,6 +137,36 @@ TEST(Int8Gemm, VectorPathsMatchReference) {
   }
 }
 
+// The packed layout: groups of 8 rows, 64 columns of each row per 64-byte chunk, rows in turn within a chunk;
+// padding rows and columns are zero; unpacking restores the weight.
+TEST(Int8Gemm, PackedLayoutInterleavesRowGroupsByCacheLine) {
+  const int64_t n = 11, k = 130, kp = 192;
+  ASSERT_EQ(int8::PaddedK(k), kp);
+  ASSERT_EQ(int8::PackedBytes(n, k), 16 * kp);
+  std::vector<int8_t> w(n * k);
+  for (int64_t r = 0; r < n; ++r) {
+    for (int64_t i = 0; i < k; ++i) w[r * k + i] = static_cast<int8_t>((r * 7 + i) % 251 - 125);
+  }
+  const std::vector<int8_t> packed = Packed(w, n, k);
+  // Row 9, column 70: group 1 (byte 8 * 192), chunk 1 (+512), row 1 of the group (+64), offset 6.
+  EXPECT_EQ(int8::PackedOffset(9, 70, kp), 8 * 192 + 512 + 64 + 6);
+  int64_t nonzero_padding = 0;
+  for (int64_t r = 0; r < 16; ++r) {
+    for (int64_t i = 0; i < kp; ++i) {
+      const int8_t v = packed[static_cast<size_t>(int8::PackedOffset(r, i, kp))];
+      if (r < n && i < k) {
+        ASSERT_EQ(v, w[r * k + i]) << r << ", " << i;
+      } else if (v != 0) {
+        ++nonzero_padding;
+      }
+    }
+  }
+  EXPECT_EQ(nonzero_padding, 0);
+  std::vector<int8_t> back(n * k, 0);
+  int8::UnpackRows(packed.data(), n, k, back.data());
+  EXPECT_EQ(back, w);
+}
+
 TEST(Int8Gemm, RowSubRangesTouchOnlyTheirRows) {
   std::mt19937 rng(3);
   std::vector<int8::KernelPath> paths = VectorPaths();
@@ -157,13 +194,14 @@ TEST(Int8Gemm, OutputOfARowDoesNotDependOnTheBatch) {
   }
   std::vector<int8::KernelPath> paths = VectorPaths();
   paths.push_back(int8::KernelPath::kScalar);
+  const std::vector<int8_t> packed = Packed(w, n, k);
   for (int8::KernelPath path : paths) {
     std::vector<float> all(batch * n);
-    int8::GemmRows(path, x.data(), k, batch, k, w.data(), scale.data(), row_sums.data(), nullptr, all.data(), n,
-                   0, n);
+    int8::GemmRows(path, x.data(), k, batch, k, packed.data(), scale.data(), row_sums.data(), nullptr,
+                   all.data(), n, 0, n);
     for (int64_t b = 0; b < batch; ++b) {
       std::vector<float> one(n);
-      int8::GemmRows(path, x.data() + b * k, k, 1, k, w.data(), scale.data(), row_sums.data(), nullptr,
+      int8::GemmRows(path, x.data() + b * k, k, 1, k, packed.data(), scale.data(), row_sums.data(), nullptr,
                      one.data(), n, 0, n);
       for (int64_t i = 0; i < n; ++i) ASSERT_EQ(one[i], all[b * n + i]) << int8::PathName(path) << " b=" << b;
     }
@@ -178,15 +216,24 @@ TEST(Int8Gemm, QuantizeInt8RoundsPerRow) {
   LinearWeight q = QuantizeInt8(w);
   ASSERT_EQ(q.qweight.scalar_type(), at::kChar);
   ASSERT_EQ(q.scale.sizes(), at::IntArrayRef({19}));
+  EXPECT_EQ(q.out_features(), 19);
+  EXPECT_EQ(q.in_features(), 45);
   EXPECT_FALSE(q.weight.defined());
+  const at::Tensor values = q.Int8Values();
+  ASSERT_EQ(values.sizes(), at::IntArrayRef({19, 45}));
   // Each row's largest magnitude maps to +-127; every value is within half a step of the float weight.
-  at::Tensor deq = q.qweight.to(at::kFloat) * q.scale.unsqueeze(1);
+  at::Tensor deq = q.Dequantized();
+  EXPECT_TRUE(at::equal(deq, values.to(at::kFloat) * q.scale.unsqueeze(1)));
   EXPECT_TRUE((deq - w).abs().le(q.scale.unsqueeze(1) * 0.5 + 1e-7).all().item<bool>());
-  EXPECT_EQ(q.qweight.abs().amax({1}).index({at::arange(19).ne(4)}).min().item<int64_t>(), 127);
-  EXPECT_TRUE(q.qweight[4].eq(0).all().item<bool>());
+  EXPECT_EQ(values.abs().amax({1}).index({at::arange(19).ne(4)}).min().item<int64_t>(), 127);
+  EXPECT_TRUE(values[4].eq(0).all().item<bool>());
   EXPECT_EQ(q.scale[4].item<float>(), 1.f);
-  EXPECT_TRUE(at::equal(q.row_sum, q.qweight.to(at::kInt).sum({1}).to(at::kInt)));
-  EXPECT_EQ(q.nbytes(), 19 * 45 + 19 * 4 + 19 * 4);
+  EXPECT_TRUE(at::equal(q.row_sum, values.to(at::kInt).sum({1}).to(at::kInt)));
+  // Packed: 19 rows padded to 24 (3 groups of 8), 45 columns to 64, the padding zero.
+  EXPECT_EQ(q.nbytes(), 24 * 64 + 19 * 4 + 19 * 4);
+  EXPECT_EQ(q.qweight.abs().sum().item<int64_t>(), values.abs().sum().item<int64_t>());
+  // At widths that need no padding: one byte per weight plus a scale and a row sum per row.
+  EXPECT_EQ(QuantizeInt8(at::randn({16, 128})).nbytes(), 16 * 128 + 16 * 8);
 }
 
 // Int8Linear on tensors: any leading shape, bias, threads, the many-rows (dequantised) branch, Rows()
@@ -196,7 +243,7 @@ TEST(Int8Gemm, Int8LinearMatchesDequantisedLinear) {
   at::Tensor w = at::randn({300, 77});
   at::Tensor bias = at::randn({300});
   LinearWeight q = QuantizeInt8(w);
-  at::Tensor deq = q.qweight.to(at::kFloat) * q.scale.unsqueeze(1);
+  at::Tensor deq = q.Dequantized();
   const int threads = at::get_num_threads();
   for (int t : {1, 2}) {
     at::set_num_threads(t);
@@ -205,7 +252,7 @@ TEST(Int8Gemm, Int8LinearMatchesDequantisedLinear) {
       std::vector<int8::KernelPath> paths = VectorPaths();
       paths.push_back(int8::KernelPath::kScalar);
       for (int8::KernelPath path : paths) {
-        at::Tensor got = Int8Linear(x, q.qweight, q.scale, q.row_sum, bias, path);
+        at::Tensor got = Int8Linear(x, q, bias, path);
         at::Tensor want = at::linear(x, deq, bias);
         ASSERT_EQ(got.sizes(), want.sizes());
         EXPECT_LT((got - want).abs().max().item<double>(), 1e-3 * want.abs().max().item<double>())
@@ -214,11 +261,18 @@ TEST(Int8Gemm, Int8LinearMatchesDequantisedLinear) {
     }
   }
   at::set_num_threads(threads);
-  // A weight set of a fused projection.
-  LinearWeight part = q.Rows(100, 50);
+  // Weight sets of a fused projection: from a row-group boundary (a view whose last group runs into the next
+  // set's rows) and from inside a group (a repacked copy).
   at::Tensor x = at::randn({2, 1, 77});
-  at::Tensor want = at::linear(x, deq.narrow(0, 100, 50));
-  EXPECT_LT((part.Forward(x) - want).abs().max().item<double>(), 1e-4 * want.abs().max().item<double>());
+  for (auto [start, n] : std::vector<std::pair<int64_t, int64_t>>{{96, 50}, {100, 50}, {0, 300}, {296, 4}}) {
+    LinearWeight part = q.Rows(start, n);
+    EXPECT_EQ(part.out_features(), n);
+    EXPECT_TRUE(at::equal(part.Int8Values(), q.Int8Values().narrow(0, start, n))) << start;
+    at::Tensor want = at::linear(x, deq.narrow(0, start, n));
+    EXPECT_LT((part.Forward(x) - want).abs().max().item<double>(), 1e-4 * want.abs().max().item<double>())
+        << start;
+  }
+  EXPECT_EQ(q.Rows(96, 50).qweight.data_ptr(), static_cast<int8_t*>(q.qweight.data_ptr()) + 12 * 8 * 128);
   // Float weights: a step's few rows go through the few-row kernel (f32 rounding away from ATen's GEMM),
   // many rows through ATen's GEMM itself.
   LinearWeight f;

@@ -83,7 +83,11 @@ TEST(LmInt8, LogitsCloseToF32OnEveryFamily) {
     const LmQuantizationStats& q = q8->quantization();
     EXPECT_GT(q.linears, 0);
     EXPECT_EQ(q.float_bytes, q.parameters * 4);
-    EXPECT_LT(q.int8_bytes, q.float_bytes / 3);
+    // The fixtures' 16-48 wide rows are padded to 64 columns in the packed layout, so here int8 is not a
+    // quarter of f32 as at the released widths (multiples of 64: Int8Gemm.QuantizeInt8RoundsPerRow checks the
+    // size).
+    EXPECT_LT(q.int8_bytes, q.float_bytes);
+    EXPECT_GE(q.int8_bytes, q.parameters);
     const Errors e = TeacherForced(*f32, *q8, 12);
     std::printf("int8 %s-like: max relative error text %.3g, depformer %.3g (%lld weights, %.2f ms to quantise)\n",
                 family.c_str(), e.text, e.audio, static_cast<long long>(q.linears), q.seconds * 1e3);
