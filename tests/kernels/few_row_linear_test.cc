@@ -12,7 +12,7 @@ namespace {
 TEST(FewRowLinearTest, MatchesFloat64ForEveryServedShape) {
   if (!kernels::HasFewRowKernel()) GTEST_SKIP() << "no AVX-512 on this CPU";
   at::manual_seed(0);
-  const int64_t ks[] = {1, 15, 16, 17, 258, 512, 1030};
+  const int64_t ks[] = {1, 15, 16, 17, 100, 127, 258, 512, 1030};
   const int64_t ns[] = {1, 3, 4, 5, 33};
   for (int64_t m = 1; m <= 16; m += 3) {
     for (int64_t k : ks) {
