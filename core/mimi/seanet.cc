@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "core/kernels/elu.h"
 #include "core/util/status_macros.h"
 
 namespace monologue::mimi {
@@ -57,8 +58,8 @@ absl::Status CheckSupported(const SeanetConfig& c, const std::string& source) {
 
 at::Tensor BlockStep(const SeanetResBlock& b, ConvState& s0, ConvState& s1, const at::Tensor& x,
                      const at::Tensor& mask) {
-  at::Tensor h = b.conv0.Step(s0, at::elu(x), mask);
-  h = b.conv1.Step(s1, at::elu(h), mask);
+  at::Tensor h = b.conv0.Step(s0, kernels::EluOrAten(x), mask);
+  h = b.conv1.Step(s1, kernels::EluOrAten(h), mask);
   return x + h;
 }
 
@@ -125,10 +126,10 @@ at::Tensor SeanetEncoder::Step(SeanetState& s, const at::Tensor& x, const at::Te
       }
     }
     RECORD_USER_SCOPE(absl::StrCat("mimi.seanet.enc.down", i));
-    y = downs_[i].Step(s.convs[k++], at::elu(y), mask);
+    y = downs_[i].Step(s.convs[k++], kernels::EluOrAten(y), mask);
   }
   RECORD_USER_SCOPE("mimi.seanet.enc.last");
-  return last_.Step(s.convs[k++], at::elu(y), mask);
+  return last_.Step(s.convs[k++], kernels::EluOrAten(y), mask);
 }
 
 at::Tensor SeanetEncoder::Forward(const at::Tensor& x) const {
@@ -195,7 +196,7 @@ at::Tensor SeanetDecoder::Step(SeanetState& s, const at::Tensor& x, const at::Te
   for (size_t i = 0; i < ups_.size(); ++i) {
     {
       RECORD_USER_SCOPE(absl::StrCat("mimi.seanet.dec.up", i));
-      y = ups_[i].Step(s.convtrs[i], at::elu(y), mask);
+      y = ups_[i].Step(s.convtrs[i], kernels::EluOrAten(y), mask);
     }
     RECORD_USER_SCOPE(absl::StrCat("mimi.seanet.dec.block", i));
     for (const SeanetResBlock& b : blocks_[i]) {
@@ -204,7 +205,7 @@ at::Tensor SeanetDecoder::Step(SeanetState& s, const at::Tensor& x, const at::Te
     }
   }
   RECORD_USER_SCOPE("mimi.seanet.dec.last");
-  return last_.Step(s.convs[k++], at::elu(y), mask);
+  return last_.Step(s.convs[k++], kernels::EluOrAten(y), mask);
 }
 
 at::Tensor SeanetDecoder::Forward(const at::Tensor& x) const {
@@ -213,13 +214,13 @@ at::Tensor SeanetDecoder::Forward(const at::Tensor& x) const {
   size_t k = 0;
   at::Tensor y = first_.Step(s.convs[k++], x);
   for (size_t i = 0; i < ups_.size(); ++i) {
-    y = ups_[i].Forward(at::elu(y));
+    y = ups_[i].Forward(kernels::EluOrAten(y));
     for (const SeanetResBlock& b : blocks_[i]) {
       y = BlockStep(b, s.convs[k], s.convs[k + 1], y, {});
       k += 2;
     }
   }
-  return last_.Step(s.convs[k++], at::elu(y));
+  return last_.Step(s.convs[k++], kernels::EluOrAten(y));
 }
 
 }  // namespace monologue::mimi
