@@ -234,6 +234,14 @@ void FewRowLinearF32(const float* x, int64_t m, int64_t k, const float* w, int64
 #endif
 }
 
+void FewRowLinearBf16(const float* x, int64_t m, int64_t k, const uint16_t* w, int64_t n, float* y) {
+  TORCH_CHECK(CpuHasAvx512() && m >= 1 && m <= kMaxRowsBf16, "FewRowLinearBf16: ", m,
+              " rows are not served here (1 to ", kMaxRowsBf16, " rows on an AVX-512 CPU)");
+#ifdef MONOLOGUE_KERNELS_AVX512
+  Run(x, m, k, w, nullptr, y, n, 2);
+#endif
+}
+
 at::Tensor Linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
   const int64_t rows = x.numel() / std::max<int64_t>(x.size(-1), 1);
   if (ServesWeight(weight) && ServesFewRows(x, rows, weight.scalar_type()))

@@ -35,6 +35,9 @@ at::Tensor FewRowLinear(const at::Tensor& x, const at::Tensor& weight, const at:
 // rounding; x and y rows contiguous, f32 weights [n, k] contiguous. Needs HasFewRowKernel() and m <= 16.
 void FewRowLinearF32(const float* x, int64_t m, int64_t k, const float* w, int64_t n, float* y);
 
+// The same for bf16 weights [n, k] (their uint16 bit patterns), each widened exactly to f32; m <= 64.
+void FewRowLinearBf16(const float* x, int64_t m, int64_t k, const uint16_t* w, int64_t n, float* y);
+
 // at::linear(x, weight, bias), through FewRowLinear when it serves x's row count and weight's dtype.
 at::Tensor Linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias = {});
 

@@ -3,14 +3,31 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <limits>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "core/kernels/few_row_linear.h"
 #include "core/util/status_macros.h"
 
 namespace monologue::mimi {
+namespace {
+std::atomic<bool> prepass_enabled{true};
+// Beyond this many candidates for one row the full sweep is cheaper than re-checking them one by one.
+constexpr int64_t kMaxPrepassCandidates = 64;
+
+// g in the pre-pass bound: 1.01 K 2^-24 bounds the relative f32 rounding of a K-term dot product in any
+// summation order (with margin), times 1.01 more for |bf16(e)| <= |e| (1 + 2^-8).
+double PrepassRoundingFactor(int64_t k) { return 1.01 * 1.01 * static_cast<double>(k) * 0x1p-24; }
+
+std::vector<int64_t>& PrepassScratch() {
+  thread_local std::vector<int64_t> candidates;
+  return candidates;
+}
+}  // namespace
 
 absl::StatusOr<SplitRvq> SplitRvq::Load(const WeightReader& w, const MimiQuantizerConfig& c,
                                         const std::string& prefix) {
@@ -36,7 +53,93 @@ absl::StatusOr<SplitRvq> SplitRvq::Load(const WeightReader& w, const MimiQuantiz
     q.codebooks_aug_.push_back(at::cat({e3, at::ones_like(norm), norm}, -1));
     q.codebooks_.push_back(std::move(e));
   }
+  q.BuildPrepass();
   return q;
+}
+
+void SplitRvq::SetPrepassEnabled(bool enabled) { prepass_enabled = enabled; }
+
+void SplitRvq::BuildPrepass() {
+  for (const at::Tensor& aug : codebooks_aug_) {
+    if (!aug.device().is_cpu() || aug.scalar_type() != at::kFloat || !at::isfinite(aug).all().item<bool>()) {
+      prepass_aug_.clear();
+      prepass_bounds_.clear();
+      return;
+    }
+    const at::Tensor full = aug.select(0, 0).contiguous();  // [bins, D + 2]
+    const at::Tensor rounded = full.to(at::kBFloat16).contiguous();
+    const at::Tensor diff = full.to(at::kDouble) - rounded.to(at::kDouble);
+    const int64_t d = full.size(1) - 2;
+    const at::Tensor centroid_error = diff.narrow(1, 0, d).pow(2).sum(1).sqrt();
+    const at::Tensor norm_error = diff.select(1, d + 1).abs();
+    const at::Tensor length = full.narrow(1, 0, d).to(at::kDouble).pow(2).sum(1).sqrt();
+    const at::Tensor norm = full.select(1, d + 1).to(at::kDouble);
+    // B_c = ||x|| P_c + Q_c + 2 g ||x||^2 (NearestFromPrepass), P and Q rounded up so that they stay bounds
+    // in f32.
+    const double g = PrepassRoundingFactor(full.size(1));
+    const at::Tensor p = 2 * centroid_error + 4 * g * length;
+    const at::Tensor q = norm_error + 2 * g * norm.abs();
+    prepass_bounds_.push_back((at::stack({p, q}, 1) * (1 + 1e-6) + 1e-30).to(at::kFloat).contiguous());
+    prepass_aug_.push_back(rounded);
+  }
+}
+
+bool SplitRvq::NearestFromPrepass(const float* x_aug, int64_t m, int64_t level, float* approx,
+                                  int64_t* best) const {
+  // With E' = bf16(E), the pre-pass value of centroid c differs from the f32 product F_c that the full sweep
+  // would compute by at most
+  //   B_c = 2 ||x|| ||E_c - E'_c|| + |n_c - n'_c| + 2 g (2 ||x|| ||E_c|| + ||x||^2 + |n_c|)
+  //       = ||x|| P_c + Q_c + 2 g ||x||^2   (P_c, Q_c precomputed by BuildPrepass),
+  // the first two from the rounding of the codebook (x_aug = (-2x | ||x||^2 | 1)), the last from f32 rounding
+  // in either product (g: PrepassRoundingFactor). ||x|| is taken from the row's f32 ||x||^2 with a 1e-4
+  // margin for that sum's own rounding (at most ~K 2^-24 relative). F_min is at most U = min_c (approx_c +
+  // B_c), so a centroid whose approx_c - B_c exceeds U (widened by 2^-20 so that sqrt's rounding cannot tie
+  // it; 0 when U <= 0, where the clamp makes every F <= 0 equal) cannot be the first smallest sqrt(max(F,
+  // 0)); the others' F are computed by the full sweep's own kernel and compared as it does.
+  const int64_t k = codebooks_aug_[level].size(2), d = k - 2;
+  const float* full = codebooks_aug_[level].data_ptr<float>();
+  const float* pq = prepass_bounds_[level].data_ptr<float>();
+  kernels::FewRowLinearBf16(x_aug, m, k, reinterpret_cast<const uint16_t*>(prepass_aug_[level].data_ptr()),
+                            bins_, approx);
+  const double g = PrepassRoundingFactor(k);
+  std::vector<int64_t>& candidates = PrepassScratch();
+  for (int64_t i = 0; i < m; ++i) {
+    const double norm = x_aug[i * k + d];
+    if (!std::isfinite(norm)) return false;
+    // The bound's parts in f32, with a margin for the float arithmetic of the bound itself.
+    const float length = static_cast<float>(std::sqrt(norm) * (1 + 1e-4));
+    const float common = static_cast<float>(2 * g * norm * (1 + 1e-6) + 1e-30);
+    const float* ai = approx + i * bins_;
+    float upper = std::numeric_limits<float>::infinity();
+    for (int64_t c = 0; c < bins_; ++c) {
+      upper = std::min(upper, ai[c] + (length * pq[2 * c] + pq[2 * c + 1] + common) * 1.0001f);
+    }
+    if (!std::isfinite(upper)) return false;
+    const float threshold = std::max(upper + std::fabs(upper) * 0x1p-20f, 0.f);
+    candidates.clear();
+    for (int64_t c = 0; c < bins_; ++c) {
+      if (ai[c] - (length * pq[2 * c] + pq[2 * c + 1] + common) * 1.0001f <= threshold) {
+        candidates.push_back(c);
+        if (static_cast<int64_t>(candidates.size()) > kMaxPrepassCandidates) return false;
+      }
+    }
+    // The full sweep's choice among the candidates (ascending): first index of the smallest sqrt(max(F, 0)).
+    int64_t chosen = -1;
+    float chosen_v = 0;
+    for (int64_t c : candidates) {
+      float f = 0;
+      kernels::FewRowLinearF32(x_aug + i * k, 1, k, full + c * k, 1, &f);
+      const float v = std::sqrt(std::max(f, 0.f));
+      if (std::isnan(v)) return false;
+      if (chosen < 0 || v < chosen_v) {
+        chosen = c;
+        chosen_v = v;
+      }
+    }
+    if (chosen < 0) return false;
+    best[i] = chosen;
+  }
+  return true;
 }
 
 at::Tensor SplitRvq::Nearest(const at::Tensor& flat, int64_t level) const {
@@ -75,23 +178,31 @@ std::vector<at::Tensor> SplitRvq::EncodeLevelsFewRows(const at::Tensor& z, int64
       ai[d] = norm;
       ai[d + 1] = 1;
     }
-    kernels::FewRowLinearF32(x_aug.data(), m, k, codebooks_aug_[level].data_ptr<float>(), bins_, dist.data());
     at::Tensor idx = at::empty({b, t}, z.options().dtype(at::kLong));
     int64_t* ip = idx.data_ptr<int64_t>();
+    const bool from_prepass =
+        prepass_enabled && has_prepass() && NearestFromPrepass(x_aug.data(), m, level, dist.data(), ip);
+    if (!from_prepass) {
+      kernels::FewRowLinearF32(x_aug.data(), m, k, codebooks_aug_[level].data_ptr<float>(), bins_,
+                               dist.data());
+      for (int64_t i = 0; i < m; ++i) {
+        // First index of the smallest sqrt(max(d, 0)) (a NaN counts as smallest, as at::argmin has it).
+        const float* di = dist.data() + i * bins_;
+        int64_t best = 0;
+        float best_v = std::sqrt(std::max(di[0], 0.f));
+        for (int64_t c = 1; c < bins_ && !std::isnan(best_v); ++c) {
+          const float v = std::sqrt(std::max(di[c], 0.f));
+          if (v < best_v || std::isnan(v)) {
+            best = c;
+            best_v = v;
+          }
+        }
+        ip[i] = best;
+      }
+    }
     const float* e = codebooks_[level].data_ptr<float>();
     for (int64_t i = 0; i < m; ++i) {
-      // First index of the smallest sqrt(max(d, 0)) (a NaN counts as smallest, as at::argmin has it).
-      const float* di = dist.data() + i * bins_;
-      int64_t best = 0;
-      float best_v = std::sqrt(std::max(di[0], 0.f));
-      for (int64_t c = 1; c < bins_ && !std::isnan(best_v); ++c) {
-        const float v = std::sqrt(std::max(di[c], 0.f));
-        if (v < best_v || std::isnan(v)) {
-          best = c;
-          best_v = v;
-        }
-      }
-      ip[i] = best;
+      const int64_t best = ip[i];
       float* xi = r + i * d;
       const float* eb = e + best * d;
       for (int64_t j = 0; j < d; ++j) xi[j] -= eb[j];

@@ -33,6 +33,11 @@ class SplitRvq {
   // The centroids of level `level` ([bins, dimension]).
   const at::Tensor& codebook(int64_t level) const { return codebooks_[level]; }
 
+  // Whether a streaming frame's nearest centroids start from the bf16 pre-pass (on by default; the codes are
+  // the same either way, which tests check by turning it off).
+  static void SetPrepassEnabled(bool enabled);
+  bool has_prepass() const { return !prepass_aug_.empty(); }
+
  private:
   // Nearest-centroid indices of `flat` [N, D] in level `level`, as torch.cdist(...).argmin(-1).
   at::Tensor Nearest(const at::Tensor& flat, int64_t level) const;
@@ -46,10 +51,22 @@ class SplitRvq {
   // loops, the output projections through the few-row kernel, instead of ~3 ATen calls a level.
   at::Tensor DecodeFewRows(const at::Tensor& codes) const;
 
+  // EncodeLevelsFewRows' nearest centroids of m rows in `level` (indices into `best`), from the bf16 pre-pass
+  // and an f32 re-check of the centroids it cannot rule out; false when a row needs the full f32 sweep
+  // (non-finite input, or too many candidates).
+  bool NearestFromPrepass(const float* x_aug, int64_t m, int64_t level, float* approx, int64_t* best) const;
+  // Fills prepass_aug_ and prepass_bounds_ (left empty for a CUDA model or a non-finite codebook).
+  void BuildPrepass();
+
   int64_t bins_ = 0;
   at::Tensor first_in_, first_out_, rest_in_, rest_out_;  // 1x1 conv weights
   std::vector<at::Tensor> codebooks_;                     // [bins, D] per level, level 0 semantic
   std::vector<at::Tensor> codebooks_aug_;                 // [1, bins, D + 2]: (E | 1 | ||E||^2)
+  // The pre-pass (CPU f32 models with finite codebooks): per level codebooks_aug_ rounded to bf16 [bins, D +
+  // 2] and per centroid f32 [bins, 2]: (P_c, Q_c) of its error bound ||x|| P_c + Q_c + 2 g ||x||^2, rounded
+  // up.
+  std::vector<at::Tensor> prepass_aug_;
+  std::vector<at::Tensor> prepass_bounds_;
 };
 
 }  // namespace monologue::mimi
