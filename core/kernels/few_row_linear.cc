@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "core/kernels/avx512.h"
 
@@ -116,60 +117,48 @@ MONOLOGUE_AVX512_TARGET void RowDot(const float* x, int64_t ldx, const W* w, int
 
 MONOLOGUE_AVX512_WARNINGS_ON
 
-// Output columns [n0, n1) for every row: 4 weight rows at a time (read from memory once, then from cache
-// for each group of up to 4 x rows).
+// Calls body(std::integral_constant<int, R>, r) for the x rows [r, r + R) in groups of up to 4.
+template <typename Body>
+void ForRowGroups(int64_t m, Body&& body) {
+  for (int64_t r = 0; r < m; r += 4) {
+    switch (std::min<int64_t>(4, m - r)) {
+      case 1:
+        body(std::integral_constant<int, 1>{}, r);
+        break;
+      case 2:
+        body(std::integral_constant<int, 2>{}, r);
+        break;
+      case 3:
+        body(std::integral_constant<int, 3>{}, r);
+        break;
+      default:
+        body(std::integral_constant<int, 4>{}, r);
+        break;
+    }
+  }
+}
+
+// Output columns [n0, n1) for every row. While the x rows fit in L1 they stay there and the weight rows
+// stream past them one by one (RowDot); bigger inputs take 4 weight rows per pass over x (Block), so x is
+// re-read a quarter as often. Both give the same bits.
 template <typename W>
 void Columns(const float* x, int64_t m, int64_t k, const W* w, const float* bias, float* y, int64_t n,
              int64_t n0, int64_t n1) {
   if (m * k * static_cast<int64_t>(sizeof(float)) <= kRowDotInputBytes) {
-    // The x rows stay in L1 while the weight rows stream past them one by one.
     for (int64_t j = n0; j < n1; ++j) {
-      const W* wj = w + j * k;
       const float* bj = bias != nullptr ? bias + j : nullptr;
-      for (int64_t r = 0; r < m; r += 4) {
-        const float* xr = x + r * k;
-        float* yr = y + r * n + j;
-        switch (std::min<int64_t>(4, m - r)) {
-          case 1:
-            RowDot<1>(xr, k, wj, k, bj, yr, n);
-            break;
-          case 2:
-            RowDot<2>(xr, k, wj, k, bj, yr, n);
-            break;
-          case 3:
-            RowDot<3>(xr, k, wj, k, bj, yr, n);
-            break;
-          default:
-            RowDot<4>(xr, k, wj, k, bj, yr, n);
-            break;
-        }
-      }
+      ForRowGroups(m, [&](auto rows, int64_t r) {
+        RowDot<decltype(rows)::value>(x + r * k, k, w + j * k, k, bj, y + r * n + j, n);
+      });
     }
     return;
   }
-  // Bigger inputs: 4 weight rows per pass over x, so x is re-read a quarter as often.
   for (int64_t j = n0; j < n1; j += 4) {
     const int64_t nw = std::min<int64_t>(4, n1 - j);
-    const W* wj = w + j * k;
     const float* bj = bias != nullptr ? bias + j : nullptr;
-    for (int64_t r = 0; r < m; r += 4) {
-      const float* xr = x + r * k;
-      float* yr = y + r * n + j;
-      switch (std::min<int64_t>(4, m - r)) {
-        case 1:
-          Block<1>(xr, k, wj, k, nw, bj, yr, n);
-          break;
-        case 2:
-          Block<2>(xr, k, wj, k, nw, bj, yr, n);
-          break;
-        case 3:
-          Block<3>(xr, k, wj, k, nw, bj, yr, n);
-          break;
-        default:
-          Block<4>(xr, k, wj, k, nw, bj, yr, n);
-          break;
-      }
-    }
+    ForRowGroups(m, [&](auto rows, int64_t r) {
+      Block<decltype(rows)::value>(x + r * k, k, w + j * k, k, nw, bj, y + r * n + j, n);
+    });
   }
 }
 
@@ -226,20 +215,25 @@ at::Tensor FewRowLinear(const at::Tensor& x, const at::Tensor& weight, const at:
   return y.view(out_shape);
 }
 
-void FewRowLinearF32(const float* x, int64_t m, int64_t k, const float* w, int64_t n, float* y) {
-  TORCH_CHECK(CpuHasAvx512() && m >= 1 && m <= kMaxRows, "FewRowLinearF32: ", m,
-              " rows are not served here (1 to ", kMaxRows, " rows on an AVX-512 CPU)");
+namespace {
+// The raw entry points' shared body: checks the row count, then sweeps W (sizeof(W) bytes a weight).
+template <typename W>
+void RawRows(const char* name, int64_t max_rows, const float* x, int64_t m, int64_t k, const W* w, int64_t n,
+             float* y) {
+  TORCH_CHECK(CpuHasAvx512() && m >= 1 && m <= max_rows, name, ": ", m, " rows are not served here (1 to ",
+              max_rows, " rows on an AVX-512 CPU)");
 #ifdef MONOLOGUE_KERNELS_AVX512
-  Run(x, m, k, w, nullptr, y, n, 4);
+  Run(x, m, k, w, nullptr, y, n, static_cast<int64_t>(sizeof(W)));
 #endif
+}
+}  // namespace
+
+void FewRowLinearF32(const float* x, int64_t m, int64_t k, const float* w, int64_t n, float* y) {
+  RawRows("FewRowLinearF32", kMaxRows, x, m, k, w, n, y);
 }
 
 void FewRowLinearBf16(const float* x, int64_t m, int64_t k, const uint16_t* w, int64_t n, float* y) {
-  TORCH_CHECK(CpuHasAvx512() && m >= 1 && m <= kMaxRowsBf16, "FewRowLinearBf16: ", m,
-              " rows are not served here (1 to ", kMaxRowsBf16, " rows on an AVX-512 CPU)");
-#ifdef MONOLOGUE_KERNELS_AVX512
-  Run(x, m, k, w, nullptr, y, n, 2);
-#endif
+  RawRows("FewRowLinearBf16", kMaxRowsBf16, x, m, k, w, n, y);
 }
 
 at::Tensor Linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
