@@ -183,9 +183,13 @@ bool ServesWeight(const at::Tensor& weight) {
 
 bool HasFewRowKernel() { return CpuHasAvx512(); }
 
+int64_t MaxFewRows(at::ScalarType weight_dtype) {
+  return weight_dtype == at::kBFloat16 ? kMaxRowsBf16 : kMaxRows;
+}
+
 bool ServesFewRows(const at::Tensor& x, int64_t rows, at::ScalarType weight_dtype) {
-  const int64_t max_rows = weight_dtype == at::kBFloat16 ? kMaxRowsBf16 : kMaxRows;
-  return rows <= max_rows && x.device().is_cpu() && x.scalar_type() == at::kFloat && CpuHasAvx512();
+  return rows <= MaxFewRows(weight_dtype) && x.device().is_cpu() && x.scalar_type() == at::kFloat &&
+         CpuHasAvx512();
 }
 
 at::Tensor FewRowLinear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {

@@ -25,6 +25,8 @@ bool HasFewRowKernel();
 // weights (beyond, MKL's blocked GEMM wins), up to 64 for bf16 weights (where the alternative is widening
 // the whole weight on every call). For more rows callers keep ATen's GEMM.
 bool ServesFewRows(const at::Tensor& x, int64_t rows, at::ScalarType weight_dtype = at::kFloat);
+// The most rows served for weights of this dtype (16 for f32, 64 for bf16).
+int64_t MaxFewRows(at::ScalarType weight_dtype);
 
 // x [..., K] f32 CPU (any strides: copied to rows if needed), weight [N, K] contiguous f32 or bf16, bias [N]
 // f32 or undefined -> [..., N] f32. Threads: at::parallel_for over N.

@@ -68,6 +68,33 @@ MONOLOGUE_AVX512_TARGET void OneQuery(const float* q, const float* k, int64_t k_
   for (int64_t i = 0; i < d; ++i) out[i] *= inv;
 }
 MONOLOGUE_AVX512_WARNINGS_ON
+
+struct Strided {
+  const float* data;
+  int64_t stride_b, stride_h, stride_l;
+};
+
+// Every (batch row, head, query) of q [B, H, Lq, D] into out (same layout); mask rows [Lq, L] per batch row
+// `mask_batch_stride` apart (0: one mask for all rows), or none.
+void Attend(const float* q, int64_t b, int64_t h, int64_t lq, int64_t d, Strided k, Strided v, int64_t l,
+            const bool* mask, int64_t mask_batch_stride, float* out) {
+  const float scale = 1.f / std::sqrt(static_cast<float>(d));
+  // (batch row, head) pairs; small problems stay on the calling thread (a parallel region costs more).
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, lq * l * d));
+  at::parallel_for(0, b * h, grain, [&](int64_t begin, int64_t end) {
+    std::vector<float> scores(static_cast<size_t>(l));
+    for (int64_t bh = begin; bh < end; ++bh) {
+      const int64_t bi = bh / h, hi = bh % h;
+      const float* kb = k.data + bi * k.stride_b + hi * k.stride_h;
+      const float* vb = v.data + bi * v.stride_b + hi * v.stride_h;
+      for (int64_t i = 0; i < lq; ++i) {
+        const bool* visible = mask != nullptr ? mask + bi * mask_batch_stride + i * l : nullptr;
+        OneQuery(q + (bh * lq + i) * d, kb, k.stride_l, vb, v.stride_l, visible, l, d, scale, scores.data(),
+                 out + (bh * lq + i) * d);
+      }
+    }
+  });
+}
 #endif
 
 }  // namespace
@@ -101,30 +128,28 @@ at::Tensor SmallAttention(const at::Tensor& q, const at::Tensor& k, const at::Te
   at::Tensor m;
   if (mask.has_value() && mask->defined()) m = mask->contiguous();
 #ifdef MONOLOGUE_KERNELS_AVX512
-  const float scale = 1.f / std::sqrt(static_cast<float>(d));
-  const float* qp = qc.data_ptr<float>();
-  const float* kp = k.data_ptr<float>();
-  const float* vp = v.data_ptr<float>();
   const bool* mp = m.defined() ? m.data_ptr<bool>() : nullptr;
   const int64_t m_batch_stride = m.defined() && m.size(0) == b ? lq * l : 0;
-  float* op = out.data_ptr<float>();
-  // (batch row, head) pairs; small problems stay on the calling thread (a parallel region costs more).
-  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, lq * l * d));
-  at::parallel_for(0, b * h, grain, [&](int64_t begin, int64_t end) {
-    std::vector<float> scores(static_cast<size_t>(l));
-    for (int64_t bh = begin; bh < end; ++bh) {
-      const int64_t bi = bh / h, hi = bh % h;
-      const float* kb = kp + bi * k.stride(0) + hi * k.stride(1);
-      const float* vb = vp + bi * v.stride(0) + hi * v.stride(1);
-      for (int64_t i = 0; i < lq; ++i) {
-        const bool* visible = mp != nullptr ? mp + bi * m_batch_stride + i * l : nullptr;
-        OneQuery(qp + (bh * lq + i) * d, kb, k.stride(2), vb, v.stride(2), visible, l, d, scale,
-                 scores.data(), op + (bh * lq + i) * d);
-      }
-    }
-  });
+  Attend(qc.data_ptr<float>(), b, h, lq, d, {k.data_ptr<float>(), k.stride(0), k.stride(1), k.stride(2)},
+         {v.data_ptr<float>(), v.stride(0), v.stride(1), v.stride(2)}, l, mp, m_batch_stride,
+         out.data_ptr<float>());
 #endif
   return out;
+}
+
+bool ServesSmallAttentionRows(int64_t keys, int64_t d) {
+  return CpuHasAvx512() && keys >= 1 && keys <= kMaxKeys && d >= 1;
+}
+
+void SmallAttentionRows(const float* q, int64_t batch, int64_t heads, int64_t d, const float* k,
+                        const float* v, int64_t stride_b, int64_t stride_h, int64_t stride_l, int64_t keys,
+                        float* out) {
+  TORCH_CHECK(ServesSmallAttentionRows(keys, d), "SmallAttentionRows: ", keys, " keys of width ", d,
+              " are not served here");
+#ifdef MONOLOGUE_KERNELS_AVX512
+  Attend(q, batch, heads, 1, d, {k, stride_b, stride_h, stride_l}, {v, stride_b, stride_h, stride_l}, keys,
+         nullptr, 0, out);
+#endif
 }
 
 at::Tensor Attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,

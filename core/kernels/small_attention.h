@@ -23,6 +23,14 @@ bool ServesSmallAttention(const at::Tensor& q, const at::Tensor& k, const at::Te
 at::Tensor SmallAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                           const std::optional<at::Tensor>& mask);
 
+// The raw form for one query per (batch row, head) that sees every key (the depformer's step): q and out
+// [B, H, D] contiguous; key j of (b, h) at k + b * stride_b + h * stride_h + j * stride_l (unit stride over
+// D), the same for v. The same bits as SmallAttention on those operands.
+bool ServesSmallAttentionRows(int64_t keys, int64_t d);
+void SmallAttentionRows(const float* q, int64_t batch, int64_t heads, int64_t d, const float* k,
+                        const float* v, int64_t stride_b, int64_t stride_h, int64_t stride_l, int64_t keys,
+                        float* out);
+
 // at::scaled_dot_product_attention(q, k, v, mask), through SmallAttention when it serves the operands.
 at::Tensor Attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                      const std::optional<at::Tensor>& mask);

@@ -16,6 +16,21 @@ constexpr int64_t kMaxKernelRows = 32;
 // Row groups (of int8::kRowGroup rows) per parallel task: enough to amortise the task, small enough to
 // balance 2..16 threads.
 constexpr int64_t kGroupGrain = 8;
+
+// y [rows, N] = x [rows, K] W^T scale (+ bias): the kernel over the packed weight, whose row groups the
+// intra-op threads share (each reads its own contiguous part of the packed weights).
+void Int8Rows(const float* x, int64_t rows, const LinearWeight& w, const float* bias, float* y,
+              int8::KernelPath path) {
+  const int64_t n = w.q_rows, k = w.q_cols;
+  const int8_t* wp = w.qweight.data_ptr<int8_t>();
+  const float* sp = w.scale.data_ptr<float>();
+  const int32_t* rp = w.row_sum.defined() ? w.row_sum.data_ptr<int32_t>() : nullptr;
+  const int64_t groups = (n + int8::kRowGroup - 1) / int8::kRowGroup;
+  at::parallel_for(0, groups, kGroupGrain, [&](int64_t begin, int64_t end) {
+    int8::GemmRows(path, x, k, rows, k, wp, sp, rp, bias, y, n, begin * int8::kRowGroup,
+                   std::min(n, end * int8::kRowGroup));
+  });
+}
 }  // namespace
 
 int64_t LinearWeight::nbytes() const {
@@ -61,6 +76,27 @@ at::Tensor LinearWeight::Dequantized() const { return Int8Values().to(at::kFloat
 at::Tensor LinearWeight::Forward(const at::Tensor& x, const at::Tensor& bias) const {
   if (!quantized()) return kernels::Linear(x, weight, bias);
   return Int8Linear(x, *this, bias);
+}
+
+bool LinearWeight::ServesRows(int64_t rows) const {
+  if (rows < 1) return false;
+  if (quantized()) return rows <= kMaxKernelRows;
+  if (!weight.defined() || weight.dim() != 2 || !weight.device().is_cpu() || !weight.is_contiguous())
+    return false;
+  const auto dtype = weight.scalar_type();
+  if (dtype != at::kFloat && dtype != at::kBFloat16) return false;
+  return kernels::HasFewRowKernel() && rows <= kernels::MaxFewRows(dtype);
+}
+
+void LinearWeight::ForwardRows(const float* x, int64_t rows, float* y) const {
+  if (quantized()) {
+    Int8Rows(x, rows, *this, nullptr, y, int8::BestPath());
+  } else if (weight.scalar_type() == at::kBFloat16) {
+    kernels::FewRowLinearBf16(x, rows, weight.size(1), reinterpret_cast<const uint16_t*>(weight.data_ptr()),
+                              weight.size(0), y);
+  } else {
+    kernels::FewRowLinearF32(x, rows, weight.size(1), weight.data_ptr<float>(), weight.size(0), y);
+  }
 }
 
 LinearWeight QuantizeInt8(const at::Tensor& weight) {
@@ -116,18 +152,8 @@ at::Tensor Int8Linear(const at::Tensor& x, const LinearWeight& w, const at::Tens
   at::Tensor b = bias.defined() ? bias.to(at::kFloat).contiguous() : bias;
   if (rows > kMaxKernelRows) return at::linear(x2, w.Dequantized(), b).view(out_sizes);
   at::Tensor y = at::empty({rows, n}, x2.options());
-  const float* xp = x2.data_ptr<float>();
-  const int8_t* wp = w.qweight.data_ptr<int8_t>();
-  const float* sp = w.scale.data_ptr<float>();
-  const int32_t* rp = w.row_sum.defined() ? w.row_sum.data_ptr<int32_t>() : nullptr;
-  const float* bp = b.defined() ? b.data_ptr<float>() : nullptr;
-  float* yp = y.data_ptr<float>();
-  // Threads take whole row groups, so each reads its own contiguous part of the packed weights.
-  const int64_t groups = (n + int8::kRowGroup - 1) / int8::kRowGroup;
-  at::parallel_for(0, groups, kGroupGrain, [&](int64_t begin, int64_t end) {
-    int8::GemmRows(path, xp, k, rows, k, wp, sp, rp, bp, yp, n, begin * int8::kRowGroup,
-                   std::min(n, end * int8::kRowGroup));
-  });
+  Int8Rows(x2.data_ptr<float>(), rows, w, b.defined() ? b.data_ptr<float>() : nullptr, y.data_ptr<float>(),
+           path);
   return y.view(out_sizes);
 }
 

@@ -31,6 +31,11 @@ struct LinearWeight {
   LinearWeight Rows(int64_t start, int64_t n) const;
   // x [..., K] -> [..., N] (+ bias [N]).
   at::Tensor Forward(const at::Tensor& x, const at::Tensor& bias = at::Tensor()) const;
+  // The raw form, for steps that keep their few rows in plain buffers (the depformer's, lm_depth_step.cc):
+  // whether `rows` f32 rows are served without ATen (an int8 weight, or a contiguous f32/bf16 CPU weight with
+  // the few-row kernel), and y [rows, N] = Forward(x [rows, K]) with the same bits (no bias).
+  bool ServesRows(int64_t rows) const;
+  void ForwardRows(const float* x, int64_t rows, float* y) const;
   // A quantised weight's int8 values [N, K] (row-major) and its dequantised f32 [N, K].
   at::Tensor Int8Values() const;
   at::Tensor Dequantized() const;

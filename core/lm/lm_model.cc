@@ -111,10 +111,29 @@ at::Tensor LmModel::DepformerStep(LmDepformerState& state, int64_t k, const at::
                                   const at::Tensor& input) const {
   const int64_t batch = prev.size(0);
   const Embedding& emb = k == 0 ? depformer_text_emb_ : depformer_emb_[k - 1];
-  at::Tensor x = input + emb.Forward(prev.view({batch, 1}));
+  // Few f32 CPU rows: the embedding and the logits' product on plain buffers, the same bits as the ATen
+  // calls around them (a TTS frame runs 32 such steps; see lm_depth_step.cc).
+  const bool raw = depformer_.use_raw_step && input.device().is_cpu() && input.scalar_type() == at::kFloat &&
+                   input.is_contiguous() && input.numel() == batch * config_.depformer_dim &&
+                   prev.device().is_cpu() && prev.scalar_type() == at::kLong && prev.is_contiguous() &&
+                   emb.ServesRows(batch);
+  at::Tensor x;
+  if (raw) {
+    x = at::empty({batch, 1, config_.depformer_dim}, input.options());
+    emb.ForwardRowsAdd(prev.data_ptr<int64_t>(), batch, input.data_ptr<float>(), x.data_ptr<float>());
+  } else {
+    x = input + emb.Forward(prev.view({batch, 1}));
+  }
   at::Tensor h = depformer_.Step(state.kv, state.contexts[k], x);
   if (!depformer_norms_.empty()) h = depformer_norms_[k].Forward(h);
-  return linears_[k].Forward(h, linears_bias_[k]).view({batch, config_.card});
+  const lm::LinearWeight& head = linears_[k];
+  if (raw && !linears_bias_[k].defined() && head.ServesRows(batch) && h.scalar_type() == at::kFloat &&
+      h.is_contiguous() && head.in_features() == config_.depformer_dim) {
+    at::Tensor logits = at::empty({batch, head.out_features()}, h.options());
+    head.ForwardRows(h.data_ptr<float>(), batch, logits.data_ptr<float>());
+    return logits.view({batch, config_.card});
+  }
+  return head.Forward(h, linears_bias_[k]).view({batch, config_.card});
 }
 
 at::Tensor LmModel::DepformerTeacherForced(LmDepformerState& state, const at::Tensor& transformer_out,

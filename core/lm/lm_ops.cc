@@ -21,25 +21,10 @@ absl::StatusOr<NormType> ParseNormType(std::string_view name) {
                                                  "layer_norm_f32)"));
 }
 
-namespace {
-// Up to this many rows the ATen ops below (~8 calls of a few µs each) cost more than the norm itself: a
-// tts-1.6b step runs 289 norms. Beyond, ATen's threaded ops win over this single-threaded pass (tts-1.6b
-// batch 32 took 1373 ms a step with every norm fused up to 64 rows, against 1282 before).
-constexpr int64_t kFusedRmsNormMaxRows = 16;
-
-// RmsNorm in one pass per row for f32 CPU input: the reference's formula with the mean of squares summed in
-// double (so within an f32 rounding of ATen's mean), 1 / sqrt(var) in f32, then x * (alpha * r) per value.
-at::Tensor FusedRmsNorm(const at::Tensor& input, const at::Tensor& alpha, double eps) {
-  const at::Tensor x = input.contiguous();
-  const at::Tensor a = alpha.to(at::kFloat).contiguous();
-  const int64_t d = x.size(-1), rows = x.numel() / std::max<int64_t>(d, 1);
-  at::Tensor y = at::empty_like(x);
-  const float* xp = x.data_ptr<float>();
-  const float* ap = a.data_ptr<float>();
-  float* yp = y.data_ptr<float>();
+void RmsNormRowsF32(const float* x, int64_t rows, int64_t d, const float* alpha, double eps, float* y) {
   for (int64_t r = 0; r < rows; ++r) {
-    const float* xr = xp + r * d;
-    float* yr = yp + r * d;
+    const float* xr = x + r * d;
+    float* yr = y + r * d;
     // Four partial sums: one dependent chain of double adds would take ~4 cycles a value (87 µs for 32 rows
     // of 2048, more than the ATen ops it replaces).
     double part[4] = {0, 0, 0, 0};
@@ -51,8 +36,22 @@ at::Tensor FusedRmsNorm(const at::Tensor& input, const at::Tensor& alpha, double
     const double sum = (part[0] + part[1]) + (part[2] + part[3]);
     const float var = static_cast<float>(sum / static_cast<double>(d)) + static_cast<float>(eps);
     const float inv = 1.f / std::sqrt(var);
-    for (int64_t i = 0; i < d; ++i) yr[i] = xr[i] * (ap[i] * inv);
+    for (int64_t i = 0; i < d; ++i) yr[i] = xr[i] * (alpha[i] * inv);
   }
+}
+
+namespace {
+// Up to this many rows the ATen ops below (~8 calls of a few µs each) cost more than the norm itself: a
+// tts-1.6b step runs 289 norms. Beyond, ATen's threaded ops win over this single-threaded pass (tts-1.6b
+// batch 32 took 1373 ms a step with every norm fused up to 64 rows, against 1282 before).
+constexpr int64_t kFusedRmsNormMaxRows = 16;
+
+at::Tensor FusedRmsNorm(const at::Tensor& input, const at::Tensor& alpha, double eps) {
+  const at::Tensor x = input.contiguous();
+  const at::Tensor a = alpha.to(at::kFloat).contiguous();
+  const int64_t d = x.size(-1), rows = x.numel() / std::max<int64_t>(d, 1);
+  at::Tensor y = at::empty_like(x);
+  RmsNormRowsF32(x.data_ptr<float>(), rows, d, a.data_ptr<float>(), eps, y.data_ptr<float>());
   return y;
 }
 
@@ -70,6 +69,16 @@ at::Tensor RmsNorm(const at::Tensor& input, const at::Tensor& alpha, bool f32, d
   return y.to(in_dtype);
 }
 }  // namespace
+
+bool Norm::ServesRows(int64_t d) const {
+  return (type == NormType::kRmsNormF32 || type == NormType::kRmsNorm) && weight.defined() &&
+         weight.device().is_cpu() && weight.scalar_type() == at::kFloat && weight.is_contiguous() &&
+         weight.numel() == d;
+}
+
+void Norm::ForwardRows(const float* x, int64_t rows, int64_t d, float* y) const {
+  RmsNormRowsF32(x, rows, d, weight.data_ptr<float>(), type == NormType::kRmsNormF32 ? 1e-8 : 1e-5, y);
+}
 
 at::Tensor Norm::Forward(const at::Tensor& x) const {
   switch (type) {
@@ -143,6 +152,43 @@ at::Tensor FeedForward::Forward(const at::Tensor& x) const {
   return w_out.Forward(h);
 }
 
+bool FeedForward::ServesRows(int64_t rows) const {
+  return w_in.ServesRows(rows) && w_out.ServesRows(rows) &&
+         (!gated || w_in.out_features() == 2 * w_out.in_features()) &&
+         (gated || w_in.out_features() == w_out.in_features());
+}
+
+void FeedForward::ForwardRows(const float* x, int64_t rows, float* y, std::vector<float>& scratch) const {
+  const int64_t hidden = w_out.in_features();
+  const int64_t u_cols = w_in.out_features();
+  scratch.resize(static_cast<size_t>(rows * (u_cols + hidden)));
+  float* u = scratch.data();
+  float* h = u + rows * u_cols;
+  w_in.ForwardRows(x, rows, u);
+  const auto f32 = at::TensorOptions().dtype(at::kFloat);
+  if (!gated) {
+    // GELU over the contiguous [rows, hidden] product, as Forward's at::gelu.
+    at::Tensor out = at::from_blob(h, {rows, hidden}, f32);
+    at::gelu_out(out, at::from_blob(u, {rows, hidden}, f32));
+  } else {
+    // act(u[:, :H]) through ATen on the same strided view as Forward (so the same vectorised and scalar
+    // parts, the same bits), then the exact product with u[:, H:].
+    const at::Tensor first = at::from_blob(u, {rows, hidden}, {u_cols, 1}, f32);
+    at::Tensor out = at::from_blob(h, {rows, hidden}, f32);
+    if (activation == Activation::kSilu) {
+      at::silu_out(out, first);
+    } else {
+      out.copy_(Activate(activation, first));
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* second = u + r * u_cols + hidden;
+      float* hr = h + r * hidden;
+      for (int64_t i = 0; i < hidden; ++i) hr[i] *= second[i];
+    }
+  }
+  w_out.ForwardRows(h, rows, y);
+}
+
 at::Tensor Embedding::Forward(const at::Tensor& tokens) const {
   at::Tensor is_zero = tokens.eq(-1).unsqueeze(-1);
   at::Tensor t = tokens.clamp_min(0);
@@ -160,6 +206,46 @@ at::Tensor Embedding::Forward(const at::Tensor& tokens) const {
   at::Tensor y = at::embedding(table, t).masked_fill(is_zero, 0);
   if (low_rank.defined()) y = kernels::Linear(y, low_rank);
   return y;
+}
+
+bool Embedding::ServesRows(int64_t rows) const {
+  if (demux || !table.defined() || table.dim() != 2 || !table.device().is_cpu() ||
+      table.scalar_type() != at::kFloat || !table.is_contiguous() || rows < 1)
+    return false;
+  if (!low_rank.defined()) return true;
+  const auto dtype = low_rank.scalar_type();
+  return low_rank.dim() == 2 && low_rank.size(1) == table.size(1) && low_rank.device().is_cpu() &&
+         low_rank.is_contiguous() && (dtype == at::kFloat || dtype == at::kBFloat16) &&
+         kernels::HasFewRowKernel() && rows <= kernels::MaxFewRows(dtype);
+}
+
+void Embedding::ForwardRowsAdd(const int64_t* tokens, int64_t rows, const float* input, float* out) const {
+  const int64_t n = table.size(0), r = table.size(1);
+  const int64_t d = low_rank.defined() ? low_rank.size(0) : r;
+  std::vector<float> y(static_cast<size_t>(rows * (low_rank.defined() ? r + d : r)));
+  const float* tp = table.data_ptr<float>();
+  for (int64_t b = 0; b < rows; ++b) {
+    const int64_t t = tokens[b];
+    TORCH_CHECK(t >= -1 && t < n, "Embedding: token ", t, " outside [-1, ", n, ")");
+    float* yr = y.data() + b * r;
+    if (t < 0) {
+      std::fill(yr, yr + r, 0.f);  // token -1: exactly 0 (masked_fill in Forward)
+    } else {
+      std::copy(tp + t * r, tp + (t + 1) * r, yr);
+    }
+  }
+  const float* e = y.data();
+  if (low_rank.defined()) {
+    float* projected = y.data() + rows * r;
+    if (low_rank.scalar_type() == at::kBFloat16) {
+      kernels::FewRowLinearBf16(e, rows, r, reinterpret_cast<const uint16_t*>(low_rank.data_ptr()), d,
+                                projected);
+    } else {
+      kernels::FewRowLinearF32(e, rows, r, low_rank.data_ptr<float>(), d, projected);
+    }
+    e = projected;
+  }
+  for (int64_t i = 0; i < rows * d; ++i) out[i] = input[i] + e[i];
 }
 
 at::Tensor SinEmbedding(const at::Tensor& positions, int64_t dim, double max_period, at::ScalarType dtype) {

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "core/lm/lm_linear.h"
@@ -24,7 +25,15 @@ struct Norm {
   at::Tensor weight;
   at::Tensor bias;
   at::Tensor Forward(const at::Tensor& x) const;
+  // The raw form for the depformer's step (lm_depth_step.cc): whether it serves rows of width d (the RMS
+  // norms with an f32 CPU weight), and y = Forward(x) for `rows` contiguous f32 rows, the same bits.
+  bool ServesRows(int64_t d) const;
+  void ForwardRows(const float* x, int64_t rows, int64_t d, float* y) const;
 };
+
+// One-pass RMS norm of `rows` f32 rows of width d: y = x * (alpha * (1 / sqrt(mean(x^2) + eps))), the mean
+// of squares summed in double. Norm::Forward's CPU path for up to 16 rows.
+void RmsNormRowsF32(const float* x, int64_t rows, int64_t d, const float* alpha, double eps, float* y);
 
 enum class Activation { kSilu, kGelu, kRelu, kSigmoid, kTanh, kLeakyRelu, kElu, kMish, kSoftsign, kIdentity };
 absl::StatusOr<Activation> ParseActivation(std::string_view name);
@@ -38,6 +47,10 @@ struct FeedForward {
   LinearWeight w_in;
   LinearWeight w_out;
   at::Tensor Forward(const at::Tensor& x) const;
+  // The raw form: whether both weights serve `rows` raw rows (LinearWeight::ServesRows), and
+  // y [rows, D] = Forward(x [rows, D]) with the same bits; `scratch` holds the hidden activations.
+  bool ServesRows(int64_t rows) const;
+  void ForwardRows(const float* x, int64_t rows, float* y, std::vector<float>& scratch) const;
 };
 
 // `ScaledEmbedding`: token -1 gives exactly 0; optional low-rank output projection; optional demultiplexed
@@ -51,6 +64,11 @@ struct Embedding {
   int64_t rows() const { return table.size(0); }
   // tokens: int64 [...]; returns [..., D] in the table dtype.
   at::Tensor Forward(const at::Tensor& tokens) const;
+  // The raw form for the depformer's step: whether it serves `rows` rows (no demultiplexing, an f32 CPU
+  // table, a low-rank projection the few-row kernel runs), and out[r] = input[r] + Forward(tokens[r]) for
+  // rows of width D, the same bits. A token outside [-1, rows()) is an error, as in Forward.
+  bool ServesRows(int64_t rows) const;
+  void ForwardRowsAdd(const int64_t* tokens, int64_t rows, const float* input, float* out) const;
 };
 
 // `create_sin_embedding`: positions (int64, any shape [..., 1]) -> [..., dim] as [cos | sin], computed in

@@ -238,6 +238,7 @@ int64_t SharedCrossRow(const KvState& state, int64_t batch, const StepRows* rows
 }  // namespace
 
 at::Tensor Transformer::Step(KvState& state, const StepContext& ctx, at::Tensor x, const StepRows* rows) const {
+  if (rows == nullptr && use_raw_step && ServesRawStep(state, ctx, x)) return RawStep(state, ctx, x);
   const int64_t batch = x.size(0);
   const int64_t shared_cross = SharedCrossRow(state, batch, rows);
   const int64_t heads = spec.num_heads, dh = spec.head_dim(), dim = spec.dim;

@@ -87,6 +87,8 @@ class Transformer {
   std::vector<TransformerLayer> layers;
   at::Tensor rope_freqs;  // f32 [Dh/2] on the model device
   at::Tensor ring_slots;  // int64 [1, capacity]: 0 .. capacity - 1 (made once at load, not per step)
+  // Whether Step may take RawStep where it serves (tests compare the two paths).
+  bool use_raw_step = true;
 
   // Empty caches for `batch` rows (zeros, the reference's initial content).
   KvState NewState(int64_t batch, at::ScalarType dtype, at::Device device) const;
@@ -109,6 +111,13 @@ class Transformer {
   // the context made from their positions) while `state` holds every slot: the step reads the KV rows
   // through rows->index and stores the new entries of the active rows only (padding rows store nothing).
   at::Tensor Step(KvState& state, const StepContext& ctx, at::Tensor x, const StepRows* rows = nullptr) const;
+
+  // The depformer's step on plain buffers (lm_depth_step.cc), which Step takes when it serves the operands:
+  // few f32 CPU rows, a depth context (one write slot, no mask, no positional embedding), RMS norms, weights
+  // whose products run raw (LinearWeight::ServesRows), no cross-attention or layer scale. Bitwise Step's
+  // result, without its ~45 ATen calls a layer.
+  bool ServesRawStep(const KvState& state, const StepContext& ctx, const at::Tensor& x) const;
+  at::Tensor RawStep(KvState& state, const StepContext& ctx, const at::Tensor& x) const;
 };
 
 }  // namespace monologue::lm
