@@ -31,7 +31,7 @@
 #include "core/model/random_model.h"
 #include "core/util/status_macros.h"
 
-#if defined(MONOLOGUE_HAVE_TTS)
+#if defined(MONOLOGUE_HAVE_TTS) && defined(MONOLOGUE_HAVE_SENTENCEPIECE)
 #include "core/text/text_tokenizer.h"
 #include "tts/tts_engine.h"
 #include "tts/tts_engine_builder.h"
@@ -66,7 +66,7 @@ int Fail(const std::string& message) {
   return 1;
 }
 
-#if defined(MONOLOGUE_HAVE_TTS)
+#if defined(MONOLOGUE_HAVE_TTS) && defined(MONOLOGUE_HAVE_SENTENCEPIECE)
 
 // A long text: no stream ends while it is timed (the state machine paces words at 2-9 steps each).
 std::string LongText() {

@@ -17,9 +17,15 @@ void TtsSession::EngineState::StartStream(Slot& slot) {
   script_options.padding_between = slot.options.padding_between;
   script_options.frame_rate = info.frame_rate;
   script_options.ids = ids;
+#ifdef MONOLOGUE_HAVE_SENTENCEPIECE
   std::shared_ptr<const TextTokenizer> tok = tokenizer;
   slot.script = std::make_unique<tts::ScriptBuilder>(
       [tok](std::string_view word) { return tok->Encode(word); }, script_options);
+#else
+  // Without sentencepiece no TTS engine has a tokenizer (TtsEngine::Load fails): nothing to encode.
+  slot.script = std::make_unique<tts::ScriptBuilder>([](std::string_view) { return std::vector<int>{}; },
+                                                     script_options);
+#endif
   slot.machine = std::make_unique<tts::StateMachine>(machine_options);
   slot.words_pushed = 0;
   slot.held = false;
