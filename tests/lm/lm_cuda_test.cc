@@ -45,10 +45,9 @@ std::shared_ptr<const LmModel> LoadOnCuda(const std::string& family, at::ScalarT
   return model.ok() ? *model : nullptr;
 }
 
+// Greedy decoding (the fixtures' setting), keeping the depformer's logits for the comparison.
 LmGenOptions Greedy() {
-  LmGenOptions o;
-  o.text = {false, 0.0, 0};
-  o.audio = {false, 0.0, 0};
+  LmGenOptions o = testing_lm::Greedy();
   o.keep_audio_logits = true;
   return o;
 }
