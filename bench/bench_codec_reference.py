@@ -42,9 +42,11 @@ def main():
         if device.type == "cuda":
             torch.cuda.synchronize()
 
+    # moshi's own reading of NO_CUDA_GRAPH (moshi/utils/compile.py): "", "0", "no", "n" leave graphs on.
+    graphs_on = os.environ.get("NO_CUDA_GRAPH", "").lower() in {"0", "no", "n", ""}
     print(f"reference moshi bench codec: released architecture, random weights, device {device}, "
           f"{args.threads} threads, {args.codebooks} codebooks, {args.frames} frames (+{args.warmup} warm-up), "
-          f"CUDA graphs {'off' if os.environ.get('NO_CUDA_GRAPH') else 'on (if cuda)'}")
+          f"CUDA graphs {'on (if cuda)' if graphs_on else 'off'}")
     print(f"{'batch':>6}  {'encode ms/frame':>18}  {'encode RTF':>10}  {'decode ms/frame':>18}  {'decode RTF':>10}")
     for b in [int(x) for x in args.batch.split(",")]:
         n = args.frames + args.warmup
