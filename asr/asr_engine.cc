@@ -283,6 +283,14 @@ absl::StatusOr<std::unique_ptr<AsrEngine>> AsrEngineBuilder::Finish(
     return absl::InvalidArgumentError(absl::StrCat(source, ": the LM reads ", config.lm.n_q - config.lm.dep_q,
                                                    " audio streams but Mimi gives ", shared->num_codebooks));
   }
+  // Mimi's codes index the LM's audio embeddings (card rows plus the initial token): a codec with more bins
+  // than the LM's card is another model's, and its codes would fail mid-stream as an index error.
+  if (shared->mimi->cardinality() > config.lm.card) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": Mimi's codes take ", shared->mimi->cardinality(),
+                     " values but the LM's audio embeddings hold ", config.lm.card,
+                     " (card): the model needs the Mimi it was trained with"));
+  }
 
   ASSIGN_OR_RETURN(LmGenOptions gen_options, LmGenOptionsFromJson(config.lm_gen_config));
   const bool vad = options.vad && shared->lm->num_extra_heads() > 0;

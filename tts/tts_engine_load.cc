@@ -139,6 +139,11 @@ absl::StatusOr<std::unique_ptr<TtsEngine>> TtsEngineBuilder::Finish(
                                                    config.lm.dep_q, " codebooks"));
   }
   RETURN_IF_ERROR(sh.mimi->SetNumCodebooks(n_q));
+  // The LM's audio tokens are Mimi's codes: an LM whose card exceeds Mimi's bins pairs with another codec.
+  if (config.lm.card > sh.mimi->cardinality()) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": the LM's card ", config.lm.card,
+                                                   " exceeds Mimi's ", sh.mimi->cardinality(), " bins"));
+  }
 
   TtsModelInfo& info = sh.info;
   info.model_dir = model_dir;

@@ -2,7 +2,6 @@
 // text tokens over the whole clip, word timestamps, VAD probabilities, end of turn; batching, joining,
 // leaving and resetting slots; errors.
 #include "asr/asr_engine.h"
-#include "core/config/hf_cache.h"
 
 #include <gtest/gtest.h>
 
@@ -13,6 +12,9 @@
 #include <fstream>
 #include <thread>
 
+#include "asr/asr_engine_builder.h"
+#include "core/config/hf_cache.h"
+#include "core/mimi/mimi_loader.h"
 #include "core/text/text_tokenizer.h"
 #include "tests/asr/asr_test_util.h"
 #include "tests/config/test_dirs.h"
@@ -315,6 +317,31 @@ TEST(AsrEngineErrors, WrongModelTypeMissingFilesBadOptions) {
   bad.batch_size = 1;
   bad.device = "tpu";
   EXPECT_EQ(AsrEngine::Load(ModelDir(), bad).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(AsrEngineErrors, MimiWithMoreBinsThanTheLmCardIsRefusedNamingBoth) {
+  // The tiny STT LM (card 64) with a codec whose codes take 128 values: refused at creation, instead of an
+  // index error in the middle of a stream.
+  auto config = LoadModelConfig(ModelDir());
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_EQ(config->lm.card, 64);
+  auto lm = LmModel::LoadFile(config->lm, ModelDir() + "/model.safetensors");
+  ASSERT_TRUE(lm.ok()) << lm.status();
+  MimiConfig wide = config->mimi;
+  wide.quantizer.bins = 128;
+  auto mimi = RandomMimi(wide, /*seed=*/0, c10::Device(c10::kCPU));
+  ASSERT_TRUE(mimi.ok()) << mimi.status();
+  auto engine = AsrEngineBuilder::Create(*config, *lm, *mimi, nullptr, AsrEngineOptions{});
+  ASSERT_FALSE(engine.ok());
+  EXPECT_EQ(engine.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(engine.status().message().find("take 128 values"), std::string::npos) << engine.status();
+  EXPECT_NE(engine.status().message().find("hold 64"), std::string::npos) << engine.status();
+  // The model's own codec (as many bins as the card) is accepted.
+  MimiConfig own = config->mimi;
+  own.quantizer.bins = 64;
+  auto matching = RandomMimi(own, /*seed=*/0, c10::Device(c10::kCPU));
+  ASSERT_TRUE(matching.ok()) << matching.status();
+  EXPECT_TRUE(AsrEngineBuilder::Create(*config, *lm, *matching, nullptr, AsrEngineOptions{}).ok());
 }
 
 TEST(AsrEngineErrors, HfRepoResolution) {

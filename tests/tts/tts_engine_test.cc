@@ -1,9 +1,10 @@
 // TtsEngine against the reference TTSModel (fixtures from tests/reference/make_tts_fixtures.py on the tiny
 // TTS models in tests/data/tts): text stream, audio codes and decoded PCM at every frame, word timestamps;
 // streamed text, batches, late joins and resets against the same solo reference runs; bad input.
-#include <gtest/gtest.h>
+#include "tts/tts_engine.h"
 
 #include <ATen/ATen.h>
+#include <gtest/gtest.h>
 
 #include <cmath>
 #include <fstream>
@@ -12,10 +13,13 @@
 #include <string>
 #include <vector>
 
+#include "core/config/model_config.h"
 #include "core/io/safetensors.h"
+#include "core/lm/lm_model.h"
+#include "core/mimi/mimi_loader.h"
 #include "core/text/text_tokenizer.h"
 #include "nlohmann/json.hpp"
-#include "tts/tts_engine.h"
+#include "tts/tts_engine_builder.h"
 #include "tts/tts_script.h"
 
 namespace monologue {
@@ -449,6 +453,40 @@ TEST(TtsEngineTest, PerSessionSamplingAndHoldKeepTheReferenceOutput) {
   Collect(**b, rb);
   ExpectMatches(ra, sampled);
   ExpectMatches(rb, greedy);
+}
+
+}  // namespace
+}  // namespace monologue
+
+namespace monologue {
+namespace {
+
+TEST(TtsEngineErrors, LmCardBeyondMimiBinsIsRefusedNamingBoth) {
+  // The tiny TTS LM (card 64) with a codec of 32 bins: its audio tokens could not be decoded; refused at
+  // creation.
+  const std::string dir = kData + "/tiny-tts";
+  auto config = LoadModelConfig(dir);
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_EQ(config->lm.card, 64);
+  auto lm = LmModel::LoadFile(config->lm, dir + "/model.safetensors");
+  ASSERT_TRUE(lm.ok()) << lm.status();
+  auto tokenizer = TextTokenizer::Load(dir + "/tokenizer.model");
+  ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
+  std::shared_ptr<const TextTokenizer> shared_tokenizer = std::move(*tokenizer);
+  MimiConfig narrow = config->mimi;
+  narrow.quantizer.bins = 32;
+  auto mimi = RandomMimi(narrow, /*seed=*/0, c10::Device(c10::kCPU));
+  ASSERT_TRUE(mimi.ok()) << mimi.status();
+  auto engine = TtsEngineBuilder::Create(*config, *lm, *mimi, shared_tokenizer, TtsEngineOptions{});
+  ASSERT_FALSE(engine.ok());
+  EXPECT_EQ(engine.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(engine.status().message().find("card 64 exceeds Mimi's 32 bins"), std::string::npos)
+      << engine.status();
+  MimiConfig own = config->mimi;
+  own.quantizer.bins = 64;
+  auto matching = RandomMimi(own, /*seed=*/0, c10::Device(c10::kCPU));
+  ASSERT_TRUE(matching.ok()) << matching.status();
+  EXPECT_TRUE(TtsEngineBuilder::Create(*config, *lm, *matching, shared_tokenizer, TtsEngineOptions{}).ok());
 }
 
 }  // namespace
