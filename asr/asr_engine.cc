@@ -521,7 +521,7 @@ absl::StatusOr<std::unique_ptr<AsrEngine>> AsrEngineBuilder::Create(
   const std::string source = "in-memory STT model";
   ASSIGN_OR_RETURN(double delay, SttNumber(config, "audio_delay_seconds", source));
   ASSIGN_OR_RETURN(double prefix, SttNumber(config, "audio_silence_prefix_seconds", source));
-  const at::ScalarType dtype = shared->lm->int8_weights() ? at::kChar : shared->lm->dtype();  // kChar: "int8"
+  const at::ScalarType dtype = shared->lm->weights_dtype();
   return Finish(std::move(shared), config, options, "(in memory)", delay, prefix, dtype);
 }
 

@@ -49,7 +49,7 @@ namespace monologue {
 struct AsrEngineOptions {
   int batch_size = 1;          // slots stepped together
   std::string device = "cpu";  // "cpu", "cuda", "cuda:N"
-  std::string dtype;           // LM dtype: "" (f32 on CPU, bf16 on CUDA), "f32", "bf16", "f16", "int8" (CPU)
+  std::string dtype;  // LM dtype: "" (f32 on CPU, bf16 on CUDA), "f32", "bf16", "f16", "int8", "int4" (CPU)
   bool vad = true;             // run the extra heads when the model has them
   int threads = 0;             // > 0: libtorch CPU threads (process-wide, at::set_num_threads); 0: leave
   // A LoRA adapter file (`--lora`) fused into the LM at load with the config's lora_scaling, in place of

@@ -207,7 +207,7 @@ void RegisterBenchChat(CLI::App& bench, int& exit_code) {
   cmd->add_option("--warmup", f->warmup, "untimed steps first (default 10)");
   cmd->add_option("--threads", f->threads, "CPU threads (default 2)");
   cmd->add_option("--device", f->device, "cpu (default) or cuda[:N]");
-  cmd->add_option("--dtype", f->dtype, "LM dtype: f32 (default), bf16, f16, int8 (CPU)");
+  cmd->add_option("--dtype", f->dtype, "LM dtype: f32 (default), bf16, f16, int8, int4 (CPU)");
   cmd->add_option("--checkpoint-dtype", f->checkpoint_dtype, kCheckpointDtypeHelp)->capture_default_str();
   cmd->add_flag("--reference", f->reference,
                 "then run the reference's loop (bench/bench_chat_reference.py) with the same settings");

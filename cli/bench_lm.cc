@@ -205,8 +205,9 @@ void RegisterBenchLm(CLI::App& bench, int& exit_code) {
   cmd->add_option("--steps", flags->steps, "timed steps per measurement")->capture_default_str();
   cmd->add_option("--warmup", flags->warmup, "untimed steps first")->capture_default_str();
   cmd->add_option("--device", flags->device, "cpu or cuda[:N]")->capture_default_str();
-  cmd->add_option("--dtype", flags->dtype,
-                  "f32, bf16, f16 or int8 (CPU); a comma-separated list times each in turn (e.g. int8,f32)")
+  cmd->add_option(
+         "--dtype", flags->dtype,
+         "f32, bf16, f16, int8 or int4 (CPU); a comma-separated list times each in turn (e.g. int8,f32)")
       ->capture_default_str();
   cmd->add_option("--checkpoint-dtype", flags->checkpoint_dtype, kCheckpointDtypeHelp)->capture_default_str();
   cmd->callback([flags, &exit_code]() { exit_code = RunBenchLm(*flags); });

@@ -31,7 +31,8 @@ absl::StatusOr<c10::ScalarType> ParseDtypeFlag(const std::string& flag) {
   if (flag == "bf16") return c10::kBFloat16;
   if (flag == "f16") return c10::kHalf;
   if (flag == "int8") return c10::kChar;  // int8 LM weights, f32 activations (LmLoadOptions::dtype)
-  return absl::InvalidArgumentError("--dtype must be f32, bf16, f16 or int8");
+  if (flag == "int4") return c10::ScalarType::Int4;  // 4-bit LM weights, f32 activations
+  return absl::InvalidArgumentError("--dtype must be f32, bf16, f16, int8 or int4");
 }
 
 absl::StatusOr<std::vector<std::string>> ParseDtypeList(const std::string& flag) {
@@ -46,7 +47,7 @@ absl::StatusOr<std::vector<std::string>> ParseDtypeList(const std::string& flag)
 
 std::string ReferenceDtype(const std::vector<std::string>& dtypes) {
   for (const std::string& d : dtypes) {
-    if (d != "int8") return d;
+    if (d != "int8" && d != "int4") return d;
   }
   return "f32";
 }

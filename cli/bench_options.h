@@ -17,7 +17,8 @@ namespace monologue::cli {
 
 // "1,8" -> {1, 8}; every size >= 1.
 absl::StatusOr<std::vector<int64_t>> ParseBatchList(const std::string& flag);
-// "f32" | "bf16" | "f16" | "int8" (c10::kChar: int8 LM weights on CPU, see LmLoadOptions::dtype).
+// "f32" | "bf16" | "f16" | "int8" | "int4" (c10::kChar / c10::ScalarType::Int4: quantised LM weights on CPU,
+// see LmLoadOptions::dtype).
 absl::StatusOr<c10::ScalarType> ParseDtypeFlag(const std::string& flag);
 // "int8,f32" -> {"int8", "f32"}: dtypes timed one after the other in one run (each checked by ParseDtypeFlag).
 absl::StatusOr<std::vector<std::string>> ParseDtypeList(const std::string& flag);

@@ -334,9 +334,10 @@ void RegisterBenchSynthesize(CLI::App& bench, int& exit_code) {
   cmd->add_option("--ttfa-runs", f->ttfa_runs, "time-to-first-audio runs (median; default 3)");
   cmd->add_option("--device", f->device, "cpu (default) or cuda[:N]");
   cmd->add_option("--checkpoint-dtype", f->checkpoint_dtype, kCheckpointDtypeHelp)->capture_default_str();
-  cmd->add_option("--dtype", f->dtype,
-                  "LM dtype: f32 (default), bf16, f16, int8 (CPU); a comma-separated list times each in turn "
-                  "(e.g. int8,f32)");
+  cmd->add_option(
+      "--dtype", f->dtype,
+      "LM dtype: f32 (default), bf16, f16, int8, int4 (CPU); a comma-separated list times each in turn "
+      "(e.g. int8,f32)");
   cmd->add_option("--tokenizer", f->tokenizer,
                   "sentencepiece model for random-weight models (default: the tiny test tokenizer)");
   cmd->add_flag("--reference", f->reference,

@@ -271,9 +271,10 @@ void RegisterBenchTranscribe(CLI::App& bench, int& exit_code) {
   cmd->add_option("--threads", f->threads, "CPU threads (default 2)");
   cmd->add_option("--device", f->device, "cpu (default) or cuda[:N]");
   cmd->add_option("--checkpoint-dtype", f->checkpoint_dtype, kCheckpointDtypeHelp)->capture_default_str();
-  cmd->add_option("--dtype", f->dtype,
-                  "LM dtype: f32 (default), bf16, f16, int8 (CPU); a comma-separated list times each in turn "
-                  "(e.g. int8,f32)");
+  cmd->add_option(
+      "--dtype", f->dtype,
+      "LM dtype: f32 (default), bf16, f16, int8, int4 (CPU); a comma-separated list times each in turn "
+      "(e.g. int8,f32)");
   cmd->add_flag("--reference", f->reference,
                 "then run the reference's loop (bench/bench_transcribe_reference.py) with the same settings");
   cmd->add_option("--python", f->python,

@@ -422,7 +422,9 @@ void RegisterTranscribeCommand(CLI::App& app, int& exit_code) {
   cmd->add_flag("--progress", flags->progress, "progress bar on stderr (default: when stderr is a terminal)");
   cmd->add_flag("--no-progress", flags->no_progress, "never show the progress bar");
   cmd->add_option("--device", flags->device, "cpu (default), cuda or cuda:N");
-  cmd->add_option("--dtype", flags->dtype, "LM dtype: f32, bf16, f16, int8 (int8 weights, CPU only) (default: f32 on CPU, bf16 on CUDA)");
+  cmd->add_option("--dtype", flags->dtype,
+                  "LM dtype: f32, bf16, f16, int8 or int4 (quantised weights, CPU only) (default: f32 on "
+                  "CPU, bf16 on CUDA)");
   cmd->add_option("--threads", flags->threads,
                   "CPU threads for the model (default: libtorch's, one per core)")
       ->check(CLI::NonNegativeNumber);

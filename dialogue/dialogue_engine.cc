@@ -283,7 +283,7 @@ absl::StatusOr<std::unique_ptr<DialogueEngine>> DialogueEngineBuilder::Create(
   shared->tokenizer = std::move(tokenizer);
   shared->lm = std::move(lm);
   shared->mimi = std::make_unique<MimiModel>(mimi);
-  const at::ScalarType dtype = shared->lm->int8_weights() ? at::kChar : shared->lm->dtype();  // kChar: "int8"
+  const at::ScalarType dtype = shared->lm->weights_dtype();
   return Finish(std::move(shared), config, options, "(in memory)", DtypeName(dtype));
 }
 

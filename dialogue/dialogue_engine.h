@@ -56,7 +56,7 @@ struct DialogueSampling {
 struct DialogueEngineOptions {
   int batch_size = 1;          // slots stepped together
   std::string device = "cpu";  // "cpu", "cuda", "cuda:N"
-  std::string dtype;           // LM dtype: "" (f32 on CPU, bf16 on CUDA), "f32", "bf16", "f16", "int8" (CPU)
+  std::string dtype;  // LM dtype: "" (f32 on CPU, bf16 on CUDA), "f32", "bf16", "f16", "int8", "int4" (CPU)
   int threads = 0;             // > 0: libtorch CPU threads (process-wide, at::set_num_threads); 0: leave
   DialogueSampling sampling;
   // A LoRA adapter file (the reference's LoRA naming) fused into the LM at load, instead of the one config.json

@@ -47,7 +47,7 @@ namespace monologue {
 struct TtsEngineOptions {
   int batch_size = 1;
   std::string device = "cpu";
-  std::string dtype;  // "" (f32 on CPU, bf16 on CUDA), "f32", "bf16", "f16", "int8" (CPU)
+  std::string dtype;  // "" (f32 on CPU, bf16 on CUDA), "f32", "bf16", "f16", "int8", "int4" (CPU)
   int threads = 0;    // > 0: libtorch CPU threads (process-wide)
   // A LoRA adapter file (`--lora`) fused into the LM at load with the config's lora_scaling, in place of
   // the one config.json names (lora_name), as the reference's lora_weights argument.

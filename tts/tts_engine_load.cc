@@ -118,7 +118,7 @@ absl::StatusOr<std::unique_ptr<TtsEngine>> TtsEngineBuilder::Finish(
   const TtsEngineOptions& options = sh.options;
   const std::string source = model_dir + "/config.json";
   const c10::Device device = sh.device;
-  const at::ScalarType dtype = sh.lm->int8_weights() ? at::kChar : sh.lm->dtype();  // kChar: "int8"
+  const at::ScalarType dtype = sh.lm->weights_dtype();
   if (!config.tts_config.contains("audio_delay")) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": tts_config.audio_delay is missing"));
   }

@@ -31,9 +31,42 @@ void Int8Rows(const float* x, int64_t rows, const LinearWeight& w, const float* 
                    std::min(n, end * int8::kRowGroup));
   });
 }
+
+// The same for an int4 weight.
+void Int4Rows(const float* x, int64_t rows, const LinearWeight& w, const float* bias, float* y,
+              int4::KernelPath path) {
+  const int64_t n = w.q_rows, k = w.q_cols;
+  const uint8_t* wp = w.qweight.data_ptr<uint8_t>();
+  const int64_t groups = (n + int4::kRowGroup - 1) / int4::kRowGroup;
+  at::parallel_for(0, groups, kGroupGrain, [&](int64_t begin, int64_t end) {
+    int4::GemmRows(path, x, k, rows, k, wp, bias, y, n, begin * int4::kRowGroup,
+                   std::min(n, end * int4::kRowGroup));
+  });
+}
+
+// x [rows, K] contiguous f32 -> [rows, N], checked like Int8Linear; many rows go through the dequantised
+// weight.
+template <typename RowsFn>
+at::Tensor QuantisedLinear(const char* what, const at::Tensor& x, const LinearWeight& w,
+                           const at::Tensor& bias, RowsFn rows_fn) {
+  TORCH_CHECK(x.scalar_type() == at::kFloat && x.device().is_cpu(), what,
+              ": input must be f32 on the CPU (quantised weights run on CPU only)");
+  const int64_t n = w.q_rows, k = w.q_cols;
+  TORCH_CHECK(x.size(-1) == k, what, ": input has ", x.size(-1), " features, the weight ", k);
+  auto out_sizes = x.sizes().vec();
+  out_sizes.back() = n;
+  at::Tensor x2 = x.reshape({-1, k}).contiguous();
+  const int64_t rows = x2.size(0);
+  at::Tensor b = bias.defined() ? bias.to(at::kFloat).contiguous() : bias;
+  if (rows > kMaxKernelRows) return at::linear(x2, w.Dequantized(), b).view(out_sizes);
+  at::Tensor y = at::empty({rows, n}, x2.options());
+  rows_fn(x2.data_ptr<float>(), rows, b.defined() ? b.data_ptr<float>() : nullptr, y.data_ptr<float>());
+  return y.view(out_sizes);
+}
 }  // namespace
 
 int64_t LinearWeight::nbytes() const {
+  if (quantized() && int4) return qweight.numel();
   if (quantized()) return qweight.numel() * 1 + scale.numel() * 4 + row_sum.numel() * 4;
   return weight.defined() ? weight.numel() * static_cast<int64_t>(weight.element_size()) : 0;
 }
@@ -46,6 +79,22 @@ LinearWeight LinearWeight::Rows(int64_t start, int64_t n) const {
                 start + n, ") of ", q_rows);
     out.q_rows = n;
     out.q_cols = q_cols;
+    out.int4 = int4;
+    if (int4) {
+      if (start % int4::kRowGroup == 0) {
+        const int64_t group_bytes = int4::PackedBytes(int4::kRowGroup, q_cols);
+        const int64_t first = start / int4::kRowGroup;
+        const int64_t groups = (n + int4::kRowGroup - 1) / int4::kRowGroup;
+        out.qweight = qweight.narrow(0, first * group_bytes, groups * group_bytes);
+      } else {
+        const at::Tensor values = Int8Values().narrow(0, start, n).contiguous();
+        const at::Tensor scales = Int4Scales().narrow(0, start, n).contiguous();
+        out.qweight = at::empty({int4::PackedBytes(n, q_cols)}, qweight.options());
+        int4::Pack(values.data_ptr<int8_t>(), scales.data_ptr<float>(), n, q_cols,
+                   out.qweight.data_ptr<uint8_t>());
+      }
+      return out;
+    }
     out.scale = scale.narrow(0, start, n);
     out.row_sum = row_sum.narrow(0, start, n);
     if (start % int8::kRowGroup == 0) {
@@ -66,15 +115,40 @@ LinearWeight LinearWeight::Rows(int64_t start, int64_t n) const {
 
 at::Tensor LinearWeight::Int8Values() const {
   TORCH_CHECK(quantized(), "LinearWeight::Int8Values: the weight is not quantised");
+  if (int4) {
+    at::Tensor out = at::empty({q_rows, q_cols}, qweight.options().dtype(at::kChar));
+    int4::Unpack(qweight.data_ptr<uint8_t>(), q_rows, q_cols, out.data_ptr<int8_t>(), nullptr);
+    return out;
+  }
   at::Tensor out = at::empty({q_rows, q_cols}, qweight.options());
   int8::UnpackRows(qweight.data_ptr<int8_t>(), q_rows, q_cols, out.data_ptr<int8_t>());
   return out;
 }
 
-at::Tensor LinearWeight::Dequantized() const { return Int8Values().to(at::kFloat) * scale.unsqueeze(1); }
+at::Tensor LinearWeight::Int4Scales() const {
+  TORCH_CHECK(quantized() && int4, "LinearWeight::Int4Scales: the weight is not int4");
+  at::Tensor out =
+      at::empty({q_rows, (q_cols + int4::kGroup - 1) / int4::kGroup}, qweight.options().dtype(at::kFloat));
+  int4::Unpack(qweight.data_ptr<uint8_t>(), q_rows, q_cols, nullptr, out.data_ptr<float>());
+  return out;
+}
+
+at::Tensor LinearWeight::Dequantized() const {
+  if (int4) {
+    const int64_t groups = (q_cols + int4::kGroup - 1) / int4::kGroup;
+    const at::Tensor values =
+        at::constant_pad_nd(Int8Values().to(at::kFloat), {0, groups * int4::kGroup - q_cols});
+    return (values.view({q_rows, groups, int4::kGroup}) * Int4Scales().unsqueeze(2))
+        .view({q_rows, groups * int4::kGroup})
+        .narrow(1, 0, q_cols)
+        .contiguous();
+  }
+  return Int8Values().to(at::kFloat) * scale.unsqueeze(1);
+}
 
 at::Tensor LinearWeight::Forward(const at::Tensor& x, const at::Tensor& bias) const {
   if (!quantized()) return kernels::Linear(x, weight, bias);
+  if (int4) return Int4Linear(x, *this, bias);
   return Int8Linear(x, *this, bias);
 }
 
@@ -89,7 +163,9 @@ bool LinearWeight::ServesRows(int64_t rows) const {
 }
 
 void LinearWeight::ForwardRows(const float* x, int64_t rows, float* y) const {
-  if (quantized()) {
+  if (quantized() && int4) {
+    Int4Rows(x, rows, *this, nullptr, y, int4::BestPath());
+  } else if (quantized()) {
     Int8Rows(x, rows, *this, nullptr, y, int8::BestPath());
   } else if (weight.scalar_type() == at::kBFloat16) {
     kernels::FewRowLinearBf16(x, rows, weight.size(1), reinterpret_cast<const uint16_t*>(weight.data_ptr()),
@@ -136,25 +212,49 @@ LinearWeight QuantizeInt8(const at::Tensor& weight) {
   return out;
 }
 
+LinearWeight QuantizeInt4(const at::Tensor& weight) {
+  TORCH_CHECK(weight.dim() == 2, "QuantizeInt4: weight must be 2-D");
+  const at::Tensor w = weight.to(at::kFloat).contiguous();
+  const int64_t n = w.size(0), k = w.size(1);
+  LinearWeight out;
+  out.q_rows = n;
+  out.q_cols = k;
+  out.int4 = true;
+  out.qweight = at::empty({int4::PackedBytes(n, k)}, w.options().dtype(at::kByte));
+  const float* wp = w.data_ptr<float>();
+  uint8_t* qp = out.qweight.data_ptr<uint8_t>();
+  // Row groups are contiguous in the packed form, so each task quantises its own groups in place.
+  const int64_t group_bytes = int4::PackedBytes(int4::kRowGroup, k);
+  const int64_t groups = (n + int4::kRowGroup - 1) / int4::kRowGroup;
+  at::parallel_for(0, groups, 4, [&](int64_t begin, int64_t end) {
+    for (int64_t g = begin; g < end; ++g) {
+      const int64_t r0 = g * int4::kRowGroup, rows = std::min(int4::kRowGroup, n - r0);
+      int4::Quantize(wp + r0 * k, rows, k, qp + g * group_bytes);
+    }
+  });
+  return out;
+}
+
+at::Tensor Int4Linear(const at::Tensor& x, const LinearWeight& w, const at::Tensor& bias,
+                      int4::KernelPath path) {
+  TORCH_CHECK(w.quantized() && w.int4 && w.qweight.scalar_type() == at::kByte && w.qweight.dim() == 1 &&
+                  w.qweight.is_contiguous() && w.qweight.numel() >= int4::PackedBytes(w.q_rows, w.q_cols),
+              "Int4Linear: weight must be a packed int4 weight (QuantizeInt4)");
+  return QuantisedLinear("Int4Linear", x, w, bias,
+                         [&](const float* xp, int64_t rows, const float* bp, float* yp) {
+                           Int4Rows(xp, rows, w, bp, yp, path);
+                         });
+}
+
 at::Tensor Int8Linear(const at::Tensor& x, const LinearWeight& w, const at::Tensor& bias,
                       int8::KernelPath path) {
-  TORCH_CHECK(w.quantized() && w.qweight.scalar_type() == at::kChar && w.qweight.dim() == 1 &&
+  TORCH_CHECK(w.quantized() && !w.int4 && w.qweight.scalar_type() == at::kChar && w.qweight.dim() == 1 &&
                   w.qweight.is_contiguous() && w.qweight.numel() >= int8::PackedBytes(w.q_rows, w.q_cols),
               "Int8Linear: weight must be a packed int8 weight (QuantizeInt8)");
-  TORCH_CHECK(x.scalar_type() == at::kFloat && x.device().is_cpu(),
-              "Int8Linear: input must be f32 on the CPU (int8 weights run on CPU only)");
-  const int64_t n = w.q_rows, k = w.q_cols;
-  TORCH_CHECK(x.size(-1) == k, "Int8Linear: input has ", x.size(-1), " features, the weight ", k);
-  auto out_sizes = x.sizes().vec();
-  out_sizes.back() = n;
-  at::Tensor x2 = x.reshape({-1, k}).contiguous();
-  const int64_t rows = x2.size(0);
-  at::Tensor b = bias.defined() ? bias.to(at::kFloat).contiguous() : bias;
-  if (rows > kMaxKernelRows) return at::linear(x2, w.Dequantized(), b).view(out_sizes);
-  at::Tensor y = at::empty({rows, n}, x2.options());
-  Int8Rows(x2.data_ptr<float>(), rows, w, b.defined() ? b.data_ptr<float>() : nullptr, y.data_ptr<float>(),
-           path);
-  return y.view(out_sizes);
+  return QuantisedLinear("Int8Linear", x, w, bias,
+                         [&](const float* xp, int64_t rows, const float* bp, float* yp) {
+                           Int8Rows(xp, rows, w, bp, yp, path);
+                         });
 }
 
 }  // namespace monologue::lm

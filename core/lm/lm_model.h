@@ -31,9 +31,14 @@ namespace monologue {
 struct LmLoadOptions {
   // Model dtype: kFloat, kBFloat16 or kHalf; or kChar (`--dtype int8`, CPU only): the Linear layers of
   // the temporal transformer, the depformer and the output heads quantised to int8 at load time (weight-only,
-  // per output row), everything else (embeddings, norms, activations) in f32.
+  // per output row), everything else (embeddings, norms, activations) in f32; or c10::ScalarType::Int4
+  // (`--dtype int4`, CPU only): the same Linears in 4 bits with a scale per 32 inputs (int4_gemm.h).
   at::ScalarType dtype = at::kFloat;
   at::Device device = at::kCPU;
+  // With an int8 / int4 dtype: keep each quantised Linear as its dequantised f32 values instead (the float
+  // model of exactly the weights the kernels use), so that a test or a study can tell the kernels' arithmetic
+  // apart from the weights' rounding.
+  bool dequantize_after_quantizing = false;
   // Optional LoRA weights fused at load time (reference get_lora_moshi + replace_lora_with_linear).
   std::string lora_path;
   double lora_scaling = 2.0;
@@ -70,12 +75,13 @@ struct LmDepformerState {
   std::vector<lm::StepContext> contexts;  // per codebook k
 };
 
-// What int8 quantisation at load time did (all zero for a float model).
+// What int8 or int4 quantisation at load time did (all zero for a float model).
 struct LmQuantizationStats {
-  int64_t linears = 0;      // weight tensors quantised
-  int64_t parameters = 0;   // their elements
-  int64_t float_bytes = 0;  // what they take in f32
-  int64_t int8_bytes = 0;   // what they take in int8 (with the scales)
+  int bits = 0;                 // 8 or 4 (0: none)
+  int64_t linears = 0;          // weight tensors quantised
+  int64_t parameters = 0;       // their elements
+  int64_t float_bytes = 0;      // what they take in f32
+  int64_t quantized_bytes = 0;  // what they take quantised (with the scales)
   double seconds = 0;       // time spent quantising
   // f32 on the CPU from a bf16 checkpoint: Linear weights kept in bf16 (exact; see LmModelLoader::KeepsBf16).
   int64_t bf16_linears = 0;
@@ -83,8 +89,8 @@ struct LmQuantizationStats {
 };
 
 // One line for logs: "int8 weights: 65 linear weights (838.9M parameters) quantised at load in 1.900 s,
-// 3355.4 MB in f32 -> 839.1 MB (avx512 kernel)"; for f32 from a bf16 checkpoint on the CPU, the Linear
-// weights kept in bf16; empty otherwise.
+// 3355.4 MB in f32 -> 839.1 MB (avx512 kernel)" (int4 alike); for f32 from a bf16 checkpoint on the CPU, the
+// Linear weights kept in bf16; empty otherwise.
 std::string DescribeQuantization(const LmQuantizationStats& stats);
 
 class LmModel {
@@ -104,7 +110,12 @@ class LmModel {
   const LmConfig& config() const { return config_; }
   // The activation / float weight dtype (f32 for an int8 model).
   at::ScalarType dtype() const { return dtype_; }
-  bool int8_weights() const { return quantization_.linears > 0; }
+  bool int8_weights() const { return quantization_.linears > 0 && quantization_.bits == 8; }
+  bool int4_weights() const { return quantization_.linears > 0 && quantization_.bits == 4; }
+  // What the model was loaded as: kChar for int8 weights, c10::ScalarType::Int4 for int4, else dtype().
+  at::ScalarType weights_dtype() const {
+    return int8_weights() ? at::kChar : int4_weights() ? c10::ScalarType::Int4 : dtype_;
+  }
   const LmQuantizationStats& quantization() const { return quantization_; }
   at::Device device() const { return device_; }
   int64_t num_streams() const { return config_.num_streams(); }

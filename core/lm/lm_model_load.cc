@@ -46,9 +46,9 @@ class LmModelLoader {
   LmModelLoader(const std::vector<std::shared_ptr<const SafeTensorsFile>>& files,
                 const LmLoadOptions& options, const std::map<std::string, at::Tensor>* memory = nullptr)
       : options_(options), memory_(memory) {
-    // int8: the quantised Linears come from f32 weights, and everything else stays f32.
-    int8_ = options_.dtype == at::kChar;
-    if (int8_) options_.dtype = at::kFloat;
+    // int8 / int4: the quantised Linears come from f32 weights, and everything else stays f32.
+    quant_bits_ = options_.dtype == at::kChar ? 8 : options_.dtype == c10::ScalarType::Int4 ? 4 : 0;
+    if (quant_bits_ != 0) options_.dtype = at::kFloat;
     // Every attention key layout the reference loader maps is read under the released names.
     for (const auto& f : files) files_.push_back(std::make_shared<const CheckpointView>(f));
   }
@@ -159,12 +159,12 @@ class LmModelLoader {
   }
 
   // A Linear weight of the transformers or the output heads: LoRA-fused like GetLinear, then quantised to
-  // int8 when the model is loaded with int8 weights.
+  // int8 or int4 when the model is loaded so.
   absl::StatusOr<lm::LinearWeight> GetLinearWeight(const std::string& key, const std::string& module,
                                                    std::vector<int64_t> shape, int64_t mult = 1) {
     ASSIGN_OR_RETURN(at::Tensor w, GetLinear(key, module, shape, mult, /*keep_bf16=*/true));
     lm::LinearWeight out;
-    if (!int8_) {
+    if (quant_bits_ == 0) {
       out.weight = w;
       if (w.scalar_type() == at::kBFloat16 && options_.dtype == at::kFloat) {
         stats_.bf16_linears += 1;
@@ -173,13 +173,21 @@ class LmModelLoader {
       return out;
     }
     const auto start = std::chrono::steady_clock::now();
-    ASSIGN_OR_RETURN(out, GuardTorch(absl::StrCat("quantising '", key, "' to int8"),
-                                     [&] { return lm::QuantizeInt8(w); }));
+    ASSIGN_OR_RETURN(out, GuardTorch(absl::StrCat("quantising '", key, "' to int", quant_bits_), [&] {
+                       return quant_bits_ == 4 ? lm::QuantizeInt4(w) : lm::QuantizeInt8(w);
+                     }));
+    stats_.bits = quant_bits_;
     stats_.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     stats_.linears += 1;
     stats_.parameters += w.numel();
     stats_.float_bytes += w.numel() * 4;
-    stats_.int8_bytes += out.nbytes();
+    stats_.quantized_bytes += out.nbytes();
+    if (options_.dequantize_after_quantizing) {
+      ASSIGN_OR_RETURN(at::Tensor deq, GuardTorch(absl::StrCat("dequantising '", key, "'"),
+                                                  [&] { return out.Dequantized(); }));
+      out = lm::LinearWeight();
+      out.weight = deq;
+    }
     return out;
   }
 
@@ -322,7 +330,7 @@ class LmModelLoader {
   std::shared_ptr<const CheckpointView> lora_;
   std::set<std::string> used_;
   std::set<std::string> lora_used_;
-  bool int8_ = false;
+  int quant_bits_ = 0;  // 8 or 4: Linear weights quantised at load
   LmQuantizationStats stats_;
 
   friend class LmModel;
@@ -342,10 +350,11 @@ class LmModelLoader {
           "KV cache capacity for it)");
     }
     if (options_.dtype != at::kFloat && options_.dtype != at::kBFloat16 && options_.dtype != at::kHalf) {
-      return absl::InvalidArgumentError("LM load: dtype must be float32, bfloat16, float16 or int8");
+      return absl::InvalidArgumentError("LM load: dtype must be float32, bfloat16, float16, int8 or int4");
     }
-    if (int8_ && !options_.device.is_cpu()) {
-      return absl::InvalidArgumentError(absl::StrCat("LM load: int8 weights run on the CPU only (device ",
+    if (quant_bits_ != 0 && !options_.device.is_cpu()) {
+      return absl::InvalidArgumentError(absl::StrCat("LM load: int", quant_bits_,
+                                                     " weights run on the CPU only (device ",
                                                      options_.device.str(), "); use bf16 or f16 on CUDA"));
     }
     RETURN_IF_ERROR(OpenLora());
@@ -478,6 +487,10 @@ class LmModelLoader {
     }
     RETURN_IF_ERROR(CheckAllUsed());
     m.quantization_ = stats_;
+    if (options_.dequantize_after_quantizing) {  // the weights are float again
+      m.quantization_.linears = 0;
+      m.quantization_.bits = 0;
+    }
 
     RETURN_IF_ERROR(GuardTorch("LM load", [&] {
       auto freqs = [&](const lm::Transformer& t) {
@@ -524,10 +537,10 @@ std::string DescribeQuantization(const LmQuantizationStats& q) {
         q.bf16_linears, q.bf16_bytes / 1e6);
   }
   return absl::StrFormat(
-      "int8 weights: %d linear weights (%.1fM parameters) quantised at load in %.3f s, %.1f MB in f32 -> "
+      "int%d weights: %d linear weights (%.1fM parameters) quantised at load in %.3f s, %.1f MB in f32 -> "
       "%.1f MB (%s kernel)",
-      q.linears, q.parameters / 1e6, q.seconds, q.float_bytes / 1e6, q.int8_bytes / 1e6,
-      lm::int8::PathName(lm::int8::BestPath()));
+      q.bits, q.linears, q.parameters / 1e6, q.seconds, q.float_bytes / 1e6, q.quantized_bytes / 1e6,
+      q.bits == 4 ? lm::int4::PathName(lm::int4::BestPath()) : lm::int8::PathName(lm::int8::BestPath()));
 }
 
 

@@ -25,15 +25,16 @@ absl::StatusOr<c10::ScalarType> ParseDtype(const std::string& name, const c10::D
   if (name == "f32" || name == "float32") return c10::kFloat;
   if (name == "bf16" || name == "bfloat16") return c10::kBFloat16;
   if (name == "f16" || name == "float16") return c10::kHalf;
-  if (name == "int8") {
+  if (name == "int8" || name == "int4") {
     if (!device.is_cpu()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "dtype 'int8' (int8 LM weights) runs on the CPU only for now; on ", device.str(), " use bf16 or f16"));
+      return absl::InvalidArgumentError(absl::StrCat("dtype '", name, "' (", name,
+                                                     " LM weights) runs on the CPU only for now; on ",
+                                                     device.str(), " use bf16 or f16"));
     }
-    return c10::kChar;
+    return name == "int8" ? c10::kChar : c10::ScalarType::Int4;
   }
   return absl::InvalidArgumentError(
-      absl::StrCat("unknown dtype '", name, "' (expected f32, bf16, f16 or int8)"));
+      absl::StrCat("unknown dtype '", name, "' (expected f32, bf16, f16, int8 or int4)"));
 }
 
 const char* DtypeName(c10::ScalarType type) {
@@ -46,6 +47,8 @@ const char* DtypeName(c10::ScalarType type) {
       return "f16";
     case c10::kChar:
       return "int8";
+    case c10::ScalarType::Int4:
+      return "int4";
     default:
       return "?";
   }

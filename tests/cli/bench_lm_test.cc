@@ -31,7 +31,7 @@ TEST(BenchLmCliTest, AnUnknownDtypeInTheListIsAnError) {
   const test_process::RunResult r =
       test_process::RunMonologue("bench lm --preset tiny-moshi --dtype int8,f99 --batch 1 --steps 1");
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_THAT(r.err, HasSubstr("--dtype must be f32, bf16, f16 or int8"));
+  EXPECT_THAT(r.err, HasSubstr("--dtype must be f32, bf16, f16, int8 or int4"));
   EXPECT_THAT(r.out, ::testing::Not(HasSubstr("batch")));  // nothing timed before the flag was checked
 }
 

@@ -1,7 +1,7 @@
 // The depformer's step on plain buffers (lm::Transformer::RawStep) against the ATen step it replaces: the
-// same outputs and the same KV caches bit for bit, for f32, bf16 and int8 weights, gated (SiLU, GELU) and
-// plain feed-forwards, per-step weight sets, 1 to 16 rows; and the operands it does not serve still take the
-// ATen step.
+// same outputs and the same KV caches bit for bit, for f32, bf16, int8 and int4 weights, gated (SiLU, GELU)
+// and plain feed-forwards, per-step weight sets, 1 to 16 rows; and the operands it does not serve still take
+// the ATen step.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
@@ -14,7 +14,7 @@
 namespace monologue {
 namespace {
 
-enum class WeightForm { kF32, kBf16, kInt8 };
+enum class WeightForm { kF32, kBf16, kInt8, kInt4 };
 
 lm::LinearWeight Weight(int64_t n, int64_t k, WeightForm form) {
   const at::Tensor w = at::randn({n, k}) / std::sqrt(static_cast<double>(k));
@@ -28,6 +28,9 @@ lm::LinearWeight Weight(int64_t n, int64_t k, WeightForm form) {
       break;
     case WeightForm::kInt8:
       out = lm::QuantizeInt8(w);
+      break;
+    case WeightForm::kInt4:
+      out = lm::QuantizeInt4(w);
       break;
   }
   return out;
@@ -115,7 +118,7 @@ void ExpectSameBits(const DepthSpec& s, int64_t batch, const std::string& what) 
 TEST(LmRawStepTest, BitwiseTheAtenStepForEveryWeightForm) {
   if (!kernels::HasFewRowKernel())
     GTEST_SKIP() << "the raw step serves float weights through the AVX-512 kernel";
-  for (WeightForm form : {WeightForm::kF32, WeightForm::kBf16, WeightForm::kInt8}) {
+  for (WeightForm form : {WeightForm::kF32, WeightForm::kBf16, WeightForm::kInt8, WeightForm::kInt4}) {
     for (int64_t batch : {1, 3, 16}) {
       DepthSpec s;
       s.form = form;
@@ -140,6 +143,8 @@ TEST(LmRawStepTest, BitwiseTheAtenStepForOtherFeedForwards) {
   odd.hidden = 37;
   odd.form = WeightForm::kInt8;
   ExpectSameBits(odd, 3, "odd widths, int8");
+  odd.form = WeightForm::kInt4;
+  ExpectSameBits(odd, 3, "odd widths, int4");
   DepthSpec one_set;  // one weight set shared by every step
   one_set.sets = 1;
   ExpectSameBits(one_set, 1, "one weight set");
@@ -202,11 +207,12 @@ TEST(LmRawStepTest, EmbeddingRowsAddAreForwardPlusInput) {
 
 TEST(LmRawStepTest, LinearRowsAreForward) {
   at::manual_seed(12);
-  for (WeightForm form : {WeightForm::kF32, WeightForm::kBf16, WeightForm::kInt8}) {
+  for (WeightForm form : {WeightForm::kF32, WeightForm::kBf16, WeightForm::kInt8, WeightForm::kInt4}) {
     const lm::LinearWeight w = Weight(70, 96, form);
     for (int64_t rows : {1, 5, 16}) {
       if (!w.ServesRows(rows)) {
-        EXPECT_NE(form, WeightForm::kInt8) << "int8 weights always serve up to 32 rows";
+        EXPECT_TRUE(form != WeightForm::kInt8 && form != WeightForm::kInt4)
+            << "quantised weights always serve up to 32 rows";
         continue;
       }
       const at::Tensor x = at::randn({rows, 96});

@@ -1,0 +1,344 @@
+#include "core/lm/int4_gemm.h"
+
+#include <c10/util/Half.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define MONOLOGUE_INT4_AVX512 1
+// GCC 12's AVX-512 headers build some results from a deliberately undefined vector (_mm512_undefined_*),
+// which its uninitialised-use analysis reports once the intrinsics are inlined here.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+namespace monologue::lm::int4 {
+namespace {
+
+constexpr int64_t kNibbleBytes = 64;                        // one row's nibbles in a chunk
+constexpr int64_t kScaleOffset = kRowGroup * kNibbleBytes;  // the chunk's scales after its 8 rows of nibbles
+constexpr int64_t kGroupsPerChunk = kChunk / kGroup;        // 4: groups 0-1 in half 0, 2-3 in half 1
+
+int64_t ChunksPerRow(int64_t k) { return PaddedK(k) / kChunk; }
+
+// Where row `row`'s chunk `chunk` starts (its row group's chunk, then the row's 64 bytes).
+int64_t ChunkOffset(int64_t row, int64_t chunk, int64_t chunks) {
+  return ((row / kRowGroup) * chunks + chunk) * kChunkBytes;
+}
+
+// Byte offset, inside a chunk, of the f16 scale of group g (0-3) of row r (0-7).
+int64_t ScaleOffset(int64_t r, int64_t g) { return kScaleOffset + (g / 2) * 32 + r * 4 + (g % 2) * 2; }
+
+uint16_t HalfBits(float v) { return c10::Half(v).x; }
+float HalfValue(uint16_t bits) { return static_cast<float>(c10::Half(bits, c10::Half::from_bits())); }
+
+// Rows [n_begin, n_end), plain loops: each chunk of a row is dequantised into f32 once, then dotted with
+// every input row's segment (f32 accumulation per chunk, summed into a double per output).
+void ScalarRows(const float* x, int64_t ldx, int64_t batch, int64_t k, const uint8_t* w, const float* bias,
+                float* y, int64_t ldy, int64_t n_begin, int64_t n_end) {
+  const int64_t chunks = ChunksPerRow(k);
+  std::vector<double> acc(static_cast<size_t>(batch));
+  float deq[kChunk];
+  for (int64_t n = n_begin; n < n_end; ++n) {
+    std::fill(acc.begin(), acc.end(), 0.0);
+    for (int64_t c = 0; c < chunks; ++c) {
+      const uint8_t* cb = w + ChunkOffset(n, c, chunks);
+      const uint8_t* nib = cb + (n % kRowGroup) * kNibbleBytes;
+      for (int64_t i = 0; i < kChunk; ++i) {
+        const int v = i < 64 ? (nib[i] & 0x0F) : (nib[i - 64] >> 4);
+        uint16_t bits;
+        std::memcpy(&bits, cb + ScaleOffset(n % kRowGroup, i / kGroup), sizeof(bits));
+        deq[i] = HalfValue(bits) * static_cast<float>(v - 8);
+      }
+      const int64_t len = std::min(kChunk, k - c * kChunk);
+      for (int64_t b = 0; b < batch; ++b) {
+        const float* xr = x + b * ldx + c * kChunk;
+        float s = 0;
+        for (int64_t i = 0; i < len; ++i) s += xr[i] * deq[i];
+        acc[b] += s;
+      }
+    }
+    for (int64_t b = 0; b < batch; ++b) {
+      y[b * ldy + n] = static_cast<float>(acc[b]) + (bias != nullptr ? bias[n] : 0.f);
+    }
+  }
+}
+
+#ifdef MONOLOGUE_INT4_AVX512
+#define MONOLOGUE_VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+
+// How far ahead of its loads the kernel prefetches the packed stream (the int8 kernel's measured best).
+constexpr int64_t kPrefetchBytes = 4096;
+// Largest |q| of the 16-bit fixed point: q + 128 stays below 2^15, so hi = (q + 128) >> 8 fits a signed byte.
+constexpr float kMaxQ = 32639.f;
+
+// Input rows as 16-bit fixed point q = round(x / s), split into signed bytes q = 256 hi + lo (lo in [-128,
+// 127]), with the zero-point term of each 4-input lane, -8 (q0 + q1 + q2 + q3), precomputed: the packed
+// nibbles are q_w + 8, so sum (q_w + 8) q - 8 sum q = sum q_w q.
+struct Limbs {
+  std::vector<int8_t> lo, hi;  // [batch, kpad]
+  std::vector<int32_t> neg_p;  // [batch, kpad / 4]: -8 x each lane's sum of q
+  std::vector<double> step;    // s per input row
+  int64_t kpad = 0;
+};
+
+MONOLOGUE_VNNI_TARGET void SplitRow(const float* xr, int64_t k, int64_t kpad, int8_t* lo, int8_t* hi,
+                                    int32_t* neg_p, double& step) {
+  __m512 mv = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= k; i += 16) mv = _mm512_max_ps(mv, _mm512_abs_ps(_mm512_loadu_ps(xr + i)));
+  float m = _mm512_reduce_max_ps(mv);
+  for (; i < k; ++i) m = std::max(m, std::fabs(xr[i]));
+  const float s = m > 0 ? m / kMaxQ : 1.f;
+  step = s;
+  const __m512 sv = _mm512_set1_ps(s), lim = _mm512_set1_ps(kMaxQ), neg = _mm512_set1_ps(-kMaxQ);
+  const __m512i c128 = _mm512_set1_epi32(128), byte = _mm512_set1_epi32(0xFF);
+  for (i = 0; i < kpad; i += 16) {
+    const __mmask16 valid = i + 16 <= k ? static_cast<__mmask16>(0xFFFF)
+                            : i < k     ? static_cast<__mmask16>((1u << (k - i)) - 1)
+                                        : static_cast<__mmask16>(0);
+    __m512 q = _mm512_div_ps(_mm512_maskz_loadu_ps(valid, xr + i), sv);
+    q = _mm512_roundscale_ps(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512i qi = _mm512_cvtps_epi32(_mm512_max_ps(_mm512_min_ps(q, lim), neg));
+    const __m512i l = _mm512_sub_epi32(_mm512_and_si512(_mm512_add_epi32(qi, c128), byte), c128);
+    const __m512i h = _mm512_srai_epi32(_mm512_sub_epi32(qi, l), 8);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(lo + i), _mm512_cvtepi32_epi8(l));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(hi + i), _mm512_cvtepi32_epi8(h));
+  }
+  // Each lane's sum of 4 q = 256 (sum of 4 hi) + (sum of 4 lo), by vpdpbusd against ones.
+  const __m512i ones = _mm512_set1_epi8(1);
+  for (i = 0; i < kpad; i += 64) {
+    const __m512i sh = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, _mm512_loadu_si512(hi + i));
+    const __m512i sl = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, _mm512_loadu_si512(lo + i));
+    const __m512i sum = _mm512_add_epi32(_mm512_slli_epi32(sh, 8), sl);
+    _mm512_storeu_si512(neg_p + i / 4, _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sum, 3)));
+  }
+}
+
+void SplitRows(const float* x, int64_t ldx, int64_t batch, int64_t k, Limbs& l) {
+  l.kpad = PaddedK(k);
+  if (static_cast<int64_t>(l.lo.size()) < batch * l.kpad) {
+    l.lo.resize(batch * l.kpad);
+    l.hi.resize(batch * l.kpad);
+    l.neg_p.resize(batch * l.kpad / 4);
+  }
+  l.step.resize(batch);
+  for (int64_t b = 0; b < batch; ++b) {
+    SplitRow(x + b * ldx, k, l.kpad, l.lo.data() + b * l.kpad, l.hi.data() + b * l.kpad,
+             l.neg_p.data() + b * l.kpad / 4, l.step[b]);
+  }
+}
+
+// The integer sum of one half chunk (64 inputs) for one input row, per lane (lanes 0-7: the half's first
+// group, 8-15: its second), as f32 (exact: |t| < 2^22).
+MONOLOGUE_VNNI_TARGET inline __m512 HalfSum(__m512i nibbles, const int8_t* hi, const int8_t* lo,
+                                            const int32_t* neg_p) {
+  const __m512i a = _mm512_dpbusd_epi32(_mm512_setzero_si512(), nibbles, _mm512_loadu_si512(hi));
+  const __m512i b = _mm512_dpbusd_epi32(_mm512_loadu_si512(neg_p), nibbles, _mm512_loadu_si512(lo));
+  return _mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_slli_epi32(a, 8), b));
+}
+
+// RB output rows (from row n, RB-aligned; RB divides kRowGroup) x BB input rows, f32 accumulators per lane;
+// only rows in [n_lo, n_hi) are stored.
+template <int RB, int BB>
+MONOLOGUE_VNNI_TARGET void VnniBlock(const Limbs& l, int64_t b0, int64_t k, const uint8_t* w,
+                                     const float* bias, float* y, int64_t ldy, int64_t n, int64_t n_lo,
+                                     int64_t n_hi) {
+  __m512 acc[RB][BB];
+  for (int r = 0; r < RB; ++r)
+    for (int b = 0; b < BB; ++b) acc[r][b] = _mm512_setzero_ps();
+  const int64_t chunks = ChunksPerRow(k), r0 = n % kRowGroup;
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  // Scale lanes of row r: its group 0 scale in lanes 0-7, group 1 in 8-15 (of each half's 16 scales).
+  __m512i pick[RB];
+  for (int r = 0; r < RB; ++r) {
+    pick[r] = _mm512_add_epi32(_mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0),
+                               _mm512_set1_epi32(static_cast<int>(2 * (r0 + r))));
+  }
+  const uint8_t* base = w + ChunkOffset(n, 0, chunks);
+  for (int64_t c = 0; c < chunks; ++c) {
+    const uint8_t* cb = base + c * kChunkBytes;
+    for (int64_t line = 0; line < kChunkBytes; line += 64) {
+      _mm_prefetch(reinterpret_cast<const char*>(cb + line + kPrefetchBytes), _MM_HINT_T0);
+    }
+    const __m512 s0 =
+        _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(cb + kScaleOffset)));
+    const __m512 s1 =
+        _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(cb + kScaleOffset + 32)));
+    for (int r = 0; r < RB; ++r) {
+      const __m512i packed = _mm512_loadu_si512(cb + (r0 + r) * kNibbleBytes);
+      const __m512i n0 = _mm512_and_si512(packed, low4);
+      const __m512i n1 = _mm512_and_si512(_mm512_srli_epi16(packed, 4), low4);
+      const __m512 sc0 = _mm512_permutexvar_ps(pick[r], s0), sc1 = _mm512_permutexvar_ps(pick[r], s1);
+      for (int b = 0; b < BB; ++b) {
+        const int64_t row = (b0 + b) * l.kpad + c * kChunk;
+        const int32_t* np = l.neg_p.data() + row / 4;
+        acc[r][b] = _mm512_fmadd_ps(HalfSum(n0, l.hi.data() + row, l.lo.data() + row, np), sc0, acc[r][b]);
+        acc[r][b] = _mm512_fmadd_ps(HalfSum(n1, l.hi.data() + row + 64, l.lo.data() + row + 64, np + 16), sc1,
+                                    acc[r][b]);
+      }
+    }
+  }
+  for (int r = 0; r < RB; ++r) {
+    if (n + r < n_lo || n + r >= n_hi) continue;
+    const float add = bias != nullptr ? bias[n + r] : 0.f;
+    for (int b = 0; b < BB; ++b) {
+      const double sum = _mm512_reduce_add_ps(acc[r][b]);
+      y[(b0 + b) * ldy + n + r] = static_cast<float>(sum * l.step[b0 + b]) + add;
+    }
+  }
+}
+
+template <int RB, int BB>
+MONOLOGUE_VNNI_TARGET void VnniRows(const Limbs& l, int64_t b0, int64_t k, const uint8_t* w,
+                                    const float* bias, float* y, int64_t ldy, int64_t n_begin,
+                                    int64_t n_end) {
+  for (int64_t n = n_begin - n_begin % RB; n < n_end; n += RB) {
+    VnniBlock<RB, BB>(l, b0, k, w, bias, y, ldy, n, n_begin, n_end);
+  }
+}
+
+// Input rows in groups of 8 (1 output row per block), the rest in one group of at most 4.
+void Vnni(const float* x, int64_t ldx, int64_t batch, int64_t k, const uint8_t* w, const float* bias,
+          float* y, int64_t ldy, int64_t n_begin, int64_t n_end) {
+  thread_local Limbs limbs;
+  SplitRows(x, ldx, batch, k, limbs);
+  int64_t b0 = 0;
+  for (; batch - b0 >= 8; b0 += 8) VnniRows<1, 8>(limbs, b0, k, w, bias, y, ldy, n_begin, n_end);
+  for (; b0 < batch; b0 += 4) {
+    switch (std::min<int64_t>(4, batch - b0)) {
+      case 1:
+        VnniRows<8, 1>(limbs, b0, k, w, bias, y, ldy, n_begin, n_end);
+        break;
+      case 2:
+        VnniRows<4, 2>(limbs, b0, k, w, bias, y, ldy, n_begin, n_end);
+        break;
+      case 3:
+        VnniRows<2, 3>(limbs, b0, k, w, bias, y, ldy, n_begin, n_end);
+        break;
+      default:
+        VnniRows<2, 4>(limbs, b0, k, w, bias, y, ldy, n_begin, n_end);
+        break;
+    }
+  }
+}
+#endif  // MONOLOGUE_INT4_AVX512
+
+bool HasVnni() {
+#ifdef MONOLOGUE_INT4_AVX512
+  static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+  return yes;
+#else
+  return false;
+#endif
+}
+
+// The f16 scale of one group of w (its value of largest magnitude / -8), and its values q in [-8, 7].
+uint16_t QuantizeGroup(const float* w, int64_t len, int8_t* q) {
+  float extreme = 0;
+  for (int64_t i = 0; i < len; ++i) {
+    if (std::fabs(w[i]) > std::fabs(extreme)) extreme = w[i];
+  }
+  // Beyond f16's range the scale saturates (and the values clamp): no real LM weight is near 5e5.
+  const float d = std::clamp(extreme / -8.f, -65504.f, 65504.f);
+  const uint16_t bits = HalfBits(d);
+  const float df = HalfValue(bits);
+  for (int64_t i = 0; i < len; ++i) {
+    q[i] = df == 0.f ? int8_t{0} : static_cast<int8_t>(std::clamp(std::nearbyint(w[i] / df), -8.f, 7.f));
+  }
+  return df == 0.f ? HalfBits(0.f) : bits;
+}
+
+}  // namespace
+
+int64_t PaddedK(int64_t k) { return (k + kChunk - 1) / kChunk * kChunk; }
+
+int64_t PackedBytes(int64_t n, int64_t k) {
+  return (n + kRowGroup - 1) / kRowGroup * ChunksPerRow(k) * kChunkBytes;
+}
+
+void Pack(const int8_t* values, const float* scales, int64_t n, int64_t k, uint8_t* packed) {
+  const int64_t chunks = ChunksPerRow(k), groups = (k + kGroup - 1) / kGroup;
+  std::memset(packed, 0, static_cast<size_t>(PackedBytes(n, k)));
+  // Padding inputs and padding rows hold the zero weight: nibble 8 (scale 0 as well).
+  for (int64_t g = 0; g < (n + kRowGroup - 1) / kRowGroup; ++g) {
+    for (int64_t c = 0; c < chunks; ++c) {
+      std::memset(packed + (g * chunks + c) * kChunkBytes, 0x88, static_cast<size_t>(kScaleOffset));
+    }
+  }
+  for (int64_t r = 0; r < n; ++r) {
+    for (int64_t i = 0; i < k; ++i) {
+      const int64_t c = i / kChunk, j = i % kChunk;
+      uint8_t* byte = packed + ChunkOffset(r, c, chunks) + (r % kRowGroup) * kNibbleBytes + j % 64;
+      const uint8_t v = static_cast<uint8_t>(values[r * k + i] + 8);
+      *byte =
+          j < 64 ? static_cast<uint8_t>((*byte & 0xF0) | v) : static_cast<uint8_t>((*byte & 0x0F) | (v << 4));
+    }
+    for (int64_t g = 0; g < groups; ++g) {
+      const uint16_t bits = HalfBits(scales[r * groups + g]);
+      std::memcpy(packed + ChunkOffset(r, g / kGroupsPerChunk, chunks) +
+                      ScaleOffset(r % kRowGroup, g % kGroupsPerChunk),
+                  &bits, sizeof(bits));
+    }
+  }
+}
+
+void Quantize(const float* w, int64_t n, int64_t k, uint8_t* packed, int8_t* values, float* scales) {
+  const int64_t groups = (k + kGroup - 1) / kGroup;
+  std::vector<int8_t> q(static_cast<size_t>(n * k));
+  std::vector<float> s(static_cast<size_t>(n * groups));
+  for (int64_t r = 0; r < n; ++r) {
+    for (int64_t g = 0; g < groups; ++g) {
+      const int64_t start = g * kGroup, len = std::min(kGroup, k - start);
+      s[r * groups + g] = HalfValue(QuantizeGroup(w + r * k + start, len, q.data() + r * k + start));
+    }
+  }
+  Pack(q.data(), s.data(), n, k, packed);
+  if (values != nullptr) std::copy(q.begin(), q.end(), values);
+  if (scales != nullptr) std::copy(s.begin(), s.end(), scales);
+}
+
+void Unpack(const uint8_t* packed, int64_t n, int64_t k, int8_t* values, float* scales) {
+  const int64_t chunks = ChunksPerRow(k), groups = (k + kGroup - 1) / kGroup;
+  for (int64_t r = 0; r < n; ++r) {
+    if (values != nullptr) {
+      for (int64_t i = 0; i < k; ++i) {
+        const int64_t c = i / kChunk, j = i % kChunk;
+        const uint8_t byte = packed[ChunkOffset(r, c, chunks) + (r % kRowGroup) * kNibbleBytes + j % 64];
+        values[r * k + i] = static_cast<int8_t>((j < 64 ? (byte & 0x0F) : (byte >> 4)) - 8);
+      }
+    }
+    if (scales != nullptr) {
+      for (int64_t g = 0; g < groups; ++g) {
+        uint16_t bits;
+        std::memcpy(&bits,
+                    packed + ChunkOffset(r, g / kGroupsPerChunk, chunks) +
+                        ScaleOffset(r % kRowGroup, g % kGroupsPerChunk),
+                    sizeof(bits));
+        scales[r * groups + g] = HalfValue(bits);
+      }
+    }
+  }
+}
+
+KernelPath BestPath() { return HasVnni() ? KernelPath::kVnni : KernelPath::kScalar; }
+
+const char* PathName(KernelPath path) { return path == KernelPath::kVnni ? "avx512-vnni" : "scalar"; }
+
+void GemmRows(KernelPath path, const float* x, int64_t ldx, int64_t batch, int64_t k, const uint8_t* w,
+              const float* bias, float* y, int64_t ldy, int64_t n_begin, int64_t n_end) {
+#ifdef MONOLOGUE_INT4_AVX512
+  if (path == KernelPath::kVnni && HasVnni()) {
+    Vnni(x, ldx, batch, k, w, bias, y, ldy, n_begin, n_end);
+    return;
+  }
+#endif
+  ScalarRows(x, ldx, batch, k, w, bias, y, ldy, n_begin, n_end);
+}
+
+}  // namespace monologue::lm::int4
