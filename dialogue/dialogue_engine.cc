@@ -225,6 +225,14 @@ absl::StatusOr<std::unique_ptr<DialogueEngine>> DialogueEngineBuilder::Finish(
     return absl::InvalidArgumentError(absl::StrCat(source, ": the LM's card ", config.lm.card,
                                                    " exceeds Mimi's ", shared->mimi->cardinality(), " bins"));
   }
+  // The user's audio is encoded by Mimi and read by the LM's audio embeddings (card rows plus the initial
+  // token): a codec with more bins than the card is another model's, and its codes would fail mid-stream.
+  if (shared->mimi->cardinality() > config.lm.card) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": Mimi's codes take ", shared->mimi->cardinality(),
+                     " values but the LM's audio embeddings hold ", config.lm.card,
+                     " (card): the model needs the Mimi it was trained with"));
+  }
 
   ASSIGN_OR_RETURN(LmGenOptions gen_options, LmGenOptionsFromJson(config.lm_gen_config));
   const DialogueSampling& o = options.sampling;

@@ -15,6 +15,10 @@
 #include <vector>
 
 #include "core/audio/audio_decoder.h"
+#include "core/config/model_config.h"
+#include "core/lm/lm_model.h"
+#include "core/mimi/mimi_loader.h"
+#include "dialogue/dialogue_engine_builder.h"
 #include "tests/dialogue/dialogue_fixtures.h"
 
 namespace monologue {
@@ -511,6 +515,35 @@ TEST(dialogue, RejectsOtherModelsAndMisuse) {
   EXPECT_EQ(out.ends, 1);
   EXPECT_TRUE(out.audio.empty());
   EXPECT_TRUE((*s)->finished());
+}
+
+TEST(dialogue, MimiWhoseBinsDifferFromTheLmCardIsRefusedNamingBoth) {
+  // The tiny Moshi LM with codecs of twice and half its card: refused at creation (the user's codes would
+  // overflow the LM's audio embeddings mid-stream, or the LM's tokens Mimi's codebooks), naming both sizes.
+  const std::string dir = ModelDir();
+  auto config = LoadModelConfig(dir);
+  ASSERT_TRUE(config.ok()) << config.status();
+  auto files = ResolveModelFiles(dir, *config, "");
+  ASSERT_TRUE(files.ok()) << files.status();
+  auto lm = LmModel::LoadFile(config->lm, files->lm.string());
+  ASSERT_TRUE(lm.ok()) << lm.status();
+  const int64_t card = config->lm.card;
+  for (const int64_t bins : {2 * card, card / 2}) {
+    MimiConfig other = config->mimi;
+    other.quantizer.bins = bins;
+    auto mimi = RandomMimi(other, /*seed=*/0, c10::Device(c10::kCPU));
+    ASSERT_TRUE(mimi.ok()) << mimi.status();
+    auto engine = DialogueEngineBuilder::Create(*config, *lm, *mimi, nullptr, OneThread());
+    ASSERT_FALSE(engine.ok()) << bins;
+    EXPECT_EQ(engine.status().code(), absl::StatusCode::kInvalidArgument);
+    const std::string message(engine.status().message());
+    EXPECT_NE(message.find(std::to_string(bins)), std::string::npos) << message;
+    EXPECT_NE(message.find(std::to_string(card)), std::string::npos) << message;
+  }
+  // The model's own codec is accepted.
+  auto own = RandomMimi(config->mimi, /*seed=*/0, c10::Device(c10::kCPU));
+  ASSERT_TRUE(own.ok()) << own.status();
+  EXPECT_TRUE(DialogueEngineBuilder::Create(*config, *lm, *own, nullptr, OneThread()).ok());
 }
 
 }  // namespace
