@@ -63,6 +63,9 @@ struct KvState {
   std::vector<int64_t> cross_row_source;
   std::map<int64_t, at::Tensor> cross_sources;  // id -> source [S, D] as given (for matching new ones)
   int64_t next_cross_source = 0;
+  // Sources projected through the cross-attention layers so far (a source some row's keys and values already
+  // hold is copied, not projected again).
+  int64_t cross_projections = 0;
 };
 
 // What one step of every layer shares: where each row writes its new key/value, which ring entries each

@@ -2,8 +2,9 @@
 // values for all of them (lm::Transformer::Step). That must give bit for bit what reading each row's own copy
 // gives: the tiny TTS fixture model runs three rows with one voice (the shared read) and again with the third
 // row on another voice (per-row reads), and the first two rows' logits and tokens must be equal at every
-// step, in full-batch steps and in compacted ones. Also: a row given a new source stops sharing, and sources
-// no row holds are forgotten.
+// step, in full-batch steps and in compacted ones. Also: a row given a new source stops sharing, sources no
+// row holds are forgotten, and a source some row already holds is copied from it rather than projected again
+// (a voice coming back), with the bits a projection gives.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
@@ -121,6 +122,51 @@ TEST(LmCrossShareTest, RowsTrackTheirSourcesAndUnheldSourcesAreForgotten) {
   EXPECT_EQ(state.cross_row_source[0], state.cross_row_source[1]);
   EXPECT_EQ(state.cross_row_source[1], state.cross_row_source[2]);
   EXPECT_EQ(state.cross_sources.size(), 1u);
+}
+
+// Sessions come and go in slots; a voice that a slot's keys and values still hold is not projected again.
+// Whatever the history, every row's keys and values must be bitwise those of a fresh state given the same
+// sources at once.
+TEST(LmCrossShareTest, AHeldSourceIsCopiedNotProjectedAgainWithTheSameBits) {
+  auto model = LoadFixtureModel("tts");
+  ASSERT_NE(model, nullptr);
+  const Sources s = FixtureSources(*model);
+  const at::Tensor a = s.cross0, b = s.cross1;
+  const at::Tensor c = a + 0.5;  // a third voice
+  LmTemporalState state = model->NewTemporalState(3);
+  model->SetCrossSource(state, at::cat({a, b, a}, 0));
+  EXPECT_EQ(state.kv.cross_projections, 2) << "a and b, each once";
+  auto expect_as_fresh = [&](const at::Tensor& sources, const char* what) {
+    LmTemporalState fresh = model->NewTemporalState(3);
+    model->SetCrossSource(fresh, sources);
+    for (size_t l = 0; l < state.kv.cross_keys.size(); ++l) {
+      if (!state.kv.cross_keys[l].defined()) continue;
+      EXPECT_TRUE(state.kv.cross_keys[l].equal(fresh.kv.cross_keys[l])) << what << ", layer " << l;
+      EXPECT_TRUE(state.kv.cross_values[l].equal(fresh.kv.cross_values[l])) << what << ", layer " << l;
+    }
+  };
+  // Row 1 leaves and a stream with voice a joins it: copied from row 0.
+  model->SetCrossSource(state, a, at::tensor({1}, at::kLong));
+  EXPECT_EQ(state.kv.cross_projections, 2);
+  expect_as_fresh(at::cat({a, a, a}, 0), "row 1 given a");
+  // Row 2 gets a new voice: projected.
+  model->SetCrossSource(state, c, at::tensor({2}, at::kLong));
+  EXPECT_EQ(state.kv.cross_projections, 3);
+  expect_as_fresh(at::cat({a, a, c}, 0), "row 2 given c");
+  // Row 0 rejoins with a, which it still holds: nothing to do. Then rows 1 and 2 swap voices a and c in one
+  // call: each copies from the other, both read before either is overwritten.
+  model->SetCrossSource(state, a, at::tensor({0}, at::kLong));
+  model->SetCrossSource(state, at::cat({c, a}, 0), at::tensor({1, 2}, at::kLong));
+  EXPECT_EQ(state.kv.cross_projections, 3);
+  expect_as_fresh(at::cat({a, c, a}, 0), "rows 1 and 2 swapped");
+  // b was forgotten when no row held it any more: it is projected again.
+  model->SetCrossSource(state, b, at::tensor({0}, at::kLong));
+  EXPECT_EQ(state.kv.cross_projections, 4);
+  expect_as_fresh(at::cat({b, c, a}, 0), "row 0 given b again");
+  // A whole-batch call reuses what the rows hold too.
+  model->SetCrossSource(state, at::cat({a, b, c}, 0));
+  EXPECT_EQ(state.kv.cross_projections, 4);
+  expect_as_fresh(at::cat({a, b, c}, 0), "whole batch");
 }
 
 }  // namespace
