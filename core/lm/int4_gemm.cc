@@ -238,20 +238,54 @@ bool HasVnni() {
 #endif
 }
 
+#ifdef MONOLOGUE_INT4_AVX512
+// A whole group's values with AVX-512: the same IEEE division, round-to-nearest-even and clamp as the scalar
+// loop below, so the same values (Int4Gemm tests compare the two).
+__attribute__((target("avx512f,avx512bw,avx512vl"))) void RoundGroup32(const float* w, float df, int8_t* q) {
+  const __m512 d = _mm512_set1_ps(df), lo = _mm512_set1_ps(-8.f), hi = _mm512_set1_ps(7.f);
+  for (int h = 0; h < 2; ++h) {
+    __m512 v = _mm512_div_ps(_mm512_loadu_ps(w + 16 * h), d);
+    v = _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 16 * h), _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(v)));
+  }
+}
+
+bool HasAvx512Bw() {
+  static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                          __builtin_cpu_supports("avx512vl");
+  return yes;
+}
+#endif
+
 // The f16 scale of one group of w (its value of largest magnitude / -8), and its values q in [-8, 7].
 uint16_t QuantizeGroup(const float* w, int64_t len, int8_t* q) {
-  float extreme = 0;
+  float extreme = 0, magnitude = 0;
   for (int64_t i = 0; i < len; ++i) {
-    if (std::fabs(w[i]) > std::fabs(extreme)) extreme = w[i];
+    const float a = std::fabs(w[i]);
+    if (a > magnitude) {
+      magnitude = a;
+      extreme = w[i];
+    }
   }
   // Beyond f16's range the scale saturates (and the values clamp): no real LM weight is near 5e5.
   const float d = std::clamp(extreme / -8.f, -65504.f, 65504.f);
   const uint16_t bits = HalfBits(d);
   const float df = HalfValue(bits);
-  for (int64_t i = 0; i < len; ++i) {
-    q[i] = df == 0.f ? int8_t{0} : static_cast<int8_t>(std::clamp(std::nearbyint(w[i] / df), -8.f, 7.f));
+  if (df == 0.f) {
+    std::fill(q, q + len, int8_t{0});
+    return HalfBits(0.f);
   }
-  return df == 0.f ? HalfBits(0.f) : bits;
+#ifdef MONOLOGUE_INT4_AVX512
+  if (len == kGroup && HasAvx512Bw()) {
+    RoundGroup32(w, df, q);
+    return bits;
+  }
+#endif
+  for (int64_t i = 0; i < len; ++i) {
+    q[i] = static_cast<int8_t>(std::clamp(std::nearbyint(w[i] / df), -8.f, 7.f));
+  }
+  return bits;
 }
 
 }  // namespace
@@ -289,18 +323,37 @@ void Pack(const int8_t* values, const float* scales, int64_t n, int64_t k, uint8
 }
 
 void Quantize(const float* w, int64_t n, int64_t k, uint8_t* packed, int8_t* values, float* scales) {
-  const int64_t groups = (k + kGroup - 1) / kGroup;
-  std::vector<int8_t> q(static_cast<size_t>(n * k));
-  std::vector<float> s(static_cast<size_t>(n * groups));
-  for (int64_t r = 0; r < n; ++r) {
-    for (int64_t g = 0; g < groups; ++g) {
-      const int64_t start = g * kGroup, len = std::min(kGroup, k - start);
-      s[r * groups + g] = HalfValue(QuantizeGroup(w + r * k + start, len, q.data() + r * k + start));
+  const int64_t chunks = ChunksPerRow(k), groups = (k + kGroup - 1) / kGroup;
+  // Padding rows of the last row group hold the zero weight (nibble 8, scale 0).
+  for (int64_t r = n; r < (n + kRowGroup - 1) / kRowGroup * kRowGroup; ++r) {
+    for (int64_t c = 0; c < chunks; ++c) {
+      uint8_t* cb = packed + ChunkOffset(r, c, chunks);
+      std::memset(cb + (r % kRowGroup) * kNibbleBytes, 0x88, kNibbleBytes);
+      for (int64_t g = 0; g < kGroupsPerChunk; ++g) std::memset(cb + ScaleOffset(r % kRowGroup, g), 0, 2);
     }
   }
-  Pack(q.data(), s.data(), n, k, packed);
-  if (values != nullptr) std::copy(q.begin(), q.end(), values);
-  if (scales != nullptr) std::copy(s.begin(), s.end(), scales);
+  int8_t q[kChunk];
+  for (int64_t r = 0; r < n; ++r) {
+    for (int64_t c = 0; c < chunks; ++c) {
+      uint8_t* cb = packed + ChunkOffset(r, c, chunks);
+      for (int64_t g = 0; g < kGroupsPerChunk; ++g) {
+        const int64_t start = c * kChunk + g * kGroup, len = std::clamp<int64_t>(k - start, 0, kGroup);
+        uint16_t bits = 0;
+        if (len > 0) bits = QuantizeGroup(w + r * k + start, len, q + g * kGroup);
+        for (int64_t i = std::max<int64_t>(len, 0); i < kGroup; ++i) q[g * kGroup + i] = 0;  // padding inputs
+        std::memcpy(cb + ScaleOffset(r % kRowGroup, g), &bits, sizeof(bits));
+        if (len > 0) {
+          if (values != nullptr)
+            std::memcpy(values + r * k + start, q + g * kGroup, static_cast<size_t>(len));
+          if (scales != nullptr) scales[r * groups + start / kGroup] = HalfValue(bits);
+        }
+      }
+      uint8_t* nib = cb + (r % kRowGroup) * kNibbleBytes;
+      for (int64_t j = 0; j < 64; ++j) {
+        nib[j] = static_cast<uint8_t>((q[j] + 8) | ((q[j + 64] + 8) << 4));
+      }
+    }
+  }
 }
 
 void Unpack(const uint8_t* packed, int64_t n, int64_t k, int8_t* values, float* scales) {

@@ -271,7 +271,48 @@ bool HasVnni() {
 #endif
 }
 
+#ifdef MONOLOGUE_INT8_AVX512
+// QuantizeRow's rounding 16 values at a time: the same division, rounding and clamp, so the same values.
+MONOLOGUE_AVX512_TARGET int32_t RoundRow(const float* w, int64_t k, float s, int8_t* q) {
+  const __m512 sv = _mm512_set1_ps(s), lo = _mm512_set1_ps(-127.f), hi = _mm512_set1_ps(127.f);
+  __m512i sum = _mm512_setzero_si512();
+  int64_t i = 0;
+  for (; i + 16 <= k; i += 16) {
+    __m512 v = _mm512_div_ps(_mm512_loadu_ps(w + i), sv);
+    v = _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512i qi = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(v, lo), hi));
+    sum = _mm512_add_epi32(sum, qi);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + i), _mm512_cvtepi32_epi8(qi));
+  }
+  int32_t total = _mm512_reduce_add_epi32(sum);
+  for (; i < k; ++i) {
+    q[i] = static_cast<int8_t>(std::clamp(std::nearbyint(w[i] / s), -127.f, 127.f));
+    total += q[i];
+  }
+  return total;
+}
+#endif
+
 }  // namespace
+
+float QuantizeRow(const float* w, int64_t k, int8_t* q, int32_t* sum) {
+  float m = 0;
+  for (int64_t i = 0; i < k; ++i) m = std::max(m, std::fabs(w[i]));
+  const float s = m > 0 ? m / 127.f : 1.f;
+#ifdef MONOLOGUE_INT8_AVX512
+  if (HasAvx512()) {
+    *sum = RoundRow(w, k, s, q);
+    return s;
+  }
+#endif
+  int32_t total = 0;
+  for (int64_t i = 0; i < k; ++i) {
+    q[i] = static_cast<int8_t>(std::clamp(std::nearbyint(w[i] / s), -127.f, 127.f));
+    total += q[i];
+  }
+  *sum = total;
+  return s;
+}
 
 int64_t PaddedK(int64_t k) { return (k + kChunk - 1) / kChunk * kChunk; }
 

@@ -44,6 +44,11 @@ inline int64_t PackedOffset(int64_t row, int64_t i, int64_t padded_k) {
   return (row / kRowGroup) * kRowGroup * padded_k + (i / kChunk) * (kRowGroup * kChunk) +
          (row % kRowGroup) * kChunk + i % kChunk;
 }
+// One row's symmetric quantisation: scale = max_k |w[k]| / 127 (1 for an all-zero row), q = round(w / scale)
+// in
+// [-127, 127] (IEEE division, round to nearest even); returns the scale and sets *sum = sum_k q[k].
+float QuantizeRow(const float* w, int64_t k, int8_t* q, int32_t* sum);
+
 // w [n, k] row-major -> packed (PackedBytes(n, k) bytes, padding zeroed), and back.
 void PackRows(const int8_t* w, int64_t n, int64_t k, int8_t* packed);
 void UnpackRows(const int8_t* packed, int64_t n, int64_t k, int8_t* w);

@@ -57,7 +57,10 @@ TEST(Int4Gemm, QuantisationRuleAndRoundTrip) {
           const int8_t q = values[r * k + start + i];
           ASSERT_GE(q, -8);
           ASSERT_LE(q, 7);
-          // Within half a step, or one step where +8 clamps to 7.
+          // Exactly round(w / scale) (IEEE division, nearest even), clamped; within half a step, or one step
+          // where +8 clamps to 7.
+          EXPECT_EQ(q, static_cast<int8_t>(std::clamp(std::nearbyint(wg[i] / s), -8.f, 7.f)))
+              << r << "," << start + i;
           const float err = std::fabs(wg[i] - s * q);
           EXPECT_LE(err, (q == 7 ? 1.0f : 0.5f) * std::fabs(s) * 1.0001f) << r << "," << start + i;
         }
@@ -173,6 +176,17 @@ TEST(Int4Gemm, RowResultsDoNotDependOnTheBatch) {
       for (int64_t r = 0; r < n; ++r)
         ASSERT_EQ(one[r], all[b * n + r]) << int4::PathName(path) << " " << b << "," << r;
     }
+  }
+}
+
+// bf16 and f16 weights (the checkpoints' dtypes) quantise to the same bytes as their f32 values.
+TEST(Int4Gemm, NarrowFloatWeightsQuantiseAsTheirF32Values) {
+  at::manual_seed(4);
+  const at::Tensor w = at::randn({21, 300}) * 0.02;
+  for (const auto dtype : {at::kBFloat16, at::kHalf}) {
+    const at::Tensor narrow = w.to(dtype);
+    EXPECT_TRUE(at::equal(QuantizeInt4(narrow).qweight, QuantizeInt4(narrow.to(at::kFloat)).qweight))
+        << dtype;
   }
 }
 

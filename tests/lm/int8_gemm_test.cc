@@ -234,6 +234,16 @@ TEST(Int8Gemm, QuantizeInt8RoundsPerRow) {
   EXPECT_EQ(q.qweight.abs().sum().item<int64_t>(), values.abs().sum().item<int64_t>());
   // At widths that need no padding: one byte per weight plus a scale and a row sum per row.
   EXPECT_EQ(QuantizeInt8(at::randn({16, 128})).nbytes(), 16 * 128 + 16 * 8);
+  // Exactly round(w / scale) (IEEE division, nearest even) on every row, whatever path quantised it, and the
+  // same from bf16 and f16 weights as from their f32 values (they are read row by row, never widened whole).
+  const at::Tensor scale = q.scale.unsqueeze(1);
+  EXPECT_TRUE(at::equal(values, (w / scale).round().clamp(-127, 127).to(at::kChar)));
+  for (const auto dtype : {at::kBFloat16, at::kHalf}) {
+    const at::Tensor narrow = w.to(dtype);
+    const LinearWeight a = QuantizeInt8(narrow), b = QuantizeInt8(narrow.to(at::kFloat));
+    EXPECT_TRUE(at::equal(a.qweight, b.qweight)) << dtype;
+    EXPECT_TRUE(at::equal(a.scale, b.scale)) << dtype;
+  }
 }
 
 // Int8Linear on tensors: any leading shape, bias, threads, the many-rows (dequantised) branch, Rows()
