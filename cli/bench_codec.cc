@@ -63,6 +63,7 @@ int RunBenchCodec(const BenchCodecFlags& f) {
   std::printf("monologue bench codec: %s, device %s, %d threads, %d codebooks, %d frames (+%d warm-up)\n",
               f.mimi.empty() ? "released architecture, random weights" : f.mimi.c_str(), device.str().c_str(),
               f.threads, f.codebooks, f.frames, f.warmup);
+  PrintHugePages();
   std::printf("%6s  %18s  %10s  %18s  %10s\n", "batch", "encode ms/frame", "encode RTF", "decode ms/frame",
               "decode RTF");
   c10::InferenceMode guard;

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "core/model/presets.h"
+#include "core/util/huge_pages.h"
 #include "core/util/status_macros.h"
 
 namespace monologue::cli {
@@ -62,6 +63,17 @@ absl::StatusOr<c10::ScalarType> ParseCheckpointDtypeFlag(const std::string& flag
 void PrintQuantization(const LmModel& lm) {
   const std::string line = DescribeQuantization(lm.quantization());
   if (!line.empty()) std::printf("%s\n", line.c_str());
+}
+
+void PrintHugePages() {
+  if (!HugePagesEnabled()) {
+    std::printf("weights on 4 KB pages (MONOLOGUE_HUGE_PAGES=0)\n");
+    return;
+  }
+  const int64_t bytes = AnonHugePageBytes();
+  if (bytes < 0) return;
+  std::printf("memory on 2 MB pages: %.1f MB%s\n", static_cast<double>(bytes) / (1 << 20),
+              bytes == 0 ? " (transparent huge pages unavailable here: weights stay on 4 KB pages)" : "");
 }
 
 absl::StatusOr<c10::Device> ParseDeviceFlag(const std::string& flag) {

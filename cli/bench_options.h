@@ -33,6 +33,9 @@ inline constexpr const char* kCheckpointDtypeHelp =
 // One line on the int8 quantisation at load time (what, how long, memory before/after); nothing for a
 // float model.
 void PrintQuantization(const LmModel& lm);
+// One line on how much of the process's memory the kernel backs with 2 MB pages (core/util/huge_pages.h),
+// or that placement is off.
+void PrintHugePages();
 // "cpu" | "cuda" | "cuda:N", and CUDA only when a device is present.
 absl::StatusOr<c10::Device> ParseDeviceFlag(const std::string& flag);
 

@@ -278,6 +278,7 @@ int RunOneDtype(const BenchSynthesizeFlags& f, const std::string& dtype_name, Re
       bench_model->source.c_str(), device->str().c_str(), dtype_name.c_str(), f.threads, b.n_q, f.steps,
       f.warmup);
   PrintQuantization(*b.lm);
+  PrintHugePages();
   std::printf("%6s  %10s  %10s  %8s  %26s\n", "batch", "step ms", "max ms", "RTF", "x realtime (all streams)");
   std::fflush(stdout);
   for (int64_t batch : *parsed_batches) {

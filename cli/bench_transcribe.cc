@@ -161,6 +161,7 @@ int RunOneDtype(const BenchTranscribeFlags& f, const std::string& dtype_name) {
       "frame per stream (Mimi encode + LM + extra heads)\n",
       source.c_str(), device.str().c_str(), dtype_name.c_str(), f.threads, f.steps, f.warmup);
   PrintQuantization(**lm_or);
+  PrintHugePages();
   if (f.active > 0) {
     // The same batches with only --active streams: each step as it was (every slot under the exec mask)
     // and compacted, alternately so that both see the same machine load.

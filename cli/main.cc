@@ -1,11 +1,24 @@
 // `monologue`: one binary, one subcommand per job (see cli/command.h).
-#include <cstdio>
-
 #include <CLI/CLI.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
 
 #include "cli/command.h"
+#include "core/util/huge_pages.h"
 
 int main(int argc, char** argv) {
+  // Weights go on 2 MB pages (core/util/huge_pages.h); MONOLOGUE_HUGE_PAGES=0 keeps them on 4 KB pages, to
+  // measure the difference or where huge pages are unwelcome.
+  if (const char* env = std::getenv("MONOLOGUE_HUGE_PAGES"); env != nullptr) {
+    const std::string v(env);
+    if (v == "0" || v == "off" || v == "false" || v == "no") {
+      monologue::SetHugePagesEnabled(false);
+    } else if (!(v.empty() || v == "1" || v == "on" || v == "true" || v == "yes")) {
+      std::fprintf(stderr, "monologue: MONOLOGUE_HUGE_PAGES='%s': expected 0 or 1 (off or on)\n", env);
+      return 2;
+    }
+  }
   CLI::App app{"monologue: Kyutai's Moshi-family speech models (Mimi codec, DSM STT/TTS, Moshi) in C++",
                "monologue"};
   app.set_version_flag("--version", "monologue 0.1.0");

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/kernels/few_row_linear.h"
+#include "core/util/huge_pages.h"
 
 namespace monologue::lm {
 namespace {
@@ -93,7 +94,7 @@ LinearWeight LinearWeight::Rows(int64_t start, int64_t n) const {
       } else {
         const at::Tensor values = Int8Values().narrow(0, start, n).contiguous();
         const at::Tensor scales = Int4Scales().narrow(0, start, n).contiguous();
-        out.qweight = at::empty({int4::PackedBytes(n, q_cols)}, qweight.options());
+        out.qweight = EmptyOnHugePages({int4::PackedBytes(n, q_cols)}, qweight.options());
         int4::Pack(values.data_ptr<int8_t>(), scales.data_ptr<float>(), n, q_cols,
                    out.qweight.data_ptr<uint8_t>());
       }
@@ -110,7 +111,7 @@ LinearWeight LinearWeight::Rows(int64_t start, int64_t n) const {
       out.qweight = qweight.narrow(0, first * group_bytes, groups * group_bytes);
     } else {
       const at::Tensor values = Int8Values().narrow(0, start, n).contiguous();
-      out.qweight = at::empty({int8::PackedBytes(n, q_cols)}, qweight.options());
+      out.qweight = EmptyOnHugePages({int8::PackedBytes(n, q_cols)}, qweight.options());
       int8::PackRows(values.data_ptr<int8_t>(), n, q_cols, out.qweight.data_ptr<int8_t>());
     }
   }
@@ -217,7 +218,8 @@ LinearWeight QuantizeInt8(const at::Tensor& weight) {
   out.row_sum = at::empty({n}, w.options().dtype(at::kInt));
   out.q_rows = n;
   out.q_cols = k;
-  out.qweight = at::zeros({int8::PackedBytes(n, k)}, w.options().dtype(at::kChar));
+  // Zeroed: the padding rows and columns must add nothing.
+  out.qweight = EmptyOnHugePages({int8::PackedBytes(n, k)}, w.options().dtype(at::kChar)).zero_();
   int8_t* packed = out.qweight.data_ptr<int8_t>();
   float* sp = out.scale.data_ptr<float>();
   int32_t* rp = out.row_sum.data_ptr<int32_t>();
@@ -247,7 +249,7 @@ LinearWeight QuantizeInt4(const at::Tensor& weight) {
   out.q_rows = n;
   out.q_cols = k;
   out.int4 = true;
-  out.qweight = at::empty({int4::PackedBytes(n, k)}, w.options().dtype(at::kByte));
+  out.qweight = EmptyOnHugePages({int4::PackedBytes(n, k)}, w.options().dtype(at::kByte));
   uint8_t* qp = out.qweight.data_ptr<uint8_t>();
   // Row groups are contiguous in the packed form, so each task quantises its own groups in place.
   const int64_t group_bytes = int4::PackedBytes(int4::kRowGroup, k);

@@ -102,10 +102,12 @@ class LmModel {
   static absl::StatusOr<std::shared_ptr<const LmModel>> LoadFile(const LmConfig& config,
                                                                  const std::string& path,
                                                                  const LmLoadOptions& options = {});
-  // From tensors already in memory (released names and shapes; e.g. random weights for benchmarks).
-  static absl::StatusOr<std::shared_ptr<const LmModel>> FromTensors(
-      const LmConfig& config, const std::map<std::string, at::Tensor>& tensors,
-      const LmLoadOptions& options = {});
+  // From tensors already in memory (released names and shapes; e.g. random weights for benchmarks). Each
+  // Linear weight is let go of as soon as its copy on 2 MB pages (or its quantised form) is made, so a map
+  // moved in (a temporary) is never held twice over: a 7B model's 15 GB of bf16 would not fit twice in 24 GB.
+  static absl::StatusOr<std::shared_ptr<const LmModel>> FromTensors(const LmConfig& config,
+                                                                    std::map<std::string, at::Tensor> tensors,
+                                                                    const LmLoadOptions& options = {});
 
   const LmConfig& config() const { return config_; }
   // The activation / float weight dtype (f32 for an int8 model).

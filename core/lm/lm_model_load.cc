@@ -14,6 +14,7 @@
 #include "core/io/checkpoint_view.h"
 #include "core/kernels/few_row_linear.h"
 #include "core/lm/lm_model.h"
+#include "core/util/huge_pages.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
 
@@ -44,7 +45,7 @@ absl::StatusOr<lm::PositionalEmbedding> ParsePositional(const std::string& name,
 class LmModelLoader {
  public:
   LmModelLoader(const std::vector<std::shared_ptr<const SafeTensorsFile>>& files,
-                const LmLoadOptions& options, const std::map<std::string, at::Tensor>* memory = nullptr)
+                const LmLoadOptions& options, std::map<std::string, at::Tensor>* memory = nullptr)
       : options_(options), memory_(memory) {
     // int8 / int4: the quantised Linears come from f32 weights, and everything else stays f32.
     quant_bits_ = options_.dtype == at::kChar ? 8 : options_.dtype == c10::ScalarType::Int4 ? 4 : 0;
@@ -81,6 +82,10 @@ class LmModelLoader {
     if (memory_ != nullptr) {
       auto it = memory_->find(name);
       if (it != memory_->end()) {
+        if (!it->second.defined()) {
+          return absl::InternalError(
+              absl::StrCat("in-memory tensor '", name, "' read again after the loader let go of it"));
+        }
         if (it->second.sizes().vec() != shape) {
           return absl::InvalidArgumentError(absl::StrCat("in-memory tensor '", name, "' has shape ",
                                                          ShapeStr(it->second.sizes()),
@@ -165,11 +170,14 @@ class LmModelLoader {
     ASSIGN_OR_RETURN(at::Tensor w, GetLinear(key, module, shape, mult, /*keep_bf16=*/true));
     lm::LinearWeight out;
     if (quant_bits_ == 0) {
-      out.weight = w;
+      // Copied out of the checkpoint's mapping (4 KB file pages) onto 2 MB pages: a CPU step streams it.
+      ASSIGN_OR_RETURN(out.weight, GuardTorch(absl::StrCat("placing '", key, "' in memory"),
+                                              [&] { return PlaceOnHugePages(w); }));
       if (w.scalar_type() == at::kBFloat16 && options_.dtype == at::kFloat) {
         stats_.bf16_linears += 1;
         stats_.bf16_bytes += w.numel() * 2;
       }
+      ReleaseInMemory(key);
       return out;
     }
     const auto start = std::chrono::steady_clock::now();
@@ -188,7 +196,16 @@ class LmModelLoader {
       out = lm::LinearWeight();
       out.weight = deq;
     }
+    ReleaseInMemory(key);
     return out;
+  }
+
+  // Lets go of an in-memory Linear weight once its placed or quantised form exists (FromTensors): with the
+  // map moved in, its storage is freed now instead of at the end of the load. The name stays, as used.
+  void ReleaseInMemory(const std::string& key) {
+    if (memory_ == nullptr) return;
+    auto it = memory_->find(key);
+    if (it != memory_->end()) it->second = at::Tensor();
   }
 
   absl::Status CheckAllUsed() const {
@@ -326,7 +343,7 @@ class LmModelLoader {
  private:
   std::vector<std::shared_ptr<const CheckpointView>> files_;
   LmLoadOptions options_;
-  const std::map<std::string, at::Tensor>* memory_ = nullptr;
+  std::map<std::string, at::Tensor>* memory_ = nullptr;  // entries let go of once loaded (ReleaseInMemory)
   std::shared_ptr<const CheckpointView> lora_;
   std::set<std::string> used_;
   std::set<std::string> lora_used_;
@@ -514,8 +531,9 @@ absl::StatusOr<std::shared_ptr<const LmModel>> LmModel::Load(
   return loader.Build(config);
 }
 
-absl::StatusOr<std::shared_ptr<const LmModel>> LmModel::FromTensors(
-    const LmConfig& config, const std::map<std::string, at::Tensor>& tensors, const LmLoadOptions& options) {
+absl::StatusOr<std::shared_ptr<const LmModel>> LmModel::FromTensors(const LmConfig& config,
+                                                                    std::map<std::string, at::Tensor> tensors,
+                                                                    const LmLoadOptions& options) {
   LmModelLoader loader({}, options, &tensors);
   return loader.Build(config);
 }

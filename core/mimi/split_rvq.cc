@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/kernels/few_row_linear.h"
+#include "core/util/huge_pages.h"
 #include "core/util/status_macros.h"
 
 namespace monologue::mimi {
@@ -50,8 +51,8 @@ absl::StatusOr<SplitRvq> SplitRvq::Load(const WeightReader& w, const MimiQuantiz
     // torch.cdist's GEMM operand for the codebook side: (E | 1 | ||E||^2).
     at::Tensor e3 = e.unsqueeze(0);
     at::Tensor norm = e3.pow(2).sum(-1, true);
-    q.codebooks_aug_.push_back(at::cat({e3, at::ones_like(norm), norm}, -1));
-    q.codebooks_.push_back(std::move(e));
+    q.codebooks_aug_.push_back(PlaceOnHugePages(at::cat({e3, at::ones_like(norm), norm}, -1)));
+    q.codebooks_.push_back(PlaceOnHugePages(e));
   }
   q.BuildPrepass();
   return q;
@@ -80,7 +81,7 @@ void SplitRvq::BuildPrepass() {
     const at::Tensor p = 2 * centroid_error + 4 * g * length;
     const at::Tensor q = norm_error + 2 * g * norm.abs();
     prepass_bounds_.push_back((at::stack({p, q}, 1) * (1 + 1e-6) + 1e-30).to(at::kFloat).contiguous());
-    prepass_aug_.push_back(rounded);
+    prepass_aug_.push_back(PlaceOnHugePages(rounded));
   }
 }
 

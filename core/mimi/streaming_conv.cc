@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "core/kernels/few_row_linear.h"
+#include "core/util/huge_pages.h"
 
 namespace monologue::mimi {
 namespace {
@@ -24,10 +25,10 @@ StreamingConv1d::StreamingConv1d(at::Tensor weight, at::Tensor bias, int64_t str
   if (gemm && groups_ == 1) {
     if (stride_ == 1 && weight_.size(2) > 1 && weight_.size(1) >= kMinTapChannels) {
       // One [C_out, C_in] matrix per tap (TapGemms); the im2col layout below is then never used.
-      for (int64_t j = 0; j < weight_.size(2); ++j) taps_.push_back(weight_.select(2, j).contiguous());
+      for (int64_t j = 0; j < weight_.size(2); ++j) taps_.push_back(PlaceOnHugePages(weight_.select(2, j)));
     } else {
       // [C_in * k, C_out]: row ci * k + j holds tap j of input channel ci, matching the unfolded columns.
-      gemm_weight_ = weight_.reshape({weight_.size(0), -1}).t().contiguous();
+      gemm_weight_ = PlaceOnHugePages(weight_.reshape({weight_.size(0), -1}).t());
     }
   }
 }

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "core/kernels/few_row_linear.h"
+#include "core/util/huge_pages.h"
 
 namespace monologue::mimi {
 
@@ -14,7 +15,7 @@ StreamingConvTranspose1d::StreamingConvTranspose1d(at::Tensor weight, at::Tensor
   if (groups_ == 1 && weight_.size(2) == 2 * stride_) {
     // [C_out * k, C_in]: one GEMM gives every (output channel, tap) contribution of every input step; rows
     // are output columns, the layout kernels::FewRowLinear streams.
-    gemm_weight_ = weight_.reshape({weight_.size(0), -1}).t().contiguous();
+    gemm_weight_ = PlaceOnHugePages(weight_.reshape({weight_.size(0), -1}).t());
   }
 }
 

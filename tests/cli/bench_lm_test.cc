@@ -1,5 +1,6 @@
 // `monologue bench lm` times each dtype of a comma-separated --dtype list in turn, in one process, and
-// rejects an unknown dtype with a message naming the flag.
+// rejects an unknown dtype with a message naming the flag; it reports the memory on 2 MB pages, which
+// MONOLOGUE_HUGE_PAGES=0 switches off (any other value than 0/1 and their spellings is refused).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -33,6 +34,23 @@ TEST(BenchLmCliTest, AnUnknownDtypeInTheListIsAnError) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("--dtype must be f32, bf16, f16, int8 or int4"));
   EXPECT_THAT(r.out, ::testing::Not(HasSubstr("batch")));  // nothing timed before the flag was checked
+}
+
+TEST(BenchLmCliTest, HugePagesAreReportedAndCanBeSwitchedOff) {
+  const std::string bench = " bench lm --preset tiny-moshi --dtype int8 --batch 1 --steps 1 --warmup 0";
+  const test_process::RunResult on = test_process::RunMonologue(bench);
+  ASSERT_EQ(on.exit_code, 0) << on.err;
+  EXPECT_THAT(on.out, HasSubstr("memory on 2 MB pages: "));
+  const test_process::RunResult off =
+      test_process::RunShell("MONOLOGUE_HUGE_PAGES=0 " + test_process::MonologueBinary() + bench);
+  ASSERT_EQ(off.exit_code, 0) << off.err;
+  EXPECT_THAT(off.out, HasSubstr("weights on 4 KB pages (MONOLOGUE_HUGE_PAGES=0)"));
+  EXPECT_THAT(off.out, HasSubstr("\n     1 "));  // and still timed
+  const test_process::RunResult bad =
+      test_process::RunShell("MONOLOGUE_HUGE_PAGES=maybe " + test_process::MonologueBinary() + bench);
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_THAT(bad.err, HasSubstr("MONOLOGUE_HUGE_PAGES='maybe': expected 0 or 1"));
+  EXPECT_THAT(bad.out, ::testing::Not(HasSubstr("batch")));
 }
 
 }  // namespace
