@@ -19,34 +19,50 @@ constexpr int64_t kMaxKeys = 1024;
 
 MONOLOGUE_AVX512_WARNINGS_OFF
 
+// 16 keys or values as f32: loaded, or bf16 widened (exactly: bf16 is the high half of an f32).
+MONOLOGUE_AVX512_TARGET inline __m512 Load16(const float* p) { return _mm512_loadu_ps(p); }
+MONOLOGUE_AVX512_TARGET inline __m512 Load16(const uint16_t* p) {
+  return _mm512_castsi512_ps(
+      _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
+}
+MONOLOGUE_AVX512_TARGET inline __m512 MaskedLoad16(__mmask16 m, const float* p) {
+  return _mm512_maskz_loadu_ps(m, p);
+}
+MONOLOGUE_AVX512_TARGET inline __m512 MaskedLoad16(__mmask16 m, const uint16_t* p) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
+}
+
 // q·k over D: 16 lanes at a time, the last partial group masked.
-MONOLOGUE_AVX512_TARGET inline float Dot(const float* a, const float* b, int64_t d) {
+template <typename T>
+MONOLOGUE_AVX512_TARGET inline float Dot(const float* a, const T* b, int64_t d) {
   __m512 acc = _mm512_setzero_ps();
   int64_t i = 0;
-  for (; i + 16 <= d; i += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc);
+  for (; i + 16 <= d; i += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), Load16(b + i), acc);
   if (i < d) {
     const __mmask16 m = static_cast<__mmask16>((1u << (d - i)) - 1);
-    acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), acc);
+    acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), MaskedLoad16(m, b + i), acc);
   }
   return _mm512_reduce_add_ps(acc);
 }
 
 // out += p * v over D.
-MONOLOGUE_AVX512_TARGET inline void Axpy(float p, const float* v, float* out, int64_t d) {
+template <typename T>
+MONOLOGUE_AVX512_TARGET inline void Axpy(float p, const T* v, float* out, int64_t d) {
   const __m512 pv = _mm512_set1_ps(p);
   int64_t i = 0;
   for (; i + 16 <= d; i += 16) {
-    _mm512_storeu_ps(out + i, _mm512_fmadd_ps(pv, _mm512_loadu_ps(v + i), _mm512_loadu_ps(out + i)));
+    _mm512_storeu_ps(out + i, _mm512_fmadd_ps(pv, Load16(v + i), _mm512_loadu_ps(out + i)));
   }
   if (i < d) {
     const __mmask16 m = static_cast<__mmask16>((1u << (d - i)) - 1);
-    _mm512_mask_storeu_ps(
-        out + i, m, _mm512_fmadd_ps(pv, _mm512_maskz_loadu_ps(m, v + i), _mm512_maskz_loadu_ps(m, out + i)));
+    _mm512_mask_storeu_ps(out + i, m,
+                          _mm512_fmadd_ps(pv, MaskedLoad16(m, v + i), _mm512_maskz_loadu_ps(m, out + i)));
   }
 }
 
 // One (batch row, head, query): softmax(q·K / sqrt(D)) · V over the visible keys.
-MONOLOGUE_AVX512_TARGET void OneQuery(const float* q, const float* k, int64_t k_stride, const float* v,
+template <typename T>
+MONOLOGUE_AVX512_TARGET void OneQuery(const float* q, const T* k, int64_t k_stride, const T* v,
                                       int64_t v_stride, const bool* visible, int64_t keys, int64_t d,
                                       float scale, float* scores, float* out) {
   float max_score = -INFINITY;
@@ -69,15 +85,17 @@ MONOLOGUE_AVX512_TARGET void OneQuery(const float* q, const float* k, int64_t k_
 }
 MONOLOGUE_AVX512_WARNINGS_ON
 
+template <typename T>
 struct Strided {
-  const float* data;
+  const T* data;
   int64_t stride_b, stride_h, stride_l;
 };
 
 // Every (batch row, head, query) of q [B, H, Lq, D] into out (same layout); mask rows [Lq, L] per batch row
 // `mask_batch_stride` apart (0: one mask for all rows), or none.
-void Attend(const float* q, int64_t b, int64_t h, int64_t lq, int64_t d, Strided k, Strided v, int64_t l,
-            const bool* mask, int64_t mask_batch_stride, float* out) {
+template <typename T>
+void Attend(const float* q, int64_t b, int64_t h, int64_t lq, int64_t d, Strided<T> k, Strided<T> v,
+            int64_t l, const bool* mask, int64_t mask_batch_stride, float* out) {
   const float scale = 1.f / std::sqrt(static_cast<float>(d));
   // (batch row, head) pairs; small problems stay on the calling thread (a parallel region costs more).
   const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, lq * l * d));
@@ -85,8 +103,8 @@ void Attend(const float* q, int64_t b, int64_t h, int64_t lq, int64_t d, Strided
     std::vector<float> scores(static_cast<size_t>(l));
     for (int64_t bh = begin; bh < end; ++bh) {
       const int64_t bi = bh / h, hi = bh % h;
-      const float* kb = k.data + bi * k.stride_b + hi * k.stride_h;
-      const float* vb = v.data + bi * v.stride_b + hi * v.stride_h;
+      const T* kb = k.data + bi * k.stride_b + hi * k.stride_h;
+      const T* vb = v.data + bi * v.stride_b + hi * v.stride_h;
       for (int64_t i = 0; i < lq; ++i) {
         const bool* visible = mask != nullptr ? mask + bi * mask_batch_stride + i * l : nullptr;
         OneQuery(q + (bh * lq + i) * d, kb, k.stride_l, vb, v.stride_l, visible, l, d, scale, scores.data(),
@@ -103,9 +121,11 @@ bool ServesSmallAttention(const at::Tensor& q, const at::Tensor& k, const at::Te
                           const std::optional<at::Tensor>& mask) {
   if (!CpuHasAvx512()) return false;
   for (const at::Tensor* t : {&q, &k, &v}) {
-    if (!t->device().is_cpu() || t->scalar_type() != at::kFloat || t->dim() != 4 || t->stride(3) != 1)
-      return false;
+    if (!t->device().is_cpu() || t->dim() != 4 || t->stride(3) != 1) return false;
   }
+  if (q.scalar_type() != at::kFloat || v.scalar_type() != k.scalar_type() ||
+      (k.scalar_type() != at::kFloat && k.scalar_type() != at::kBFloat16))
+    return false;
   const int64_t b = q.size(0), h = q.size(1), lq = q.size(2), d = q.size(3), l = k.size(2);
   if (lq > kMaxQueries || l > kMaxKeys || l == 0 || d == 0) return false;
   if (k.size(0) != b || k.size(1) != h || k.size(3) != d || v.sizes() != k.sizes()) return false;
@@ -130,9 +150,18 @@ at::Tensor SmallAttention(const at::Tensor& q, const at::Tensor& k, const at::Te
 #ifdef MONOLOGUE_KERNELS_AVX512
   const bool* mp = m.defined() ? m.data_ptr<bool>() : nullptr;
   const int64_t m_batch_stride = m.defined() && m.size(0) == b ? lq * l : 0;
-  Attend(qc.data_ptr<float>(), b, h, lq, d, {k.data_ptr<float>(), k.stride(0), k.stride(1), k.stride(2)},
-         {v.data_ptr<float>(), v.stride(0), v.stride(1), v.stride(2)}, l, mp, m_batch_stride,
-         out.data_ptr<float>());
+  if (k.scalar_type() == at::kBFloat16) {
+    const auto* kp = reinterpret_cast<const uint16_t*>(k.data_ptr());
+    const auto* vp = reinterpret_cast<const uint16_t*>(v.data_ptr());
+    Attend<uint16_t>(qc.data_ptr<float>(), b, h, lq, d, {kp, k.stride(0), k.stride(1), k.stride(2)},
+                     {vp, v.stride(0), v.stride(1), v.stride(2)}, l, mp, m_batch_stride,
+                     out.data_ptr<float>());
+  } else {
+    Attend<float>(qc.data_ptr<float>(), b, h, lq, d,
+                  {k.data_ptr<float>(), k.stride(0), k.stride(1), k.stride(2)},
+                  {v.data_ptr<float>(), v.stride(0), v.stride(1), v.stride(2)}, l, mp, m_batch_stride,
+                  out.data_ptr<float>());
+  }
 #endif
   return out;
 }
@@ -147,14 +176,19 @@ void SmallAttentionRows(const float* q, int64_t batch, int64_t heads, int64_t d,
   TORCH_CHECK(ServesSmallAttentionRows(keys, d), "SmallAttentionRows: ", keys, " keys of width ", d,
               " are not served here");
 #ifdef MONOLOGUE_KERNELS_AVX512
-  Attend(q, batch, heads, 1, d, {k, stride_b, stride_h, stride_l}, {v, stride_b, stride_h, stride_l}, keys,
-         nullptr, 0, out);
+  Attend<float>(q, batch, heads, 1, d, {k, stride_b, stride_h, stride_l}, {v, stride_b, stride_h, stride_l},
+                keys, nullptr, 0, out);
 #endif
 }
 
 at::Tensor Attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                      const std::optional<at::Tensor>& mask) {
   if (ServesSmallAttention(q, k, v, mask)) return SmallAttention(q, k, v, mask);
+  if (k.scalar_type() != q.scalar_type()) {
+    // Keys and values stored narrower than the queries (bf16 cross-attention memory of a quantised model):
+    // ATen wants one dtype.
+    return at::scaled_dot_product_attention(q, k.to(q.scalar_type()), v.to(q.scalar_type()), mask);
+  }
   return at::scaled_dot_product_attention(q, k, v, mask);
 }
 

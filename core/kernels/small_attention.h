@@ -12,9 +12,10 @@
 
 namespace monologue::kernels {
 
-// Whether SmallAttention serves these operands: f32 CPU, q [B, H, Lq, D] with Lq <= 4,
-// k and v [B, H, L, D] with L <= 1024 and unit stride over D, an optional bool mask broadcastable as
-// [B, 1, Lq, L] (true = visible; size 1 or B in dim 0, size 1 in dim 1), on an AVX-512 CPU.
+// Whether SmallAttention serves these operands: CPU, q [B, H, Lq, D] f32 with Lq <= 4, k and v [B, H, L, D]
+// both f32 or both bf16 (widened exactly as they are read) with L <= 1024 and unit stride over D, an optional
+// bool mask broadcastable as [B, 1, Lq, L] (true = visible; size 1 or B in dim 0, size 1 in dim 1), on an
+// AVX-512 CPU.
 bool ServesSmallAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                           const std::optional<at::Tensor>& mask);
 
@@ -31,7 +32,8 @@ void SmallAttentionRows(const float* q, int64_t batch, int64_t heads, int64_t d,
                         const float* v, int64_t stride_b, int64_t stride_h, int64_t stride_l, int64_t keys,
                         float* out);
 
-// at::scaled_dot_product_attention(q, k, v, mask), through SmallAttention when it serves the operands.
+// at::scaled_dot_product_attention(q, k, v, mask), through SmallAttention when it serves the operands; k and
+// v may be narrower than q (widened to q's dtype for ATen).
 at::Tensor Attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                      const std::optional<at::Tensor>& mask);
 

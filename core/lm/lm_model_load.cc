@@ -419,6 +419,11 @@ class LmModelLoader {
     ASSIGN_OR_RETURN(m.transformer_.spec.positional,
                      ParsePositional(c.positional_embedding, "positional_embedding"));
     m.transformer_.spec.max_period = c.max_period;
+    if (options_.cross_memory_dtype.has_value()) {
+      m.transformer_.spec.cross_memory_dtype = options_.cross_memory_dtype;
+    } else if (quant_bits_ != 0 && options_.device.is_cpu()) {
+      m.transformer_.spec.cross_memory_dtype = at::kBFloat16;
+    }
     m.transformer_.spec.positional_scale = c.positional_scale;
     RETURN_IF_ERROR(GetLayers("transformer", c.num_layers, d, 1, c.norm, c.gating,
                               c.gating == "none" ? c.dim_feedforward() : c.ffn_hidden(),

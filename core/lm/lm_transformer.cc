@@ -203,6 +203,7 @@ void Transformer::SetCrossSource(KvState& state, const at::Tensor& src, const at
       }
       at::Tensor kv =
           layer.cross_kv.Forward(src.narrow(0, b, 1)).view({1, len, 2, heads, dh}).permute({2, 0, 3, 1, 4});
+      if (spec.cross_memory_dtype.has_value()) kv = kv.to(*spec.cross_memory_dtype);
       projected[id] = {kv.select(0, 0), kv.select(0, 1)};
     }
     if (!rows.defined() || !state.cross_keys[l].defined()) {

@@ -72,6 +72,42 @@ TEST_F(SmallAttentionTest, ARowDoesNotDependOnTheBatch) {
   EXPECT_TRUE(at::equal(all.narrow(0, 2, 1), one));
 }
 
+// bf16 keys and values (a quantised model's cross-attention memory) are widened exactly as they are read:
+// the result is bitwise the f32 kernel's on the widened operands, through masks, ring views and expanded
+// rows; mixed or other dtypes are not served, and what is not served (too many keys) goes to ATen widened.
+TEST_P(SmallAttentionTest, Bf16KeysAndValuesAreTheF32ResultOfTheirWidenedValues) {
+  const Shape s = GetParam();
+  at::manual_seed(12);
+  const at::Tensor q = at::randn({s.b, s.h, s.lq, s.d});
+  const at::Tensor ring_k = at::randn({s.b, s.h, s.l + 3, s.d}).to(at::kBFloat16);
+  const at::Tensor ring_v = at::randn({s.b, s.h, s.l + 3, s.d}).to(at::kBFloat16);
+  const at::Tensor k = ring_k.narrow(2, 0, s.l), v = ring_v.narrow(2, 0, s.l);
+  at::Tensor mask = at::rand({s.b, 1, s.lq, s.l}) > 0.3;
+  mask.select(3, 0).fill_(true);
+  for (const std::optional<at::Tensor>& m : {std::optional<at::Tensor>(), std::optional<at::Tensor>(mask)}) {
+    ASSERT_TRUE(ServesSmallAttention(q, k, v, m));
+    const at::Tensor got = Attention(q, k, v, m);
+    EXPECT_EQ(got.scalar_type(), at::kFloat);
+    EXPECT_TRUE(at::equal(got, SmallAttention(q, k.to(at::kFloat), v.to(at::kFloat), m)));
+  }
+  const at::Tensor ke = k.narrow(0, 0, 1).expand({s.b, -1, -1, -1}),
+                   ve = v.narrow(0, 0, 1).expand({s.b, -1, -1, -1});
+  EXPECT_TRUE(at::equal(SmallAttention(q, ke, ve, std::nullopt),
+                        SmallAttention(q, ke.to(at::kFloat), ve.to(at::kFloat), std::nullopt)));
+  EXPECT_FALSE(ServesSmallAttention(q, k, v.to(at::kFloat), std::nullopt)) << "keys and values differ";
+  EXPECT_FALSE(ServesSmallAttention(q, k.to(at::kHalf), v.to(at::kHalf), std::nullopt));
+}
+
+TEST(SmallAttentionServesTest, NarrowKeysBeyondTheKernelGoToAtenWidened) {
+  at::manual_seed(13);
+  const at::Tensor q = at::randn({1, 2, 1, 16});
+  const at::Tensor k = at::randn({1, 2, 1100, 16}).to(at::kBFloat16),
+                   v = at::randn({1, 2, 1100, 16}).to(at::kBFloat16);
+  ASSERT_FALSE(ServesSmallAttention(q, k, v, std::nullopt));
+  EXPECT_TRUE(at::equal(Attention(q, k, v, std::nullopt),
+                        at::scaled_dot_product_attention(q, k.to(at::kFloat), v.to(at::kFloat))));
+}
+
 TEST(SmallAttentionServesTest, LeavesOtherShapesToAten) {
   const at::Tensor q = at::zeros({1, 2, 1, 16}), k = at::zeros({1, 2, 8, 16});
   EXPECT_FALSE(ServesSmallAttention(at::zeros({1, 2, 5, 16}), k, k, std::nullopt));  // 5 queries
