@@ -13,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "core/io/checkpoint_view.h"
 #include "core/kernels/few_row_linear.h"
+#include "core/kernels/small_attention.h"
 #include "core/lm/lm_model.h"
 #include "core/util/huge_pages.h"
 #include "core/util/status_macros.h"
@@ -421,7 +422,9 @@ class LmModelLoader {
     m.transformer_.spec.max_period = c.max_period;
     if (options_.cross_memory_dtype.has_value()) {
       m.transformer_.spec.cross_memory_dtype = options_.cross_memory_dtype;
-    } else if (quant_bits_ != 0 && options_.device.is_cpu()) {
+    } else if (quant_bits_ != 0 && options_.device.is_cpu() &&
+               kernels::ServesSmallAttentionRows(1, d / c.num_heads)) {
+      // Only where the attention kernel reads bf16 (AVX-512): ATen would widen all of it at every step.
       m.transformer_.spec.cross_memory_dtype = at::kBFloat16;
     }
     m.transformer_.spec.positional_scale = c.positional_scale;
