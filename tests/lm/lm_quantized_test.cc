@@ -206,10 +206,7 @@ void ExpectSttGreedyTokensAgreeWithReference(const Quantisation& quant) {
   ASSERT_NE(model, nullptr);
   auto golden = OpenGolden("stt", "greedy");
   ASSERT_NE(golden, nullptr);
-  LmGenOptions o;
-  o.text = {false, 0.0, 0};
-  o.audio = {false, 0.0, 0};
-  auto gen = LmGen::Create(model, 2, o);
+  auto gen = LmGen::Create(model, 2, testing_lm::Greedy());
   ASSERT_TRUE(gen.ok()) << gen.status();
   at::Tensor inputs = Golden(*golden, "inputs");
   at::Tensor tokens = Golden(*golden, "tokens");
