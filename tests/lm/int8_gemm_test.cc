@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <random>
@@ -179,6 +180,52 @@ TEST(Int8Gemm, RowSubRangesTouchOnlyTheirRows) {
 }
 
 // A batch row's output is bit-identical whatever the batch around it (slots are independent).
+// The VNNI path's result is defined exactly: each input row rounded to 16-bit fixed point (q = round(x / s),
+// s = max |x| / 32767 in f32, ties to even), the integer sum of q * w, then (sum * s) * scale in double,
+// rounded to f32, plus the bias. Checked bit for bit, so a lane of one row's sum landing in another's, or a
+// lost chunk, fails even where it would hide inside CheckPath's tolerance.
+TEST(Int8Gemm, VnniPathIsExactInItsFixedPoint) {
+  if (int8::BestPath() != int8::KernelPath::kVnni) GTEST_SKIP() << "this CPU has no AVX-512 VNNI";
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<int> wdist(-127, 127);
+  std::normal_distribution<float> xdist(0, 1);
+  std::uniform_real_distribution<float> sdist(0.001f, 0.05f);
+  // n: a row group, a group and a tail, many groups; k: one chunk, tails, the depformer's width.
+  for (auto [n, k, batch] :
+       std::vector<std::array<int64_t, 3>>{{8, 64, 1}, {13, 100, 2}, {40, 1024, 1}, {23, 2049, 3}}) {
+    std::vector<int8_t> w(n * k);
+    std::vector<float> x(batch * k), scale(n), bias(n);
+    for (auto& v : w) v = static_cast<int8_t>(wdist(rng));
+    for (auto& v : x) v = xdist(rng);
+    for (auto& v : scale) v = sdist(rng);
+    for (auto& v : bias) v = xdist(rng);
+    std::vector<int32_t> row_sums(n, 0);
+    for (int64_t r = 0; r < n; ++r) {
+      for (int64_t i = 0; i < k; ++i) row_sums[r] += w[r * k + i];
+    }
+    std::vector<float> y(batch * n);
+    const std::vector<int8_t> packed = Packed(w, n, k);
+    int8::GemmRows(int8::KernelPath::kVnni, x.data(), k, batch, k, packed.data(), scale.data(),
+                   row_sums.data(), bias.data(), y.data(), n, 0, n);
+    for (int64_t b = 0; b < batch; ++b) {
+      float m = 0;
+      for (int64_t i = 0; i < k; ++i) m = std::max(m, std::fabs(x[b * k + i]));
+      const float step = m / 32767.f;
+      for (int64_t r = 0; r < n; ++r) {
+        int64_t sum = 0;
+        for (int64_t i = 0; i < k; ++i) {
+          const float q = std::clamp(std::nearbyint(x[b * k + i] / step), -32767.f, 32767.f);
+          sum += static_cast<int64_t>(q) * w[r * k + i];
+        }
+        const float want = static_cast<float>(static_cast<double>(sum) * static_cast<double>(step) *
+                                              static_cast<double>(scale[r])) +
+                           bias[r];
+        ASSERT_EQ(y[b * n + r], want) << "n=" << n << " k=" << k << " b=" << b << " row=" << r;
+      }
+    }
+  }
+}
+
 TEST(Int8Gemm, OutputOfARowDoesNotDependOnTheBatch) {
   std::mt19937 rng(4);
   const int64_t n = 29, k = 83, batch = 13;
