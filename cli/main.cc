@@ -5,6 +5,7 @@
 #include <string>
 
 #include "cli/command.h"
+#include "core/lm/int8_gemm.h"
 #include "core/util/huge_pages.h"
 
 int main(int argc, char** argv) {
@@ -18,6 +19,18 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "monologue: MONOLOGUE_HUGE_PAGES='%s': expected 0 or 1 (off or on)\n", env);
       return 2;
     }
+  }
+  // MONOLOGUE_INT8_KERNEL=avx2 (or scalar, avx512, avx512-vnni) caps the int8 kernel's instruction set: what
+  // a CPU without AVX-512 runs, measured on one that has it.
+  if (const char* env = std::getenv("MONOLOGUE_INT8_KERNEL"); env != nullptr) {
+    monologue::lm::int8::KernelPath path;
+    if (!monologue::lm::int8::ParsePathName(env, &path)) {
+      std::fprintf(stderr,
+                   "monologue: MONOLOGUE_INT8_KERNEL='%s': expected scalar, avx2, avx512 or avx512-vnni\n",
+                   env);
+      return 2;
+    }
+    monologue::lm::int8::SetPathLimit(path);
   }
   CLI::App app{"monologue: Kyutai's Moshi-family speech models (Mimi codec, DSM STT/TTS, Moshi) in C++",
                "monologue"};

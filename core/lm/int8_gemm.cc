@@ -1,6 +1,7 @@
 #include "core/lm/int8_gemm.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -124,6 +125,92 @@ void Avx512(const float* x, int64_t ldx, int64_t batch, int64_t k, const int8_t*
     }
   }
 }
+#define MONOLOGUE_AVX2_TARGET __attribute__((target("avx2,fma")))
+
+// 8 int8 weights -> 8 f32 lanes.
+MONOLOGUE_AVX2_TARGET inline __m256 LoadWeights8(const int8_t* p) {
+  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+}
+
+// The 8 lanes' sum, always in the same order.
+MONOLOGUE_AVX2_TARGET inline float Sum8(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// Avx512Block's arithmetic 8 lanes wide, for CPUs with AVX2 and FMA but no AVX-512: RB output rows x BB input
+// rows, RB * BB accumulators (at most 8 of the 16 registers), each converted weight vector used BB times.
+template <int RB, int BB>
+MONOLOGUE_AVX2_TARGET void Avx2Block(const float* x, int64_t ldx, int64_t k, const int8_t* w,
+                                     const float* scale, const float* bias, float* y, int64_t ldy, int64_t n,
+                                     int64_t n_lo, int64_t n_hi) {
+  __m256 acc[RB][BB];
+  for (int r = 0; r < RB; ++r)
+    for (int b = 0; b < BB; ++b) acc[r][b] = _mm256_setzero_ps();
+  const int64_t kp = PaddedK(k);
+  const int8_t* base = w + PackedOffset(n, 0, kp);
+  alignas(32) static const int32_t kLanes[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+  const __m256i lanes = _mm256_load_si256(reinterpret_cast<const __m256i*>(kLanes));
+  for (int64_t i = 0; i < k; i += 8) {
+    // Past k the packed weights are zero; the input is masked to zero too (its memory ends at k).
+    const __m256i m =
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::min<int64_t>(8, k - i))), lanes);
+    const int8_t* chunk = base + (i / kChunk) * (kRowGroup * kChunk) + i % kChunk;
+    if (i % kChunk == 0) {
+      for (int r = 0; r < RB; ++r) {
+        _mm_prefetch(reinterpret_cast<const char*>(chunk + r * kChunk + kPrefetchBytes), _MM_HINT_T0);
+      }
+    }
+    __m256 xv[BB];
+    for (int b = 0; b < BB; ++b) xv[b] = _mm256_maskload_ps(x + b * ldx + i, m);
+    for (int r = 0; r < RB; ++r) {
+      const __m256 wv = LoadWeights8(chunk + r * kChunk);
+      for (int b = 0; b < BB; ++b) acc[r][b] = _mm256_fmadd_ps(wv, xv[b], acc[r][b]);
+    }
+  }
+  for (int r = 0; r < RB; ++r) {
+    if (n + r < n_lo || n + r >= n_hi) continue;
+    const float s = scale[n + r], add = bias != nullptr ? bias[n + r] : 0.f;
+    for (int b = 0; b < BB; ++b) y[b * ldy + n + r] = Sum8(acc[r][b]) * s + add;
+  }
+}
+
+template <int RB, int BB>
+MONOLOGUE_AVX2_TARGET void Avx2Rows(const float* x, int64_t ldx, int64_t k, const int8_t* w,
+                                    const float* scale, const float* bias, float* y, int64_t ldy,
+                                    int64_t n_begin, int64_t n_end) {
+  for (int64_t n = BlockStart<RB>(n_begin); n < n_end; n += RB) {
+    Avx2Block<RB, BB>(x, ldx, k, w, scale, bias, y, ldy, n, n_begin, n_end);
+  }
+}
+
+// Batch rows in groups of 4 (2 output rows per block: 8 accumulators), then the rest: 8 output rows for one
+// input row, 4 for two, 2 for three.
+void Avx2(const float* x, int64_t ldx, int64_t batch, int64_t k, const int8_t* w, const float* scale,
+          const float* bias, float* y, int64_t ldy, int64_t n_begin, int64_t n_end) {
+  int64_t b0 = 0;
+  for (; batch - b0 >= 4; b0 += 4) {
+    Avx2Rows<2, 4>(x + b0 * ldx, ldx, k, w, scale, bias, y + b0 * ldy, ldy, n_begin, n_end);
+  }
+  const float* xb = x + b0 * ldx;
+  float* yb = y + b0 * ldy;
+  switch (batch - b0) {
+    case 1:
+      Avx2Rows<8, 1>(xb, ldx, k, w, scale, bias, yb, ldy, n_begin, n_end);
+      break;
+    case 2:
+      Avx2Rows<4, 2>(xb, ldx, k, w, scale, bias, yb, ldy, n_begin, n_end);
+      break;
+    case 3:
+      Avx2Rows<2, 3>(xb, ldx, k, w, scale, bias, yb, ldy, n_begin, n_end);
+      break;
+    default:
+      break;
+  }
+}
+
 #define MONOLOGUE_VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 
 // Input rows as 16-bit fixed point split in two unsigned bytes: q = round(x / s) in [-32767, 32767],
@@ -257,6 +344,15 @@ bool HasAvx512() {
 #endif
 }
 
+bool HasAvx2() {
+#ifdef MONOLOGUE_INT8_AVX512
+  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return yes;
+#else
+  return false;
+#endif
+}
+
 bool HasVnni() {
 #ifdef MONOLOGUE_INT8_AVX512
   static const bool yes = HasAvx512() && __builtin_cpu_supports("avx512vnni");
@@ -334,10 +430,29 @@ void UnpackRows(const int8_t* packed, int64_t n, int64_t k, int8_t* w) {
   }
 }
 
+namespace {
+std::atomic<KernelPath> path_limit{KernelPath::kVnni};
+}  // namespace
+
+void SetPathLimit(KernelPath limit) { path_limit.store(limit); }
+
 KernelPath BestPath() {
-  if (HasVnni()) return KernelPath::kVnni;
-  if (HasAvx512()) return KernelPath::kAvx512;
+  const KernelPath limit = path_limit.load(std::memory_order_relaxed);
+  auto allowed = [&](KernelPath p) { return static_cast<int>(p) <= static_cast<int>(limit); };
+  if (allowed(KernelPath::kVnni) && HasVnni()) return KernelPath::kVnni;
+  if (allowed(KernelPath::kAvx512) && HasAvx512()) return KernelPath::kAvx512;
+  if (allowed(KernelPath::kAvx2) && HasAvx2()) return KernelPath::kAvx2;
   return KernelPath::kScalar;
+}
+
+bool ParsePathName(const char* name, KernelPath* path) {
+  for (KernelPath p : {KernelPath::kScalar, KernelPath::kAvx2, KernelPath::kAvx512, KernelPath::kVnni}) {
+    if (std::strcmp(name, PathName(p)) == 0) {
+      *path = p;
+      return true;
+    }
+  }
+  return false;
 }
 
 const char* PathName(KernelPath path) {
@@ -346,6 +461,8 @@ const char* PathName(KernelPath path) {
       return "avx512-vnni";
     case KernelPath::kAvx512:
       return "avx512";
+    case KernelPath::kAvx2:
+      return "avx2";
     case KernelPath::kScalar:
       break;
   }
@@ -362,6 +479,10 @@ void GemmRows(KernelPath path, const float* x, int64_t ldx, int64_t batch, int64
   }
   if ((path == KernelPath::kVnni || path == KernelPath::kAvx512) && HasAvx512()) {
     Avx512(x, ldx, batch, k, w, scale, bias, y, ldy, n_begin, n_end);
+    return;
+  }
+  if (path != KernelPath::kScalar && HasAvx2()) {
+    Avx2(x, ldx, batch, k, w, scale, bias, y, ldy, n_begin, n_end);
     return;
   }
 #endif

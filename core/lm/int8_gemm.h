@@ -4,13 +4,15 @@
 // ~4x; the activations stay f32 (no activation quantisation error), the int8 -> f32 conversion happens in
 // registers.
 //
-// Three implementations chosen at run time by CPU feature detection:
-// - kVnni (AVX-512 VNNI): each input row is rounded to 16-bit fixed point (scale max|x| / 32767, so ~1/65534 of
-//   the row's largest value, far below the weights' own rounding) and split into two unsigned 8-bit limbs; two
-//   `vpdpbusd` per 64 weights and input row give exact integer sums, combined in double. 1.6x the kAvx512 path
-//   at batch 1 and 8 on stt-1b shapes (docs/benchmarks.md), close to the memory speed at batch 1.
+// Four implementations chosen at run time by CPU feature detection:
+// - kVnni (AVX-512 VNNI): each input row is rounded to 16-bit fixed point (scale max|x| / 32767, so ~1/65534
+// of
+//   the row's largest value, far below the weights' own rounding) and split into two unsigned 8-bit limbs;
+//   two `vpdpbusd` per 64 weights and input row give exact integer sums, combined in double. 1.6x the kAvx512
+//   path at batch 1 and 8 on stt-1b shapes (docs/benchmarks.md), close to the memory speed at batch 1.
 // - kAvx512 (F + BW + VL): int8 -> f32 conversion in registers and FMA with the f32 input.
-// - kScalar: plain loops (any CPU; a correctness fallback).
+// - kAvx2 (AVX2 + FMA, the laptop and desktop CPUs without AVX-512): the same arithmetic 8 lanes wide.
+// - kScalar: plain loops (any CPU; a correctness fallback, ~8x slower than the vector paths).
 // Every path computes each (output row, input row) value independently of the other input rows, so a row's
 // result does not depend on the batch it is in.
 #pragma once
@@ -19,12 +21,17 @@
 
 namespace monologue::lm::int8 {
 
-enum class KernelPath { kScalar, kAvx512, kVnni };
+enum class KernelPath { kScalar, kAvx2, kAvx512, kVnni };
 
-// The fastest path this CPU runs (kVnni, else kAvx512, else kScalar). A path the CPU lacks falls back to the
-// next one down.
+// The fastest path this CPU runs (kVnni, else kAvx512, else kAvx2, else kScalar). A path the CPU lacks falls
+// back to the next one down.
 KernelPath BestPath();
 const char* PathName(KernelPath path);
+// Caps BestPath() at `limit` for the whole process (default kVnni: no cap), to run what a CPU without AVX-512
+// or VNNI would on this one (the CLI's MONOLOGUE_INT8_KERNEL). Set it before loading models.
+void SetPathLimit(KernelPath limit);
+// "scalar", "avx2", "avx512" or "avx512-vnni" (PathName's words) -> the path; false for anything else.
+bool ParsePathName(const char* name, KernelPath* path);
 
 // The weights' packed layout. At batch 1 a block of 8 output rows would read 8 separate 1-8 KB rows at once;
 // the hardware prefetchers follow such short, interleaved streams badly (15-20 GB/s on the development VM for

@@ -1,6 +1,7 @@
 // `monologue bench lm` times each dtype of a comma-separated --dtype list in turn, in one process, and
 // rejects an unknown dtype with a message naming the flag; it reports the memory on 2 MB pages, which
-// MONOLOGUE_HUGE_PAGES=0 switches off (any other value than 0/1 and their spellings is refused).
+// MONOLOGUE_HUGE_PAGES=0 switches off (any other value than 0/1 and their spellings is refused), and names
+// the int8 kernel, which MONOLOGUE_INT8_KERNEL caps.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -50,6 +51,27 @@ TEST(BenchLmCliTest, HugePagesAreReportedAndCanBeSwitchedOff) {
       test_process::RunShell("MONOLOGUE_HUGE_PAGES=maybe " + test_process::MonologueBinary() + bench);
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_THAT(bad.err, HasSubstr("MONOLOGUE_HUGE_PAGES='maybe': expected 0 or 1"));
+  EXPECT_THAT(bad.out, ::testing::Not(HasSubstr("batch")));
+}
+
+TEST(BenchLmCliTest, TheInt8KernelCanBeCappedToAvx2OrScalar) {
+  const std::string bench = " bench lm --preset tiny-moshi --dtype int8 --batch 1 --steps 1 --warmup 0";
+  const test_process::RunResult scalar =
+      test_process::RunShell("MONOLOGUE_INT8_KERNEL=scalar " + test_process::MonologueBinary() + bench);
+  ASSERT_EQ(scalar.exit_code, 0) << scalar.err;
+  EXPECT_THAT(scalar.out, HasSubstr("(scalar kernel)"));
+  EXPECT_THAT(scalar.out, HasSubstr("\n     1 "));
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    const test_process::RunResult avx2 =
+        test_process::RunShell("MONOLOGUE_INT8_KERNEL=avx2 " + test_process::MonologueBinary() + bench);
+    ASSERT_EQ(avx2.exit_code, 0) << avx2.err;
+    EXPECT_THAT(avx2.out, HasSubstr("(avx2 kernel)"));
+  }
+  const test_process::RunResult bad =
+      test_process::RunShell("MONOLOGUE_INT8_KERNEL=sse9 " + test_process::MonologueBinary() + bench);
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_THAT(bad.err,
+              HasSubstr("MONOLOGUE_INT8_KERNEL='sse9': expected scalar, avx2, avx512 or avx512-vnni"));
   EXPECT_THAT(bad.out, ::testing::Not(HasSubstr("batch")));
 }
 

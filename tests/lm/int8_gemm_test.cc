@@ -1,7 +1,7 @@
 // The int8-weight kernels (core/lm/int8_gemm.h, lm_linear.h) against a double-precision reference of the
-// same product: every path (scalar, AVX-512, AVX-512 VNNI), odd shapes that leave vector tails and row-block tails,
-// batch 1..13 (every grouping of batch rows), bias, row sub-ranges, batch invariance; then the tensor-level Int8Linear (threads, many rows) and the
-// quantisation itself.
+// same product: every path (scalar, AVX2, AVX-512, AVX-512 VNNI), odd shapes that leave vector tails and
+// row-block tails, batch 1..13 (every grouping of batch rows), bias, row sub-ranges, batch invariance; then
+// the tensor-level Int8Linear (threads, many rows) and the quantisation itself.
 #include "core/lm/int8_gemm.h"
 
 #include <ATen/ATen.h>
@@ -125,13 +125,16 @@ TEST(Int8Gemm, ScalarPathMatchesReference) {
 // The vector paths this CPU has (the others are skipped).
 std::vector<int8::KernelPath> VectorPaths() {
   std::vector<int8::KernelPath> out;
-  if (int8::BestPath() != int8::KernelPath::kScalar) out.push_back(int8::KernelPath::kAvx512);
-  if (int8::BestPath() == int8::KernelPath::kVnni) out.push_back(int8::KernelPath::kVnni);
+  const int8::KernelPath best = int8::BestPath();
+  if (best != int8::KernelPath::kScalar) out.push_back(int8::KernelPath::kAvx2);  // every vector CPU has AVX2
+  if (best == int8::KernelPath::kAvx512 || best == int8::KernelPath::kVnni)
+    out.push_back(int8::KernelPath::kAvx512);
+  if (best == int8::KernelPath::kVnni) out.push_back(int8::KernelPath::kVnni);
   return out;
 }
 
 TEST(Int8Gemm, VectorPathsMatchReference) {
-  if (VectorPaths().empty()) GTEST_SKIP() << "this CPU has no AVX-512 (F, BW, VL)";
+  if (VectorPaths().empty()) GTEST_SKIP() << "this CPU has neither AVX2 + FMA nor AVX-512";
   std::mt19937 rng(2);
   for (int8::KernelPath path : VectorPaths()) {
     for (const Case& c : Cases()) CheckPath(path, c, 0, c.n, /*with_bias=*/c.batch % 2 == 1, rng);
@@ -224,6 +227,30 @@ TEST(Int8Gemm, VnniPathIsExactInItsFixedPoint) {
       }
     }
   }
+}
+
+// The path limit (MONOLOGUE_INT8_KERNEL in the CLI): BestPath() never returns more than the limit, the names
+// round-trip, and lifting the limit restores the CPU's best.
+TEST(Int8Gemm, PathLimitCapsBestPath) {
+  const int8::KernelPath best = int8::BestPath();
+  for (int8::KernelPath limit : {int8::KernelPath::kScalar, int8::KernelPath::kAvx2,
+                                 int8::KernelPath::kAvx512, int8::KernelPath::kVnni}) {
+    int8::KernelPath parsed;
+    ASSERT_TRUE(int8::ParsePathName(int8::PathName(limit), &parsed)) << int8::PathName(limit);
+    EXPECT_EQ(parsed, limit);
+    int8::SetPathLimit(limit);
+    EXPECT_LE(static_cast<int>(int8::BestPath()), static_cast<int>(limit)) << int8::PathName(limit);
+    EXPECT_LE(static_cast<int>(int8::BestPath()), static_cast<int>(best));
+  }
+  int8::SetPathLimit(int8::KernelPath::kAvx2);
+  if (best != int8::KernelPath::kScalar) {
+    EXPECT_EQ(int8::BestPath(), int8::KernelPath::kAvx2);
+  }
+  int8::SetPathLimit(int8::KernelPath::kVnni);
+  EXPECT_EQ(int8::BestPath(), best);
+  int8::KernelPath unused;
+  EXPECT_FALSE(int8::ParsePathName("avx512vnni", &unused));
+  EXPECT_FALSE(int8::ParsePathName("", &unused));
 }
 
 TEST(Int8Gemm, OutputOfARowDoesNotDependOnTheBatch) {
