@@ -165,6 +165,7 @@ int RunBenchChat(const BenchChatFlags& f) {
         source.c_str(), device.str().c_str(), f.dtype.c_str(), f.threads, f.steps, f.warmup);
     PrintQuantization(**lm_or);
     PrintHugePages();
+    PrintCpuKernels();
     std::printf("%6s  %10s  %10s  %9s  %9s  %9s  %8s  %12s\n", "batch", "step ms", "max ms", "encode", "lm",
                 "decode", "RTF", "x realtime");
     std::fflush(stdout);

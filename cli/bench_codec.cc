@@ -64,6 +64,7 @@ int RunBenchCodec(const BenchCodecFlags& f) {
               f.mimi.empty() ? "released architecture, random weights" : f.mimi.c_str(), device.str().c_str(),
               f.threads, f.codebooks, f.frames, f.warmup);
   PrintHugePages();
+  PrintCpuKernels();
   std::printf("%6s  %18s  %10s  %18s  %10s\n", "batch", "encode ms/frame", "encode RTF", "decode ms/frame",
               "decode RTF");
   c10::InferenceMode guard;

@@ -101,6 +101,7 @@ int RunOneDtype(const BenchLmFlags& f, const BenchModel& bench_model, const std:
               source.c_str(), device.str().c_str(), dtype_name.c_str(), f.threads, f.steps, f.warmup);
   PrintQuantization(*model);
   PrintHugePages();
+  PrintCpuKernels();
   std::printf("%6s  %14s  %14s  %16s\n", "batch", "step ms", "temporal ms", "depformer ms");
   c10::InferenceMode guard;
   for (int64_t b : batches) {

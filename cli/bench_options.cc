@@ -9,6 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "core/kernels/cpu_isa.h"
 #include "core/model/presets.h"
 #include "core/util/huge_pages.h"
 #include "core/util/status_macros.h"
@@ -74,6 +75,16 @@ void PrintHugePages() {
   if (bytes < 0) return;
   std::printf("memory on 2 MB pages: %.1f MB%s\n", static_cast<double>(bytes) / (1 << 20),
               bytes == 0 ? " (transparent huge pages unavailable here: weights stay on 4 KB pages)" : "");
+}
+
+void PrintCpuKernels() {
+  const kernels::CpuIsa active = kernels::ActiveCpuIsa(), detected = kernels::DetectedCpuIsa();
+  if (active == detected) {
+    std::printf("cpu kernels: %s\n", kernels::CpuIsaName(active));
+  } else {
+    std::printf("cpu kernels: %s (capped by MONOLOGUE_CPU_ISA; this CPU has %s)\n",
+                kernels::CpuIsaName(active), kernels::CpuIsaName(detected));
+  }
 }
 
 absl::StatusOr<c10::Device> ParseDeviceFlag(const std::string& flag) {

@@ -36,6 +36,8 @@ void PrintQuantization(const LmModel& lm);
 // One line on how much of the process's memory the kernel backs with 2 MB pages (core/util/huge_pages.h),
 // or that placement is off.
 void PrintHugePages();
+// One line on the instruction set monologue's CPU kernels use, and the cap when MONOLOGUE_CPU_ISA sets one.
+void PrintCpuKernels();
 // "cpu" | "cuda" | "cuda:N", and CUDA only when a device is present.
 absl::StatusOr<c10::Device> ParseDeviceFlag(const std::string& flag);
 

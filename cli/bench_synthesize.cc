@@ -279,6 +279,7 @@ int RunOneDtype(const BenchSynthesizeFlags& f, const std::string& dtype_name, Re
       f.warmup);
   PrintQuantization(*b.lm);
   PrintHugePages();
+  PrintCpuKernels();
   std::printf("%6s  %10s  %10s  %8s  %26s\n", "batch", "step ms", "max ms", "RTF", "x realtime (all streams)");
   std::fflush(stdout);
   for (int64_t batch : *parsed_batches) {

@@ -162,6 +162,7 @@ int RunOneDtype(const BenchTranscribeFlags& f, const std::string& dtype_name) {
       source.c_str(), device.str().c_str(), dtype_name.c_str(), f.threads, f.steps, f.warmup);
   PrintQuantization(**lm_or);
   PrintHugePages();
+  PrintCpuKernels();
   if (f.active > 0) {
     // The same batches with only --active streams: each step as it was (every slot under the exec mask)
     // and compacted, alternately so that both see the same machine load.

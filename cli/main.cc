@@ -5,6 +5,7 @@
 #include <string>
 
 #include "cli/command.h"
+#include "core/kernels/cpu_isa.h"
 #include "core/lm/int8_gemm.h"
 #include "core/util/huge_pages.h"
 
@@ -18,6 +19,22 @@ int main(int argc, char** argv) {
     } else if (!(v.empty() || v == "1" || v == "on" || v == "true" || v == "yes")) {
       std::fprintf(stderr, "monologue: MONOLOGUE_HUGE_PAGES='%s': expected 0 or 1 (off or on)\n", env);
       return 2;
+    }
+  }
+  // MONOLOGUE_CPU_ISA=avx2 (or scalar, avx512) runs what a CPU with at most that instruction set would: every
+  // kernel of monologue's, and libtorch's own (ATen's dispatch, MKL, oneDNN) unless their variables are set.
+  if (const char* env = std::getenv("MONOLOGUE_CPU_ISA"); env != nullptr) {
+    monologue::kernels::CpuIsa isa;
+    if (!monologue::kernels::ParseCpuIsa(env, &isa)) {
+      std::fprintf(stderr, "monologue: MONOLOGUE_CPU_ISA='%s': expected scalar, avx2 or avx512\n", env);
+      return 2;
+    }
+    monologue::kernels::SetCpuIsaLimit(isa);
+    if (isa != monologue::kernels::CpuIsa::kAvx512) {
+      const bool avx2 = isa == monologue::kernels::CpuIsa::kAvx2;
+      setenv("ATEN_CPU_CAPABILITY", avx2 ? "avx2" : "default", /*overwrite=*/0);
+      setenv("MKL_ENABLE_INSTRUCTIONS", avx2 ? "AVX2" : "SSE4_2", 0);
+      setenv("DNNL_MAX_CPU_ISA", avx2 ? "AVX2" : "SSE41", 0);
     }
   }
   // MONOLOGUE_INT8_KERNEL=avx2 (or scalar, avx512, avx512-vnni) caps the int8 kernel's instruction set: what

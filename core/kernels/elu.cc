@@ -6,7 +6,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "core/kernels/avx512.h"
+#include "core/kernels/simd.h"
 
 namespace monologue::kernels {
 namespace {
@@ -57,24 +57,69 @@ MONOLOGUE_AVX512_TARGET void EluRange(const float* x, float* y, int64_t begin, i
 MONOLOGUE_AVX512_WARNINGS_ON
 #endif
 
+#ifdef MONOLOGUE_KERNELS_AVX2
+// Elu16's operations 8 lanes wide, so the same bits: 2^n (n an integer in [-25, 0]) is built in the exponent
+// field, the value _mm512_scalef_ps gives.
+MONOLOGUE_AVX2_TARGET inline __m256 Elu8(__m256 x) {
+  const __m256 zero = _mm256_setzero_ps();
+  const __m256 negative = _mm256_cmp_ps(x, zero, _CMP_LE_OQ);
+  const __m256 v = _mm256_max_ps(_mm256_min_ps(x, zero), _mm256_set1_ps(-17.5f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(v, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), v);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428606765330187045e-06f), r);
+  __m256 p = _mm256_set1_ps(1.f / 40320.f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f / 5040.f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f / 720.f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f / 120.f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f / 24.f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f / 6.f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+  const __m256 q = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, r);  // expm1(r)
+  const __m256 two_n = _mm256_castsi256_ps(
+      _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23));
+  const __m256 e = _mm256_fmadd_ps(two_n, q, _mm256_sub_ps(two_n, _mm256_set1_ps(1.f)));
+  return _mm256_blendv_ps(x, e, negative);
+}
+
+MONOLOGUE_AVX2_TARGET void EluRangeAvx2(const float* x, float* y, int64_t begin, int64_t end) {
+  int64_t i = begin;
+  for (; i + 8 <= end; i += 8) _mm256_storeu_ps(y + i, Elu8(_mm256_loadu_ps(x + i)));
+  if (i < end) {
+    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(end - i)), lanes);
+    _mm256_maskstore_ps(y + i, m, Elu8(_mm256_maskload_ps(x + i, m)));
+  }
+}
+#endif
+
 }  // namespace
 
 bool ServesElu(const at::Tensor& x) {
-  return x.device().is_cpu() && x.scalar_type() == at::kFloat && CpuHasAvx512();
+  return x.device().is_cpu() && x.scalar_type() == at::kFloat && CpuHasAvx2();
 }
 
 at::Tensor Elu(const at::Tensor& x) {
-  TORCH_CHECK(ServesElu(x), "kernels::Elu: needs an f32 CPU tensor on an AVX-512 CPU, got ", x.scalar_type(),
-              " on ", x.device());
+  TORCH_CHECK(ServesElu(x), "kernels::Elu: needs an f32 CPU tensor on an AVX2 or AVX-512 CPU, got ",
+              x.scalar_type(), " on ", x.device());
   // Elementwise, so a dense tensor in any layout (the convolutions' channels-last outputs) is one run over
   // its storage; the result keeps the input's strides, as at::elu's does.
   const at::Tensor in = x.is_non_overlapping_and_dense() ? x : x.contiguous();
   at::Tensor out = at::empty_strided(in.sizes(), in.strides(), in.options());
-#ifdef MONOLOGUE_KERNELS_AVX512
   const float* xp = in.data_ptr<float>();
   float* yp = out.data_ptr<float>();
-  at::parallel_for(0, in.numel(), kGrain, [&](int64_t b, int64_t e) { EluRange(xp, yp, b, e); });
+  const bool avx512 = CpuHasAvx512();
+  at::parallel_for(0, in.numel(), kGrain, [&](int64_t b, int64_t e) {
+#ifdef MONOLOGUE_KERNELS_AVX512
+    if (avx512) {
+      EluRange(xp, yp, b, e);
+      return;
+    }
 #endif
+#ifdef MONOLOGUE_KERNELS_AVX2
+    EluRangeAvx2(xp, yp, b, e);
+#endif
+  });
   return out;
 }
 

@@ -9,7 +9,8 @@
 
 namespace monologue::kernels {
 
-// Whether Elu serves `x` on this machine (f32 on the CPU, AVX-512); otherwise callers keep at::elu.
+// Whether Elu serves `x` on this machine (f32 on the CPU, AVX2 or AVX-512, the same bits on both); otherwise
+// callers keep at::elu.
 bool ServesElu(const at::Tensor& x);
 
 // elu(x) with alpha 1, as a new tensor of x's shape and (for a dense x) strides. Needs ServesElu(x).

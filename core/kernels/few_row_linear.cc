@@ -7,7 +7,8 @@
 #include <cstdint>
 #include <type_traits>
 
-#include "core/kernels/avx512.h"
+#include "core/kernels/few_row_linear_avx2.h"
+#include "core/kernels/simd.h"
 
 namespace monologue::kernels {
 namespace {
@@ -138,12 +139,12 @@ void ForRowGroups(int64_t m, Body&& body) {
   }
 }
 
-// Output columns [n0, n1) for every row. While the x rows fit in L1 they stay there and the weight rows
-// stream past them one by one (RowDot); bigger inputs take 4 weight rows per pass over x (Block), so x is
-// re-read a quarter as often. Both give the same bits.
+// Output columns [n0, n1) for every row on an AVX-512 CPU. While the x rows fit in L1 they stay there and the
+// weight rows stream past them one by one (RowDot); bigger inputs take 4 weight rows per pass over x (Block),
+// so x is re-read a quarter as often. Both give the same bits.
 template <typename W>
-void Columns(const float* x, int64_t m, int64_t k, const W* w, const float* bias, float* y, int64_t n,
-             int64_t n0, int64_t n1) {
+void ColumnsAvx512(const float* x, int64_t m, int64_t k, const W* w, const float* bias, float* y, int64_t n,
+                   int64_t n0, int64_t n1) {
   if (m * k * static_cast<int64_t>(sizeof(float)) <= kRowDotInputBytes) {
     for (int64_t j = n0; j < n1; ++j) {
       const float* bj = bias != nullptr ? bias + j : nullptr;
@@ -162,17 +163,27 @@ void Columns(const float* x, int64_t m, int64_t k, const W* w, const float* bias
   }
 }
 
+#endif  // MONOLOGUE_KERNELS_AVX512
+
+// Needs CpuHasAvx2(); AVX-512 CPUs take ColumnsAvx512, the others the AVX2 code: the same bits either way.
 template <typename W>
 void Run(const float* x, int64_t m, int64_t k, const W* w, const float* bias, float* y, int64_t n,
          int64_t weight_bytes) {
   // Split N in multiples of 4 with at least ~256 KB of weights per task, so small layers stay on one thread.
   const int64_t row_bytes = std::max<int64_t>(k * weight_bytes, 1);
   const int64_t grain = std::max<int64_t>(4, (int64_t{1} << 18) / row_bytes / 4 * 4);
+  const bool avx512 = CpuHasAvx512();
   at::parallel_for(0, (n + 3) / 4, (grain + 3) / 4, [&](int64_t b0, int64_t b1) {
-    Columns(x, m, k, w, bias, y, n, b0 * 4, std::min(n, b1 * 4));
+    const int64_t n0 = b0 * 4, n1 = std::min(n, b1 * 4);
+#ifdef MONOLOGUE_KERNELS_AVX512
+    if (avx512) {
+      ColumnsAvx512(x, m, k, w, bias, y, n, n0, n1);
+      return;
+    }
+#endif
+    avx2::FewRowColumns(x, m, k, w, bias, y, n, n0, n1);
   });
 }
-#endif  // MONOLOGUE_KERNELS_AVX512
 
 bool ServesWeight(const at::Tensor& weight) {
   return weight.dim() == 2 && weight.device().is_cpu() &&
@@ -181,7 +192,7 @@ bool ServesWeight(const at::Tensor& weight) {
 
 }  // namespace
 
-bool HasFewRowKernel() { return CpuHasAvx512(); }
+bool HasFewRowKernel() { return CpuHasAvx2(); }
 
 int64_t MaxFewRows(at::ScalarType weight_dtype) {
   return weight_dtype == at::kBFloat16 ? kMaxRowsBf16 : kMaxRows;
@@ -189,7 +200,7 @@ int64_t MaxFewRows(at::ScalarType weight_dtype) {
 
 bool ServesFewRows(const at::Tensor& x, int64_t rows, at::ScalarType weight_dtype) {
   return rows <= MaxFewRows(weight_dtype) && x.device().is_cpu() && x.scalar_type() == at::kFloat &&
-         CpuHasAvx512();
+         CpuHasAvx2();
 }
 
 at::Tensor FewRowLinear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
@@ -200,13 +211,12 @@ at::Tensor FewRowLinear(const at::Tensor& x, const at::Tensor& weight, const at:
   const int64_t m = rows.size(0);
   TORCH_CHECK(ServesFewRows(x, m, weight.scalar_type()), "FewRowLinear: ", m, " rows of ", x.scalar_type(),
               " on ", x.device(), " with ", weight.scalar_type(), " weights are not served here (at most ",
-              kMaxRows, " rows (", kMaxRowsBf16, " for bf16 weights) of f32 on an AVX-512 CPU)");
+              kMaxRows, " rows (", kMaxRowsBf16, " for bf16 weights) of f32 on an AVX2 or AVX-512 CPU)");
   const at::Tensor w = weight.contiguous();
   const at::Tensor b = bias.defined() ? bias.to(at::kFloat).contiguous() : bias;
   std::vector<int64_t> out_shape = x.sizes().vec();
   out_shape.back() = n;
   at::Tensor y = at::empty({m, n}, x.options());
-#ifdef MONOLOGUE_KERNELS_AVX512
   const float* xp = rows.data_ptr<float>();
   const float* bp = b.defined() ? b.data_ptr<float>() : nullptr;
   float* yp = y.data_ptr<float>();
@@ -215,7 +225,6 @@ at::Tensor FewRowLinear(const at::Tensor& x, const at::Tensor& weight, const at:
   } else {
     Run(xp, m, k, w.data_ptr<float>(), bp, yp, n, 4);
   }
-#endif
   return y.view(out_shape);
 }
 
@@ -224,11 +233,9 @@ namespace {
 template <typename W>
 void RawRows(const char* name, int64_t max_rows, const float* x, int64_t m, int64_t k, const W* w, int64_t n,
              float* y) {
-  TORCH_CHECK(CpuHasAvx512() && m >= 1 && m <= max_rows, name, ": ", m, " rows are not served here (1 to ",
-              max_rows, " rows on an AVX-512 CPU)");
-#ifdef MONOLOGUE_KERNELS_AVX512
+  TORCH_CHECK(CpuHasAvx2() && m >= 1 && m <= max_rows, name, ": ", m, " rows are not served here (1 to ",
+              max_rows, " rows on an AVX2 or AVX-512 CPU)");
   Run(x, m, k, w, nullptr, y, n, static_cast<int64_t>(sizeof(W)));
-#endif
 }
 }  // namespace
 

@@ -9,7 +9,8 @@
 //
 // Each output is the same function of its own x row and weight row whatever the number of rows (fixed
 // summation order: 16 lanes over K, then a fixed tree), so a stream's result does not depend on what else
-// is in the batch, or on how many threads run.
+// is in the batch, on how many threads run, or on whether the CPU has AVX-512 or only AVX2 (whose code keeps
+// the 16 lanes as two halves of 8).
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -18,7 +19,8 @@
 
 namespace monologue::kernels {
 
-// Whether this CPU runs the kernel (it needs AVX-512; elsewhere everything goes to ATen's GEMM).
+// Whether this CPU runs the kernel (it needs AVX2 + FMA, or AVX-512, which give the same bits; elsewhere
+// everything goes to ATen's GEMM).
 bool HasFewRowKernel();
 
 // Whether FewRowLinear serves `rows` rows of x (f32 on the CPU) on this machine: up to 16 rows for f32

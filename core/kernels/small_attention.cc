@@ -5,9 +5,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
-#include "core/kernels/avx512.h"
+#include "core/kernels/simd.h"
 
 namespace monologue::kernels {
 namespace {
@@ -32,6 +33,16 @@ MONOLOGUE_AVX512_TARGET inline __m512 MaskedLoad16(__mmask16 m, const uint16_t* 
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
 }
 
+// The sum of 16 lanes by a fixed tree (lanes l + l+8, then l + l+4, l + l+2, l + l+1): GCC's
+// _mm512_reduce_add_ps, written out so that the AVX2 code can repeat it exactly whatever the compiler.
+MONOLOGUE_AVX512_TARGET inline float ReduceAdd16(__m512 v) {
+  const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v),
+                                 _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+  const __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+  const __m128 p = _mm_add_ps(q, _mm_movehl_ps(q, q));
+  return _mm_cvtss_f32(_mm_add_ss(p, _mm_movehdup_ps(p)));
+}
+
 // q·k over D: 16 lanes at a time, the last partial group masked.
 template <typename T>
 MONOLOGUE_AVX512_TARGET inline float Dot(const float* a, const T* b, int64_t d) {
@@ -42,7 +53,7 @@ MONOLOGUE_AVX512_TARGET inline float Dot(const float* a, const T* b, int64_t d) 
     const __mmask16 m = static_cast<__mmask16>((1u << (d - i)) - 1);
     acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), MaskedLoad16(m, b + i), acc);
   }
-  return _mm512_reduce_add_ps(acc);
+  return ReduceAdd16(acc);
 }
 
 // out += p * v over D.
@@ -84,6 +95,88 @@ MONOLOGUE_AVX512_TARGET void OneQuery(const float* q, const T* k, int64_t k_stri
   for (int64_t i = 0; i < d; ++i) out[i] *= inv;
 }
 MONOLOGUE_AVX512_WARNINGS_ON
+#endif  // MONOLOGUE_KERNELS_AVX512
+
+#ifdef MONOLOGUE_KERNELS_AVX2
+// The AVX-512 code's arithmetic on AVX2 + FMA: Dot keeps the 16 lanes as two halves of 8 and sums them by
+// the same tree, Axpy is elementwise; so the same bits.
+struct Avx2 {
+  MONOLOGUE_AVX2_TARGET static inline __m256 Load8(const float* p) { return _mm256_loadu_ps(p); }
+  MONOLOGUE_AVX2_TARGET static inline __m256 Load8(const uint16_t* p) {
+    return _mm256_castsi256_ps(
+        _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
+  }
+  // The first `count` (< 16) values of p and zeros after them, as two halves.
+  template <typename T>
+  MONOLOGUE_AVX2_TARGET static inline void LoadFirst(const T* p, int64_t count, __m256* lo, __m256* hi) {
+    alignas(32) T buf[16] = {};
+    std::memcpy(buf, p, static_cast<size_t>(count) * sizeof(T));
+    *lo = Load8(buf);
+    *hi = Load8(buf + 8);
+  }
+
+  template <typename T>
+  MONOLOGUE_AVX2_TARGET static inline float Dot(const float* a, const T* b, int64_t d) {
+    __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= d; i += 16) {
+      lo = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), Load8(b + i), lo);
+      hi = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), Load8(b + i + 8), hi);
+    }
+    if (i < d) {
+      __m256 alo, ahi, blo, bhi;
+      LoadFirst(a + i, d - i, &alo, &ahi);
+      LoadFirst(b + i, d - i, &blo, &bhi);
+      lo = _mm256_fmadd_ps(alo, blo, lo);
+      hi = _mm256_fmadd_ps(ahi, bhi, hi);
+    }
+    const __m256 h = _mm256_add_ps(lo, hi);
+    const __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    const __m128 p = _mm_add_ps(q, _mm_movehl_ps(q, q));
+    return _mm_cvtss_f32(_mm_add_ss(p, _mm_movehdup_ps(p)));
+  }
+
+  template <typename T>
+  MONOLOGUE_AVX2_TARGET static inline void Axpy(float p, const T* v, float* out, int64_t d) {
+    const __m256 pv = _mm256_set1_ps(p);
+    int64_t i = 0;
+    for (; i + 8 <= d; i += 8) {
+      _mm256_storeu_ps(out + i, _mm256_fmadd_ps(pv, Load8(v + i), _mm256_loadu_ps(out + i)));
+    }
+    for (; i < d; ++i) out[i] = std::fma(p, static_cast<float>(Widen(v[i])), out[i]);
+  }
+  static inline float Widen(float x) { return x; }
+  static inline float Widen(uint16_t x) {
+    const uint32_t bits = static_cast<uint32_t>(x) << 16;
+    float f;
+    std::memcpy(&f, &bits, sizeof(f));
+    return f;
+  }
+};
+
+template <typename T>
+MONOLOGUE_AVX2_TARGET void OneQueryAvx2(const float* q, const T* k, int64_t k_stride, const T* v,
+                                        int64_t v_stride, const bool* visible, int64_t keys, int64_t d,
+                                        float scale, float* scores, float* out) {
+  float max_score = -INFINITY;
+  for (int64_t j = 0; j < keys; ++j) {
+    if (visible != nullptr && !visible[j]) continue;
+    scores[j] = Avx2::Dot(q, k + j * k_stride, d) * scale;
+    max_score = std::max(max_score, scores[j]);
+  }
+  for (int64_t i = 0; i < d; ++i) out[i] = 0;
+  if (max_score == -INFINITY) return;
+  float sum = 0;
+  for (int64_t j = 0; j < keys; ++j) {
+    if (visible != nullptr && !visible[j]) continue;
+    const float p = std::exp(scores[j] - max_score);
+    sum += p;
+    Avx2::Axpy(p, v + j * v_stride, out, d);
+  }
+  const float inv = 1.f / sum;
+  for (int64_t i = 0; i < d; ++i) out[i] *= inv;
+}
+#endif  // MONOLOGUE_KERNELS_AVX2
 
 template <typename T>
 struct Strided {
@@ -99,6 +192,7 @@ void Attend(const float* q, int64_t b, int64_t h, int64_t lq, int64_t d, Strided
   const float scale = 1.f / std::sqrt(static_cast<float>(d));
   // (batch row, head) pairs; small problems stay on the calling thread (a parallel region costs more).
   const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, lq * l * d));
+  const bool avx512 = CpuHasAvx512();
   at::parallel_for(0, b * h, grain, [&](int64_t begin, int64_t end) {
     std::vector<float> scores(static_cast<size_t>(l));
     for (int64_t bh = begin; bh < end; ++bh) {
@@ -107,19 +201,27 @@ void Attend(const float* q, int64_t b, int64_t h, int64_t lq, int64_t d, Strided
       const T* vb = v.data + bi * v.stride_b + hi * v.stride_h;
       for (int64_t i = 0; i < lq; ++i) {
         const bool* visible = mask != nullptr ? mask + bi * mask_batch_stride + i * l : nullptr;
-        OneQuery(q + (bh * lq + i) * d, kb, k.stride_l, vb, v.stride_l, visible, l, d, scale, scores.data(),
-                 out + (bh * lq + i) * d);
+        const float* qi = q + (bh * lq + i) * d;
+        float* oi = out + (bh * lq + i) * d;
+#ifdef MONOLOGUE_KERNELS_AVX512
+        if (avx512) {
+          OneQuery(qi, kb, k.stride_l, vb, v.stride_l, visible, l, d, scale, scores.data(), oi);
+          continue;
+        }
+#endif
+#ifdef MONOLOGUE_KERNELS_AVX2
+        OneQueryAvx2(qi, kb, k.stride_l, vb, v.stride_l, visible, l, d, scale, scores.data(), oi);
+#endif
       }
     }
   });
 }
-#endif
 
 }  // namespace
 
 bool ServesSmallAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                           const std::optional<at::Tensor>& mask) {
-  if (!CpuHasAvx512()) return false;
+  if (!CpuHasAvx2()) return false;
   for (const at::Tensor* t : {&q, &k, &v}) {
     if (!t->device().is_cpu() || t->dim() != 4 || t->stride(3) != 1) return false;
   }
@@ -147,7 +249,6 @@ at::Tensor SmallAttention(const at::Tensor& q, const at::Tensor& k, const at::Te
   at::Tensor out = at::empty({b, h, lq, d}, q.options());
   at::Tensor m;
   if (mask.has_value() && mask->defined()) m = mask->contiguous();
-#ifdef MONOLOGUE_KERNELS_AVX512
   const bool* mp = m.defined() ? m.data_ptr<bool>() : nullptr;
   const int64_t m_batch_stride = m.defined() && m.size(0) == b ? lq * l : 0;
   if (k.scalar_type() == at::kBFloat16) {
@@ -162,12 +263,11 @@ at::Tensor SmallAttention(const at::Tensor& q, const at::Tensor& k, const at::Te
                   {v.data_ptr<float>(), v.stride(0), v.stride(1), v.stride(2)}, l, mp, m_batch_stride,
                   out.data_ptr<float>());
   }
-#endif
   return out;
 }
 
 bool ServesSmallAttentionRows(int64_t keys, int64_t d) {
-  return CpuHasAvx512() && keys >= 1 && keys <= kMaxKeys && d >= 1;
+  return CpuHasAvx2() && keys >= 1 && keys <= kMaxKeys && d >= 1;
 }
 
 void SmallAttentionRows(const float* q, int64_t batch, int64_t heads, int64_t d, const float* k,
@@ -175,10 +275,8 @@ void SmallAttentionRows(const float* q, int64_t batch, int64_t heads, int64_t d,
                         float* out) {
   TORCH_CHECK(ServesSmallAttentionRows(keys, d), "SmallAttentionRows: ", keys, " keys of width ", d,
               " are not served here");
-#ifdef MONOLOGUE_KERNELS_AVX512
   Attend<float>(q, batch, heads, 1, d, {k, stride_b, stride_h, stride_l}, {v, stride_b, stride_h, stride_l},
                 keys, nullptr, 0, out);
-#endif
 }
 
 at::Tensor Attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,

@@ -15,7 +15,7 @@ namespace monologue::kernels {
 // Whether SmallAttention serves these operands: CPU, q [B, H, Lq, D] f32 with Lq <= 4, k and v [B, H, L, D]
 // both f32 or both bf16 (widened exactly as they are read) with L <= 1024 and unit stride over D, an optional
 // bool mask broadcastable as [B, 1, Lq, L] (true = visible; size 1 or B in dim 0, size 1 in dim 1), on an
-// AVX-512 CPU.
+// AVX2 or AVX-512 CPU (the same bits on both).
 bool ServesSmallAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                           const std::optional<at::Tensor>& mask);
 

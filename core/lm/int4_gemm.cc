@@ -7,6 +7,8 @@
 #include <cstring>
 #include <vector>
 
+#include "core/kernels/cpu_isa.h"
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 #define MONOLOGUE_INT4_AVX512 1
@@ -357,7 +359,10 @@ void Unpack(const uint8_t* packed, int64_t n, int64_t k, int8_t* values, float* 
   }
 }
 
-KernelPath BestPath() { return HasVnni() ? KernelPath::kVnni : KernelPath::kScalar; }
+// The process-wide instruction-set cap (kernels::SetCpuIsaLimit) applies here too.
+KernelPath BestPath() {
+  return kernels::CpuHasAvx512() && HasVnni() ? KernelPath::kVnni : KernelPath::kScalar;
+}
 
 const char* PathName(KernelPath path) { return path == KernelPath::kVnni ? "avx512-vnni" : "scalar"; }
 

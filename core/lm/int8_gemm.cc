@@ -6,6 +6,8 @@
 #include <cstring>
 #include <vector>
 
+#include "core/kernels/cpu_isa.h"
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 #define MONOLOGUE_INT8_AVX512 1
@@ -439,9 +441,11 @@ void SetPathLimit(KernelPath limit) { path_limit.store(limit); }
 KernelPath BestPath() {
   const KernelPath limit = path_limit.load(std::memory_order_relaxed);
   auto allowed = [&](KernelPath p) { return static_cast<int>(p) <= static_cast<int>(limit); };
-  if (allowed(KernelPath::kVnni) && HasVnni()) return KernelPath::kVnni;
-  if (allowed(KernelPath::kAvx512) && HasAvx512()) return KernelPath::kAvx512;
-  if (allowed(KernelPath::kAvx2) && HasAvx2()) return KernelPath::kAvx2;
+  // The process-wide instruction-set cap (kernels::SetCpuIsaLimit) applies here too.
+  const bool avx512 = kernels::CpuHasAvx512(), avx2 = kernels::CpuHasAvx2();
+  if (allowed(KernelPath::kVnni) && avx512 && HasVnni()) return KernelPath::kVnni;
+  if (allowed(KernelPath::kAvx512) && avx512 && HasAvx512()) return KernelPath::kAvx512;
+  if (allowed(KernelPath::kAvx2) && avx2 && HasAvx2()) return KernelPath::kAvx2;
   return KernelPath::kScalar;
 }
 

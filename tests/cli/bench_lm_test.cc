@@ -75,5 +75,33 @@ TEST(BenchLmCliTest, TheInt8KernelCanBeCappedToAvx2OrScalar) {
   EXPECT_THAT(bad.out, ::testing::Not(HasSubstr("batch")));
 }
 
+// MONOLOGUE_CPU_ISA caps every kernel at once (the int8 path included) and the report names the level.
+TEST(BenchLmCliTest, TheCpuInstructionSetCanBeCapped) {
+  const std::string bench = " bench lm --preset tiny-moshi --dtype int8 --batch 1 --steps 1 --warmup 0";
+  const test_process::RunResult plain = test_process::RunMonologue(bench);
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  EXPECT_THAT(plain.out, HasSubstr("cpu kernels: "));
+  EXPECT_THAT(plain.out, ::testing::Not(HasSubstr("capped")));
+  const test_process::RunResult scalar =
+      test_process::RunShell("MONOLOGUE_CPU_ISA=scalar " + test_process::MonologueBinary() + bench);
+  ASSERT_EQ(scalar.exit_code, 0) << scalar.err;
+  EXPECT_THAT(scalar.out, HasSubstr("(scalar kernel)"));
+  EXPECT_THAT(scalar.out, HasSubstr("\n     1 "));
+  if (__builtin_cpu_supports("avx512f")) {
+    EXPECT_THAT(scalar.out,
+                HasSubstr("cpu kernels: scalar (capped by MONOLOGUE_CPU_ISA; this CPU has avx512)"));
+    const test_process::RunResult avx2 =
+        test_process::RunShell("MONOLOGUE_CPU_ISA=avx2 " + test_process::MonologueBinary() + bench);
+    ASSERT_EQ(avx2.exit_code, 0) << avx2.err;
+    EXPECT_THAT(avx2.out, HasSubstr("(avx2 kernel)"));
+    EXPECT_THAT(avx2.out, HasSubstr("cpu kernels: avx2 (capped by MONOLOGUE_CPU_ISA; this CPU has avx512)"));
+  }
+  const test_process::RunResult bad =
+      test_process::RunShell("MONOLOGUE_CPU_ISA=avx512-vnni " + test_process::MonologueBinary() + bench);
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_THAT(bad.err, HasSubstr("MONOLOGUE_CPU_ISA='avx512-vnni': expected scalar, avx2 or avx512"));
+  EXPECT_THAT(bad.out, ::testing::Not(HasSubstr("batch")));
+}
+
 }  // namespace
 }  // namespace monologue

@@ -21,7 +21,7 @@ double UlpDistance(float got, double want) {
 }
 
 TEST(EluTest, WithinTwoUlpOfTheExactValue) {
-  if (!kernels::ServesElu(at::zeros({1}))) GTEST_SKIP() << "no AVX-512 on this CPU";
+  if (!kernels::ServesElu(at::zeros({1}))) GTEST_SKIP() << "no AVX2 on this CPU";
   // Every 2^-12 from -20 to 4, then random values at all scales.
   at::Tensor x = at::cat({at::arange(-20 * 4096, 4 * 4096, at::kFloat) / 4096.f,
                           at::randn({100000}) * at::pow(10, at::rand({100000}) * 8 - 6)});
@@ -45,7 +45,7 @@ TEST(EluTest, WithinTwoUlpOfTheExactValue) {
 }
 
 TEST(EluTest, EdgesTailsAndStrides) {
-  if (!kernels::ServesElu(at::zeros({1}))) GTEST_SKIP() << "no AVX-512 on this CPU";
+  if (!kernels::ServesElu(at::zeros({1}))) GTEST_SKIP() << "no AVX2 on this CPU";
   const float inf = std::numeric_limits<float>::infinity();
   const at::Tensor edges = at::tensor({0.f, -0.f, -17.5f, -17.4f, -100.f, -inf, inf, 1e-30f, -1e-30f});
   const at::Tensor y = kernels::Elu(edges);

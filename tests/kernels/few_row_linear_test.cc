@@ -10,7 +10,7 @@ namespace monologue {
 namespace {
 
 TEST(FewRowLinearTest, MatchesFloat64ForEveryServedShape) {
-  if (!kernels::HasFewRowKernel()) GTEST_SKIP() << "no AVX-512 on this CPU";
+  if (!kernels::HasFewRowKernel()) GTEST_SKIP() << "no AVX2 on this CPU";
   at::manual_seed(0);
   const int64_t ks[] = {1, 15, 16, 17, 100, 127, 258, 512, 1030};
   const int64_t ns[] = {1, 3, 4, 5, 33};
@@ -37,7 +37,7 @@ TEST(FewRowLinearTest, MatchesFloat64ForEveryServedShape) {
 }
 
 TEST(FewRowLinearTest, EachRowIsIndependentOfTheOthers) {
-  if (!kernels::HasFewRowKernel()) GTEST_SKIP() << "no AVX-512 on this CPU";
+  if (!kernels::HasFewRowKernel()) GTEST_SKIP() << "no AVX2 on this CPU";
   at::manual_seed(1);
   const at::Tensor x = at::randn({13, 700}), w = at::randn({37, 700}), b = at::randn({37});
   const at::Tensor all = kernels::FewRowLinear(x, w, b);
@@ -47,7 +47,7 @@ TEST(FewRowLinearTest, EachRowIsIndependentOfTheOthers) {
 }
 
 TEST(FewRowLinearTest, KeepsLeadingDimensionsAndTakesStridedInput) {
-  if (!kernels::HasFewRowKernel()) GTEST_SKIP() << "no AVX-512 on this CPU";
+  if (!kernels::HasFewRowKernel()) GTEST_SKIP() << "no AVX2 on this CPU";
   at::manual_seed(2);
   const at::Tensor x = at::randn({2, 40, 3}).transpose(1, 2);  // [2, 3, 40], not contiguous
   const at::Tensor w = at::randn({9, 40});
@@ -57,7 +57,7 @@ TEST(FewRowLinearTest, KeepsLeadingDimensionsAndTakesStridedInput) {
 }
 
 TEST(FewRowLinearTest, Bf16WeightsGiveTheProductOfTheirF32Widening) {
-  if (!kernels::HasFewRowKernel()) GTEST_SKIP() << "no AVX-512 on this CPU";
+  if (!kernels::HasFewRowKernel()) GTEST_SKIP() << "no AVX2 on this CPU";
   at::manual_seed(3);
   for (int64_t k : {5, 16, 300, 1031}) {
     const at::Tensor w = at::randn({37, k}).to(at::kBFloat16), b = at::randn({37});

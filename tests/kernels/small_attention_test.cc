@@ -21,7 +21,7 @@ class SmallAttentionTest : public ::testing::TestWithParam<Shape> {
   void SetUp() override {
     if (!ServesSmallAttention(at::zeros({1, 1, 1, 16}), at::zeros({1, 1, 4, 16}), at::zeros({1, 1, 4, 16}),
                               std::nullopt)) {
-      GTEST_SKIP() << "no AVX-512 on this CPU: the kernel is not used";
+      GTEST_SKIP() << "no AVX2 on this CPU: the kernel is not used";
     }
   }
 };

@@ -15,7 +15,9 @@
 #include <random>
 #include <vector>
 
+#include "core/kernels/cpu_isa.h"
 #include "core/kernels/few_row_linear.h"
+#include "core/lm/int4_gemm.h"
 #include "core/lm/lm_linear.h"
 
 namespace monologue::lm {
@@ -251,6 +253,23 @@ TEST(Int8Gemm, PathLimitCapsBestPath) {
   int8::KernelPath unused;
   EXPECT_FALSE(int8::ParsePathName("avx512vnni", &unused));
   EXPECT_FALSE(int8::ParsePathName("", &unused));
+}
+
+// The process-wide instruction-set cap (MONOLOGUE_CPU_ISA in the CLI) caps the int8 and int4 kernels too.
+TEST(Int8Gemm, CpuIsaLimitCapsBestPath) {
+  const int8::KernelPath best = int8::BestPath();
+  const int4::KernelPath best4 = int4::BestPath();
+  kernels::SetCpuIsaLimit(kernels::CpuIsa::kAvx2);
+  EXPECT_LE(static_cast<int>(int8::BestPath()), static_cast<int>(int8::KernelPath::kAvx2));
+  if (kernels::DetectedCpuIsa() >= kernels::CpuIsa::kAvx2) {
+    EXPECT_EQ(int8::BestPath(), int8::KernelPath::kAvx2);
+  }
+  EXPECT_EQ(int4::BestPath(), int4::KernelPath::kScalar);
+  kernels::SetCpuIsaLimit(kernels::CpuIsa::kScalar);
+  EXPECT_EQ(int8::BestPath(), int8::KernelPath::kScalar);
+  kernels::SetCpuIsaLimit(kernels::CpuIsa::kAvx512);
+  EXPECT_EQ(int8::BestPath(), best);
+  EXPECT_EQ(int4::BestPath(), best4);
 }
 
 TEST(Int8Gemm, OutputOfARowDoesNotDependOnTheBatch) {

@@ -6,8 +6,10 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 #include "core/io/safetensors.h"
+#include "core/kernels/cpu_isa.h"
 #include "core/kernels/few_row_linear.h"
 #include "core/lm/lm_model.h"
 #include "tests/lm/lm_test_util.h"
@@ -44,37 +46,42 @@ std::shared_ptr<const LmModel> Load(const LmConfig& config, const std::map<std::
   return model.ok() ? *model : nullptr;
 }
 
-// Teacher-forced steps through both models (text logits, and depformer logits where there is a depformer):
-// whether every value is the same bits.
-void ExpectSameBits(const LmModel& a, const LmModel& b, const std::string& family) {
-  const LmConfig& c = a.config();
+// Teacher-forced steps through a model (text logits, and depformer logits where there is a depformer), with
+// the same inputs on every call.
+std::vector<at::Tensor> TeacherForced(const LmModel& m) {
+  const LmConfig& c = m.config();
   const int64_t batch = 3;
   at::manual_seed(11);
-  LmTemporalState sa = a.NewTemporalState(batch), sb = b.NewTemporalState(batch);
-  if (c.cross_attention) {
-    const at::Tensor cross = at::randn({batch, 5, c.dim});
-    a.SetCrossSource(sa, cross);
-    b.SetCrossSource(sb, cross);
-  }
-  LmDepformerState da = a.NewDepformerState(batch), db = b.NewDepformerState(batch);
+  LmTemporalState state = m.NewTemporalState(batch);
+  if (c.cross_attention) m.SetCrossSource(state, at::randn({batch, 5, c.dim}));
+  LmDepformerState dep = m.NewDepformerState(batch);
+  std::vector<at::Tensor> out;
   for (int64_t s = 0; s < 6; ++s) {
     const at::Tensor tokens = at::cat(
         {at::randint(c.text_card, {batch, 1}, at::kLong), at::randint(c.card, {batch, c.n_q}, at::kLong)}, 1);
-    auto ra = a.ForwardText(sa, tokens);
-    auto rb = b.ForwardText(sb, tokens);
-    ASSERT_TRUE(at::equal(ra.text_logits, rb.text_logits)) << family << " step " << s;
+    auto r = m.ForwardText(state, tokens);
+    out.push_back(r.text_logits);
     if (c.dep_q > 0) {
       const at::Tensor text = at::randint(c.text_card, {batch}, at::kLong);
       const at::Tensor audio = at::randint(c.card, {batch, c.dep_q}, at::kLong);
-      ASSERT_TRUE(at::equal(a.DepformerTeacherForced(da, ra.transformer_out, text, audio),
-                            b.DepformerTeacherForced(db, rb.transformer_out, text, audio)))
-          << family << " step " << s;
+      out.push_back(m.DepformerTeacherForced(dep, r.transformer_out, text, audio));
     }
   }
+  return out;
+}
+
+void ExpectSameBits(const std::vector<at::Tensor>& a, const std::vector<at::Tensor>& b,
+                    const std::string& family) {
+  ASSERT_EQ(a.size(), b.size()) << family;
+  for (size_t i = 0; i < a.size(); ++i) ASSERT_TRUE(at::equal(a[i], b[i])) << family << " output " << i;
+}
+
+void ExpectSameBits(const LmModel& a, const LmModel& b, const std::string& family) {
+  ExpectSameBits(TeacherForced(a), TeacherForced(b), family);
 }
 
 TEST(LmBf16Storage, F32FromBf16CheckpointKeepsLinearsInBf16WithTheSameResults) {
-  if (!kernels::HasFewRowKernel()) GTEST_SKIP() << "no AVX-512 on this CPU: bf16 weights are widened at load";
+  if (!kernels::HasFewRowKernel()) GTEST_SKIP() << "no AVX2 on this CPU: bf16 weights are widened at load";
   for (const std::string family : {"stt", "moshi", "tts"}) {
     auto config = LoadModelConfig(LmDataDir(family));
     ASSERT_TRUE(config.ok()) << config.status();
@@ -88,6 +95,23 @@ TEST(LmBf16Storage, F32FromBf16CheckpointKeepsLinearsInBf16WithTheSameResults) {
     EXPECT_EQ(widened->quantization().bf16_linears, 0) << family;
     EXPECT_NE(DescribeQuantization(q).find("bf16 weights, f32 arithmetic"), std::string::npos);
     ExpectSameBits(*kept, *widened, family);
+  }
+}
+
+// On a CPU without AVX-512 the few-row kernel runs its AVX2 code (kernels/cpu_isa.h): the same bits.
+TEST(LmBf16Storage, F32ModelsGiveTheSameBitsCappedAtAvx2) {
+  if (kernels::DetectedCpuIsa() < kernels::CpuIsa::kAvx512) GTEST_SKIP() << "no AVX-512 to compare with";
+  for (const std::string family : {"stt", "moshi", "tts"}) {
+    auto config = LoadModelConfig(LmDataDir(family));
+    ASSERT_TRUE(config.ok()) << config.status();
+    auto model = Load(config->lm, Bf16Tensors(family, /*widen=*/false), at::kFloat);
+    ASSERT_NE(model, nullptr);
+    ASSERT_GT(model->quantization().bf16_linears, 0) << family;
+    const std::vector<at::Tensor> wide = TeacherForced(*model);
+    kernels::SetCpuIsaLimit(kernels::CpuIsa::kAvx2);
+    const std::vector<at::Tensor> narrow = TeacherForced(*model);
+    kernels::SetCpuIsaLimit(kernels::CpuIsa::kAvx512);
+    ExpectSameBits(wide, narrow, family);
   }
 }
 

@@ -149,7 +149,7 @@ void ExpectKernelsMatchTheFloatModelOfTheirWeights(const Quantisation& quant) {
 // keys and values only, far less than the weights' own quantisation error (the first test above).
 void ExpectCrossMemoryInBf16(const Quantisation& quant) {
   if (!kernels::ServesSmallAttentionRows(1, 16)) {
-    GTEST_SKIP() << "no AVX-512 attention kernel here: the memory stays f32 (ATen would widen it every step)";
+    GTEST_SKIP() << "no AVX2 attention kernel here: the memory stays f32 (ATen would widen it every step)";
   }
   auto bf16_memory = LoadQuantised("tts", quant);
   auto f32_memory = LoadQuantised("tts", quant, false, at::kFloat);

@@ -117,7 +117,7 @@ void ExpectSameBits(const DepthSpec& s, int64_t batch, const std::string& what) 
 
 TEST(LmRawStepTest, BitwiseTheAtenStepForEveryWeightForm) {
   if (!kernels::HasFewRowKernel())
-    GTEST_SKIP() << "the raw step serves float weights through the AVX-512 kernel";
+    GTEST_SKIP() << "the raw step serves float weights through the few-row kernel (AVX2)";
   for (WeightForm form : {WeightForm::kF32, WeightForm::kBf16, WeightForm::kInt8, WeightForm::kInt4}) {
     for (int64_t batch : {1, 3, 16}) {
       DepthSpec s;
@@ -130,7 +130,7 @@ TEST(LmRawStepTest, BitwiseTheAtenStepForEveryWeightForm) {
 
 TEST(LmRawStepTest, BitwiseTheAtenStepForOtherFeedForwards) {
   if (!kernels::HasFewRowKernel())
-    GTEST_SKIP() << "the raw step serves float weights through the AVX-512 kernel";
+    GTEST_SKIP() << "the raw step serves float weights through the few-row kernel (AVX2)";
   DepthSpec gelu_gate;
   gelu_gate.activation = lm::Activation::kGelu;
   ExpectSameBits(gelu_gate, 2, "gated GELU");
@@ -178,7 +178,8 @@ TEST(LmRawStepTest, OperandsNotServedTakeTheAtenStep) {
 }
 
 TEST(LmRawStepTest, EmbeddingRowsAddAreForwardPlusInput) {
-  if (!kernels::HasFewRowKernel()) GTEST_SKIP() << "the raw embedding projects through the AVX-512 kernel";
+  if (!kernels::HasFewRowKernel())
+    GTEST_SKIP() << "the raw embedding projects through the few-row kernel (AVX2)";
   at::manual_seed(11);
   for (at::ScalarType low_rank : {at::kFloat, at::kBFloat16, at::ScalarType::Undefined}) {
     lm::Embedding emb;

@@ -1,12 +1,13 @@
 // The Mimi transformer's few-row streaming path (mimi_transformer_few_rows.cc) gives the same bits as the
 // general path: codes and decoded audio are compared exactly, with the path on and off, on the tiny model
 // over a stream that wraps the KV ring, with an idle slot and a mid-stream reset, and on the released
-// architecture.
+// architecture; and the same bits from the kernels' AVX2 code as from their AVX-512 code.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
 #include <vector>
 
+#include "core/kernels/cpu_isa.h"
 #include "core/mimi/mimi_transformer.h"
 #include "tests/mimi/mimi_test_util.h"
 
@@ -85,6 +86,24 @@ TEST(MimiFewRowsTest, ReleasedArchitectureIsBitwiseTheGeneralPath) {
   EXPECT_TRUE(at::equal(fast.codes, general.codes));
   EXPECT_TRUE(at::equal(fast.pcm, general.pcm))
       << "max diff " << (fast.pcm - general.pcm).abs().max().item<float>();
+}
+
+// A CPU without AVX-512 runs the kernels' AVX2 code (core/kernels/cpu_isa.h): the released architecture's
+// codes and audio are the same bits as with AVX-512, so what the parity fixtures check here holds there.
+TEST(MimiFewRowsTest, ReleasedArchitectureGivesTheSameBitsCappedAtAvx2) {
+  if (kernels::DetectedCpuIsa() < kernels::CpuIsa::kAvx512) GTEST_SKIP() << "no AVX-512 to compare with";
+  auto model = mimi_test::LoadReal();
+  ASSERT_TRUE(model.ok()) << model.status();
+  const int64_t frame = model->frame_size();
+  at::manual_seed(4);
+  const at::Tensor a = at::randn({1, 1, 4 * frame}) * 0.2, b = at::randn({1, 1, 4 * frame}) * 0.2;
+  const StreamOutput wide = TwoSlots(*model, a, b, b, /*idle_from=*/2, /*reset_at=*/3, true);
+  kernels::SetCpuIsaLimit(kernels::CpuIsa::kAvx2);
+  const StreamOutput narrow = TwoSlots(*model, a, b, b, 2, 3, true);
+  kernels::SetCpuIsaLimit(kernels::CpuIsa::kAvx512);
+  EXPECT_TRUE(at::equal(wide.codes, narrow.codes));
+  EXPECT_TRUE(at::equal(wide.pcm, narrow.pcm))
+      << "max diff " << (wide.pcm - narrow.pcm).abs().max().item<float>();
 }
 
 }  // namespace

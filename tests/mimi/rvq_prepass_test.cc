@@ -58,7 +58,7 @@ at::Tensor Codes(const SplitRvq& q, const at::Tensor& x, bool prepass) {
 }
 
 TEST(RvqPrepassTest, ReleasedSizeCodesAreTheFullSweeps) {
-  if (!kernels::HasFewRowKernel()) GTEST_SKIP() << "no AVX-512: the few-row path and its pre-pass are off";
+  if (!kernels::HasFewRowKernel()) GTEST_SKIP() << "no AVX2: the few-row path and its pre-pass are off";
   at::manual_seed(11);
   const SplitRvq q =
       Make(at::randn({32, 2048, 256}), at::randn({256, 512}) / 22.6, at::randn({512, 256}) / 16);
@@ -78,7 +78,7 @@ TEST(RvqPrepassTest, ReleasedSizeCodesAreTheFullSweeps) {
 }
 
 TEST(RvqPrepassTest, TiesZeroDistancesAndNonFiniteInputsGiveTheFullSweepsCodes) {
-  if (!kernels::HasFewRowKernel()) GTEST_SKIP() << "no AVX-512: the few-row path and its pre-pass are off";
+  if (!kernels::HasFewRowKernel()) GTEST_SKIP() << "no AVX2: the few-row path and its pre-pass are off";
   at::manual_seed(12);
   const int64_t d = 16, bins = 64;
   at::Tensor books = at::randn({2, bins, d});
