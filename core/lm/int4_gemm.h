@@ -12,11 +12,14 @@
 // (rounded to f16, as stored), q = round(w / d) clamped to [-8, 7], so the extreme value maps to -8 exactly
 // and the 16 levels are all used (llama.cpp's Q4_0 rule).
 //
-// Two implementations chosen at run time:
+// Three implementations chosen at run time:
 // - kVnni (AVX-512 VNNI): each input row is rounded to 16-bit fixed point (scale max|x| / 32639, ~1/65000 of
 //   the row's largest value, far below the weights' rounding) and split into two signed bytes, q = 256 hi +
 //   lo; `vpdpbusd` of the unsigned stored nibbles (q + 8) with each byte gives exact integer sums per group,
 //   the zero point is removed exactly in integers, and each group's sum is scaled in f32.
+// - kAvx2 (AVX2 + FMA + F16C: laptops and desktops without AVX-512): kVnni's arithmetic with vpmaddubsw +
+//   vpmaddwd for each 4-byte dot product (exact: a nibble times a signed byte, twice, fits 16 bits) and its
+//   16 lanes as two halves of 8, summed by the same tree: the same bits as kVnni.
 // - kScalar: plain loops over the dequantised weights and the f32 input (any CPU; the definition the tests
 //   hold the vector path to).
 // Every path computes each (output row, input row) value independently of the other input rows, so a row's
@@ -27,9 +30,9 @@
 
 namespace monologue::lm::int4 {
 
-enum class KernelPath { kScalar, kVnni };
+enum class KernelPath { kScalar, kAvx2, kVnni };
 
-// The fastest path this CPU runs (kVnni, else kScalar).
+// The fastest path this CPU runs (kVnni, else kAvx2, else kScalar), under kernels::SetCpuIsaLimit's cap.
 KernelPath BestPath();
 const char* PathName(KernelPath path);
 

@@ -11,11 +11,14 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <random>
 #include <vector>
 
+#include "core/kernels/cpu_isa.h"
 #include "core/lm/lm_linear.h"
 
 namespace monologue::lm {
@@ -139,14 +142,21 @@ void CheckPath(int4::KernelPath path, const Case& c, int64_t n_begin, int64_t n_
   }
 }
 
+// The paths this CPU runs: BestPath() uncapped and capped at AVX2 (kernels::SetCpuIsaLimit), and kScalar.
+std::vector<int4::KernelPath> PathsHere() {
+  std::vector<int4::KernelPath> paths = {int4::KernelPath::kScalar};
+  kernels::SetCpuIsaLimit(kernels::CpuIsa::kAvx2);
+  if (int4::BestPath() == int4::KernelPath::kAvx2) paths.push_back(int4::KernelPath::kAvx2);
+  kernels::SetCpuIsaLimit(kernels::CpuIsa::kAvx512);
+  if (int4::BestPath() == int4::KernelPath::kVnni) paths.push_back(int4::KernelPath::kVnni);
+  return paths;
+}
+
 TEST(Int4Gemm, EveryPathMatchesTheDequantisedProduct) {
   std::mt19937 rng(11);
-  std::vector<int4::KernelPath> paths = {int4::KernelPath::kScalar};
-  if (int4::BestPath() == int4::KernelPath::kVnni) {
-    paths.push_back(int4::KernelPath::kVnni);
-  } else {
-    std::printf("no AVX-512 VNNI on this CPU: only the scalar path is checked\n");
-  }
+  const std::vector<int4::KernelPath> paths = PathsHere();
+  if (paths.size() < 3)
+    std::printf("this CPU runs %zu of the 3 paths: only those are checked\n", paths.size());
   for (const int4::KernelPath path : paths) {
     for (const Case& c :
          {Case{8, 128, 1}, Case{37, 200, 1}, Case{16, 31, 2}, Case{13, 1000, 3}, Case{64, 256, 4},
@@ -168,13 +178,42 @@ TEST(Int4Gemm, RowResultsDoNotDependOnTheBatch) {
   std::normal_distribution<float> xdist(0, 1);
   std::vector<float> x(batch * k);
   for (auto& v : x) v = xdist(rng);
-  for (const int4::KernelPath path : {int4::KernelPath::kScalar, int4::BestPath()}) {
+  for (const int4::KernelPath path : PathsHere()) {
     std::vector<float> all(batch * n), one(n);
     int4::GemmRows(path, x.data(), k, batch, k, packed.data(), nullptr, all.data(), n, 0, n);
     for (int64_t b = 0; b < batch; ++b) {
       int4::GemmRows(path, x.data() + b * k, k, 1, k, packed.data(), nullptr, one.data(), n, 0, n);
       for (int64_t r = 0; r < n; ++r)
         ASSERT_EQ(one[r], all[b * n + r]) << int4::PathName(path) << " " << b << "," << r;
+    }
+  }
+}
+
+// The AVX2 path repeats the VNNI path's integer sums, lanes and tree: the same bits (so a laptop's int4
+// model computes what this machine's does). Shapes with partial chunks, row ranges that start and end inside
+// a row group, batches of several rows, bias or none.
+TEST(Int4Gemm, Avx2PathIsBitwiseTheVnniPath) {
+  const std::vector<int4::KernelPath> paths = PathsHere();
+  if (paths.size() < 3) GTEST_SKIP() << "this CPU lacks the VNNI or the AVX2 path";
+  std::mt19937 rng(17);
+  std::normal_distribution<float> xdist(0, 1);
+  for (const auto& [n, k, batch] : std::vector<std::array<int64_t, 3>>{
+           {8, 128, 1}, {37, 200, 1}, {16, 31, 2}, {13, 1000, 3}, {64, 2048, 1}, {24, 96, 5}, {40, 129, 9}}) {
+    const std::vector<float> w = RandomWeights(n, k, rng);
+    std::vector<uint8_t> packed(static_cast<size_t>(int4::PackedBytes(n, k)));
+    int4::Quantize(w.data(), n, k, packed.data());
+    std::vector<float> x(batch * k), bias(n);
+    for (auto& v : x) v = xdist(rng) * 3.f;
+    for (auto& v : bias) v = xdist(rng);
+    for (const bool with_bias : {false, true}) {
+      const int64_t lo = n > 5 ? 3 : 0, hi = n > 5 ? n - 2 : n;
+      std::vector<float> vnni(batch * n, -1.f), avx2(batch * n, -1.f);
+      int4::GemmRows(int4::KernelPath::kVnni, x.data(), k, batch, k, packed.data(),
+                     with_bias ? bias.data() : nullptr, vnni.data(), n, lo, hi);
+      int4::GemmRows(int4::KernelPath::kAvx2, x.data(), k, batch, k, packed.data(),
+                     with_bias ? bias.data() : nullptr, avx2.data(), n, lo, hi);
+      ASSERT_EQ(0, std::memcmp(vnni.data(), avx2.data(), vnni.size() * sizeof(float)))
+          << "n=" << n << " k=" << k << " batch=" << batch << " bias=" << with_bias;
     }
   }
 }
