@@ -17,4 +17,29 @@
   _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wuninitialized\"") \
       _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"")
 #define MONOLOGUE_AVX512_WARNINGS_ON _Pragma("GCC diagnostic pop")
+
+namespace monologue::kernels {
+
+// The sum of 16 f32 lanes by a fixed tree (lanes l + l+8, then l + l+4, l + l+2, l + l+1): GCC's
+// _mm512_reduce_add_ps written out, so that AVX2 code (ReduceAdd16 of two halves below) repeats it exactly,
+// whatever the compiler.
+MONOLOGUE_AVX512_WARNINGS_OFF
+MONOLOGUE_AVX512_TARGET inline float ReduceAdd16(__m512 v) {
+  const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v),
+                                 _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+  const __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+  const __m128 p = _mm_add_ps(q, _mm_movehl_ps(q, q));
+  return _mm_cvtss_f32(_mm_add_ss(p, _mm_movehdup_ps(p)));
+}
+MONOLOGUE_AVX512_WARNINGS_ON
+
+// The same tree over 16 lanes held as two halves of 8 (lanes 0-7 and 8-15).
+MONOLOGUE_AVX2_TARGET inline float ReduceAdd16(__m256 lo, __m256 hi) {
+  const __m256 h = _mm256_add_ps(lo, hi);
+  const __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+  const __m128 p = _mm_add_ps(q, _mm_movehl_ps(q, q));
+  return _mm_cvtss_f32(_mm_add_ss(p, _mm_movehdup_ps(p)));
+}
+
+}  // namespace monologue::kernels
 #endif

@@ -33,16 +33,6 @@ MONOLOGUE_AVX512_TARGET inline __m512 MaskedLoad16(__mmask16 m, const uint16_t* 
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
 }
 
-// The sum of 16 lanes by a fixed tree (lanes l + l+8, then l + l+4, l + l+2, l + l+1): GCC's
-// _mm512_reduce_add_ps, written out so that the AVX2 code can repeat it exactly whatever the compiler.
-MONOLOGUE_AVX512_TARGET inline float ReduceAdd16(__m512 v) {
-  const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v),
-                                 _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
-  const __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-  const __m128 p = _mm_add_ps(q, _mm_movehl_ps(q, q));
-  return _mm_cvtss_f32(_mm_add_ss(p, _mm_movehdup_ps(p)));
-}
-
 // q·k over D: 16 lanes at a time, the last partial group masked.
 template <typename T>
 MONOLOGUE_AVX512_TARGET inline float Dot(const float* a, const T* b, int64_t d) {
@@ -130,10 +120,7 @@ struct Avx2 {
       lo = _mm256_fmadd_ps(alo, blo, lo);
       hi = _mm256_fmadd_ps(ahi, bhi, hi);
     }
-    const __m256 h = _mm256_add_ps(lo, hi);
-    const __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-    const __m128 p = _mm_add_ps(q, _mm_movehl_ps(q, q));
-    return _mm_cvtss_f32(_mm_add_ss(p, _mm_movehdup_ps(p)));
+    return ReduceAdd16(lo, hi);
   }
 
   template <typename T>

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/kernels/cpu_isa.h"
+#include "core/kernels/simd.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -135,16 +136,6 @@ void SplitRows(const float* x, int64_t ldx, int64_t batch, int64_t k, Limbs& l) 
   }
 }
 
-// The sum of 16 f32 lanes by a fixed tree (lanes l + l+8, then l + l+4, l + l+2, l + l+1): GCC's
-// _mm512_reduce_add_ps written out, so that the AVX2 path can repeat it exactly whatever the compiler.
-MONOLOGUE_VNNI_TARGET inline float ReduceAdd16(__m512 v) {
-  const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v),
-                                 _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
-  const __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-  const __m128 p = _mm_add_ps(q, _mm_movehl_ps(q, q));
-  return _mm_cvtss_f32(_mm_add_ss(p, _mm_movehdup_ps(p)));
-}
-
 // The integer sum of one half chunk (64 inputs) for one input row, per lane (lanes 0-7: the half's first
 // group, 8-15: its second), as f32 (exact: |t| < 2^22).
 MONOLOGUE_VNNI_TARGET inline __m512 HalfSum(__m512i nibbles, const int8_t* hi, const int8_t* lo,
@@ -199,7 +190,7 @@ MONOLOGUE_VNNI_TARGET void VnniBlock(const Limbs& l, int64_t b0, int64_t k, cons
     if (n + r < n_lo || n + r >= n_hi) continue;
     const float add = bias != nullptr ? bias[n + r] : 0.f;
     for (int b = 0; b < BB; ++b) {
-      const double sum = ReduceAdd16(acc[r][b]);
+      const double sum = kernels::ReduceAdd16(acc[r][b]);
       y[(b0 + b) * ldy + n + r] = static_cast<float>(sum * l.step[b0 + b]) + add;
     }
   }
@@ -273,14 +264,6 @@ MONOLOGUE_INT4_AVX2_TARGET inline __m256 HalfSum8(__m256i nibbles, const int8_t*
   return _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_slli_epi32(a, 8), b));
 }
 
-// ReduceAdd16 on the two halves.
-MONOLOGUE_INT4_AVX2_TARGET inline float ReduceAdd16(__m256 lo, __m256 hi) {
-  const __m256 h = _mm256_add_ps(lo, hi);
-  const __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-  const __m128 p = _mm_add_ps(q, _mm_movehl_ps(q, q));
-  return _mm_cvtss_f32(_mm_add_ss(p, _mm_movehdup_ps(p)));
-}
-
 // RB output rows from row n (RB divides kRowGroup) against input row b; only rows in [n_lo, n_hi) are stored.
 template <int RB>
 MONOLOGUE_INT4_AVX2_TARGET void Avx2Block(const Limbs& l, int64_t b, int64_t k, const uint8_t* w,
@@ -335,7 +318,7 @@ MONOLOGUE_INT4_AVX2_TARGET void Avx2Block(const Limbs& l, int64_t b, int64_t k, 
   for (int r = 0; r < RB; ++r) {
     if (n + r < n_lo || n + r >= n_hi) continue;
     const float add = bias != nullptr ? bias[n + r] : 0.f;
-    const double sum = ReduceAdd16(acc[r][0], acc[r][1]);
+    const double sum = kernels::ReduceAdd16(acc[r][0], acc[r][1]);
     y[b * ldy + n + r] = static_cast<float>(sum * l.step[b]) + add;
   }
 }

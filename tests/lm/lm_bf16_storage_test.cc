@@ -46,28 +46,8 @@ std::shared_ptr<const LmModel> Load(const LmConfig& config, const std::map<std::
   return model.ok() ? *model : nullptr;
 }
 
-// Teacher-forced steps through a model (text logits, and depformer logits where there is a depformer), with
-// the same inputs on every call.
 std::vector<at::Tensor> TeacherForced(const LmModel& m) {
-  const LmConfig& c = m.config();
-  const int64_t batch = 3;
-  at::manual_seed(11);
-  LmTemporalState state = m.NewTemporalState(batch);
-  if (c.cross_attention) m.SetCrossSource(state, at::randn({batch, 5, c.dim}));
-  LmDepformerState dep = m.NewDepformerState(batch);
-  std::vector<at::Tensor> out;
-  for (int64_t s = 0; s < 6; ++s) {
-    const at::Tensor tokens = at::cat(
-        {at::randint(c.text_card, {batch, 1}, at::kLong), at::randint(c.card, {batch, c.n_q}, at::kLong)}, 1);
-    auto r = m.ForwardText(state, tokens);
-    out.push_back(r.text_logits);
-    if (c.dep_q > 0) {
-      const at::Tensor text = at::randint(c.text_card, {batch}, at::kLong);
-      const at::Tensor audio = at::randint(c.card, {batch, c.dep_q}, at::kLong);
-      out.push_back(m.DepformerTeacherForced(dep, r.transformer_out, text, audio));
-    }
-  }
-  return out;
+  return testing_lm::TeacherForcedLogits(m, /*steps=*/6, /*batch=*/3, /*seed=*/11);
 }
 
 void ExpectSameBits(const std::vector<at::Tensor>& a, const std::vector<at::Tensor>& b,

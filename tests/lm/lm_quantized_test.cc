@@ -234,29 +234,6 @@ void ExpectSttGreedyTokensAgreeWithReference(const Quantisation& quant) {
 TEST(LmInt8, SttGreedyTokensAgreeWithReference) { ExpectSttGreedyTokensAgreeWithReference(kInt8); }
 TEST(LmInt4, SttGreedyTokensAgreeWithReference) { ExpectSttGreedyTokensAgreeWithReference(kInt4); }
 
-// Logits of teacher-forced steps (text, then depformer where there is one) with fixed inputs.
-std::vector<at::Tensor> StepLogits(const LmModel& m, int64_t steps) {
-  const LmConfig& c = m.config();
-  const int64_t batch = 2;
-  at::manual_seed(9);
-  LmTemporalState state = m.NewTemporalState(batch);
-  if (c.cross_attention) m.SetCrossSource(state, at::randn({batch, 5, c.dim}));
-  LmDepformerState dep = m.NewDepformerState(batch);
-  std::vector<at::Tensor> out;
-  for (int64_t s = 0; s < steps; ++s) {
-    const at::Tensor tokens = at::cat(
-        {at::randint(c.text_card, {batch, 1}, at::kLong), at::randint(c.card, {batch, c.n_q}, at::kLong)}, 1);
-    auto r = m.ForwardText(state, tokens);
-    out.push_back(r.text_logits);
-    if (c.dep_q > 0) {
-      out.push_back(m.DepformerTeacherForced(dep, r.transformer_out,
-                                             at::randint(c.text_card, {batch}, at::kLong),
-                                             at::randint(c.card, {batch, c.dep_q}, at::kLong)));
-    }
-  }
-  return out;
-}
-
 // An int4 model on a CPU without AVX-512 (the int4 AVX2 path, the other kernels' AVX2 code) gives the same
 // bits as on this one: every kernel's AVX2 code repeats its AVX-512 arithmetic.
 TEST(LmInt4, SameBitsCappedAtAvx2) {
@@ -266,10 +243,10 @@ TEST(LmInt4, SameBitsCappedAtAvx2) {
   for (const std::string family : {"stt", "moshi", "tts"}) {
     auto qm = LoadQuantised(family, kInt4);
     ASSERT_NE(qm, nullptr);
-    const std::vector<at::Tensor> wide = StepLogits(*qm, 4);
+    const std::vector<at::Tensor> wide = testing_lm::TeacherForcedLogits(*qm, 4, 2, 9);
     kernels::SetCpuIsaLimit(kernels::CpuIsa::kAvx2);
     ASSERT_EQ(lm::int4::BestPath(), lm::int4::KernelPath::kAvx2);
-    const std::vector<at::Tensor> narrow = StepLogits(*qm, 4);
+    const std::vector<at::Tensor> narrow = testing_lm::TeacherForcedLogits(*qm, 4, 2, 9);
     kernels::SetCpuIsaLimit(kernels::CpuIsa::kAvx512);
     ASSERT_EQ(wide.size(), narrow.size());
     for (size_t i = 0; i < wide.size(); ++i)

@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/config/model_config.h"
 #include "core/io/safetensors.h"
@@ -49,6 +50,31 @@ inline at::Tensor Golden(const SafeTensorsFile& file, const std::string& name) {
   auto t = file.Load(name);
   EXPECT_TRUE(t.ok()) << t.status();
   return t.ok() ? t->clone() : at::Tensor();
+}
+
+// Logits of `steps` teacher-forced steps through a model (text logits, then depformer logits where there is a
+// depformer), from random inputs drawn after at::manual_seed(seed): the same inputs on every call, so two
+// runs (two models, or one model under two settings) compare output for output.
+inline std::vector<at::Tensor> TeacherForcedLogits(const LmModel& m, int64_t steps, int64_t batch,
+                                                   uint64_t seed) {
+  const LmConfig& c = m.config();
+  at::manual_seed(seed);
+  LmTemporalState state = m.NewTemporalState(batch);
+  if (c.cross_attention) m.SetCrossSource(state, at::randn({batch, 5, c.dim}));
+  LmDepformerState dep = m.NewDepformerState(batch);
+  std::vector<at::Tensor> out;
+  for (int64_t s = 0; s < steps; ++s) {
+    const at::Tensor tokens = at::cat(
+        {at::randint(c.text_card, {batch, 1}, at::kLong), at::randint(c.card, {batch, c.n_q}, at::kLong)}, 1);
+    auto r = m.ForwardText(state, tokens);
+    out.push_back(r.text_logits);
+    if (c.dep_q > 0) {
+      const at::Tensor text = at::randint(c.text_card, {batch}, at::kLong);
+      const at::Tensor audio = at::randint(c.card, {batch, c.dep_q}, at::kLong);
+      out.push_back(m.DepformerTeacherForced(dep, r.transformer_out, text, audio));
+    }
+  }
+  return out;
 }
 
 // max |a - b| / max |b| (relative to the reference's scale).
