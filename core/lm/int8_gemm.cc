@@ -336,24 +336,10 @@ void Vnni(const float* x, int64_t ldx, int64_t batch, int64_t k, const int8_t* w
 }
 #endif  // MONOLOGUE_INT8_AVX512
 
-bool HasAvx512() {
-#ifdef MONOLOGUE_INT8_AVX512
-  static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                          __builtin_cpu_supports("avx512vl");
-  return yes;
-#else
-  return false;
-#endif
-}
-
-bool HasAvx2() {
-#ifdef MONOLOGUE_INT8_AVX512
-  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return yes;
-#else
-  return false;
-#endif
-}
+// What the CPU has (kernels/cpu_isa.h detects it once for every kernel), whatever the process-wide cap:
+// GemmRows runs an explicitly requested path wherever the CPU can.
+bool HasAvx512() { return kernels::DetectedCpuIsa() >= kernels::CpuIsa::kAvx512; }
+bool HasAvx2() { return kernels::DetectedCpuIsa() >= kernels::CpuIsa::kAvx2; }
 
 bool HasVnni() {
 #ifdef MONOLOGUE_INT8_AVX512
@@ -442,10 +428,9 @@ KernelPath BestPath() {
   const KernelPath limit = path_limit.load(std::memory_order_relaxed);
   auto allowed = [&](KernelPath p) { return static_cast<int>(p) <= static_cast<int>(limit); };
   // The process-wide instruction-set cap (kernels::SetCpuIsaLimit) applies here too.
-  const bool avx512 = kernels::CpuHasAvx512(), avx2 = kernels::CpuHasAvx2();
-  if (allowed(KernelPath::kVnni) && avx512 && HasVnni()) return KernelPath::kVnni;
-  if (allowed(KernelPath::kAvx512) && avx512 && HasAvx512()) return KernelPath::kAvx512;
-  if (allowed(KernelPath::kAvx2) && avx2 && HasAvx2()) return KernelPath::kAvx2;
+  if (allowed(KernelPath::kVnni) && kernels::CpuHasAvx512() && HasVnni()) return KernelPath::kVnni;
+  if (allowed(KernelPath::kAvx512) && kernels::CpuHasAvx512()) return KernelPath::kAvx512;
+  if (allowed(KernelPath::kAvx2) && kernels::CpuHasAvx2()) return KernelPath::kAvx2;
   return KernelPath::kScalar;
 }
 
