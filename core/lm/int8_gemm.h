@@ -1,18 +1,22 @@
 // Weight-only int8 matrix product for the LM's linear layers on CPU: y = x W^T * scale (+ bias), with W
 // int8 [N, K] (one f32 scale per output row) and x, y in f32. At the LM's batch sizes (1..8 rows per step)
 // the product is bound by reading W, so storing it in 8 bits instead of 32 cuts a step's time by up to
-// ~4x; the activations stay f32 (no activation quantisation error), the int8 -> f32 conversion happens in
-// registers.
+// ~4x. The activations stay f32 in memory; the kernels round each input row to 16-bit fixed point on the fly
+// (below), an error 256 times finer than the weights' own.
 //
-// Four implementations chosen at run time by CPU feature detection:
-// - kVnni (AVX-512 VNNI): each input row is rounded to 16-bit fixed point (scale max|x| / 32767, so ~1/65534
-// of
-//   the row's largest value, far below the weights' own rounding) and split into two unsigned 8-bit limbs;
-//   two `vpdpbusd` per 64 weights and input row give exact integer sums, combined in double. 1.6x the kAvx512
-//   path at batch 1 and 8 on stt-1b shapes (docs/benchmarks.md), close to the memory speed at batch 1.
-// - kAvx512 (F + BW + VL): int8 -> f32 conversion in registers and FMA with the f32 input.
-// - kAvx2 (AVX2 + FMA, the laptop and desktop CPUs without AVX-512): the same arithmetic 8 lanes wide.
-// - kScalar: plain loops (any CPU; a correctness fallback, ~8x slower than the vector paths).
+// Four implementations chosen at run time by CPU feature detection. Three of them round each input row to
+// 16-bit fixed point (q = round(x / s), s = max |x| / 32767: ~1/65534 of the row's largest value, far below
+// the weights' own rounding) and compute the exact integer sum of q * w, scaled once in double, so they give
+// the same bits on every CPU:
+// - kVnni (AVX-512 VNNI): q split into two unsigned 8-bit limbs; two `vpdpbusd` per 64 weights and input row.
+//   1.6x the kAvx512 path at batch 1 and 8 on stt-1b shapes (docs/benchmarks.md), close to the memory speed.
+// - kAvx2 (AVX2, the laptop and desktop CPUs without AVX-512): weights sign-extended to 16 bits, `vpmaddwd`
+//   with q, 32-bit sums widened to 64 bits every 4096 inputs. 1.6-1.9x the f32 FMA code it replaced on an
+//   AVX2 AMD EPYC (depformer-size products at batch 1), 2.2-2.5x at batch 8 (stt-1b LM step).
+// - kScalar: plain loops, 64-bit sums (any CPU, ARM included; ~8x slower than the vector paths).
+// - kAvx512 (F + BW + VL, for AVX-512 CPUs without VNNI): int8 -> f32 conversion in registers and FMA with
+// the
+//   f32 input (f32 arithmetic: its own bits).
 // Every path computes each (output row, input row) value independently of the other input rows, so a row's
 // result does not depend on the batch it is in.
 #pragma once

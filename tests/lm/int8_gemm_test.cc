@@ -91,8 +91,8 @@ void CheckPath(int8::KernelPath path, const Case& c, int64_t n_begin, int64_t n_
         ASSERT_EQ(got, sentinel) << "row " << n << " outside the range was written";
         continue;
       }
-      // f32 accumulation: error well within K ulps of the magnitude sum; the VNNI path also rounds each input
-      // to 1/32767 of its row's largest value (half a step at most per element).
+      // f32 accumulation (kAvx512): error well within K ulps of the magnitude sum; the fixed-point paths
+      // round each input to 1/32767 of its row's largest value (half a step at most per element).
       const double tol = 1e-6 * static_cast<double>(c.k) * mag[b * c.n + n] + 1e-6 +
                          abs_w[n] * max_x[b] / 32767.0 * 0.51;
       ASSERT_NEAR(got, want[b * c.n + n], tol)
@@ -184,50 +184,79 @@ TEST(Int8Gemm, RowSubRangesTouchOnlyTheirRows) {
   }
 }
 
-// A batch row's output is bit-identical whatever the batch around it (slots are independent).
-// The VNNI path's result is defined exactly: each input row rounded to 16-bit fixed point (q = round(x / s),
-// s = max |x| / 32767 in f32, ties to even), the integer sum of q * w, then (sum * s) * scale in double,
-// rounded to f32, plus the bias. Checked bit for bit, so a lane of one row's sum landing in another's, or a
-// lost chunk, fails even where it would hide inside CheckPath's tolerance.
-TEST(Int8Gemm, VnniPathIsExactInItsFixedPoint) {
-  if (int8::BestPath() != int8::KernelPath::kVnni) GTEST_SKIP() << "this CPU has no AVX-512 VNNI";
-  std::mt19937 rng(5);
-  std::uniform_int_distribution<int> wdist(-127, 127);
+// The fixed-point paths' result is defined exactly: each input row rounded to 16-bit fixed point (q = round(x
+// / s), s = max |x| / 32767 in f32, ties to even), the integer sum of q * w, then (sum * s) * scale in
+// double, rounded to f32, plus the bias. Checked bit for bit on every such path this CPU runs (scalar, AVX2,
+// AVX-512 VNNI: so the same bits on every CPU), so a lane of one row's sum landing in another's, a lost chunk
+// or an overflowing 32-bit sum fails even where it would hide inside CheckPath's tolerance.
+std::vector<int8::KernelPath> FixedPointPaths() {
+  std::vector<int8::KernelPath> out = {int8::KernelPath::kScalar};
+  if (kernels::CpuHasAvx2()) out.push_back(int8::KernelPath::kAvx2);
+  if (int8::BestPath() == int8::KernelPath::kVnni) out.push_back(int8::KernelPath::kVnni);
+  return out;
+}
+
+struct ExactCase {
+  int64_t n, k, batch;
+  bool extreme;  // every weight -128 or 127 and every input at the row's maximum: the largest sums there are
+};
+
+void CheckExact(int8::KernelPath path, const ExactCase& c, std::mt19937& rng) {
+  std::uniform_int_distribution<int> wdist(-127, 127), coin(0, 1);
   std::normal_distribution<float> xdist(0, 1);
   std::uniform_real_distribution<float> sdist(0.001f, 0.05f);
-  // n: a row group, a group and a tail, many groups; k: one chunk, tails, the depformer's width.
-  for (auto [n, k, batch] :
-       std::vector<std::array<int64_t, 3>>{{8, 64, 1}, {13, 100, 2}, {40, 1024, 1}, {23, 2049, 3}}) {
-    std::vector<int8_t> w(n * k);
-    std::vector<float> x(batch * k), scale(n), bias(n);
-    for (auto& v : w) v = static_cast<int8_t>(wdist(rng));
-    for (auto& v : x) v = xdist(rng);
-    for (auto& v : scale) v = sdist(rng);
-    for (auto& v : bias) v = xdist(rng);
-    std::vector<int32_t> row_sums(n, 0);
+  const int64_t n = c.n, k = c.k, batch = c.batch;
+  std::vector<int8_t> w(n * k);
+  std::vector<float> x(batch * k), scale(n), bias(n);
+  for (auto& v : w) v = static_cast<int8_t>(c.extreme ? (coin(rng) ? 127 : -128) : wdist(rng));
+  for (auto& v : x) v = c.extreme ? (coin(rng) ? 3.5f : -3.5f) : xdist(rng);
+  if (c.extreme) {
+    // Row 0 of input row 0: all weights 127, all inputs +max: one sign throughout, each lane's sum at its
+    // bound.
+    std::fill(w.begin(), w.begin() + k, int8_t{127});
+    std::fill(x.begin(), x.begin() + k, 3.5f);
+    // Row 1: all -128 against the same inputs: the most negative sums.
+    if (n > 1) std::fill(w.begin() + k, w.begin() + 2 * k, int8_t{-128});
+  }
+  for (auto& v : scale) v = sdist(rng);
+  for (auto& v : bias) v = xdist(rng);
+  std::vector<int32_t> row_sums(n, 0);
+  for (int64_t r = 0; r < n; ++r) {
+    for (int64_t i = 0; i < k; ++i) row_sums[r] += w[r * k + i];
+  }
+  std::vector<float> y(batch * n);
+  const std::vector<int8_t> packed = Packed(w, n, k);
+  int8::GemmRows(path, x.data(), k, batch, k, packed.data(), scale.data(), row_sums.data(), bias.data(),
+                 y.data(), n, 0, n);
+  for (int64_t b = 0; b < batch; ++b) {
+    float m = 0;
+    for (int64_t i = 0; i < k; ++i) m = std::max(m, std::fabs(x[b * k + i]));
+    const float step = m / 32767.f;
     for (int64_t r = 0; r < n; ++r) {
-      for (int64_t i = 0; i < k; ++i) row_sums[r] += w[r * k + i];
-    }
-    std::vector<float> y(batch * n);
-    const std::vector<int8_t> packed = Packed(w, n, k);
-    int8::GemmRows(int8::KernelPath::kVnni, x.data(), k, batch, k, packed.data(), scale.data(),
-                   row_sums.data(), bias.data(), y.data(), n, 0, n);
-    for (int64_t b = 0; b < batch; ++b) {
-      float m = 0;
-      for (int64_t i = 0; i < k; ++i) m = std::max(m, std::fabs(x[b * k + i]));
-      const float step = m / 32767.f;
-      for (int64_t r = 0; r < n; ++r) {
-        int64_t sum = 0;
-        for (int64_t i = 0; i < k; ++i) {
-          const float q = std::clamp(std::nearbyint(x[b * k + i] / step), -32767.f, 32767.f);
-          sum += static_cast<int64_t>(q) * w[r * k + i];
-        }
-        const float want = static_cast<float>(static_cast<double>(sum) * static_cast<double>(step) *
-                                              static_cast<double>(scale[r])) +
-                           bias[r];
-        ASSERT_EQ(y[b * n + r], want) << "n=" << n << " k=" << k << " b=" << b << " row=" << r;
+      int64_t sum = 0;
+      for (int64_t i = 0; i < k; ++i) {
+        const float q = std::clamp(std::nearbyint(x[b * k + i] / step), -32767.f, 32767.f);
+        sum += static_cast<int64_t>(q) * w[r * k + i];
       }
+      const float want = static_cast<float>(static_cast<double>(sum) * static_cast<double>(step) *
+                                            static_cast<double>(scale[r])) +
+                         bias[r];
+      ASSERT_EQ(y[b * n + r], want) << int8::PathName(path) << " n=" << n << " k=" << k << " b=" << b
+                                    << " row=" << r << (c.extreme ? " (extreme values)" : "");
     }
+  }
+}
+
+TEST(Int8Gemm, FixedPointPathsAreExact) {
+  std::mt19937 rng(5);
+  // n: a row group, a group and a tail, many groups; k: one chunk, tails, the depformer's width, the widest
+  // products (tts-1.6b's 5632, Moshi 7B's 11264) across the 4096-input widening of the vector sums; the
+  // extreme cases sit at the 32-bit lanes' bound (4096 inputs) and past it.
+  const std::vector<ExactCase> cases = {{8, 64, 1, false},    {13, 100, 2, false}, {40, 1024, 1, false},
+                                        {23, 2049, 3, false}, {9, 5632, 2, false}, {8, 11264, 1, false},
+                                        {8, 4096, 1, true},   {16, 8192, 2, true}, {3, 4160, 1, true}};
+  for (int8::KernelPath path : FixedPointPaths()) {
+    for (const ExactCase& c : cases) CheckExact(path, c, rng);
   }
 }
 

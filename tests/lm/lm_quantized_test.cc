@@ -12,6 +12,7 @@
 #include "core/kernels/cpu_isa.h"
 #include "core/kernels/small_attention.h"
 #include "core/lm/int4_gemm.h"
+#include "core/lm/int8_gemm.h"
 #include "core/lm/lm_gen.h"
 #include "core/lm/lm_model.h"
 #include "tests/lm/lm_test_util.h"
@@ -251,6 +252,33 @@ TEST(LmInt4, SameBitsCappedAtAvx2) {
     ASSERT_EQ(wide.size(), narrow.size());
     for (size_t i = 0; i < wide.size(); ++i)
       EXPECT_TRUE(at::equal(wide[i], narrow[i])) << family << " output " << i;
+  }
+}
+
+// The int8 kernel's fixed-point paths (AVX-512 VNNI, AVX2, scalar) compute the same exact integer sums, so an
+// int8 model gives the same bits on every CPU, laptops and ARM included (only kAvx512, for AVX-512 CPUs
+// without VNNI, keeps f32 arithmetic).
+TEST(LmInt8, SameBitsOnEveryFixedPointPath) {
+  const lm::int8::KernelPath best = lm::int8::BestPath();
+  if (best == lm::int8::KernelPath::kAvx512) GTEST_SKIP() << "this CPU's int8 path is the f32 AVX-512 one";
+  std::vector<lm::int8::KernelPath> others = {lm::int8::KernelPath::kScalar};
+  if (best == lm::int8::KernelPath::kVnni) others.push_back(lm::int8::KernelPath::kAvx2);
+  for (const std::string family : {"stt", "moshi", "tts"}) {
+    auto qm = LoadQuantised(family, kInt8);
+    ASSERT_NE(qm, nullptr);
+    const std::vector<at::Tensor> want = testing_lm::TeacherForcedLogits(*qm, 4, 2, 9);
+    for (lm::int8::KernelPath path : others) {
+      lm::int8::SetPathLimit(path);
+      ASSERT_EQ(lm::int8::BestPath(), path);
+      const std::vector<at::Tensor> got = testing_lm::TeacherForcedLogits(*qm, 4, 2, 9);
+      lm::int8::SetPathLimit(lm::int8::KernelPath::kVnni);
+      ASSERT_EQ(want.size(), got.size());
+      for (size_t i = 0; i < want.size(); ++i) {
+        EXPECT_TRUE(at::equal(want[i], got[i]))
+            << family << " output " << i << ": " << lm::int8::PathName(best) << " vs "
+            << lm::int8::PathName(path);
+      }
+    }
   }
 }
 
