@@ -16,19 +16,27 @@ flags=(-O3 -DNDEBUG -std=c++20)  # CMake's Release flags; the kernels pick their
 
 take() {  # take REV NAME: that revision's kernel, compiled, its GemmRows renamed NAMEGemmRows, the rest local
   local rev="$1" name="$2" dir="$work/$2"
-  mkdir -p "$dir/core/lm"
-  for f in int8_gemm.h int8_gemm.cc; do
+  mkdir -p "$dir/core/lm" "$dir/core/kernels"
+  # Since e912e75 the kernel takes its CPU detection from core/kernels/cpu_isa (one detection for every kernel).
+  for f in lm/int8_gemm.h lm/int8_gemm.cc kernels/cpu_isa.h kernels/cpu_isa.cc; do
     if [[ "$rev" == worktree ]]; then
-      cp "$root/core/lm/$f" "$dir/core/lm/$f"
+      [[ -e "$root/core/$f" ]] && cp "$root/core/$f" "$dir/core/$f"
     else
-      git -C "$root" show "$rev:core/lm/$f" > "$dir/core/lm/$f"
+      git -C "$root" show "$rev:core/$f" > "$dir/core/$f" 2>/dev/null || rm -f "$dir/core/$f"
     fi
   done
+  local objs=("$dir/kernel.o")
   g++ "${flags[@]}" -I"$dir" -c "$dir/core/lm/int8_gemm.cc" -o "$dir/kernel.o"
+  if [[ -e "$dir/core/kernels/cpu_isa.cc" ]]; then
+    g++ "${flags[@]}" -I"$dir" -c "$dir/core/kernels/cpu_isa.cc" -o "$dir/cpu_isa.o"
+    objs+=("$dir/cpu_isa.o")
+  fi
+  ld -r "${objs[@]}" -o "$dir/combined.o"
   local sym
-  sym="$(nm "$dir/kernel.o" | awk '$2 == "T" && $3 ~ /int88GemmRows/ {print $3}')"
-  objcopy --redefine-sym "$sym=${name}GemmRows" -w --localize-symbol='_ZN9monologue2lm4int8*' \
-    "$dir/kernel.o" "$work/$name.o"
+  sym="$(nm "$dir/combined.o" | awk '$2 == "T" && $3 ~ /int88GemmRows/ {print $3}')"
+  # Everything but the renamed entry point is made local, so the two revisions' helpers do not collide.
+  objcopy --redefine-sym "$sym=${name}GemmRows" -w --localize-symbol='_ZN9monologue*' \
+    "$dir/combined.o" "$work/$name.o"
 }
 take "$rev_a" KernelA
 take "$rev_b" KernelB
