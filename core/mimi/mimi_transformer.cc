@@ -128,8 +128,12 @@ at::Tensor MimiTransformer::Run(const at::Tensor& input, const at::Tensor& offse
     return at::stack({outr, outi}, -1).view({b, h, t, dh});
   };
 
-  if (state != nullptr && rows == nullptr && ServesFewRows(x, *state)) {
-    x = LayersFewRows(x, rotr, roti, ring_index, mask, *state);
+  // The few-row path also serves a step over a contiguous run of slots that are all active (a lone stream in
+  // an engine's batch-1 state, or every slot busy): its rows are then slots [start, start + rows) of the
+  // rings, which it writes and reads in place as the general path's index_put_ and Gather view do.
+  const bool rows_in_place = rows == nullptr || (rows->start >= 0 && rows->all_active());
+  if (state != nullptr && rows_in_place && ServesFewRows(x, *state)) {
+    x = LayersFewRows(x, rotr, roti, ring_index, mask, *state, rows != nullptr ? rows->start : 0);
     if (output_proj_.defined()) x = kernels::Linear(x, output_proj_);
     return x;
   }

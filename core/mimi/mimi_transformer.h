@@ -61,11 +61,12 @@ class MimiTransformer {
   // The streaming step's fast path (mimi_transformer_few_rows.cc): whether it serves x [B, T, C] with this
   // state (CPU f32, B * T within the few-row kernel's rows, contiguous weights and rings), and the layers
   // themselves, bitwise equal to Run's general loop. `rotr`/`roti` [B, 1, T, Dh/2], `ring_index` [B, T],
-  // `mask` [B, 1, T, context] as Run computes them.
+  // `mask` [B, 1, T, context] as Run computes them; x's rows are the state's slots [first_slot, first_slot +
+  // B).
   bool ServesFewRows(const at::Tensor& x, const TransformerState& state) const;
   at::Tensor LayersFewRows(const at::Tensor& x, const at::Tensor& rotr, const at::Tensor& roti,
-                           const at::Tensor& ring_index, const at::Tensor& mask,
-                           TransformerState& state) const;
+                           const at::Tensor& ring_index, const at::Tensor& mask, TransformerState& state,
+                           int64_t first_slot) const;
 
   MimiTransformerConfig config_;
   std::vector<TransformerLayerWeights> layers_;

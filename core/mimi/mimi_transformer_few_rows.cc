@@ -74,7 +74,8 @@ bool MimiTransformer::ServesFewRows(const at::Tensor& x, const TransformerState&
 
 at::Tensor MimiTransformer::LayersFewRows(const at::Tensor& input, const at::Tensor& rotr,
                                           const at::Tensor& roti, const at::Tensor& ring_index,
-                                          const at::Tensor& mask, TransformerState& state) const {
+                                          const at::Tensor& mask, TransformerState& state,
+                                          int64_t first_slot) const {
   const int64_t b = input.size(0), t = input.size(1), c = config_.d_model, h = config_.num_heads;
   const int64_t dh = c / h, half = dh / 2, m = b * t, f = config_.dim_feedforward, cap = config_.context;
   const at::TensorOptions o = input.options();
@@ -99,8 +100,11 @@ at::Tensor MimiTransformer::LayersFewRows(const at::Tensor& input, const at::Ten
     // Self-attention: QKV, RoPE on q (into q [B, H, T, Dh]) and k, k and v into the ring, attention.
     const at::Tensor xn1 = at::layer_norm(x, {c}, l.norm1_w, l.norm1_b, 1e-5).contiguous();
     kernels::FewRowLinearF32(xn1.data_ptr<float>(), m, c, l.in_proj.data_ptr<float>(), 3 * c, qkvp);
-    float* keys = state.keys[li].data_ptr<float>();
-    float* values = state.values[li].data_ptr<float>();
+    // The step's slots of the rings ([B_state, H, cap, Dh], contiguous: a view of whole slots).
+    const at::Tensor layer_keys = state.keys[li].narrow(0, first_slot, b);
+    const at::Tensor layer_values = state.values[li].narrow(0, first_slot, b);
+    float* keys = layer_keys.data_ptr<float>();
+    float* values = layer_values.data_ptr<float>();
     for (int64_t bi = 0; bi < b; ++bi) {
       for (int64_t ti = 0; ti < t; ++ti) {
         const int64_t row = bi * t + ti, slot = ringp[row];
@@ -115,7 +119,7 @@ at::Tensor MimiTransformer::LayersFewRows(const at::Tensor& input, const at::Ten
         }
       }
     }
-    const at::Tensor a = kernels::Attention(q, state.keys[li], state.values[li], mask);
+    const at::Tensor a = kernels::Attention(q, layer_keys, layer_values, mask);
     // [B, H, T, Dh] (any strides) -> rows [B * T, H * Dh].
     const float* ap = a.data_ptr<float>();
     const int64_t sb = a.stride(0), sh = a.stride(1), st = a.stride(2), sd = a.stride(3);

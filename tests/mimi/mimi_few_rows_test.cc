@@ -1,7 +1,8 @@
 // The Mimi transformer's few-row streaming path (mimi_transformer_few_rows.cc) gives the same bits as the
 // general path: codes and decoded audio are compared exactly, with the path on and off, on the tiny model
-// over a stream that wraps the KV ring, with an idle slot and a mid-stream reset, and on the released
-// architecture; and the same bits from the kernels' AVX2 code as from their AVX-512 code.
+// over a stream that wraps the KV ring, with an idle slot and a mid-stream reset, with steps over some slots
+// of the state (what the engines run), and on the released architecture; and the same bits from the kernels'
+// AVX2 code as from their AVX-512 code.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
@@ -55,6 +56,57 @@ StreamOutput TwoSlots(const MimiModel& model, const at::Tensor& a, const at::Ten
   }
   MimiTransformer::SetFewRowPathEnabled(true);
   return {at::cat(codes, 2), at::cat(pcm, 2)};
+}
+
+// Three slots stepped through EncodeStepSlots / DecodeStepSlots (what the engines call) with a schedule of
+// active sets: contiguous runs that start at slot 0 or later (the few-row path steps them in place) and a
+// set with a gap ({0, 2}: the general path), so that both paths write and read the same rings in turn.
+StreamOutput SlotSchedule(const MimiModel& model, const at::Tensor& pcm, bool few_row_path) {
+  MimiTransformer::SetFewRowPathEnabled(few_row_path);
+  const int64_t frame = model.frame_size(), steps = pcm.size(2) / frame;
+  const std::vector<std::vector<int64_t>> schedule = {{0, 1, 2}, {1, 2}, {0}, {2}, {0, 2}, {1}, {0, 1}};
+  MimiStreamState state = model.NewState(3);
+  std::vector<at::Tensor> codes, audio;
+  for (int64_t step = 0; step < steps; ++step) {
+    const std::vector<int64_t>& slots = schedule[step % schedule.size()];
+    const int64_t n = static_cast<int64_t>(slots.size());
+    // Each slot gets its own signal: the input scaled per slot.
+    std::vector<at::Tensor> in;
+    for (int64_t slot : slots) in.push_back(pcm.narrow(2, step * frame, frame) * (0.5 + 0.25 * slot));
+    auto step_codes = model.EncodeStepSlots(state, slots, at::cat(in, 0));
+    EXPECT_TRUE(step_codes.ok()) << step_codes.status();
+    if (!step_codes.ok()) break;
+    auto step_pcm = model.DecodeStepSlots(state, slots, *step_codes);
+    EXPECT_TRUE(step_pcm.ok()) << step_pcm.status();
+    if (!step_pcm.ok()) break;
+    EXPECT_EQ(step_codes->size(0), n);
+    codes.push_back(step_codes->flatten());
+    audio.push_back(step_pcm->flatten());
+  }
+  MimiTransformer::SetFewRowPathEnabled(true);
+  return {at::cat(codes), at::cat(audio)};
+}
+
+TEST(MimiFewRowsTest, SlotStepsOfContiguousActiveSlotsAreBitwiseTheGeneralPath) {
+  auto tiny = mimi_test::LoadTiny();
+  ASSERT_TRUE(tiny.ok()) << tiny.status();
+  auto file = SafeTensorsFile::Open(mimi_test::DataPath("tiny_cases.safetensors"));
+  ASSERT_TRUE(file.ok()) << file.status();
+  const at::Tensor pcm = Fixture(**file, "input_long");  // 40 frames: the 10-step context wraps
+  const StreamOutput fast = SlotSchedule(*tiny, pcm, true), general = SlotSchedule(*tiny, pcm, false);
+  EXPECT_TRUE(at::equal(fast.codes, general.codes));
+  EXPECT_TRUE(at::equal(fast.pcm, general.pcm))
+      << "max diff " << (fast.pcm - general.pcm).abs().max().item<float>();
+
+  auto real = mimi_test::LoadReal();
+  ASSERT_TRUE(real.ok()) << real.status();
+  at::manual_seed(5);
+  const at::Tensor speech = at::randn({1, 1, 7 * real->frame_size()}) * 0.2;
+  const StreamOutput real_fast = SlotSchedule(*real, speech, true);
+  const StreamOutput real_general = SlotSchedule(*real, speech, false);
+  EXPECT_TRUE(at::equal(real_fast.codes, real_general.codes));
+  EXPECT_TRUE(at::equal(real_fast.pcm, real_general.pcm))
+      << "max diff " << (real_fast.pcm - real_general.pcm).abs().max().item<float>();
 }
 
 TEST(MimiFewRowsTest, TinyStreamsWithWrapIdleAndResetAreBitwiseTheGeneralPath) {
