@@ -74,7 +74,9 @@ void ScalarRows(const float* x, int64_t ldx, int64_t batch, int64_t k, const uin
 #ifdef MONOLOGUE_INT4_AVX512
 #define MONOLOGUE_VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 
-// How far ahead of its loads the kernel prefetches the packed stream (the int8 kernel's measured best).
+// How far ahead of its loads the kernel prefetches the packed stream (the int8 kernel's measured best), into
+// L2 (T1): on an Intel VM from memory, 2 threads, 17.4-18.1 GB/s against 15.0-16.1 into L1 (T0) and 10-11
+// without (tts-1.6b int4 LM step 86-88 -> 68-74 ms, docs/benchmarks.md "An Intel VM").
 constexpr int64_t kPrefetchBytes = 4096;
 // Largest |q| of the 16-bit fixed point: q + 128 stays below 2^15, so hi = (q + 128) >> 8 fits a signed byte.
 constexpr float kMaxQ = 32639.f;
@@ -166,7 +168,7 @@ MONOLOGUE_VNNI_TARGET void VnniBlock(const Limbs& l, int64_t b0, int64_t k, cons
   for (int64_t c = 0; c < chunks; ++c) {
     const uint8_t* cb = base + c * kChunkBytes;
     for (int64_t line = 0; line < kChunkBytes; line += 64) {
-      _mm_prefetch(reinterpret_cast<const char*>(cb + line + kPrefetchBytes), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(cb + line + kPrefetchBytes), _MM_HINT_T1);
     }
     const __m512 s0 =
         _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(cb + kScaleOffset)));

@@ -22,7 +22,10 @@ namespace {
 
 // How far ahead of its loads a vector kernel prefetches the packed weight stream. 4-8 KB ahead gave the
 // highest rate on the development VM (depformer-size products at batch 1: 18.5 GB/s without prefetch, 33-42
-// GB/s at 4 KB, 29 GB/s at 1 KB, 32 GB/s at 16 KB).
+// GB/s at 4 KB, 29 GB/s at 1 KB, 32 GB/s at 16 KB). Into L1 (T0) for the AVX-512 paths (T1 measured the same
+// on an AMD Zen 4 and an Intel VM); into L2 (T1) for the AVX2 path, whose 16-byte loads follow an L1 prefetch
+// worse on the Intel VM (from memory, 2 threads: 15.7-16.3 GB/s with T0, 18.1-18.3 with T1, 17.6-18.9
+// without; tts-1.6b LM step 128-134 -> 104-109 ms, docs/benchmarks.md "An Intel VM").
 constexpr int64_t kPrefetchBytes = 4096;
 
 // The block of RB rows holding `row` starts at the RB-aligned row below it; RB divides kRowGroup, so a block
@@ -232,7 +235,7 @@ MONOLOGUE_AVX2_TARGET void Avx2RowGroup(const Fixed16& f, int64_t b, const int8_
 #pragma GCC unroll 8
       for (int r = 0; r < 8; ++r) {
         const int8_t* c = chunk + r * kChunk;
-        _mm_prefetch(reinterpret_cast<const char*>(c + kPrefetchBytes), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(c + kPrefetchBytes), _MM_HINT_T1);
         __m256i p[4];
         for (int j = 0; j < 4; ++j) {
           const __m256i wv =
