@@ -22,10 +22,11 @@ namespace {
 
 // How far ahead of its loads a vector kernel prefetches the packed weight stream. 4-8 KB ahead gave the
 // highest rate on the development VM (depformer-size products at batch 1: 18.5 GB/s without prefetch, 33-42
-// GB/s at 4 KB, 29 GB/s at 1 KB, 32 GB/s at 16 KB). Into L1 (T0) for the AVX-512 paths (T1 measured the same
-// on an AMD Zen 4 and an Intel VM); into L2 (T1) for the AVX2 path, whose 16-byte loads follow an L1 prefetch
-// worse on the Intel VM (from memory, 2 threads: 15.7-16.3 GB/s with T0, 18.1-18.3 with T1, 17.6-18.9
-// without; tts-1.6b LM step 128-134 -> 104-109 ms, docs/benchmarks.md "An Intel VM").
+// GB/s at 4 KB, 29 GB/s at 1 KB, 32 GB/s at 16 KB). Into L1 (T0) for the VNNI path (T1 measured the same on
+// an AMD Zen 4 and an Intel VM); into L2 (T1) for the AVX-512 and AVX2 paths, whose longer per-line work
+// follows an L1 prefetch worse on the Intel VM (from memory, 2 threads: AVX2 15.7-16.3 GB/s with
+// T0, 18.1-18.3 with T1; AVX-512 15.7-16.4 and 17.3-20.5; tts-1.6b LM step 128-134 -> 104-109 and 123-128 ->
+// 101-107 ms, docs/benchmarks.md "An Intel VM").
 constexpr int64_t kPrefetchBytes = 4096;
 
 // The block of RB rows holding `row` starts at the RB-aligned row below it; RB divides kRowGroup, so a block
@@ -127,7 +128,7 @@ MONOLOGUE_AVX512_TARGET void Avx512Block(const float* x, int64_t ldx, int64_t k,
     __m512 wv[RB];
     for (int r = 0; r < RB; ++r) {
       if (i % kChunk == 0)
-        _mm_prefetch(reinterpret_cast<const char*>(chunk + r * kChunk + kPrefetchBytes), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(chunk + r * kChunk + kPrefetchBytes), _MM_HINT_T1);
       wv[r] = LoadWeights(chunk + r * kChunk);
     }
     for (int b = 0; b < BB; ++b) {
