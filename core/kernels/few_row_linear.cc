@@ -25,9 +25,10 @@ constexpr int64_t kMaxRowsBf16 = 64;
 // the interleaved streams of 4 rows at once (Mimi's deepest convolution, 2 rows of K = 8192: 0.8 -> 2.1 ms a
 // frame). 8-16 KB measured best.
 constexpr int64_t kRowDotInputBytes = 16384;
-// How far ahead of its loads RowDot prefetches the weight stream into L2. On an Intel VM (docs/benchmarks.md
-// "An Intel VM"): the stt-1b f32 LM step (bf16 weights) 68-73 -> 65-69 ms, 78-81 -> 66-69 ms in the AVX2
-// code; Mimi encode / decode ~5% faster.
+// How far ahead of its loads RowDot and Block prefetch the weight stream into L2. On an Intel VM
+// (docs/benchmarks.md "An Intel VM"): the stt-1b f32 LM step (bf16 weights) 68-73 -> 65-69 ms, 78-81 -> 66-69
+// ms in the AVX2 code; Mimi encode / decode ~5% faster; Block's 4 streams: the stt-1b f32 LM step at batch 8
+// 98-101 -> 92-93 ms.
 constexpr int64_t kPrefetchBytes = 4096;
 
 #ifdef MONOLOGUE_KERNELS_AVX512
@@ -74,6 +75,9 @@ MONOLOGUE_AVX512_TARGET void Block(const float* x, int64_t ldx, const W* w, int6
   const int64_t full = k / 16 * 16;
   for (int64_t i = 0; i < full; i += 16) {
     __m512 wv[4];
+    for (int j = 0; j < 4; ++j) {
+      _mm_prefetch(reinterpret_cast<const char*>(w + j * k + i) + kPrefetchBytes, _MM_HINT_T1);
+    }
     for (int j = 0; j < 4; ++j) wv[j] = j < nw ? Load16(w + j * k + i) : _mm512_setzero_ps();
     for (int r = 0; r < R; ++r) {
       const __m512 xv = _mm512_loadu_ps(x + r * ldx + i);
