@@ -14,8 +14,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "cli/bench_command.h"
-#include "cli/bench_profile.h"
 #include "cli/bench_options.h"
+#include "cli/bench_profile.h"
+#include "cli/memory_speed.h"
 #include "core/mimi/mimi_loader.h"
 #include "core/mimi/mimi_model.h"
 
@@ -51,6 +52,7 @@ int RunBenchCodec(const BenchCodecFlags& f) {
   auto parsed_device = ParseDeviceFlag(f.device);
   if (!parsed_device.ok()) return fail(std::string(parsed_device.status().message()));
   const c10::Device device = *parsed_device;
+  if (f.profile) InitializeProfiler();  // whatever it logs at its first start, above the report
 
   auto config = LoadMimiConfig(f.mimi_config);
   if (!config.ok()) return fail(std::string(config.status().message()));
@@ -65,6 +67,7 @@ int RunBenchCodec(const BenchCodecFlags& f) {
               f.threads, f.codebooks, f.frames, f.warmup);
   PrintHugePages();
   PrintCpuKernels();
+  if (device.is_cpu()) PrintMemoryReadSpeed(f.threads, "now");
   std::printf("%6s  %18s  %10s  %18s  %10s\n", "batch", "encode ms/frame", "encode RTF", "decode ms/frame",
               "decode RTF");
   c10::InferenceMode guard;
@@ -125,6 +128,7 @@ int RunBenchCodec(const BenchCodecFlags& f) {
           f.frames);
     }
   }
+  if (device.is_cpu()) PrintMemoryReadSpeed(f.threads, "after the timing");
   std::printf(
       "RTF = compute time per step / %.0f ms of audio per stream (< 1: faster than real time for every "
       "stream of the batch)\n",

@@ -20,6 +20,7 @@
 #include "absl/strings/str_split.h"
 #include "cli/bench_command.h"
 #include "cli/bench_options.h"
+#include "cli/memory_speed.h"
 #include "core/config/model_config.h"
 #include "core/lm/lm_gen.h"
 #include "core/lm/lm_model.h"
@@ -102,6 +103,7 @@ int RunOneDtype(const BenchLmFlags& f, const BenchModel& bench_model, const std:
   PrintQuantization(*model);
   PrintHugePages();
   PrintCpuKernels();
+  if (device.is_cpu()) PrintWeightReadFloor("LM weights", model->LinearBytesPerStep(), f.threads);
   std::printf("%6s  %14s  %14s  %16s\n", "batch", "step ms", "temporal ms", "depformer ms");
   c10::InferenceMode guard;
   for (int64_t b : batches) {
@@ -161,6 +163,7 @@ int RunOneDtype(const BenchLmFlags& f, const BenchModel& bench_model, const std:
                 depformer_ms);
     std::fflush(stdout);
   }
+  if (device.is_cpu()) PrintMemoryReadSpeed(f.threads, "after the timing");
   return 0;
 }
 

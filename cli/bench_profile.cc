@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -22,16 +23,31 @@ struct Span {
   std::string name;
 };
 
-}  // namespace
-
-void ProfileAndPrint(const std::function<void()>& body, int iterations, int top) {
+// Runs `body` under the CPU profiler and returns what it recorded.
+std::unique_ptr<torch::autograd::profiler::ProfilerResult> Profile(const std::function<void()>& body) {
   namespace prof = torch::autograd::profiler;
   const torch::profiler::impl::ProfilerConfig config(torch::profiler::impl::ProfilerState::KINETO);
   const std::set<torch::profiler::impl::ActivityType> activities{torch::profiler::impl::ActivityType::CPU};
   prof::prepareProfiler(config, activities);
   prof::enableProfiler(config, activities);
   body();
-  const std::unique_ptr<prof::ProfilerResult> result = prof::disableProfiler();
+  return prof::disableProfiler();
+}
+
+}  // namespace
+
+void InitializeProfiler() {
+  static const bool initialized = [] {
+    Profile([] {});
+    std::fflush(stderr);
+    return true;
+  }();
+  (void)initialized;
+}
+
+void ProfileAndPrint(const std::function<void()>& body, int iterations, int top) {
+  InitializeProfiler();
+  const auto result = Profile(body);
 
   // Self time per thread: events nest by time, so a stack of open spans gives each span's direct children.
   std::map<uint64_t, std::vector<Span>> by_thread;

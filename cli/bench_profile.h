@@ -7,6 +7,11 @@
 
 namespace monologue::cli {
 
+// Starts and stops libtorch's profiler once with nothing to record. Its first start prints what its
+// initialisation logs (on a machine without a GPU, kineto's "gpuGetDeviceCount failed with code 35" on
+// stderr): a bench calls this before its report so that this lands above it, not inside a table row.
+void InitializeProfiler();
+
 // Runs `body` once under the profiler and prints the `top` heaviest entries; `iterations` divides the
 // times so they read per step.
 void ProfileAndPrint(const std::function<void()>& body, int iterations, int top = 30);

@@ -24,6 +24,7 @@
 #include "cli/bench_options.h"
 #include "cli/bench_profile.h"
 #include "cli/bench_reference.h"
+#include "cli/memory_speed.h"
 #include "core/config/model_config.h"
 #include "core/io/safetensors.h"
 #include "core/lm/lm_model.h"
@@ -280,6 +281,7 @@ int RunOneDtype(const BenchSynthesizeFlags& f, const std::string& dtype_name, Re
   PrintQuantization(*b.lm);
   PrintHugePages();
   PrintCpuKernels();
+  if (device->is_cpu()) PrintWeightReadFloor("LM weights", b.lm->LinearBytesPerStep(), f.threads);
   std::printf("%6s  %10s  %10s  %8s  %26s\n", "batch", "step ms", "max ms", "RTF", "x realtime (all streams)");
   std::fflush(stdout);
   for (int64_t batch : *parsed_batches) {
@@ -289,6 +291,7 @@ int RunOneDtype(const BenchSynthesizeFlags& f, const std::string& dtype_name, Re
                 t->step_ms / 80.0, batch * 80.0 / t->step_ms);
     std::fflush(stdout);
   }
+  if (device->is_cpu()) PrintMemoryReadSpeed(f.threads, "after the timing");
   for (bool skip : {true, false}) {
     auto ttfa = TimeToFirstAudio(b, skip, f.ttfa_runs, speaker->second.dim);
     if (!ttfa.ok()) return Fail(std::string(ttfa.status().message()));
@@ -314,6 +317,7 @@ int RunBenchSynthesize(const BenchSynthesizeFlags& f) {
   auto dtypes = ParseDtypeList(f.dtype);
   if (!dtypes.ok()) return Fail(std::string(dtypes.status().message()));
   at::set_num_threads(f.threads);
+  if (f.profile) InitializeProfiler();  // whatever it logs at its first start, above the report
   ReferenceInputs ref;
   for (size_t i = 0; i < dtypes->size(); ++i) {
     if (i > 0) std::printf("\n");

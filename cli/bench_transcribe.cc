@@ -29,6 +29,7 @@
 #include "cli/bench_command.h"
 #include "cli/bench_options.h"
 #include "cli/bench_reference.h"
+#include "cli/memory_speed.h"
 #include "core/config/model_config.h"
 #include "core/lm/lm_model.h"
 #include "core/mimi/mimi_loader.h"
@@ -163,6 +164,7 @@ int RunOneDtype(const BenchTranscribeFlags& f, const std::string& dtype_name) {
   PrintQuantization(**lm_or);
   PrintHugePages();
   PrintCpuKernels();
+  if (device.is_cpu()) PrintWeightReadFloor("LM weights", (*lm_or)->LinearBytesPerStep(), f.threads);
   if (f.active > 0) {
     // The same batches with only --active streams: each step as it was (every slot under the exec mask)
     // and compacted, alternately so that both see the same machine load.
@@ -189,6 +191,7 @@ int RunOneDtype(const BenchTranscribeFlags& f, const std::string& dtype_name) {
                 b * 80.0 / t->step_ms);
     std::fflush(stdout);
   }
+  if (device.is_cpu()) PrintMemoryReadSpeed(f.threads, "after the timing");
 
   if (f.max_streams > 0) {
     // Largest batch (doubling, then bisection) whose mean step stays within 80 ms.

@@ -92,6 +92,32 @@ int64_t DepformerInIndex(const LmConfig& c, int64_t k) {
 }
 }  // namespace
 
+int64_t LmModel::LinearBytesPerStep() const {
+  // Weight set `set` of a per-set list, or its only entry.
+  auto of_set = [](const auto& per_set, int64_t set) -> const auto& {
+    return per_set[per_set.size() == 1 ? 0 : static_cast<size_t>(set)];
+  };
+  auto layer_bytes = [&](const lm::TransformerLayer& layer, int64_t set) {
+    const lm::FeedForward& ffn = of_set(layer.ffn, set);
+    int64_t bytes = of_set(layer.in_proj, set).nbytes() + of_set(layer.out_proj, set).nbytes() +
+                    ffn.w_in.nbytes() + ffn.w_out.nbytes();
+    // The keys and values of the cross-attention source are projected once per source, not per step.
+    if (layer.cross) bytes += layer.cross_q.nbytes() + layer.cross_out.nbytes();
+    return bytes;
+  };
+  int64_t bytes = text_linear_.nbytes();
+  for (const lm::TransformerLayer& layer : transformer_.layers) bytes += layer_bytes(layer, 0);
+  for (const at::Tensor& head : extra_heads_)
+    bytes += head.numel() * static_cast<int64_t>(head.element_size());
+  for (const lm::LinearWeight& w : depformer_in_) bytes += w.nbytes();
+  for (int64_t k = 0; k < config_.dep_q; ++k) {
+    for (const lm::TransformerLayer& layer : depformer_.layers)
+      bytes += layer_bytes(layer, depformer_weight_set(k));
+    bytes += linears_[static_cast<size_t>(k)].nbytes();
+  }
+  return bytes;
+}
+
 at::Tensor LmModel::DepformerInput(const at::Tensor& transformer_out, int64_t k) const {
   return depformer_in_[DepformerInIndex(config_, k)].Forward(transformer_out);
 }

@@ -1,7 +1,8 @@
 // `monologue bench lm` times each dtype of a comma-separated --dtype list in turn, in one process, and
 // rejects an unknown dtype with a message naming the flag; it reports the memory on 2 MB pages, which
 // MONOLOGUE_HUGE_PAGES=0 switches off (any other value than 0/1 and their spellings is refused), and names
-// the int8 kernel, which MONOLOGUE_INT8_KERNEL caps.
+// the int8 kernel, which MONOLOGUE_INT8_KERNEL caps. Each table comes with the weight bytes a step reads and
+// the memory's read speed measured before and after it.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -27,6 +28,17 @@ TEST(BenchLmCliTest, ADtypeListGivesOneTableEach) {
   // One row for batch 1 under each header.
   EXPECT_NE(r.out.find("\n     1 ", int8_table), std::string::npos);
   EXPECT_NE(r.out.find("\n     1 ", f32_table), std::string::npos);
+  // The memory-speed floor under each header, and the speed again after each table.
+  for (const size_t table : {int8_table, f32_table}) {
+    const size_t bytes = r.out.find("LM weights read per step: ", table);
+    const size_t floor = r.out.find("memory read speed now: ", table);
+    const size_t after = r.out.find("memory read speed after the timing: ", table);
+    ASSERT_NE(after, std::string::npos) << r.out;
+    EXPECT_LT(bytes, floor);
+    EXPECT_LT(floor, r.out.find("\n     1 ", table));
+    EXPECT_GT(after, r.out.find("\n     1 ", table));
+  }
+  EXPECT_THAT(r.out, ::testing::ContainsRegex("reading them takes >= [0-9]+\\.[0-9]+ ms a step"));
 }
 
 TEST(BenchLmCliTest, AnUnknownDtypeInTheListIsAnError) {
