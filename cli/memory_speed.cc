@@ -75,8 +75,9 @@ void PrintWeightReadFloor(const char* what, int64_t weight_bytes, int threads) {
   const double speed = MeasureMemoryReadSpeed(threads);
   std::printf("%s read per step: %.1f MB\n", what, static_cast<double>(weight_bytes) / 1e6);
   if (speed > 0) {
-    std::printf("memory read speed now: %.1f GB/s (%d thread%s) -> reading them takes >= %.2f ms a step\n",
-                speed, threads, threads == 1 ? "" : "s", static_cast<double>(weight_bytes) / speed / 1e6);
+    std::printf(
+        "memory read speed now: %.1f GB/s (%d thread%s): reading them all from memory takes %.2f ms\n", speed,
+        threads, threads == 1 ? "" : "s", static_cast<double>(weight_bytes) / speed / 1e6);
   }
 }
 

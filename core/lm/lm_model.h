@@ -192,8 +192,9 @@ class LmModel {
   // Bytes of Linear weights one step reads, whatever the batch: every temporal weight and the text head
   // once, each depformer input projection once, and a depformer weight set once for every codebook that
   // uses it (tts-1.6b: 3 of its 11 sets serve 8 codebooks each). A CPU step at small batch streams these
-  // from memory, so this over the memory's read speed is the step's floor (`monologue bench`). Embedding
-  // rows, norms, KV caches and cross-attention memory are not counted.
+  // from memory, so this over the memory's read speed is about the step's floor (`monologue bench`; re-reads
+  // can come partly from cache). Embedding rows, norms, KV caches and cross-attention memory are not
+  // counted.
   int64_t LinearBytesPerStep() const;
 
   // Internals, exposed for tests and benchmarks.
