@@ -14,7 +14,10 @@ namespace monologue::kernels {
 namespace {
 
 constexpr int64_t kMaxQueries = 4;
+// f32 keys beyond this go to ATen's kernel (Moshi 7B's 3000-step context: the f32 parity tests hold its
+// rounding); bf16 keys are read here at any context a model has, as ATen would first widen them whole.
 constexpr int64_t kMaxKeys = 1024;
+constexpr int64_t kMaxNarrowKeys = 16384;
 
 #ifdef MONOLOGUE_KERNELS_AVX512
 
@@ -216,7 +219,7 @@ bool ServesSmallAttention(const at::Tensor& q, const at::Tensor& k, const at::Te
       (k.scalar_type() != at::kFloat && k.scalar_type() != at::kBFloat16))
     return false;
   const int64_t b = q.size(0), h = q.size(1), lq = q.size(2), d = q.size(3), l = k.size(2);
-  if (lq > kMaxQueries || l > kMaxKeys || l == 0 || d == 0) return false;
+  if (lq > kMaxQueries || l > SmallAttentionMaxKeys(k.scalar_type()) || l == 0 || d == 0) return false;
   if (k.size(0) != b || k.size(1) != h || k.size(3) != d || v.sizes() != k.sizes()) return false;
   if (mask.has_value() && mask->defined()) {
     const at::Tensor& m = *mask;
@@ -251,6 +254,10 @@ at::Tensor SmallAttention(const at::Tensor& q, const at::Tensor& k, const at::Te
                   out.data_ptr<float>());
   }
   return out;
+}
+
+int64_t SmallAttentionMaxKeys(at::ScalarType kv_dtype) {
+  return kv_dtype == at::kBFloat16 ? kMaxNarrowKeys : kMaxKeys;
 }
 
 bool ServesSmallAttentionRows(int64_t keys, int64_t d) {

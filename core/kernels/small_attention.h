@@ -12,10 +12,13 @@
 
 namespace monologue::kernels {
 
+// The most keys (L) SmallAttention reads for keys and values of `kv_dtype`: 1024 in f32, 16384 in bf16.
+int64_t SmallAttentionMaxKeys(at::ScalarType kv_dtype);
+
 // Whether SmallAttention serves these operands: CPU, q [B, H, Lq, D] f32 with Lq <= 4, k and v [B, H, L, D]
-// both f32 or both bf16 (widened exactly as they are read) with L <= 1024 and unit stride over D, an optional
-// bool mask broadcastable as [B, 1, Lq, L] (true = visible; size 1 or B in dim 0, size 1 in dim 1), on an
-// AVX2 or AVX-512 CPU (the same bits on both).
+// both f32 or both bf16 (widened exactly as they are read) with L <= SmallAttentionMaxKeys and unit stride
+// over D, an optional bool mask broadcastable as [B, 1, Lq, L] (true = visible; size 1 or B in dim 0, size 1
+// in dim 1), on an AVX2 or AVX-512 CPU (the same bits on both).
 bool ServesSmallAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                           const std::optional<at::Tensor>& mask);
 

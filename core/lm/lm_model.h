@@ -39,11 +39,12 @@ struct LmLoadOptions {
   // model of exactly the weights the kernels use), so that a test or a study can tell the kernels' arithmetic
   // apart from the weights' rounding.
   bool dequantize_after_quantizing = false;
-  // How the cross-attention keys and values are stored. Unset: bf16 for an int8 / int4 model on a CPU whose
-  // attention kernel reads bf16 (AVX-512; half the bytes a step reads from them; TransformerSpec::
-  // cross_memory_dtype), the model's dtype otherwise.
-  // Tests set kFloat to hold the quantised kernels to the float model of their weights without that rounding.
-  std::optional<at::ScalarType> cross_memory_dtype;
+  // How the attention memory is stored: the temporal transformer's KV cache and its cross-attention keys and
+  // values. Unset: bf16 for an int8 / int4 model on a CPU whose attention kernel reads bf16 (half the bytes a
+  // step reads from them; TransformerSpec::kv_memory_dtype and cross_memory_dtype), the model's dtype
+  // otherwise. Tests set kFloat to hold the quantised kernels to the float model of their weights without
+  // that rounding.
+  std::optional<at::ScalarType> attention_memory_dtype;
   // Optional LoRA weights fused at load time (reference get_lora_moshi + replace_lora_with_linear).
   std::string lora_path;
   double lora_scaling = 2.0;

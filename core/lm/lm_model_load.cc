@@ -420,12 +420,16 @@ class LmModelLoader {
     ASSIGN_OR_RETURN(m.transformer_.spec.positional,
                      ParsePositional(c.positional_embedding, "positional_embedding"));
     m.transformer_.spec.max_period = c.max_period;
-    if (options_.cross_memory_dtype.has_value()) {
-      m.transformer_.spec.cross_memory_dtype = options_.cross_memory_dtype;
+    if (options_.attention_memory_dtype.has_value()) {
+      m.transformer_.spec.cross_memory_dtype = options_.attention_memory_dtype;
+      m.transformer_.spec.kv_memory_dtype = options_.attention_memory_dtype;
     } else if (quant_bits_ != 0 && options_.device.is_cpu() &&
                kernels::ServesSmallAttentionRows(1, d / c.num_heads)) {
-      // Only where the attention kernel reads bf16 (AVX-512): ATen would widen all of it at every step.
+      // Only where the attention kernel reads bf16 (AVX2 or AVX-512), and the whole context: ATen would widen
+      // all of it at every step.
       m.transformer_.spec.cross_memory_dtype = at::kBFloat16;
+      if (c.context <= kernels::SmallAttentionMaxKeys(at::kBFloat16))
+        m.transformer_.spec.kv_memory_dtype = at::kBFloat16;
     }
     m.transformer_.spec.positional_scale = c.positional_scale;
     RETURN_IF_ERROR(GetLayers("transformer", c.num_layers, d, 1, c.norm, c.gating,

@@ -1,6 +1,7 @@
 #include "core/lm/lm_transformer.h"
 
 #include <ATen/ATen.h>
+#include <c10/util/BFloat16.h>
 
 #include <algorithm>
 #include <iterator>
@@ -53,7 +54,7 @@ void RopeTables(const at::Tensor& freqs, const at::Tensor& positions_f32, StepCo
 
 KvState Transformer::NewState(int64_t batch, at::ScalarType dtype, at::Device device) const {
   KvState state;
-  const auto opts = at::TensorOptions().dtype(dtype).device(device);
+  const auto opts = at::TensorOptions().dtype(spec.kv_memory_dtype.value_or(dtype)).device(device);
   // Every layer's keys and values in one buffer, on 2 MB pages of its own on the CPU: a step reads the
   // filled part of each (stt-1b at batch 1 with a full context: ~200 MB of f32).
   const int64_t n_layers = static_cast<int64_t>(layers.size());
@@ -246,6 +247,48 @@ void StoreActive(const at::Tensor& cache, const at::Tensor& entry, const at::Ten
   // On the [B, capacity, H, Dh] view the two indices pick (slot, ring entry) pairs: values [A, H, Dh].
   cache.transpose(1, 2).index_put_(at_rows, rows.SelectActive(entry).squeeze(2));
 }
+
+// Whether StoreOnCpu serves this cache and step entry: both on the CPU, an f32 entry [R, H, 1, Dh], an f32 or
+// bf16 cache [B, H, capacity, Dh] with unit stride over Dh, int64 ring slots [R].
+bool StoresOnCpu(const at::Tensor& cache, const at::Tensor& entry, const at::Tensor& ring_slot) {
+  return cache.is_cpu() && entry.is_cpu() && ring_slot.defined() && ring_slot.is_cpu() &&
+         ring_slot.scalar_type() == at::kLong && ring_slot.dim() == 1 && entry.scalar_type() == at::kFloat &&
+         (cache.scalar_type() == at::kFloat || cache.scalar_type() == at::kBFloat16) && cache.dim() == 4 &&
+         entry.dim() == 4 && entry.size(2) == 1 && entry.size(0) == ring_slot.size(0) &&
+         entry.size(1) == cache.size(1) && entry.size(3) == cache.size(3) && cache.stride(3) == 1;
+}
+
+// scatter_ / StoreActive's writes as plain loops: entry row r (of the step's rows, or of every slot when
+// `rows` is null) to the cache's slot at ring entry ring_slot[r], rounded to the cache's dtype as Tensor::to
+// rounds (bf16: to nearest even). The same bits; converting an entry and scatter_-ing it into a bf16 cache
+// took 90-150 us a call against 4-5 us into f32 (two per layer and step: what had kept an earlier bf16 cache
+// slower than f32).
+void StoreOnCpu(const at::Tensor& cache, const at::Tensor& entry, const at::Tensor& ring_slot,
+                const StepRows* rows) {
+  const at::Tensor slots = ring_slot.contiguous();
+  const int64_t* ring = slots.data_ptr<int64_t>();
+  const float* src = entry.data_ptr<float>();
+  const int64_t heads = entry.size(1), dh = entry.size(3);
+  const bool narrow = cache.scalar_type() == at::kBFloat16;
+  char* base = static_cast<char*>(cache.data_ptr());
+  const int64_t elem = static_cast<int64_t>(cache.element_size());
+  for (int64_t r = 0; r < entry.size(0); ++r) {
+    const auto row = static_cast<size_t>(r);
+    if (rows != nullptr && !rows->is_active[row]) continue;
+    const int64_t slot = rows != nullptr ? rows->slots[row] : r;
+    for (int64_t h = 0; h < heads; ++h) {
+      const float* from = src + r * entry.stride(0) + h * entry.stride(1);
+      char* to = base + (slot * cache.stride(0) + h * cache.stride(1) + ring[r] * cache.stride(2)) * elem;
+      if (narrow) {
+        auto* out = reinterpret_cast<c10::BFloat16*>(to);
+        for (int64_t i = 0; i < dh; ++i) out[i] = c10::BFloat16(from[i * entry.stride(3)]);
+      } else {
+        auto* out = reinterpret_cast<float*>(to);
+        for (int64_t i = 0; i < dh; ++i) out[i] = from[i * entry.stride(3)];
+      }
+    }
+  }
+}
 }  // namespace
 
 namespace {
@@ -306,21 +349,37 @@ at::Tensor Transformer::Step(KvState& state, const StepContext& ctx, at::Tensor 
     at::Tensor v = qkv.select(2, 2).transpose(1, 2);
     at::Tensor keys = state.keys[l], values = state.values[l];
     const int64_t kv_len = ctx.kv_len > 0 ? ctx.kv_len : keys.size(2);
+    const bool store_on_cpu = ctx.write_slot < 0 && StoresOnCpu(keys, k, ctx.ring_slot);
+    // A cache stored narrower (kv_memory_dtype) takes entries of its dtype, except through StoreOnCpu.
+    if (!store_on_cpu && keys.scalar_type() != k.scalar_type()) {
+      k = k.to(keys.scalar_type());
+      v = v.to(values.scalar_type());
+    }
     if (ctx.write_slot >= 0) {
       keys.narrow(2, ctx.write_slot, 1).copy_(k);
       values.narrow(2, ctx.write_slot, 1).copy_(v);
       keys = keys.narrow(2, 0, kv_len);
       values = values.narrow(2, 0, kv_len);
     } else if (rows == nullptr) {
-      keys.scatter_(2, ctx.write_index, k);
-      values.scatter_(2, ctx.write_index, v);
+      if (store_on_cpu) {
+        StoreOnCpu(keys, k, ctx.ring_slot, nullptr);
+        StoreOnCpu(values, v, ctx.ring_slot, nullptr);
+      } else {
+        keys.scatter_(2, ctx.write_index, k);
+        values.scatter_(2, ctx.write_index, v);
+      }
       keys = keys.narrow(2, 0, kv_len);
       values = values.narrow(2, 0, kv_len);
     } else {
       // Active rows store their new entries, then the step reads its rows (a padding row does not see its
       // own new entry: its output is discarded).
-      StoreActive(keys, k, ctx.ring_slot, *rows);
-      StoreActive(values, v, ctx.ring_slot, *rows);
+      if (store_on_cpu) {
+        StoreOnCpu(keys, k, ctx.ring_slot, rows);
+        StoreOnCpu(values, v, ctx.ring_slot, rows);
+      } else {
+        StoreActive(keys, k, ctx.ring_slot, *rows);
+        StoreActive(values, v, ctx.ring_slot, *rows);
+      }
       keys = rows->Gather(keys.narrow(2, 0, kv_len));
       values = rows->Gather(values.narrow(2, 0, kv_len));
     }

@@ -53,6 +53,10 @@ struct TransformerSpec {
   // keeps them in bf16: a tts-1.6b step reads 16 layers x [625 x 2048] x 2 of them, 164 MB in f32 at batch
   // 1, the largest read after the weights; its logits are already int8/int4 approximations.
   std::optional<at::ScalarType> cross_memory_dtype;
+  // How the self-attention KV cache is stored (undefined: the dtype NewState is given). A quantised CPU model
+  // keeps it in bf16 too: with a full context a step reads all of it, per batch row 131 MB in f32 for
+  // tts-1.6b (16 layers x 500 steps x 2 x 2048), 3.1 GB for Moshi 7B (32 x 3000 x 2 x 4096).
+  std::optional<at::ScalarType> kv_memory_dtype;
 };
 
 // Streaming state of one transformer for B rows.
@@ -98,7 +102,8 @@ class Transformer {
   // Whether Step may take RawStep where it serves (tests compare the two paths).
   bool use_raw_step = true;
 
-  // Empty caches for `batch` rows (zeros, the reference's initial content).
+  // Empty caches for `batch` rows (zeros, the reference's initial content), in spec.kv_memory_dtype if set,
+  // else `dtype`.
   KvState NewState(int64_t batch, at::ScalarType dtype, at::Device device) const;
 
   // Step context for rows at positions `positions` (int64 [B], the number of steps each row has run

@@ -98,11 +98,32 @@ TEST_P(SmallAttentionTest, Bf16KeysAndValuesAreTheF32ResultOfTheirWidenedValues)
   EXPECT_FALSE(ServesSmallAttention(q, k.to(at::kHalf), v.to(at::kHalf), std::nullopt));
 }
 
+// bf16 keys and values are served at any context a model has (a quantised Moshi 7B's KV cache holds 3000
+// steps): ATen would first widen them whole. f32 ones stay with ATen beyond 1024 keys.
+TEST(SmallAttentionServesTest, NarrowKeysAreServedAtLongContexts) {
+  EXPECT_EQ(SmallAttentionMaxKeys(at::kFloat), 1024);
+  EXPECT_GE(SmallAttentionMaxKeys(at::kBFloat16), 3000);
+  if (!ServesSmallAttentionRows(1, 16)) GTEST_SKIP() << "no AVX2 on this CPU: the kernel is not used";
+  at::manual_seed(13);
+  const at::Tensor q = at::randn({2, 2, 1, 16});
+  const at::Tensor k = at::randn({2, 2, 3000, 16}).to(at::kBFloat16),
+                   v = at::randn({2, 2, 3000, 16}).to(at::kBFloat16);
+  at::Tensor mask = at::rand({2, 1, 1, 3000}) > 0.5;
+  mask.select(3, 0).fill_(true);
+  ASSERT_TRUE(ServesSmallAttention(q, k, v, mask));
+  EXPECT_FALSE(ServesSmallAttention(q, k.to(at::kFloat), v.to(at::kFloat), mask));
+  const at::Tensor got = Attention(q, k, v, mask);
+  EXPECT_LT(RelativeL2(got, at::scaled_dot_product_attention(q, k.to(at::kFloat), v.to(at::kFloat), mask)),
+            1e-5);
+  EXPECT_TRUE(at::equal(got, SmallAttention(q, k, v, mask)));
+}
+
 TEST(SmallAttentionServesTest, NarrowKeysBeyondTheKernelGoToAtenWidened) {
   at::manual_seed(13);
+  const int64_t keys = SmallAttentionMaxKeys(at::kBFloat16) + 1;
   const at::Tensor q = at::randn({1, 2, 1, 16});
-  const at::Tensor k = at::randn({1, 2, 1100, 16}).to(at::kBFloat16),
-                   v = at::randn({1, 2, 1100, 16}).to(at::kBFloat16);
+  const at::Tensor k = at::randn({1, 2, keys, 16}).to(at::kBFloat16),
+                   v = at::randn({1, 2, keys, 16}).to(at::kBFloat16);
   ASSERT_FALSE(ServesSmallAttention(q, k, v, std::nullopt));
   EXPECT_TRUE(at::equal(Attention(q, k, v, std::nullopt),
                         at::scaled_dot_product_attention(q, k.to(at::kFloat), v.to(at::kFloat))));

@@ -175,9 +175,11 @@ at::Tensor RandomInputs(const LmModel& model, int64_t steps, int64_t batch, uint
                      at::TensorOptions().dtype(at::kLong));
 }
 
+// `model` null: the family's f32 fixture model.
 void CheckCompactedEqualsFullBatch(const std::string& family, LmGenOptions options,
-                                   const std::vector<uint64_t>& seeds = {}) {
-  auto model = testing_lm::LoadFixtureModel(family);
+                                   const std::vector<uint64_t>& seeds = {},
+                                   std::shared_ptr<const LmModel> model = nullptr) {
+  if (model == nullptr) model = testing_lm::LoadFixtureModel(family);
   ASSERT_NE(model, nullptr);
   const Schedule sch = AtLeastThreeActive();
   for (int64_t t = 0; t < sch.steps(); ++t) ASSERT_GE(sch.Active(t).size(), 3u) << t;
@@ -192,6 +194,21 @@ void CheckCompactedEqualsFullBatch(const std::string& family, LmGenOptions optio
 
 TEST(LmCompactTest, MoshiLikeCompactedEqualsFullBatch) { CheckCompactedEqualsFullBatch("moshi", Greedy()); }
 TEST(LmCompactTest, SttLikeCompactedEqualsFullBatch) { CheckCompactedEqualsFullBatch("stt", Greedy()); }
+
+// An int8 model keeps its KV cache in bf16 on the CPU (LmLoadOptions::attention_memory_dtype): compacted
+// steps write the active rows' new entries into it at their slots and ring entries, and read them back, as
+// the full-batch step does.
+TEST(LmCompactTest, Int8ModelWithBf16CacheCompactedEqualsFullBatch) {
+  ModelConfig config;
+  ASSERT_NE(testing_lm::LoadFixtureModel("moshi", &config), nullptr);
+  LmLoadOptions load;
+  load.dtype = at::kChar;
+  auto model = LmModel::LoadFile(config.lm, testing_lm::LmDataDir("moshi") + "/model.safetensors", load);
+  ASSERT_TRUE(model.ok()) << model.status();
+  const bool bf16_cache = (*model)->NewTemporalState(1).kv.keys[0].scalar_type() == at::kBFloat16;
+  if (!bf16_cache) GTEST_SKIP() << "no AVX2 attention kernel here: the cache stays f32";
+  CheckCompactedEqualsFullBatch("moshi", Greedy(), {}, *model);
+}
 
 TEST(LmCompactTest, PerSlotSeededSamplingDrawsTheSameTokens) {
   LmGenOptions o;  // sampling at the reference temperatures and top-k

@@ -45,13 +45,13 @@ const Quantisation kInt4{"int4", c10::ScalarType::Int4, 4, 0.7, 0.3};
 
 std::shared_ptr<const LmModel> LoadQuantised(const std::string& family, const Quantisation& q,
                                              bool dequantize_after_quantizing = false,
-                                             std::optional<at::ScalarType> cross_memory = std::nullopt) {
+                                             std::optional<at::ScalarType> attention_memory = std::nullopt) {
   ModelConfig config;
   if (LoadFixtureModel(family, &config) == nullptr) return nullptr;
   LmLoadOptions load;
   load.dtype = q.dtype;
   load.dequantize_after_quantizing = dequantize_after_quantizing;
-  load.cross_memory_dtype = cross_memory;
+  load.attention_memory_dtype = attention_memory;
   auto model = LmModel::LoadFile(config.lm, LmDataDir(family) + "/model.safetensors", load);
   EXPECT_TRUE(model.ok()) << model.status();
   return model.ok() ? *model : nullptr;
@@ -148,53 +148,79 @@ void ExpectKernelsMatchTheFloatModelOfTheirWeights(const Quantisation& quant) {
   }
 }
 
-// A quantised CPU model stores the cross-attention keys and values in bf16 (half the bytes a tts-1.6b step
-// reads from them); a float model keeps its own dtype. The tts-like logits move by the bf16 rounding of those
-// keys and values only, far less than the weights' own quantisation error (the first test above).
-void ExpectCrossMemoryInBf16(const Quantisation& quant) {
+// A quantised CPU model stores its attention memory in bf16: the temporal transformer's KV cache (every
+// family) and the cross-attention keys and values (tts). Half the bytes a step reads from them: with a full
+// context, 131 MB of a tts-1.6b step's KV cache in f32, 3.1 GB of Moshi 7B's. A float model keeps its own
+// dtype. The logits move by the bf16 rounding of those keys and values only, far less than the weights' own
+// quantisation error (the first test above).
+void ExpectAttentionMemoryInBf16(const Quantisation& quant) {
   if (!kernels::ServesSmallAttentionRows(1, 16)) {
     GTEST_SKIP() << "no AVX2 attention kernel here: the memory stays f32 (ATen would widen it every step)";
   }
-  auto bf16_memory = LoadQuantised("tts", quant);
-  auto f32_memory = LoadQuantised("tts", quant, false, at::kFloat);
-  ASSERT_NE(bf16_memory, nullptr);
-  ASSERT_NE(f32_memory, nullptr);
-  const at::Tensor source = at::randn({1, 9, bf16_memory->config().dim});
-  LmTemporalState state = bf16_memory->NewTemporalState(1);
-  bf16_memory->SetCrossSource(state, source);
-  LmTemporalState f32_state = f32_memory->NewTemporalState(1);
-  f32_memory->SetCrossSource(f32_state, source);
-  int64_t layers = 0;
-  for (size_t l = 0; l < state.kv.cross_keys.size(); ++l) {
-    if (!state.kv.cross_keys[l].defined()) continue;
-    ++layers;
-    EXPECT_EQ(state.kv.cross_keys[l].scalar_type(), at::kBFloat16);
-    EXPECT_EQ(state.kv.cross_values[l].scalar_type(), at::kBFloat16);
-    EXPECT_EQ(f32_state.kv.cross_keys[l].scalar_type(), at::kFloat);
-    // The stored values are the f32 projection rounded once.
-    EXPECT_TRUE(at::equal(state.kv.cross_keys[l], f32_state.kv.cross_keys[l].to(at::kBFloat16)));
-  }
-  EXPECT_GT(layers, 0) << "the tts-like fixture has cross-attention layers";
-  const Errors e = TeacherForced(*f32_memory, *bf16_memory, 12);
-  std::printf(
-      "%s tts-like, bf16 against f32 cross-attention memory: max relative error text %.3g, depformer %.3g\n",
-      quant.name, e.text, e.audio);
-  EXPECT_LT(e.text, 1e-2);
-  EXPECT_LT(e.audio, 1e-2);
-  ModelConfig config;
-  auto f32_model = LoadFixtureModel("tts", &config);
-  ASSERT_NE(f32_model, nullptr);
-  LmTemporalState float_state = f32_model->NewTemporalState(1);
-  f32_model->SetCrossSource(float_state, source);
-  for (const at::Tensor& k : float_state.kv.cross_keys) {
-    if (k.defined()) {
-      EXPECT_EQ(k.scalar_type(), at::kFloat) << "a float model keeps its dtype";
+  for (const std::string family : {"stt", "moshi", "tts"}) {
+    auto bf16_memory = LoadQuantised(family, quant);
+    auto f32_memory = LoadQuantised(family, quant, false, at::kFloat);
+    ModelConfig config;
+    auto f32_model = LoadFixtureModel(family, &config);
+    ASSERT_NE(bf16_memory, nullptr);
+    ASSERT_NE(f32_memory, nullptr);
+    ASSERT_NE(f32_model, nullptr);
+    const LmConfig& c = bf16_memory->config();
+    LmTemporalState state = bf16_memory->NewTemporalState(1);
+    LmTemporalState f32_state = f32_memory->NewTemporalState(1);
+    LmTemporalState float_state = f32_model->NewTemporalState(1);
+    ASSERT_FALSE(state.kv.keys.empty());
+    for (size_t l = 0; l < state.kv.keys.size(); ++l) {
+      EXPECT_EQ(state.kv.keys[l].scalar_type(), at::kBFloat16) << family;
+      EXPECT_EQ(state.kv.values[l].scalar_type(), at::kBFloat16) << family;
+      EXPECT_EQ(f32_state.kv.keys[l].scalar_type(), at::kFloat) << family;
+      EXPECT_EQ(float_state.kv.keys[l].scalar_type(), at::kFloat)
+          << family << ": a float model keeps its dtype";
     }
+    if (c.cross_attention) {
+      const at::Tensor source = at::randn({1, 9, c.dim});
+      bf16_memory->SetCrossSource(state, source);
+      f32_memory->SetCrossSource(f32_state, source);
+      f32_model->SetCrossSource(float_state, source);
+      int64_t layers = 0;
+      for (size_t l = 0; l < state.kv.cross_keys.size(); ++l) {
+        if (!state.kv.cross_keys[l].defined()) continue;
+        ++layers;
+        EXPECT_EQ(state.kv.cross_keys[l].scalar_type(), at::kBFloat16);
+        EXPECT_EQ(state.kv.cross_values[l].scalar_type(), at::kBFloat16);
+        EXPECT_EQ(f32_state.kv.cross_keys[l].scalar_type(), at::kFloat);
+        EXPECT_EQ(float_state.kv.cross_keys[l].scalar_type(), at::kFloat) << "a float model keeps its dtype";
+        // The stored values are the f32 projection rounded once.
+        EXPECT_TRUE(at::equal(state.kv.cross_keys[l], f32_state.kv.cross_keys[l].to(at::kBFloat16)));
+      }
+      EXPECT_GT(layers, 0) << "the tts-like fixture has cross-attention layers";
+    }
+    // The first step's first layer sees the same input in both models, so its new cache entry is the f32
+    // entry rounded once (later layers differ by the rounding of what the first one read).
+    at::manual_seed(3);
+    const at::Tensor tokens =
+        at::cat({at::randint(c.text_card, {1, 1}, at::kLong), at::randint(c.card, {1, c.n_q}, at::kLong)}, 1);
+    bf16_memory->ForwardText(state, tokens);
+    f32_memory->ForwardText(f32_state, tokens);
+    EXPECT_TRUE(
+        at::equal(state.kv.keys[0].narrow(2, 0, 1), f32_state.kv.keys[0].narrow(2, 0, 1).to(at::kBFloat16)))
+        << family;
+    EXPECT_TRUE(at::equal(state.kv.values[0].narrow(2, 0, 1),
+                          f32_state.kv.values[0].narrow(2, 0, 1).to(at::kBFloat16)))
+        << family;
+    EXPECT_GT(at::abs(state.kv.keys[0].narrow(2, 0, 1)).max().item<float>(), 0)
+        << family << ": entry written";
+    const Errors e = TeacherForced(*f32_memory, *bf16_memory, 12);
+    std::printf(
+        "%s %s-like, bf16 against f32 attention memory: max relative error text %.3g, depformer %.3g\n",
+        quant.name, family.c_str(), e.text, e.audio);
+    EXPECT_LT(e.text, 1e-2) << family;
+    EXPECT_LT(e.audio, 1e-2) << family;
   }
 }
 
-TEST(LmInt8, CrossAttentionMemoryIsBf16) { ExpectCrossMemoryInBf16(kInt8); }
-TEST(LmInt4, CrossAttentionMemoryIsBf16) { ExpectCrossMemoryInBf16(kInt4); }
+TEST(LmInt8, AttentionMemoryIsBf16) { ExpectAttentionMemoryInBf16(kInt8); }
+TEST(LmInt4, AttentionMemoryIsBf16) { ExpectAttentionMemoryInBf16(kInt4); }
 
 TEST(LmInt8, KernelsMatchTheFloatModelOfTheirWeights) {
   ExpectKernelsMatchTheFloatModelOfTheirWeights(kInt8);
