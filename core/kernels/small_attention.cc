@@ -14,8 +14,8 @@ namespace monologue::kernels {
 namespace {
 
 constexpr int64_t kMaxQueries = 4;
-// f32 keys beyond this go to ATen's kernel (Moshi 7B's 3000-step context: the f32 parity tests hold its
-// rounding); bf16 keys are read here at any context a model has, as ATen would first widen them whole.
+// f32 keys beyond this go to ATen's kernel, the reference's own (Moshi 7B's 3000-step context keeps its
+// rounding in f32); bf16 keys are read here at any context a model has, as ATen would first widen them whole.
 constexpr int64_t kMaxKeys = 1024;
 constexpr int64_t kMaxNarrowKeys = 16384;
 

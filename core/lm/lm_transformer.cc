@@ -248,14 +248,15 @@ void StoreActive(const at::Tensor& cache, const at::Tensor& entry, const at::Ten
   cache.transpose(1, 2).index_put_(at_rows, rows.SelectActive(entry).squeeze(2));
 }
 
-// Whether StoreOnCpu serves this cache and step entry: both on the CPU, an f32 entry [R, H, 1, Dh], an f32 or
-// bf16 cache [B, H, capacity, Dh] with unit stride over Dh, int64 ring slots [R].
+// Whether StoreOnCpu serves this cache and step entry: both on the CPU, an f32 entry [R, H, 1, Dh] (R <= B),
+// an f32 or bf16 cache [B, H, capacity, Dh] with unit stride over Dh, int64 ring slots [R].
 bool StoresOnCpu(const at::Tensor& cache, const at::Tensor& entry, const at::Tensor& ring_slot) {
-  return cache.is_cpu() && entry.is_cpu() && ring_slot.defined() && ring_slot.is_cpu() &&
-         ring_slot.scalar_type() == at::kLong && ring_slot.dim() == 1 && entry.scalar_type() == at::kFloat &&
-         (cache.scalar_type() == at::kFloat || cache.scalar_type() == at::kBFloat16) && cache.dim() == 4 &&
-         entry.dim() == 4 && entry.size(2) == 1 && entry.size(0) == ring_slot.size(0) &&
-         entry.size(1) == cache.size(1) && entry.size(3) == cache.size(3) && cache.stride(3) == 1;
+  return cache.is_cpu() && entry.is_cpu() && ring_slot.defined() && ring_slot.is_cpu() && entry.dim() == 4 &&
+         cache.dim() == 4 && entry.size(0) <= cache.size(0) && ring_slot.scalar_type() == at::kLong &&
+         ring_slot.dim() == 1 && entry.scalar_type() == at::kFloat &&
+         (cache.scalar_type() == at::kFloat || cache.scalar_type() == at::kBFloat16) && entry.size(2) == 1 &&
+         entry.size(0) == ring_slot.size(0) && entry.size(1) == cache.size(1) &&
+         entry.size(3) == cache.size(3) && cache.stride(3) == 1;
 }
 
 // scatter_ / StoreActive's writes as plain loops: entry row r (of the step's rows, or of every slot when
