@@ -4,6 +4,7 @@
 
 #include <utility>
 
+#include "core/kernels/direct_conv1d.h"
 #include "core/kernels/few_row_linear.h"
 #include "core/util/huge_pages.h"
 
@@ -12,6 +13,12 @@ namespace {
 // Below this many input channels a tap's GEMM is too thin (the encoder's first convolution has one channel);
 // im2col's single GEMM stays.
 constexpr int64_t kMinTapChannels = 16;
+// From this many output steps per stream the direct kernel computes the convolution
+// (kernels/direct_conv1d.h); below, the few-row sweep or ATen's GEMM does. A streaming frame's SEANet layers
+// run 1920, 240, 40, 8 and 2 steps: the first three are arithmetic-bound, the last two bound by reading their
+// (larger) weights. The choice depends on the steps of one stream only, so a stream's values do not depend on
+// the batch size.
+constexpr int64_t kMinDirectSteps = 16;
 }  // namespace
 
 StreamingConv1d::StreamingConv1d(at::Tensor weight, at::Tensor bias, int64_t stride, int64_t dilation,
@@ -22,6 +29,11 @@ StreamingConv1d::StreamingConv1d(at::Tensor weight, at::Tensor bias, int64_t str
       dilation_(dilation),
       groups_(groups),
       replicate_(replicate) {
+  // The direct kernel reads the weight as it is: stride 1 (any dilation), or a kernel that is a whole number
+  // of strides (on the input split into phases).
+  direct_ = gemm && groups_ == 1 && kernels::HasDirectConvKernel() && weight_.device().is_cpu() &&
+            weight_.scalar_type() == at::kFloat && weight_.is_contiguous() &&
+            (stride_ == 1 || (dilation_ == 1 && weight_.size(2) % stride_ == 0));
   if (gemm && groups_ == 1) {
     if (stride_ == 1 && weight_.size(2) > 1 && weight_.size(1) >= kMinTapChannels) {
       // One [C_out, C_in] matrix per tap (TapGemms); the im2col layout below is then never used.
@@ -52,6 +64,13 @@ at::Tensor StreamingConv1d::TapGemms(const at::Tensor& input, int64_t tout) cons
 at::Tensor StreamingConv1d::Conv(const at::Tensor& input) const {
   const int64_t keff = (weight_.size(2) - 1) * dilation_ + 1;
   const int64_t tout = (input.size(2) - keff) / stride_ + 1;
+  if (direct_ && tout >= kMinDirectSteps && kernels::ServesDirectConv(input)) {
+    if (stride_ == 1) return kernels::DirectConv1d(input, weight_, 1, dilation_, bias_);
+    // The steps the output reads, (tout - 1) * stride + k, are a whole number of phases (k a multiple of the
+    // stride), whatever the input's length.
+    const at::Tensor used = input.narrow(2, 0, (tout - 1) * stride_ + weight_.size(2));
+    return kernels::DirectConv1d(kernels::SplitPhases(used, stride_), weight_, stride_, 1, bias_);
+  }
   if (groups_ == 1 && kernels::ServesFewRows(input, input.size(0) * tout)) {
     // Few output steps (the deep layers of a streaming frame): one sweep over the weights.
     return kernels::FewRowLinear(Columns(input, tout), weight_.view({weight_.size(0), -1}), bias_)

@@ -19,9 +19,9 @@ struct ConvState {
 class StreamingConv1d {
  public:
   StreamingConv1d() = default;
-  // weight [C_out, C_in / groups, k]; bias [C_out] or undefined. `gemm` (groups 1 only): compute as
-  // im2col + one GEMM instead of at::conv1d (faster on CPU for the encoder's shapes; same values up to
-  // float rounding, ~1e-6 relative).
+  // weight [C_out, C_in / groups, k]; bias [C_out] or undefined. `gemm` (groups 1 only): compute on the CPU
+  // with kernels::DirectConv1d from 16 output steps per stream, and below as im2col + one GEMM, instead of
+  // at::conv1d (faster for SEANet's shapes; same values up to float rounding, ~1e-6 relative).
   StreamingConv1d(at::Tensor weight, at::Tensor bias, int64_t stride, int64_t dilation, int64_t groups,
                   bool replicate, bool gemm = false);
 
@@ -56,6 +56,7 @@ class StreamingConv1d {
   at::Tensor weight_, bias_;
   int64_t stride_ = 1, dilation_ = 1, groups_ = 1;
   bool replicate_ = false;
+  bool direct_ = false;  // kernels::DirectConv1d serves this convolution's long inputs (AVX2 CPUs, f32)
 };
 
 }  // namespace monologue::mimi

@@ -1,13 +1,21 @@
 #include "core/mimi/streaming_conv_transpose.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include <utility>
 
+#include "core/kernels/direct_conv1d.h"
 #include "core/kernels/few_row_linear.h"
 #include "core/util/huge_pages.h"
 
 namespace monologue::mimi {
+namespace {
+// From this many input steps per stream the products come from kernels::DirectConv1d (a frame's last two
+// transposed convolutions run 40 and 240 steps, arithmetic-bound); below, from the few-row sweep, which
+// reads the larger weights of the first two (2 and 8 steps) once. Per stream, so independent of the batch.
+constexpr int64_t kMinDirectSteps = 16;
+}  // namespace
 
 StreamingConvTranspose1d::StreamingConvTranspose1d(at::Tensor weight, at::Tensor bias, int64_t stride,
                                                    int64_t groups)
@@ -16,13 +24,55 @@ StreamingConvTranspose1d::StreamingConvTranspose1d(at::Tensor weight, at::Tensor
     // [C_out * k, C_in]: one GEMM gives every (output channel, tap) contribution of every input step; rows
     // are output columns, the layout kernels::FewRowLinear streams.
     gemm_weight_ = PlaceOnHugePages(weight_.reshape({weight_.size(0), -1}).t());
+    direct_ = kernels::HasDirectConvKernel() && gemm_weight_.device().is_cpu() &&
+              gemm_weight_.scalar_type() == at::kFloat;
   }
+}
+
+at::Tensor StreamingConvTranspose1d::DirectStep(const at::Tensor& x, at::Tensor& partial,
+                                                bool keep_tail) const {
+  const int64_t b = x.size(0), t = x.size(2), s = stride_;
+  const int64_t cout = gemm_weight_.size(0) / (2 * s);
+  // z[b, co, h, r, i]: tap h * s + r of output channel co from input step i (h = 0: the head, 1: the tail).
+  const at::Tensor z = kernels::DirectConv1d(x, gemm_weight_.unsqueeze(2), 1, 1, {});
+  at::Tensor y = at::empty({b, cout, t * s}, x.options());
+  at::Tensor carried = partial.defined() ? partial.contiguous() : at::Tensor();
+  at::Tensor tail = keep_tail ? at::empty({b, cout, s}, x.options()) : at::Tensor();
+  const at::Tensor bias = bias_.defined() ? bias_.contiguous() : at::Tensor();
+  const float* zp = z.data_ptr<float>();
+  const float* pp = carried.defined() ? carried.data_ptr<float>() : nullptr;
+  const float* bp = bias.defined() ? bias.data_ptr<float>() : nullptr;
+  float* yp = y.data_ptr<float>();
+  float* tp = keep_tail ? tail.data_ptr<float>() : nullptr;
+  at::parallel_for(0, b * cout, 8, [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      const float* head = zp + row * 2 * s * t;
+      const float* next = head + s * t;
+      float* out = yp + row * t * s;
+      // Output sample i * s + r = (head(i)[r] + tail(i - 1)[r]) + bias, tail(-1) the carried partial: the
+      // sums in GemmStep's order.
+      for (int64_t r = 0; r < s; ++r) {
+        const float before = pp != nullptr ? pp[row * s + r] : 0.f;
+        const float add = bp != nullptr ? bp[row % cout] : 0.f;
+        for (int64_t i = 0; i < t; ++i) {
+          const float sum = head[r * t + i] + (i > 0 ? next[r * t + i - 1] : before);
+          out[i * s + r] = bp != nullptr ? sum + add : sum;
+        }
+        if (tp != nullptr) tp[row * s + r] = next[r * t + t - 1];
+      }
+    }
+  });
+  if (keep_tail) partial = tail;
+  return y;
 }
 
 at::Tensor StreamingConvTranspose1d::GemmStep(const at::Tensor& x, at::Tensor& partial,
                                               bool keep_tail) const {
   // With k = 2s, output sample t*s + r (0 <= r < s) is head(t)[r] + tail(t - 1)[r], where head and tail are
   // the first and second s taps of step t's contribution; tail(-1) is the carried partial.
+  if (direct_ && x.size(2) >= kMinDirectSteps && kernels::ServesDirectConv(x)) {
+    return DirectStep(x, partial, keep_tail);
+  }
   const int64_t b = x.size(0), t = x.size(2), cin = x.size(1), s = stride_;
   const int64_t cout = gemm_weight_.size(0) / (2 * s);
   const at::Tensor z =

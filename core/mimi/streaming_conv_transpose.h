@@ -35,8 +35,12 @@ class StreamingConvTranspose1d {
   // ATen's slow_conv_transpose for short inputs). `partial` [B, C_out, s]: carried in (undefined = zeros)
   // and, with keep_tail, replaced by the new tail.
   at::Tensor GemmStep(const at::Tensor& x, at::Tensor& partial, bool keep_tail) const;
+  // GemmStep with the products from kernels::DirectConv1d (gemm_weight_ as a 1-tap convolution, which gives
+  // them in [B, C_out * k, T] layout) and the overlap-add in one pass.
+  at::Tensor DirectStep(const at::Tensor& x, at::Tensor& partial, bool keep_tail) const;
 
   at::Tensor gemm_weight_;  // [C_out * k, C_in] when the GEMM path applies
+  bool direct_ = false;     // kernels::DirectConv1d gives gemm_weight_'s products for long inputs (AVX2 CPUs)
   at::Tensor weight_, bias_;
   int64_t stride_ = 1, groups_ = 1;
 };
