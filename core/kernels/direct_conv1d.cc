@@ -203,18 +203,18 @@ at::Tensor DirectConv1d(const at::Tensor& x, const at::Tensor& weight, int64_t p
   TORCH_CHECK(phases >= 1 && weight.size(2) % phases == 0 && dilation >= 1 && (phases == 1 || dilation == 1),
               "DirectConv1d: kernel ", weight.size(2), " in ", phases, " phases with dilation ", dilation);
   const int64_t batch = x.size(0), cout = weight.size(0), tin = x.size(2);
-  const int64_t k = weight.size(2), block = ChannelBlock(k);
+  const int64_t k = weight.size(2), channel_block = ChannelBlock(k);
   const at::Tensor in = x.stride(2) == 1 ? x : x.contiguous();
   // Pair i = (channel c, tap j) of a block, in the weight's order (i = c * k + j): tap j = q * phases + p
   // reads phase p of channel c (input row c * phases + p) q * dilation steps on.
-  std::vector<int64_t> offsets(static_cast<size_t>(block * k));
-  for (int64_t c = 0; c < block; ++c) {
+  std::vector<int64_t> offsets(static_cast<size_t>(channel_block * k));
+  for (int64_t c = 0; c < channel_block; ++c) {
     for (int64_t j = 0; j < k; ++j) {
       offsets[static_cast<size_t>(c * k + j)] =
           (c * phases + j % phases) * in.stride(1) + j / phases * dilation;
     }
   }
-  const Geometry g{weight.size(1), k, phases, block, offsets.data()};
+  const Geometry g{weight.size(1), k, phases, channel_block, offsets.data()};
   TORCH_CHECK(x.size(1) == g.cin * phases, "DirectConv1d: input of ", x.size(1), " channels for a weight of ",
               g.cin, " input channels in ", phases, " phases");
   const int64_t span = (k / phases - 1) * dilation + 1;
@@ -231,17 +231,18 @@ at::Tensor DirectConv1d(const at::Tensor& x, const at::Tensor& weight, int64_t p
   const float* wp = weight.data_ptr<float>();
   const float* bp = b.defined() ? b.data_ptr<float>() : nullptr;
   float* yp = y.data_ptr<float>();
-  const int64_t blocks = (cout + kRows - 1) / kRows, chunks = (tout + kChunkSteps - 1) / kChunkSteps;
+  const int64_t groups = (cout + kRows - 1) / kRows, chunks = (tout + kChunkSteps - 1) / kChunkSteps;
   const int64_t xb = in.stride(0), ldc = in.stride(1), ldw = weight.stride(0);
   const bool avx512 = CpuHasAvx512();
-  at::parallel_for(0, batch * blocks * chunks, 1, [&](int64_t begin, int64_t end) {
+  // Tasks: (batch row, group of 8 output channels, chunk of 192 steps).
+  at::parallel_for(0, batch * groups * chunks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t row = task / (blocks * chunks), block = task / chunks % blocks, chunk = task % chunks;
+      const int64_t row = task / (groups * chunks), group = task / chunks % groups, chunk = task % chunks;
       const float* xr = xp + row * xb;
-      const float* w = wp + block * kRows * ldw;
-      const float* bb = bp != nullptr ? bp + block * kRows : nullptr;
-      const int64_t rows = std::min(kRows, cout - block * kRows);
-      float* yr = yp + (row * cout + block * kRows) * tout;
+      const float* w = wp + group * kRows * ldw;
+      const float* bb = bp != nullptr ? bp + group * kRows : nullptr;
+      const int64_t rows = std::min(kRows, cout - group * kRows);
+      float* yr = yp + (row * cout + group * kRows) * tout;
       const int64_t t0 = chunk * kChunkSteps, t1 = std::min(tout, t0 + kChunkSteps);
 #ifdef MONOLOGUE_KERNELS_AVX512
       if (avx512) {
