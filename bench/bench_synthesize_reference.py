@@ -39,6 +39,7 @@ What is timed:
 """
 import argparse
 import json
+import math
 import os
 import statistics
 import tempfile
@@ -61,6 +62,21 @@ NON_ARCH = ["moshi_name", "mimi_name", "mimi_config_name", "tokenizer_name", "lo
 REPO = Path(__file__).resolve().parent.parent
 WORDS = ("the quick brown fox jumps over a lazy dog while seven small birds sing softly near an old stone "
          "bridge and the river carries leaves toward the distant sea").split()
+
+
+def step_spread(step_ms, frame_ms=80.0):
+    """As monologue's bench (cli/bench_step_stats.cc): nearest-rank p50 and p95, and the least pre-roll a
+    player starting at the first timed frame needs to play them all without a gap."""
+    ranked = sorted(step_ms)
+
+    def quantile(q):
+        return ranked[min(max(math.ceil(q * len(ranked) - 1e-6), 1), len(ranked)) - 1]
+
+    produced, buffer_ms = 0.0, 0.0
+    for i, ms in enumerate(step_ms):
+        produced += ms
+        buffer_ms = max(buffer_ms, produced - step_ms[0] - frame_ms * i)
+    return quantile(0.5), quantile(0.95), buffer_ms
 
 
 class _Stop(Exception):
@@ -154,7 +170,8 @@ def main():
     need_steps = delay_steps + max_delay + args.warmup + args.steps + 8
     text = long_text(max(200, need_steps + 20))
 
-    print(f"{'batch':>6}  {'step ms':>10}  {'max ms':>10}  {'RTF':>8}", flush=True)
+    print(f"{'batch':>6}  {'step ms':>10}  {'p50':>8}  {'p95':>8}  {'max':>8}  {'RTF':>8}  {'buffer ms':>10}",
+          flush=True)
     for b in [int(x) for x in args.batch.split(",")]:
         entries = [tts.prepare_script([text], padding_between=1) for _ in range(b)]
         attrs = attributes(b)
@@ -186,7 +203,9 @@ def main():
         intervals = [(t1 - t0) * 1000 for t0, t1 in zip(stamps, stamps[1:])][args.warmup:]
         assert len(intervals) == args.steps, len(intervals)
         step_ms = sum(intervals) / len(intervals)
-        print(f"{b:>6}  {step_ms:>10.2f}  {max(intervals):>10.2f}  {step_ms / 80:>8.3f}", flush=True)
+        p50, p95, buffer_ms = step_spread(intervals)
+        print(f"{b:>6}  {step_ms:>10.2f}  {p50:>8.2f}  {p95:>8.2f}  {max(intervals):>8.2f}  {step_ms / 80:>8.3f}  "
+              f"{buffer_ms:>10.1f}", flush=True)
 
     # Time to first audio, batch 1.
     attrs = attributes(1)

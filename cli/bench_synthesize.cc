@@ -24,6 +24,7 @@
 #include "cli/bench_options.h"
 #include "cli/bench_profile.h"
 #include "cli/bench_reference.h"
+#include "cli/bench_step_stats.h"
 #include "cli/memory_speed.h"
 #include "core/config/model_config.h"
 #include "core/io/safetensors.h"
@@ -101,12 +102,7 @@ absl::StatusOr<std::unique_ptr<TtsEngine>> MakeEngine(const Bench& b, int batch,
   return TtsEngineBuilder::Create(b.config, b.lm, *b.mimi, b.tokenizer, o);
 }
 
-struct Timing {
-  double step_ms = 0;
-  double max_ms = 0;
-};
-
-absl::StatusOr<Timing> TimeBatch(const Bench& b, int batch, int steps, int warmup, bool profile) {
+absl::StatusOr<StepStats> TimeBatch(const Bench& b, int batch, int steps, int warmup, bool profile) {
   ASSIGN_OR_RETURN(auto engine, MakeEngine(b, batch, true));
   std::vector<std::unique_ptr<TtsSession>> sessions;
   for (int i = 0; i < batch; ++i) {
@@ -122,16 +118,16 @@ absl::StatusOr<Timing> TimeBatch(const Bench& b, int batch, int steps, int warmu
     RETURN_IF_ERROR(engine->Step().status());
     for (auto& s : sessions) s->PollEvents();
   }
-  Timing t;
-  const auto start = std::chrono::steady_clock::now();
+  std::vector<double> step_ms;
+  step_ms.reserve(static_cast<size_t>(steps));
   for (int i = 0; i < steps; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
     ASSIGN_OR_RETURN(int n, engine->Step());
     if (n != batch) return absl::InternalError(absl::StrCat("step ran ", n, " of ", batch, " streams"));
     for (auto& s : sessions) s->PollEvents();
-    t.max_ms = std::max(t.max_ms, Ms(std::chrono::steady_clock::now() - t0));
+    step_ms.push_back(Ms(std::chrono::steady_clock::now() - t0));
   }
-  t.step_ms = Ms(std::chrono::steady_clock::now() - start) / steps;
+  StepStats t = SummarizeSteps(step_ms);
   if (profile) {
     // As many steps again (the streams carry on), under the profiler.
     absl::Status status;
@@ -282,13 +278,16 @@ int RunOneDtype(const BenchSynthesizeFlags& f, const std::string& dtype_name, Re
   PrintHugePages();
   PrintCpuKernels();
   if (device->is_cpu()) PrintWeightReadFloor("LM weights", b.lm->LinearBytesPerStep(), f.threads);
-  std::printf("%6s  %10s  %10s  %8s  %26s\n", "batch", "step ms", "max ms", "RTF", "x realtime (all streams)");
+  // buffer: the pre-roll a player starting at the first timed frame needs to play them all without a gap.
+  std::printf("%6s  %10s  %8s  %8s  %8s  %8s  %26s  %10s\n", "batch", "step ms", "p50", "p95", "max", "RTF",
+              "x realtime (all streams)", "buffer ms");
   std::fflush(stdout);
   for (int64_t batch : *parsed_batches) {
     auto t = TimeBatch(b, static_cast<int>(batch), f.steps, f.warmup, f.profile);
     if (!t.ok()) return Fail(std::string(t.status().message()));
-    std::printf("%6lld  %10.2f  %10.2f  %8.3f  %26.2f\n", static_cast<long long>(batch), t->step_ms, t->max_ms,
-                t->step_ms / 80.0, batch * 80.0 / t->step_ms);
+    std::printf("%6lld  %10.2f  %8.2f  %8.2f  %8.2f  %8.3f  %26.2f  %10.1f\n", static_cast<long long>(batch),
+                t->mean_ms, t->p50_ms, t->p95_ms, t->max_ms, t->mean_ms / 80.0, batch * 80.0 / t->mean_ms,
+                t->playback_buffer_ms);
     std::fflush(stdout);
   }
   if (device->is_cpu()) PrintMemoryReadSpeed(f.threads, "after the timing");

@@ -29,6 +29,7 @@
 #include "cli/bench_command.h"
 #include "cli/bench_options.h"
 #include "cli/bench_reference.h"
+#include "cli/bench_step_stats.h"
 #include "cli/memory_speed.h"
 #include "core/config/model_config.h"
 #include "core/lm/lm_model.h"
@@ -69,16 +70,11 @@ int Fail(const std::string& message) {
 
 #if defined(MONOLOGUE_HAVE_ASR)
 
-struct Timing {
-  double step_ms = 0;
-  double max_ms = 0;
-};
-
 // Runs `steps` timed steps of a batch of `b` slots with `active` streams open (0: all), after the warm-up
 // steps; `compact`: AsrEngineOptions::compact_steps.
-absl::StatusOr<Timing> TimeBatch(const ModelConfig& config, const std::shared_ptr<const LmModel>& lm,
-                                 const MimiModel& mimi, int b, int steps, int warmup, int active = 0,
-                                 bool compact = true) {
+absl::StatusOr<StepStats> TimeBatch(const ModelConfig& config, const std::shared_ptr<const LmModel>& lm,
+                                    const MimiModel& mimi, int b, int steps, int warmup, int active = 0,
+                                    bool compact = true) {
   AsrEngineOptions options;
   options.batch_size = b;
   options.compact_steps = compact;
@@ -101,19 +97,17 @@ absl::StatusOr<Timing> TimeBatch(const ModelConfig& config, const std::shared_pt
   for (int i = 0; i < warmup + 1; ++i) {  // +1: every session's initial-token step
     if (auto n = engine.Step(); !n.ok()) return n.status();
   }
-  Timing t;
-  const auto start = std::chrono::steady_clock::now();
+  std::vector<double> step_ms;
+  step_ms.reserve(static_cast<size_t>(steps));
   for (int i = 0; i < steps; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
     auto n = engine.Step();
     if (!n.ok()) return n.status();
     if (*n != streams) return absl::InternalError(absl::StrCat("step ran ", *n, " of ", streams, " streams"));
-    t.max_ms = std::max(
-        t.max_ms, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    step_ms.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
-  t.step_ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count() / steps;
-  return t;
+  return SummarizeSteps(step_ms);
 }
 
 // Loads the model in one dtype and times every batch size (and the capacity search).
@@ -174,21 +168,23 @@ int RunOneDtype(const BenchTranscribeFlags& f, const std::string& dtype_name) {
         auto t = TimeBatch(config, *lm_or, *mimi_or, b, f.steps, f.warmup, f.active, compact);
         if (!t.ok()) return Fail(std::string(t.status().message()));
         std::printf("%6d  %6d  %-22s  %10.2f  %10.2f  %8.3f\n", b, std::min(f.active, b),
-                    compact ? "compacted (active rows)" : "exec mask (all slots)", t->step_ms, t->max_ms,
-                    t->step_ms / 80.0);
+                    compact ? "compacted (active rows)" : "exec mask (all slots)", t->mean_ms, t->max_ms,
+                    t->mean_ms / 80.0);
         std::fflush(stdout);
       }
     }
     return 0;
   }
-  std::printf("%6s  %10s  %10s  %8s  %26s\n", "batch", "step ms", "max ms", "RTF",
-              "x realtime (all streams)");
+  // lag: live audio, a frame every 80 ms: the longest a frame's words come after its audio (a backlog adds
+  // up).
+  std::printf("%6s  %10s  %8s  %8s  %8s  %8s  %26s  %10s\n", "batch", "step ms", "p50", "p95", "max", "RTF",
+              "x realtime (all streams)", "lag ms");
   std::fflush(stdout);
   for (int b : batches) {
     auto t = TimeBatch(config, *lm_or, *mimi_or, b, f.steps, f.warmup);
     if (!t.ok()) return Fail(std::string(t.status().message()));
-    std::printf("%6d  %10.2f  %10.2f  %8.3f  %26.2f\n", b, t->step_ms, t->max_ms, t->step_ms / 80.0,
-                b * 80.0 / t->step_ms);
+    std::printf("%6d  %10.2f  %8.2f  %8.2f  %8.2f  %8.3f  %26.2f  %10.1f\n", b, t->mean_ms, t->p50_ms,
+                t->p95_ms, t->max_ms, t->mean_ms / 80.0, b * 80.0 / t->mean_ms, t->live_lag_ms);
     std::fflush(stdout);
   }
   if (device.is_cpu()) PrintMemoryReadSpeed(f.threads, "after the timing");
@@ -199,9 +195,9 @@ int RunOneDtype(const BenchTranscribeFlags& f, const std::string& dtype_name) {
     for (int b = 8; b <= f.max_streams; b *= 2) {
       auto t = TimeBatch(config, *lm_or, *mimi_or, b, f.steps, f.warmup);
       if (!t.ok()) return Fail(std::string(t.status().message()));
-      std::printf("  capacity probe: batch %d -> %.2f ms/step\n", b, t->step_ms);
+      std::printf("  capacity probe: batch %d -> %.2f ms/step\n", b, t->mean_ms);
       std::fflush(stdout);
-      if (t->step_ms <= 80.0) {
+      if (t->mean_ms <= 80.0) {
         lo = b;
       } else {
         hi = b;
@@ -213,9 +209,9 @@ int RunOneDtype(const BenchTranscribeFlags& f, const std::string& dtype_name) {
       const int mid = (lo + hi) / 2;
       auto t = TimeBatch(config, *lm_or, *mimi_or, mid, f.steps, f.warmup);
       if (!t.ok()) return Fail(std::string(t.status().message()));
-      std::printf("  capacity probe: batch %d -> %.2f ms/step\n", mid, t->step_ms);
+      std::printf("  capacity probe: batch %d -> %.2f ms/step\n", mid, t->mean_ms);
       std::fflush(stdout);
-      (t->step_ms <= 80.0 ? lo : hi) = mid;
+      (t->mean_ms <= 80.0 ? lo : hi) = mid;
     }
     std::printf("real-time capacity: %d streams (every 80 ms step of the whole batch within 80 ms)\n", lo);
   }
