@@ -197,6 +197,29 @@ TEST(chat, MatchesReferenceWithCodesTextAndLength) {
   EXPECT_NEAR(j["duration_s"].get<double>(), 30000 / 24000.0, 1e-9);
 }
 
+// `--dtype int8` quantises the LM at load, says so, and the reply keeps the input's length; the greedy
+// codes part ways with the float reference's (the tiny model flips tokens under int8: tests/dialogue).
+TEST(chat, Int8WeightsAreQuantisedAtLoadAndReplyInTime) {
+  const Reference ref = LoadReference("greedy_en");
+  const fs::path out = Tmp("greedy_int8.wav"), codes = Tmp("greedy_int8.safetensors");
+  const RunResult r = Chat(CaseClip(ref).string() + " -o " + out.string() + " --model " + ModelDir() +
+                           SamplingFlags(ref) + " --dtype int8 --codes-out " + codes.string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("int8 weights: "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("quantised at load in"), std::string::npos) << r.err;
+  int channels = 0;
+  const std::vector<int16_t> pcm = ReadPcm16(out, &channels);
+  EXPECT_EQ(pcm.size(), ref.pcm.size());
+  auto file = SafeTensorsFile::Open(codes.string());
+  ASSERT_TRUE(file.ok()) << file.status();
+  const at::Tensor got = *(*file)->Load("codes");
+  ASSERT_EQ(got.size(2), static_cast<int64_t>(ref.codes.size()));
+  int64_t differ = 0;
+  for (int64_t f = 0; f < got.size(2); ++f)
+    for (int64_t k = 0; k < 8; ++k) differ += got[0][k][f].item<int64_t>() != ref.codes[f][k];
+  EXPECT_GT(differ, 0) << "int8 codes equal to the float reference's everywhere: was the LM quantised?";
+}
+
 TEST(chat, PrependSilenceKeepsAlignmentAndStereo) {
   const Reference ref = LoadReference("sampled_fr_silence");
   const fs::path out = Tmp("prepend.wav"), codes = Tmp("prepend.safetensors");

@@ -110,6 +110,31 @@ TEST(SynthesizeCliTest, TextToAudioWordsAndCodesEqualTheReference) {
   }
 }
 
+// `--dtype int8` quantises the LM at load and says so; every word of the text is spoken, in order; the greedy
+// utterance parts ways with the float reference's (73 frames instead of 69 for this fixture: tests/tts).
+TEST(SynthesizeCliTest, Int8WeightsAreQuantisedAtLoadAndSpeakEveryWord) {
+  const nlohmann::json meta = Meta("single_greedy");
+  const fs::path out = Tmp("single_int8.wav"), words = Tmp("single_int8.words.json"),
+                 codes = Tmp("single_int8.codes.safetensors");
+  RunResult r =
+      Synthesize(Quoted(meta["script"][0]) + kModel + " --voice alice --temp 0 --dtype int8 -o " +
+                 out.string() + " --words-out " + words.string() + " --codes-out " + codes.string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("int8 weights: "));
+  EXPECT_THAT(r.err, HasSubstr("quantised at load in"));
+  const nlohmann::json got = nlohmann::json::parse(ReadFile(words));
+  const auto& transcript = meta["transcript"];
+  ASSERT_EQ(got.size(), transcript.size());
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i]["text"], transcript[i][0]);
+  auto file = SafeTensorsFile::Open(codes.string());
+  ASSERT_TRUE(file.ok()) << file.status();
+  const at::Tensor c = *(*file)->Load("codes");
+  const at::Tensor want = FixtureTensor("single_greedy", "codes");
+  const bool same = c.size(2) == want.size(1) && at::equal(c[0], want);
+  EXPECT_FALSE(same) << "int8 codes equal to the float reference's: was the LM quantised?";
+  EXPECT_GT(fs::file_size(out), 44u);
+}
+
 TEST(SynthesizeCliTest, StdinToStdoutWavEqualsTheReference) {
   const nlohmann::json meta = Meta("french_greedy");
   const fs::path text = Tmp("french.txt");

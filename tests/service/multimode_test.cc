@@ -19,6 +19,7 @@
 #include "nlohmann/json.hpp"
 #include "tests/service/service_test_util.h"
 #include "tests/service/tts_reference.h"
+#include "tts/tts_engine.h"
 
 namespace monologue::service_test {
 namespace {
@@ -476,6 +477,79 @@ TEST(MultiModeLimitsTest, SigtermDrainsEveryMode) {
   EXPECT_EQ(health_during, 2);  // NOT_SERVING
   EXPECT_EQ(refused_after.status.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_EQ(server.Wait(30), 0);
+}
+
+// `serve --dtype int8`: every mode's engine loads its LM quantised, and each stream gives what the same
+// engine in this process gives with int8 weights (greedy), not what the float model gives (the tiny models'
+// greedy runs part ways between int8 and f32: tests/tts and tests/dialogue).
+TEST(MultiModeQuantisedTest, Int8ServerEqualsTheLocalInt8Engines) {
+  std::vector<std::string> args = AllModes();
+  args.insert(args.end(), {"--dtype", "int8"});
+  ServerProcess server(args);
+  ASSERT_TRUE(server.ok()) << "monologue serve --dtype int8 did not start";
+  auto channel = server.Channel();
+
+  // Transcription.
+  const std::vector<float> en = Clip("speech_en");
+  const StreamResult heard = RunStream(channel.get(), Pcm16Bytes(en));
+  ASSERT_TRUE(heard.status.ok()) << heard.status.error_message();
+  const std::vector<Word> want_words = EngineWords(en, "int8");
+  ASSERT_FALSE(want_words.empty());
+  EXPECT_EQ(heard.words, want_words);
+
+  // Synthesis: the fixture's script and voice, the server's settings (greedy, cfg 2), int8.
+  const TtsReference single = LoadTtsReference("single_greedy");
+  const SynthResult spoken = Synthesize(channel.get(), single.script, Voices({"alice"}));
+  ASSERT_TRUE(spoken.status.ok()) << spoken.status.error_message();
+  TtsEngineOptions tts_options;
+  tts_options.threads = 1;
+  tts_options.temp = 0;
+  tts_options.dtype = "int8";
+  auto tts = TtsEngine::Load(TtsData() + "tiny-tts", tts_options);
+  ASSERT_TRUE(tts.ok()) << tts.status();
+  EXPECT_EQ((*tts)->info().dtype, "int8");
+  TtsSessionOptions session_options;
+  session_options.voices = {TtsData() + "voices/alice.0000tiny@0.safetensors"};
+  auto local = (*tts)->OpenSession(session_options);
+  ASSERT_TRUE(local.ok()) << local.status();
+  ASSERT_TRUE((*local)->PushText(single.script[0]).ok());
+  ASSERT_TRUE((*local)->Close().ok());
+  ASSERT_TRUE((*tts)->RunUntilIdle().ok());
+  std::vector<float> want_pcm;
+  std::vector<Word> want_spoken;
+  for (const TtsEvent& e : (*local)->PollEvents()) {
+    if (e.kind == TtsEvent::Kind::kAudio) want_pcm.insert(want_pcm.end(), e.audio.begin(), e.audio.end());
+    if (e.kind == TtsEvent::Kind::kWord) want_spoken.push_back({e.word.text, e.word.start_s, e.word.end_s});
+  }
+  ASSERT_EQ(spoken.pcm.size(), want_pcm.size());
+  EXPECT_LT(RelativeL2(spoken.pcm, want_pcm), 1e-4);
+  EXPECT_EQ(spoken.words, want_spoken);
+  EXPECT_NE(static_cast<int64_t>(spoken.pcm.size()), single.frames * 1920)
+      << "as long as the float model's utterance: was the LM quantised?";
+
+  // Dialogue, greedy.
+  DialogueEngineOptions dialogue_options;
+  dialogue_options.threads = 1;
+  dialogue_options.dtype = "int8";
+  dialogue_options.sampling.temp = 0;
+  dialogue_options.sampling.temp_text = 0;
+  auto dialogue = DialogueEngine::Load(TinyMoshiModel(), dialogue_options);
+  ASSERT_TRUE(dialogue.ok()) << dialogue.status();
+  auto session = (*dialogue)->OpenSession();
+  ASSERT_TRUE(session.ok());
+  ASSERT_TRUE((*session)->PushAudio(en).ok() && (*session)->Close().ok() && (*dialogue)->RunUntilIdle().ok());
+  std::vector<float> want_reply;
+  std::vector<std::string> want_pieces;
+  for (const DialogueEvent& e : (*session)->PollEvents()) {
+    if (e.kind == DialogueEvent::Kind::kAudio)
+      want_reply.insert(want_reply.end(), e.audio.begin(), e.audio.end());
+    if (e.kind == DialogueEvent::Kind::kText) want_pieces.push_back(e.text);
+  }
+  const ConverseResult reply = Converse(channel.get(), en, std::nullopt, true, /*greedy=*/true);
+  ASSERT_TRUE(reply.status.ok()) << reply.status.error_message();
+  ASSERT_EQ(reply.pcm.size(), want_reply.size());
+  EXPECT_LT(RelativeL2(reply.pcm, want_reply), 1e-4);
+  EXPECT_EQ(reply.pieces, want_pieces);
 }
 
 }  // namespace

@@ -78,9 +78,12 @@ inline std::ostream& operator<<(std::ostream& os, const Word& w) {
   return os << "'" << w.text << "' [" << w.start << ", " << w.end << "]";
 }
 
-// The words the engine gives for `audio` alone in a batch of one (what `monologue transcribe` prints).
-inline std::vector<Word> EngineWords(const std::vector<float>& audio) {
-  auto engine = AsrEngine::Load(TinyModel());
+// The words the engine gives for `audio` alone in a batch of one (what `monologue transcribe` prints), with
+// the LM in `dtype` ("": the default).
+inline std::vector<Word> EngineWords(const std::vector<float>& audio, const std::string& dtype = "") {
+  AsrEngineOptions options;
+  options.dtype = dtype;
+  auto engine = AsrEngine::Load(TinyModel(), options);
   EXPECT_TRUE(engine.ok()) << engine.status();
   if (!engine.ok()) return {};
   auto session = (*engine)->OpenSession();
