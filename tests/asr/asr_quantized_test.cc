@@ -9,6 +9,7 @@
 
 #include "asr/asr_engine.h"
 #include "tests/asr/asr_test_util.h"
+#include "tests/common/quantised_info.h"
 
 namespace monologue {
 namespace {
@@ -27,11 +28,7 @@ void ExpectGreedyTokensAgreeWithReference(const std::string& dtype, double floor
     options.dtype = dtype;
     auto engine = AsrEngine::Load(ModelDir(model), options);
     ASSERT_TRUE(engine.ok()) << engine.status();
-    EXPECT_EQ((*engine)->info().dtype, dtype);
-    EXPECT_NE((*engine)->info().lm_weights.find(dtype + " weights"), std::string::npos)
-        << (*engine)->info().lm_weights;
-    EXPECT_NE((*engine)->info().lm_weights.find("quantised at load in"), std::string::npos)
-        << (*engine)->info().lm_weights;
+    test_util::ExpectQuantisedAtLoad((*engine)->info(), dtype);
     for (const std::string clip : {"speech_en", "speech_fr"}) {
       auto session = (*engine)->OpenSession();
       ASSERT_TRUE(session.ok()) << session.status();

@@ -21,6 +21,7 @@
 #include "core/lm/lm_model.h"
 #include "core/mimi/mimi_loader.h"
 #include "dialogue/dialogue_engine_builder.h"
+#include "tests/common/quantised_info.h"
 #include "tests/dialogue/dialogue_fixtures.h"
 
 namespace monologue {
@@ -570,11 +571,7 @@ void ExpectQuantisedDialogueFollowsReference(const std::string& dtype, double fi
     options.dtype = dtype;
     auto engine = DialogueEngine::Load(ModelDir(ref.meta["variant"].get<std::string>()), options);
     ASSERT_TRUE(engine.ok()) << engine.status();
-    EXPECT_EQ((*engine)->info().dtype, dtype);
-    EXPECT_NE((*engine)->info().lm_weights.find(dtype + " weights"), std::string::npos)
-        << (*engine)->info().lm_weights;
-    EXPECT_NE((*engine)->info().lm_weights.find("quantised at load in"), std::string::npos)
-        << (*engine)->info().lm_weights;
+    test_util::ExpectQuantisedAtLoad((*engine)->info(), dtype);
     auto session = (*engine)->OpenSession();
     ASSERT_TRUE(session.ok()) << session.status();
     const std::vector<float> input = CaseInput(ref);

@@ -20,6 +20,7 @@
 #include "core/mimi/mimi_loader.h"
 #include "core/text/text_tokenizer.h"
 #include "nlohmann/json.hpp"
+#include "tests/common/quantised_info.h"
 #include "tts/tts_engine_builder.h"
 #include "tts/tts_script.h"
 
@@ -511,11 +512,7 @@ void ExpectQuantisedRunFollowsReference(const std::string& dtype, double first_f
     options.dtype = dtype;
     auto engine = TtsEngine::Load(kData + "/" + f.meta["model"].get<std::string>(), options);
     ASSERT_TRUE(engine.ok()) << engine.status();
-    EXPECT_EQ((*engine)->info().dtype, dtype);
-    EXPECT_NE((*engine)->info().lm_weights.find(dtype + " weights"), std::string::npos)
-        << (*engine)->info().lm_weights;
-    EXPECT_NE((*engine)->info().lm_weights.find("quantised at load in"), std::string::npos)
-        << (*engine)->info().lm_weights;
+    test_util::ExpectQuantisedAtLoad((*engine)->info(), dtype);
     auto session = (*engine)->OpenSession(SessionOptions(f.meta));
     ASSERT_TRUE(session.ok()) << session.status();
     ASSERT_TRUE(PushScript(**session, f.meta["script"]).ok());
