@@ -174,23 +174,28 @@ void ColumnsAvx512(const float* x, int64_t m, int64_t k, const W* w, const float
 
 #endif  // MONOLOGUE_KERNELS_AVX512
 
-// Needs CpuHasAvx2(); AVX-512 CPUs take ColumnsAvx512, the others the AVX2 code: the same bits either way.
+// Output columns [n0, n1) on the calling thread. Needs CpuHasAvx2(); AVX-512 CPUs take ColumnsAvx512, the
+// others the AVX2 code: the same bits either way.
+template <typename W>
+void Columns(const float* x, int64_t m, int64_t k, const W* w, const float* bias, float* y, int64_t n,
+             int64_t n0, int64_t n1) {
+#ifdef MONOLOGUE_KERNELS_AVX512
+  if (CpuHasAvx512()) {
+    ColumnsAvx512(x, m, k, w, bias, y, n, n0, n1);
+    return;
+  }
+#endif
+  avx2::FewRowColumns(x, m, k, w, bias, y, n, n0, n1);
+}
+
 template <typename W>
 void Run(const float* x, int64_t m, int64_t k, const W* w, const float* bias, float* y, int64_t n,
          int64_t weight_bytes) {
   // Split N in multiples of 4 with at least ~256 KB of weights per task, so small layers stay on one thread.
   const int64_t row_bytes = std::max<int64_t>(k * weight_bytes, 1);
   const int64_t grain = std::max<int64_t>(4, (int64_t{1} << 18) / row_bytes / 4 * 4);
-  const bool avx512 = CpuHasAvx512();
   at::parallel_for(0, (n + 3) / 4, (grain + 3) / 4, [&](int64_t b0, int64_t b1) {
-    const int64_t n0 = b0 * 4, n1 = std::min(n, b1 * 4);
-#ifdef MONOLOGUE_KERNELS_AVX512
-    if (avx512) {
-      ColumnsAvx512(x, m, k, w, bias, y, n, n0, n1);
-      return;
-    }
-#endif
-    avx2::FewRowColumns(x, m, k, w, bias, y, n, n0, n1);
+    Columns(x, m, k, w, bias, y, n, b0 * 4, std::min(n, b1 * 4));
   });
 }
 
@@ -254,6 +259,22 @@ void FewRowLinearF32(const float* x, int64_t m, int64_t k, const float* w, int64
 
 void FewRowLinearBf16(const float* x, int64_t m, int64_t k, const uint16_t* w, int64_t n, float* y) {
   RawRows("FewRowLinearBf16", kMaxRowsBf16, x, m, k, w, n, y);
+}
+
+void FewRowLinearColumnsF32(const float* x, int64_t m, int64_t k, const float* w, int64_t n, float* y,
+                            int64_t n0, int64_t n1) {
+  TORCH_CHECK(CpuHasAvx2() && m >= 1 && m <= kMaxRows && 0 <= n0 && n0 <= n1 && n1 <= n,
+              "FewRowLinearColumnsF32: ", m, " rows, columns [", n0, ", ", n1, ") of ", n,
+              " are not served here");
+  Columns(x, m, k, w, nullptr, y, n, n0, n1);
+}
+
+void FewRowLinearColumnsBf16(const float* x, int64_t m, int64_t k, const uint16_t* w, int64_t n, float* y,
+                             int64_t n0, int64_t n1) {
+  TORCH_CHECK(CpuHasAvx2() && m >= 1 && m <= kMaxRowsBf16 && 0 <= n0 && n0 <= n1 && n1 <= n,
+              "FewRowLinearColumnsBf16: ", m, " rows, columns [", n0, ", ", n1, ") of ", n,
+              " are not served here");
+  Columns(x, m, k, w, nullptr, y, n, n0, n1);
 }
 
 at::Tensor Linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {

@@ -42,6 +42,13 @@ void FewRowLinearF32(const float* x, int64_t m, int64_t k, const float* w, int64
 // The same for bf16 weights [n, k] (their uint16 bit patterns), each widened exactly to f32; m <= 64.
 void FewRowLinearBf16(const float* x, int64_t m, int64_t k, const uint16_t* w, int64_t n, float* y);
 
+// Output columns [n0, n1) of FewRowLinearF32 / FewRowLinearBf16 on the calling thread alone (a ThreadTeam
+// member's share), the same bits.
+void FewRowLinearColumnsF32(const float* x, int64_t m, int64_t k, const float* w, int64_t n, float* y,
+                            int64_t n0, int64_t n1);
+void FewRowLinearColumnsBf16(const float* x, int64_t m, int64_t k, const uint16_t* w, int64_t n, float* y,
+                             int64_t n0, int64_t n1);
+
 // at::linear(x, weight, bias), through FewRowLinear when it serves x's row count and weight's dtype.
 at::Tensor Linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias = {});
 

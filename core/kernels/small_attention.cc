@@ -174,36 +174,44 @@ struct Strided {
   int64_t stride_b, stride_h, stride_l;
 };
 
+// The (batch row, head) pairs [begin, end) of Attend, on the calling thread.
+template <typename T>
+void AttendPairs(const float* q, int64_t h, int64_t lq, int64_t d, Strided<T> k, Strided<T> v, int64_t l,
+                 const bool* mask, int64_t mask_batch_stride, float* out, int64_t begin, int64_t end) {
+  const float scale = 1.f / std::sqrt(static_cast<float>(d));
+  const bool avx512 = CpuHasAvx512();
+  thread_local std::vector<float> scores;
+  if (static_cast<int64_t>(scores.size()) < l) scores.resize(static_cast<size_t>(l));
+  for (int64_t bh = begin; bh < end; ++bh) {
+    const int64_t bi = bh / h, hi = bh % h;
+    const T* kb = k.data + bi * k.stride_b + hi * k.stride_h;
+    const T* vb = v.data + bi * v.stride_b + hi * v.stride_h;
+    for (int64_t i = 0; i < lq; ++i) {
+      const bool* visible = mask != nullptr ? mask + bi * mask_batch_stride + i * l : nullptr;
+      const float* qi = q + (bh * lq + i) * d;
+      float* oi = out + (bh * lq + i) * d;
+#ifdef MONOLOGUE_KERNELS_AVX512
+      if (avx512) {
+        OneQuery(qi, kb, k.stride_l, vb, v.stride_l, visible, l, d, scale, scores.data(), oi);
+        continue;
+      }
+#endif
+#ifdef MONOLOGUE_KERNELS_AVX2
+      OneQueryAvx2(qi, kb, k.stride_l, vb, v.stride_l, visible, l, d, scale, scores.data(), oi);
+#endif
+    }
+  }
+}
+
 // Every (batch row, head, query) of q [B, H, Lq, D] into out (same layout); mask rows [Lq, L] per batch row
 // `mask_batch_stride` apart (0: one mask for all rows), or none.
 template <typename T>
 void Attend(const float* q, int64_t b, int64_t h, int64_t lq, int64_t d, Strided<T> k, Strided<T> v,
             int64_t l, const bool* mask, int64_t mask_batch_stride, float* out) {
-  const float scale = 1.f / std::sqrt(static_cast<float>(d));
   // (batch row, head) pairs; small problems stay on the calling thread (a parallel region costs more).
   const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, lq * l * d));
-  const bool avx512 = CpuHasAvx512();
   at::parallel_for(0, b * h, grain, [&](int64_t begin, int64_t end) {
-    std::vector<float> scores(static_cast<size_t>(l));
-    for (int64_t bh = begin; bh < end; ++bh) {
-      const int64_t bi = bh / h, hi = bh % h;
-      const T* kb = k.data + bi * k.stride_b + hi * k.stride_h;
-      const T* vb = v.data + bi * v.stride_b + hi * v.stride_h;
-      for (int64_t i = 0; i < lq; ++i) {
-        const bool* visible = mask != nullptr ? mask + bi * mask_batch_stride + i * l : nullptr;
-        const float* qi = q + (bh * lq + i) * d;
-        float* oi = out + (bh * lq + i) * d;
-#ifdef MONOLOGUE_KERNELS_AVX512
-        if (avx512) {
-          OneQuery(qi, kb, k.stride_l, vb, v.stride_l, visible, l, d, scale, scores.data(), oi);
-          continue;
-        }
-#endif
-#ifdef MONOLOGUE_KERNELS_AVX2
-        OneQueryAvx2(qi, kb, k.stride_l, vb, v.stride_l, visible, l, d, scale, scores.data(), oi);
-#endif
-      }
-    }
+    AttendPairs(q, h, lq, d, k, v, l, mask, mask_batch_stride, out, begin, end);
   });
 }
 
@@ -262,6 +270,17 @@ int64_t SmallAttentionMaxKeys(at::ScalarType kv_dtype) {
 
 bool ServesSmallAttentionRows(int64_t keys, int64_t d) {
   return CpuHasAvx2() && keys >= 1 && keys <= kMaxKeys && d >= 1;
+}
+
+void SmallAttentionRowsPart(const float* q, int64_t batch, int64_t heads, int64_t d, const float* k,
+                            const float* v, int64_t stride_b, int64_t stride_h, int64_t stride_l,
+                            int64_t keys, float* out, int64_t pair_begin, int64_t pair_end) {
+  TORCH_CHECK(ServesSmallAttentionRows(keys, d) && 0 <= pair_begin && pair_begin <= pair_end &&
+                  pair_end <= batch * heads,
+              "SmallAttentionRowsPart: pairs [", pair_begin, ", ", pair_end, ") of ", batch * heads, ", ",
+              keys, " keys of width ", d, " are not served here");
+  AttendPairs<float>(q, heads, 1, d, {k, stride_b, stride_h, stride_l}, {v, stride_b, stride_h, stride_l},
+                     keys, nullptr, 0, out, pair_begin, pair_end);
 }
 
 void SmallAttentionRows(const float* q, int64_t batch, int64_t heads, int64_t d, const float* k,

@@ -34,6 +34,11 @@ bool ServesSmallAttentionRows(int64_t keys, int64_t d);
 void SmallAttentionRows(const float* q, int64_t batch, int64_t heads, int64_t d, const float* k,
                         const float* v, int64_t stride_b, int64_t stride_h, int64_t stride_l, int64_t keys,
                         float* out);
+// The (batch row, head) pairs [pair_begin, pair_end) of SmallAttentionRows (pair = b * heads + h) on the
+// calling thread alone: a kernels::ThreadTeam member's share, the same bits.
+void SmallAttentionRowsPart(const float* q, int64_t batch, int64_t heads, int64_t d, const float* k,
+                            const float* v, int64_t stride_b, int64_t stride_h, int64_t stride_l,
+                            int64_t keys, float* out, int64_t pair_begin, int64_t pair_end);
 
 // at::scaled_dot_product_attention(q, k, v, mask), through SmallAttention when it serves the operands; k and
 // v may be narrower than q (widened to q's dtype for ATen).

@@ -180,6 +180,31 @@ void LinearWeight::ForwardRows(const float* x, int64_t rows, float* y) const {
   }
 }
 
+void LinearWeight::ForwardRowsPart(const float* x, int64_t rows, float* y, int64_t n_begin,
+                                   int64_t n_end) const {
+  if (n_begin >= n_end) return;
+  if (quantized() && int4) {
+    int4::GemmRows(int4::BestPath(), x, q_cols, rows, q_cols, qweight.data_ptr<uint8_t>(), nullptr, y, q_rows,
+                   n_begin, n_end);
+  } else if (quantized()) {
+    int8::GemmRows(int8::BestPath(), x, q_cols, rows, q_cols, qweight.data_ptr<int8_t>(),
+                   scale.data_ptr<float>(), row_sum.defined() ? row_sum.data_ptr<int32_t>() : nullptr,
+                   nullptr, y, q_rows, n_begin, n_end);
+  } else if (weight.scalar_type() == at::kBFloat16) {
+    kernels::FewRowLinearColumnsBf16(x, rows, weight.size(1),
+                                     reinterpret_cast<const uint16_t*>(weight.data_ptr()), weight.size(0), y,
+                                     n_begin, n_end);
+  } else {
+    kernels::FewRowLinearColumnsF32(x, rows, weight.size(1), weight.data_ptr<float>(), weight.size(0), y,
+                                    n_begin, n_end);
+  }
+}
+
+int64_t LinearWeight::RowsAlign() const {
+  if (quantized()) return int4 ? int4::kRowGroup : int8::kRowGroup;
+  return 4;  // the few-row kernel's column block
+}
+
 namespace {
 // Rows [r0, r0 + rows) of a 2-D float weight as contiguous f32: a pointer into the weight when it is f32
 // already, else converted (exactly, for bf16 and f16) into `buf`. Quantising from the checkpoint's bf16 this

@@ -41,6 +41,10 @@ struct LinearWeight {
   // with the few-row kernel), and y [rows, N] = Forward(x [rows, K]) with the same bits (no bias).
   bool ServesRows(int64_t rows) const;
   void ForwardRows(const float* x, int64_t rows, float* y) const;
+  // Output features [n_begin, n_end) of ForwardRows (y keeps its [rows, N] layout) on the calling thread
+  // alone: a kernels::ThreadTeam member's share, best cut at multiples of RowsAlign().
+  void ForwardRowsPart(const float* x, int64_t rows, float* y, int64_t n_begin, int64_t n_end) const;
+  int64_t RowsAlign() const;
   // A quantised weight's integer values [N, K] (row-major int8; for int4 in [-8, 7]) and its dequantised
   // f32 [N, K].
   at::Tensor Int8Values() const;

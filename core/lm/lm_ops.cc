@@ -165,28 +165,35 @@ void FeedForward::ForwardRows(const float* x, int64_t rows, float* y, std::vecto
   float* u = scratch.data();
   float* h = u + rows * u_cols;
   w_in.ForwardRows(x, rows, u);
+  ActivateRows(u, rows, h);
+  w_out.ForwardRows(h, rows, y);
+}
+
+void FeedForward::ActivateRows(const float* u, int64_t rows, float* h) const {
+  const int64_t hidden = w_out.in_features();
+  const int64_t u_cols = w_in.out_features();
+  float* in = const_cast<float*>(u);  // from_blob wants a mutable pointer; nothing writes through it
   const auto f32 = at::TensorOptions().dtype(at::kFloat);
   if (!gated) {
     // GELU over the contiguous [rows, hidden] product, as Forward's at::gelu.
     at::Tensor out = at::from_blob(h, {rows, hidden}, f32);
-    at::gelu_out(out, at::from_blob(u, {rows, hidden}, f32));
-  } else {
-    // act(u[:, :H]) through ATen on the same strided view as Forward (so the same vectorised and scalar
-    // parts, the same bits), then the exact product with u[:, H:].
-    const at::Tensor first = at::from_blob(u, {rows, hidden}, {u_cols, 1}, f32);
-    at::Tensor out = at::from_blob(h, {rows, hidden}, f32);
-    if (activation == Activation::kSilu) {
-      at::silu_out(out, first);
-    } else {
-      out.copy_(Activate(activation, first));
-    }
-    for (int64_t r = 0; r < rows; ++r) {
-      const float* second = u + r * u_cols + hidden;
-      float* hr = h + r * hidden;
-      for (int64_t i = 0; i < hidden; ++i) hr[i] *= second[i];
-    }
+    at::gelu_out(out, at::from_blob(in, {rows, hidden}, f32));
+    return;
   }
-  w_out.ForwardRows(h, rows, y);
+  // act(u[:, :H]) through ATen on the same strided view as Forward (so the same vectorised and scalar parts,
+  // the same bits), then the exact product with u[:, H:].
+  const at::Tensor first = at::from_blob(in, {rows, hidden}, {u_cols, 1}, f32);
+  at::Tensor out = at::from_blob(h, {rows, hidden}, f32);
+  if (activation == Activation::kSilu) {
+    at::silu_out(out, first);
+  } else {
+    out.copy_(Activate(activation, first));
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* second = u + r * u_cols + hidden;
+    float* hr = h + r * hidden;
+    for (int64_t i = 0; i < hidden; ++i) hr[i] *= second[i];
+  }
 }
 
 at::Tensor Embedding::Forward(const at::Tensor& tokens) const {

@@ -51,6 +51,8 @@ struct FeedForward {
   // y [rows, D] = Forward(x [rows, D]) with the same bits; `scratch` holds the hidden activations.
   bool ServesRows(int64_t rows) const;
   void ForwardRows(const float* x, int64_t rows, float* y, std::vector<float>& scratch) const;
+  // Its middle step: h [rows, hidden] = the activation (gated or not) of w_in's output u [rows, w_in N].
+  void ActivateRows(const float* u, int64_t rows, float* h) const;
 };
 
 // `ScaledEmbedding`: token -1 gives exactly 0; optional low-rank output projection; optional demultiplexed

@@ -3,8 +3,10 @@
 // and plain feed-forwards, per-step weight sets, 1 to 16 rows; and the operands it does not serve still take
 // the ATen step.
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -126,6 +128,30 @@ TEST(LmRawStepTest, BitwiseTheAtenStepForEveryWeightForm) {
                      "form " + std::to_string(static_cast<int>(form)) + " batch " + std::to_string(batch));
     }
   }
+}
+
+// The raw step is one parallel region whose members split the products and the attention: the same bits on
+// one thread (a team of one) and on three (uneven shares).
+TEST(LmRawStepTest, BitwiseTheAtenStepOnOneAndThreeThreads) {
+  if (!kernels::HasFewRowKernel()) {
+    GTEST_SKIP() << "the raw step serves float weights through the few-row kernel (AVX2)";
+  }
+  const int before = at::get_num_threads();
+  for (int threads : {1, 3}) {
+    at::set_num_threads(threads);
+    for (WeightForm form : {WeightForm::kF32, WeightForm::kInt8}) {
+      DepthSpec s;
+      s.form = form;
+      s.heads = 8;
+      s.dim = 96;
+      for (int64_t batch : {1, 3}) {
+        ExpectSameBits(s, batch,
+                       "threads " + std::to_string(threads) + ", form " +
+                           std::to_string(static_cast<int>(form)) + ", batch " + std::to_string(batch));
+      }
+    }
+  }
+  at::set_num_threads(std::max(1, before));
 }
 
 TEST(LmRawStepTest, BitwiseTheAtenStepForOtherFeedForwards) {
