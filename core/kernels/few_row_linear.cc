@@ -251,6 +251,16 @@ void RawRows(const char* name, int64_t max_rows, const float* x, int64_t m, int6
               max_rows, " rows on an AVX2 or AVX-512 CPU)");
   Run(x, m, k, w, nullptr, y, n, static_cast<int64_t>(sizeof(W)));
 }
+
+// The same checks for output columns [n0, n1) on the calling thread.
+template <typename W>
+void RawColumns(const char* name, int64_t max_rows, const float* x, int64_t m, int64_t k, const W* w,
+                int64_t n, float* y, int64_t n0, int64_t n1) {
+  TORCH_CHECK(CpuHasAvx2() && m >= 1 && m <= max_rows && 0 <= n0 && n0 <= n1 && n1 <= n, name, ": ", m,
+              " rows, columns [", n0, ", ", n1, ") of ", n, " are not served here (1 to ", max_rows,
+              " rows on an AVX2 or AVX-512 CPU)");
+  Columns(x, m, k, w, nullptr, y, n, n0, n1);
+}
 }  // namespace
 
 void FewRowLinearF32(const float* x, int64_t m, int64_t k, const float* w, int64_t n, float* y) {
@@ -263,18 +273,12 @@ void FewRowLinearBf16(const float* x, int64_t m, int64_t k, const uint16_t* w, i
 
 void FewRowLinearColumnsF32(const float* x, int64_t m, int64_t k, const float* w, int64_t n, float* y,
                             int64_t n0, int64_t n1) {
-  TORCH_CHECK(CpuHasAvx2() && m >= 1 && m <= kMaxRows && 0 <= n0 && n0 <= n1 && n1 <= n,
-              "FewRowLinearColumnsF32: ", m, " rows, columns [", n0, ", ", n1, ") of ", n,
-              " are not served here");
-  Columns(x, m, k, w, nullptr, y, n, n0, n1);
+  RawColumns("FewRowLinearColumnsF32", kMaxRows, x, m, k, w, n, y, n0, n1);
 }
 
 void FewRowLinearColumnsBf16(const float* x, int64_t m, int64_t k, const uint16_t* w, int64_t n, float* y,
                              int64_t n0, int64_t n1) {
-  TORCH_CHECK(CpuHasAvx2() && m >= 1 && m <= kMaxRowsBf16 && 0 <= n0 && n0 <= n1 && n1 <= n,
-              "FewRowLinearColumnsBf16: ", m, " rows, columns [", n0, ", ", n1, ") of ", n,
-              " are not served here");
-  Columns(x, m, k, w, nullptr, y, n, n0, n1);
+  RawColumns("FewRowLinearColumnsBf16", kMaxRowsBf16, x, m, k, w, n, y, n0, n1);
 }
 
 at::Tensor Linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {

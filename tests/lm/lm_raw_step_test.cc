@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -247,6 +248,41 @@ TEST(LmRawStepTest, LinearRowsAreForward) {
       w.ForwardRows(x.data_ptr<float>(), rows, y.data_ptr<float>());
       EXPECT_TRUE(y.equal(w.Forward(x))) << "form " << static_cast<int>(form) << " rows " << rows;
     }
+  }
+}
+
+// A team member's share: parts of the output features, cut at the weight's alignment or anywhere, put
+// together give ForwardRows's bits; a part out of range is an error.
+TEST(LmRawStepTest, LinearRowsPartsMakeUpForwardRows) {
+  at::manual_seed(13);
+  for (WeightForm form : {WeightForm::kF32, WeightForm::kBf16, WeightForm::kInt8, WeightForm::kInt4}) {
+    const lm::LinearWeight w = Weight(70, 96, form);
+    for (int64_t rows : {1, 3}) {
+      if (!w.ServesRows(rows)) continue;
+      const at::Tensor x = at::randn({rows, 96});
+      at::Tensor whole = at::empty({rows, 70});
+      w.ForwardRows(x.data_ptr<float>(), rows, whole.data_ptr<float>());
+      const int64_t a = w.RowsAlign();
+      for (const std::vector<int64_t>& cuts : {std::vector<int64_t>{0, a, 5 * a, 70}, {0, 3, 37, 69, 70}}) {
+        at::Tensor parts = at::full({rows, 70}, std::nanf(""));
+        for (size_t i = 0; i + 1 < cuts.size(); ++i) {
+          w.ForwardRowsPart(x.data_ptr<float>(), rows, parts.data_ptr<float>(), cuts[i], cuts[i + 1]);
+        }
+        EXPECT_TRUE(parts.equal(whole)) << "form " << static_cast<int>(form) << " rows " << rows
+                                        << " cuts at " << cuts[1] << ", " << cuts[2];
+      }
+    }
+  }
+  if (kernels::HasFewRowKernel()) {
+    const at::Tensor w = at::randn({8, 16});
+    const at::Tensor x = at::randn({1, 16});
+    at::Tensor y = at::empty({1, 8});
+    EXPECT_THROW(kernels::FewRowLinearColumnsF32(x.data_ptr<float>(), 1, 16, w.data_ptr<float>(), 8,
+                                                 y.data_ptr<float>(), 4, 9),
+                 c10::Error);
+    EXPECT_THROW(kernels::FewRowLinearColumnsF32(x.data_ptr<float>(), 1, 16, w.data_ptr<float>(), 8,
+                                                 y.data_ptr<float>(), 5, 4),
+                 c10::Error);
   }
 }
 
