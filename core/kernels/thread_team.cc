@@ -48,9 +48,10 @@ void ThreadTeam::Sync() {
   // Spin while the wait is short (the usual case: the others are in the same product); past ~100 µs give the
   // core away, so that a member the OS has descheduled is not kept out. With more members than cores, yield
   // at once.
-  for (int spins = 0; s.generation.load(std::memory_order_acquire) == generation; ++spins) {
+  for (int spins = 0; s.generation.load(std::memory_order_acquire) == generation;) {
     if (s.broken.load(std::memory_order_relaxed)) return;
     if (spins < s.spin_limit) {
+      ++spins;
       CpuRelax();
     } else {
       std::this_thread::yield();
