@@ -135,6 +135,9 @@ StepContext Transformer::DepthContext(int64_t k, int64_t batch, int64_t weight_s
 void Transformer::SetCrossSource(KvState& state, const at::Tensor& src, const at::Tensor& rows) const {
   const int64_t batch = src.size(0), len = src.size(1);
   const int64_t heads = spec.num_heads, dh = spec.head_dim();
+  // A state made otherwise than by NewState (no per-layer entries yet) gets them here.
+  if (state.cross_keys.size() < layers.size()) state.cross_keys.resize(layers.size());
+  if (state.cross_values.size() < layers.size()) state.cross_values.resize(layers.size());
   // The state rows this call sets.
   std::vector<int64_t> targets;
   if (rows.defined()) {
@@ -172,6 +175,40 @@ void Transformer::SetCrossSource(KvState& state, const at::Tensor& src, const at
     const int64_t id = state.cross_row_source[r];
     if (id >= 0) data_row.emplace(id, static_cast<int64_t>(r));
   }
+  // A source no row holds yet is projected in blocks of spec.cross_block_rows entries, and a block whose
+  // entries are bitwise a held (or earlier new) source's same block is copied from there instead: a block's
+  // projection is a function of its entries alone (the same product, same shape), so the bits are those a
+  // projection gives. TTS voices share most of their memory: each fills one of the speaker slots, the empty
+  // ones hold the same learnt padding (plus the same positional embedding), so a tts-1.6b voice new to the
+  // state projects 1 block of its 5 when another single-voice source is held.
+  const int64_t block = std::max<int64_t>(1, spec.cross_block_rows);
+  const int64_t n_blocks = (len + block - 1) / block;
+  std::map<int64_t, std::vector<int64_t>> block_from;  // new id -> per block, the id to copy it from, or -1
+  for (const auto& [id, b] : first_row) {
+    if (data_row.count(id) != 0) continue;
+    std::vector<int64_t>& from = block_from[id];
+    from.assign(static_cast<size_t>(n_blocks), -1);
+    const at::Tensor& mine = state.cross_sources.at(id);
+    auto same_block = [&](int64_t other, int64_t s0, int64_t n) {
+      const auto it = state.cross_sources.find(other);
+      return it != state.cross_sources.end() && it->second.sizes() == mine.sizes() &&
+             it->second.scalar_type() == mine.scalar_type() &&
+             it->second.narrow(0, s0, n).equal(mine.narrow(0, s0, n));
+    };
+    for (int64_t k = 0; k < n_blocks; ++k) {
+      const int64_t s0 = k * block, n = std::min(block, len - s0);
+      for (const auto& [other, row] : data_row) {
+        if (same_block(other, s0, n)) {
+          from[static_cast<size_t>(k)] = other;
+          break;
+        }
+      }
+      for (const auto& [other, unused] : block_from) {
+        if (from[static_cast<size_t>(k)] >= 0 || other >= id) break;
+        if (same_block(other, s0, n)) from[static_cast<size_t>(k)] = other;
+      }
+    }
+  }
   const int64_t state_rows = rows.defined() ? static_cast<int64_t>(state.cross_row_source.size()) : batch;
   state.cross_row_source.resize(static_cast<size_t>(std::max<int64_t>(state_rows, 0)), -1);
   for (size_t i = 0; i < targets.size(); ++i) {
@@ -202,10 +239,34 @@ void Transformer::SetCrossSource(KvState& state, const at::Tensor& src, const at
                          state.cross_values[l].narrow(0, held->second, 1)};
         continue;
       }
-      at::Tensor kv =
-          layer.cross_kv.Forward(src.narrow(0, b, 1)).view({1, len, 2, heads, dh}).permute({2, 0, 3, 1, 4});
-      if (spec.cross_memory_dtype.has_value()) kv = kv.to(*spec.cross_memory_dtype);
-      projected[id] = {kv.select(0, 0), kv.select(0, 1)};
+      std::vector<at::Tensor> kb, vb;  // per block [1, H, n, Dh]
+      const std::vector<int64_t>& from = block_from.at(id);
+      for (int64_t k = 0; k < n_blocks; ++k) {
+        const int64_t s0 = k * block, n = std::min(block, len - s0);
+        const int64_t other = from[static_cast<size_t>(k)];
+        const auto other_row = data_row.find(other);
+        if (other >= 0 && other_row != data_row.end() && state.cross_keys[l].defined()) {
+          kb.push_back(state.cross_keys[l].narrow(0, other_row->second, 1).narrow(2, s0, n));
+          vb.push_back(state.cross_values[l].narrow(0, other_row->second, 1).narrow(2, s0, n));
+          ++state.cross_blocks_copied;
+          continue;
+        }
+        if (other >= 0 && projected.count(other) != 0) {
+          kb.push_back(projected[other].first.narrow(2, s0, n));
+          vb.push_back(projected[other].second.narrow(2, s0, n));
+          ++state.cross_blocks_copied;
+          continue;
+        }
+        at::Tensor kv = layer.cross_kv.Forward(src.narrow(0, b, 1).narrow(1, s0, n))
+                            .view({1, n, 2, heads, dh})
+                            .permute({2, 0, 3, 1, 4});
+        if (spec.cross_memory_dtype.has_value()) kv = kv.to(*spec.cross_memory_dtype);
+        kb.push_back(kv.select(0, 0));
+        vb.push_back(kv.select(0, 1));
+        ++state.cross_blocks_projected;
+      }
+      // cat copies: blocks read from the state's rows are read before any row is written below.
+      projected[id] = {at::cat(kb, 2), at::cat(vb, 2)};
     }
     if (!rows.defined() || !state.cross_keys[l].defined()) {
       std::vector<at::Tensor> ks, vs;

@@ -57,6 +57,9 @@ struct TransformerSpec {
   // keeps it in bf16 too: with a full context a step reads all of it, per batch row 131 MB in f32 for
   // tts-1.6b (16 layers x 500 steps x 2 x 2048), 3.1 GB for Moshi 7B (32 x 3000 x 2 x 4096).
   std::optional<at::ScalarType> kv_memory_dtype;
+  // Cross-attention memory entries projected together (Transformer::SetCrossSource): a new source's blocks
+  // that equal a held source's are copied, not projected (TTS voices share their padded speaker slots).
+  int64_t cross_block_rows = 128;
 };
 
 // Streaming state of one transformer for B rows.
@@ -75,6 +78,10 @@ struct KvState {
   // Sources projected through the cross-attention layers so far (a source some row's keys and values already
   // hold is copied, not projected again).
   int64_t cross_projections = 0;
+  // Blocks of spec.cross_block_rows entries of those sources projected, and copied from another source's equal
+  // block (counted once per layer).
+  int64_t cross_blocks_projected = 0;
+  int64_t cross_blocks_copied = 0;
 };
 
 // What one step of every layer shares: where each row writes its new key/value, which ring entries each

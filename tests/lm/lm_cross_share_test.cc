@@ -4,11 +4,13 @@
 // row on another voice (per-row reads), and the first two rows' logits and tokens must be equal at every
 // step, in full-batch steps and in compacted ones. Also: a row given a new source stops sharing, sources no
 // row holds are forgotten, and a source some row already holds is copied from it rather than projected again
-// (a voice coming back), with the bits a projection gives.
+// (a voice coming back), with the bits a projection gives; and a new source copies the blocks of entries it
+// shares with another source (the padded speaker slots of TTS voices) instead of projecting them.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
+#include <string>
 #include <vector>
 
 #include "core/lm/lm_gen.h"
@@ -167,6 +169,80 @@ TEST(LmCrossShareTest, AHeldSourceIsCopiedNotProjectedAgainWithTheSameBits) {
   model->SetCrossSource(state, at::cat({a, b, c}, 0));
   EXPECT_EQ(state.kv.cross_projections, 4);
   expect_as_fresh(at::cat({a, b, c}, 0), "whole batch");
+}
+
+// A source new to the state is projected in blocks (spec.cross_block_rows entries), and a block whose entries
+// equal a held source's same block (or that of a source new in the same call) is copied from it: TTS voices
+// share the padded speaker slots that fill most of their memory. A bare transformer with two cross-attention
+// layers, blocks of 4 entries over 14 (4, 4, 4, 2), f32 and bf16 memory.
+TEST(LmCrossShareTest, ANewSourceCopiesTheBlocksItSharesWithAnotherSource) {
+  for (bool bf16 : {false, true}) {
+    SCOPED_TRACE(bf16 ? "bf16 memory" : "f32 memory");
+    at::manual_seed(5);
+    const int64_t dim = 8, len = 14;
+    lm::Transformer t;
+    t.spec.dim = dim;
+    t.spec.num_heads = 2;
+    t.spec.cross_block_rows = 4;
+    if (bf16) t.spec.cross_memory_dtype = at::kBFloat16;
+    for (int l = 0; l < 2; ++l) {
+      lm::TransformerLayer layer;
+      layer.cross = true;
+      layer.cross_kv.weight = at::randn({2 * dim, dim});
+      t.layers.push_back(layer);
+    }
+    const at::Tensor a = at::randn({1, len, dim});
+    at::Tensor c = a.clone();  // a's entries but for its first block
+    c.narrow(1, 1, 2).normal_();
+    at::Tensor d = a.clone();  // a's entries but for its last (short) block
+    d.narrow(1, 13, 1).normal_();
+    // Keys and values as one projection of the whole source gives them (the same up to float rounding: a
+    // block is its own product) for row `row` of `state`.
+    auto expect_projection_of = [&](const lm::KvState& state, int64_t row, const at::Tensor& src,
+                                    const std::string& what) {
+      for (size_t l = 0; l < t.layers.size(); ++l) {
+        at::Tensor kv = t.layers[l].cross_kv.Forward(src).view({1, len, 2, 2, dim / 2}).permute({2, 0, 3, 1, 4});
+        if (bf16) kv = kv.to(at::kBFloat16);
+        const double tol = bf16 ? 1e-2 : 1e-5;
+        EXPECT_TRUE(at::allclose(state.cross_keys[l].narrow(0, row, 1).to(at::kFloat), kv[0].to(at::kFloat), tol,
+                                 tol))
+            << what << ", layer " << l;
+        EXPECT_TRUE(at::allclose(state.cross_values[l].narrow(0, row, 1).to(at::kFloat), kv[1].to(at::kFloat),
+                                 tol, tol))
+            << what << ", layer " << l;
+      }
+    };
+    auto expect_same_bits = [&](const lm::KvState& x, const lm::KvState& y, const std::string& what) {
+      for (size_t l = 0; l < t.layers.size(); ++l) {
+        EXPECT_TRUE(x.cross_keys[l].equal(y.cross_keys[l])) << what << ", layer " << l;
+        EXPECT_TRUE(x.cross_values[l].equal(y.cross_values[l])) << what << ", layer " << l;
+      }
+    };
+    lm::KvState state;
+    t.SetCrossSource(state, at::cat({a, a}, 0));
+    EXPECT_EQ(state.cross_blocks_projected, 4 * 2) << "a's 4 blocks in 2 layers";
+    EXPECT_EQ(state.cross_blocks_copied, 0);
+    // Row 1 takes c: only its first block is projected, the other three are row 0's.
+    t.SetCrossSource(state, c, at::tensor({1}, at::kLong));
+    EXPECT_EQ(state.cross_blocks_projected, 4 * 2 + 1 * 2);
+    EXPECT_EQ(state.cross_blocks_copied, 3 * 2);
+    expect_projection_of(state, 0, a, "row 0 (a)");
+    expect_projection_of(state, 1, c, "row 1 (c)");
+    lm::KvState fresh;  // both at once: c (new) copies from a (new, projected first in the same call)
+    t.SetCrossSource(fresh, at::cat({a, c}, 0));
+    EXPECT_EQ(fresh.cross_blocks_projected, (4 + 1) * 2);
+    EXPECT_EQ(fresh.cross_blocks_copied, 3 * 2);
+    expect_same_bits(state, fresh, "a then c against a and c at once");
+    // Row 0 trades a for d: d's first three blocks are a's, read from row 0 before d overwrites it; its short
+    // last block is new.
+    t.SetCrossSource(state, d, at::tensor({0}, at::kLong));
+    EXPECT_EQ(state.cross_blocks_projected, (4 + 1) * 2 + 1 * 2) << "d's block 3";
+    EXPECT_EQ(state.cross_blocks_copied, (3 + 3) * 2) << "d's blocks 0, 1 and 2, from row 0's a";
+    expect_projection_of(state, 0, d, "row 0 (d)");
+    lm::KvState fresh_dc;
+    t.SetCrossSource(fresh_dc, at::cat({d, c}, 0));
+    expect_same_bits(state, fresh_dc, "d and c");
+  }
 }
 
 }  // namespace
