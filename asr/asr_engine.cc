@@ -142,13 +142,22 @@ struct AsrSession::EngineState {
 
 namespace {
 
+// A delay in seconds from stt_config: 0 when absent (run_inference's default), else a number from 0 to 60 s
+// (the released models: 0.5 and 2.5 s delays, 0 and 1 s prefixes). Padding of that length is made for every
+// stream, so a value far outside would fail mid-transcript (1e9 aborted in a vector's length check).
 absl::StatusOr<double> SttNumber(const ModelConfig& config, const char* key, const std::string& source) {
-  if (!config.stt_config.contains(key)) return 0.0;  // run_inference's default
+  constexpr double kMaxSeconds = 60;
+  if (!config.stt_config.contains(key)) return 0.0;
   const auto& v = config.stt_config.at(key);
   if (!v.is_number()) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": stt_config.", key, " must be a number"));
   }
-  return v.get<double>();
+  const double value = v.get<double>();
+  if (!(value >= 0 && value <= kMaxSeconds)) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": stt_config.", key, " must be from 0 to ",
+                                                   kMaxSeconds, " seconds (got ", v.dump(), ")"));
+  }
+  return value;
 }
 
 }  // namespace
@@ -256,9 +265,6 @@ absl::StatusOr<std::unique_ptr<AsrEngine>> AsrEngine::Load(const std::string& mo
   const std::string source = (fs::path(model_dir) / "config.json").string();
   ASSIGN_OR_RETURN(double delay, SttNumber(config, "audio_delay_seconds", source));
   ASSIGN_OR_RETURN(double prefix, SttNumber(config, "audio_silence_prefix_seconds", source));
-  if (delay < 0 || prefix < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(source, ": stt_config delays must be >= 0"));
-  }
 
   LmLoadOptions lm_options;
   lm_options.dtype = dtype;

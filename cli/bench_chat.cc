@@ -28,6 +28,7 @@
 #include "cli/bench_options.h"
 #include "cli/bench_reference.h"
 #include "cli/bench_step_stats.h"
+#include "cli/flag_checks.h"
 #include "core/config/model_config.h"
 #include "core/lm/lm_model.h"
 #include "core/mimi/mimi_loader.h"
@@ -213,7 +214,7 @@ void RegisterBenchChat(CLI::App& bench, int& exit_code) {
   cmd->add_option("--batch", f->batches, "comma-separated batch sizes (default 1,8)");
   cmd->add_option("--steps", f->steps, "timed steps per batch size (default 20)");
   cmd->add_option("--warmup", f->warmup, "untimed steps first (default 10)");
-  cmd->add_option("--threads", f->threads, "CPU threads (default 2)");
+  cmd->add_option("--threads", f->threads, "CPU threads (default 2)")->check(ThreadCount());
   cmd->add_option("--device", f->device, "cpu (default) or cuda[:N]");
   cmd->add_option("--dtype", f->dtype, "LM dtype: f32 (default), bf16, f16, int8, int4 (CPU)");
   cmd->add_option("--checkpoint-dtype", f->checkpoint_dtype, kCheckpointDtypeHelp)->capture_default_str();

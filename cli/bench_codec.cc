@@ -16,6 +16,7 @@
 #include "cli/bench_command.h"
 #include "cli/bench_options.h"
 #include "cli/bench_profile.h"
+#include "cli/flag_checks.h"
 #include "cli/memory_speed.h"
 #include "core/mimi/mimi_loader.h"
 #include "core/mimi/mimi_model.h"
@@ -145,7 +146,9 @@ void RegisterBenchCodec(CLI::App& bench, int& exit_code) {
                   "Mimi checkpoint (default: random weights of the released architecture)");
   cmd->add_option("--mimi-config", flags->mimi_config,
                   "mimi_config_name JSON for a non-released architecture");
-  cmd->add_option("--threads", flags->threads, "CPU threads (at::set_num_threads)")->capture_default_str();
+  cmd->add_option("--threads", flags->threads, "CPU threads (at::set_num_threads)")
+      ->capture_default_str()
+      ->check(ThreadCount());
   cmd->add_option("--batch", flags->batches, "comma-separated batch sizes")->capture_default_str();
   cmd->add_option("--frames", flags->frames, "timed frames per batch size")->capture_default_str();
   cmd->add_option("--warmup", flags->warmup, "untimed frames first")->capture_default_str();

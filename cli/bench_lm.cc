@@ -20,6 +20,7 @@
 #include "absl/strings/str_split.h"
 #include "cli/bench_command.h"
 #include "cli/bench_options.h"
+#include "cli/flag_checks.h"
 #include "cli/memory_speed.h"
 #include "core/config/model_config.h"
 #include "core/lm/lm_gen.h"
@@ -205,7 +206,9 @@ void RegisterBenchLm(CLI::App& bench, int& exit_code) {
   cmd->add_option("--preset", flags->preset, "a named configuration (e.g. stt-1b-en_fr): random weights");
   cmd->add_option("--write-config", flags->write_config,
                   "write the config.json of the chosen model and exit");
-  cmd->add_option("--threads", flags->threads, "CPU threads (at::set_num_threads)")->capture_default_str();
+  cmd->add_option("--threads", flags->threads, "CPU threads (at::set_num_threads)")
+      ->capture_default_str()
+      ->check(ThreadCount());
   cmd->add_option("--batch", flags->batches, "comma-separated batch sizes")->capture_default_str();
   cmd->add_option("--steps", flags->steps, "timed steps per measurement")->capture_default_str();
   cmd->add_option("--warmup", flags->warmup, "untimed steps first")->capture_default_str();

@@ -25,6 +25,7 @@
 #include "cli/bench_profile.h"
 #include "cli/bench_reference.h"
 #include "cli/bench_step_stats.h"
+#include "cli/flag_checks.h"
 #include "cli/memory_speed.h"
 #include "core/config/model_config.h"
 #include "core/io/safetensors.h"
@@ -362,7 +363,7 @@ void RegisterBenchSynthesize(CLI::App& bench, int& exit_code) {
       "after timing each batch size, run as many steps again under libtorch's profiler and print the "
       "heaviest ops per step");
   cmd->add_option("--warmup", f->warmup, "untimed steps after the audio delay (default 3)");
-  cmd->add_option("--threads", f->threads, "CPU threads (default 2)");
+  cmd->add_option("--threads", f->threads, "CPU threads (default 2)")->check(ThreadCount());
   cmd->add_option("--n-q", f->n_q, "audio codebooks generated (default: all of the model's)");
   cmd->add_option("--ttfa-runs", f->ttfa_runs, "time-to-first-audio runs (median; default 3)");
   cmd->add_option("--device", f->device, "cpu (default) or cuda[:N]");

@@ -40,6 +40,7 @@
 
 #include "cli/chat.h"
 #include "cli/command.h"
+#include "cli/flag_checks.h"
 
 namespace monologue::cli {
 namespace chat {
@@ -72,14 +73,14 @@ void RegisterChatCommand(CLI::App& app, int& exit_code) {
       ->excludes(model);
   cmd->add_option("--seed", flags->seed, "sampling seed, as torch.manual_seed (default 4242)");
   auto* temp =
-      cmd->add_option("--temp", flags->temp, "audio temperature (0: greedy)")->check(CLI::NonNegativeNumber);
+      cmd->add_option("--temp", flags->temp, "audio temperature (0: greedy)")->check(FiniteAtLeast(0));
   auto* temp_text = cmd->add_option("--temp-text", flags->temp_text, "text temperature (0: greedy)")
-                        ->check(CLI::NonNegativeNumber);
-  auto* top_k = cmd->add_option("--top-k", flags->top_k, "audio top-k")->check(CLI::PositiveNumber);
-  auto* top_k_text =
-      cmd->add_option("--top-k-text", flags->top_k_text, "text top-k")->check(CLI::PositiveNumber);
+                        ->check(FiniteAtLeast(0));
+  auto* top_k = cmd->add_option("--top-k", flags->top_k, "audio top-k")->check(WholeAtLeast(1));
+  auto* top_k_text = cmd->add_option("--top-k-text", flags->top_k_text, "text top-k")->check(WholeAtLeast(1));
   cmd->add_option("--prepend-silence", flags->prepend_silence,
-                  "seconds of silence fed before the input, dropped from the output (default 0)");
+                  "seconds of silence fed before the input, dropped from the output (default 0)")
+      ->check(FiniteAtLeast(0));
   cmd->add_option("--text-out", flags->text_out, "JSON file: Moshi's text pieces and words with times");
   cmd->add_flag("--stereo", flags->stereo, "write the user on the left, Moshi on the right");
   cmd->add_option("--codes-out", flags->codes_out,
@@ -88,9 +89,9 @@ void RegisterChatCommand(CLI::App& app, int& exit_code) {
                   "Full-Duplex-Bench directory: every **/input.wav -> output.wav beside it");
   cmd->add_flag("--overwrite", flags->overwrite, "--fdb: redo existing outputs");
   cmd->add_option("--samples", flags->samples, "--fdb: outputs per input (seeds S..S+N-1, output_i.wav)")
-      ->check(CLI::PositiveNumber);
+      ->check(WholeAtLeast(1));
   cmd->add_option("--batch-size", flags->batch_size, "--fdb: inputs processed together (default 8)")
-      ->check(CLI::PositiveNumber);
+      ->check(WholeAtLeast(1));
   cmd->add_flag("--progress", flags->progress, "progress bar on stderr (default: when stderr is a terminal)");
   cmd->add_flag("--no-progress", flags->no_progress, "never show the progress bar");
   cmd->add_option("--lora", flags->lora, "a LoRA adapter .safetensors fused into the LM at load");
@@ -101,7 +102,7 @@ void RegisterChatCommand(CLI::App& app, int& exit_code) {
                   "LM dtype: f32, bf16, f16, int8 or int4 (quantised weights, CPU only) (default: f32 on "
                   "CPU, bf16 on CUDA)");
   cmd->add_option("--threads", flags->threads, "CPU threads for the model (default: libtorch's)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(ThreadCount());
   cmd->callback([flags, temp, temp_text, top_k, top_k_text, &exit_code] {
     flags->has_temp = temp->count() > 0;
     flags->has_temp_text = temp_text->count() > 0;

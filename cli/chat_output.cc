@@ -2,7 +2,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -58,14 +60,25 @@ absl::Status WriteWav(const std::string& path, const std::vector<float>& left,
   std::error_code ec;
   const fs::path parent = fs::path(path).parent_path();
   if (!parent.empty()) fs::create_directories(parent, ec);
+  if (fs::is_directory(path, ec))
+    return absl::InvalidArgumentError(absl::StrCat("cannot write ", path, ": it is a directory"));
   const std::string tmp = absl::StrCat(path, ".tmp.", ::getpid());
   {
     std::ofstream out(tmp, std::ios::binary);
     out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    if (!out) return absl::UnavailableError(absl::StrCat("cannot write ", path));
+    if (!out) {
+      const std::string why = std::strerror(errno);
+      out.close();
+      fs::remove(tmp, ec);
+      return absl::UnavailableError(absl::StrCat("cannot write ", path, ": ", why));
+    }
   }
   fs::rename(tmp, path, ec);
-  if (ec) return absl::UnavailableError(absl::StrCat("cannot write ", path, ": ", ec.message()));
+  if (ec) {
+    const std::string why = ec.message();
+    fs::remove(tmp, ec);  // the temporary copy is not left behind
+    return absl::UnavailableError(absl::StrCat("cannot write ", path, ": ", why));
+  }
   return absl::OkStatus();
 }
 

@@ -128,8 +128,10 @@ int RunChat(const ChatFlags& f) {
       return 2;
     }
   }
-  if (f.prepend_silence < 0) {
-    Error("--prepend-silence must be >= 0");
+  // NaN and infinities are refused by the flag's check; an hour is far more than any opening needs, and the
+  // silence is fed, kept and dropped in memory (100000 s took ~10 GB before it failed).
+  if (!(f.prepend_silence >= 0 && f.prepend_silence <= 3600)) {
+    Error(absl::StrCat("--prepend-silence must be from 0 to 3600 seconds (got ", f.prepend_silence, ")"));
     return 2;
   }
 

@@ -24,6 +24,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "cli/command.h"
+#include "cli/flag_checks.h"
 #include "core/io/safetensors.h"
 #include "core/mimi/mimi_loader.h"
 #include "core/mimi/mimi_model.h"
@@ -138,6 +139,11 @@ absl::StatusOr<at::Tensor> ReadCodes(const std::string& path) {
 absl::Status Decode(const CodecFlags& f) {
   ASSIGN_OR_RETURN(at::Tensor codes, ReadCodes(f.input));
   ASSIGN_OR_RETURN(MimiModel model, LoadModel(f));
+  // Checked before the output is opened, so that a file already there is left as it was.
+  if (codes.size(1) < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(f.input, ": 'codes' [1, 0, ", codes.size(2),
+                                                   "] has no codebooks (decoding needs at least one)"));
+  }
   if (codes.size(1) > model.total_codebooks()) {
     return absl::InvalidArgumentError(absl::StrCat(f.input, ": 'codes' has ", codes.size(1),
                                                    " codebooks, the Mimi has ", model.total_codebooks()));
@@ -182,7 +188,7 @@ void AddModelFlags(CLI::App* cmd, CodecFlags* f) {
   cmd->add_option("--mimi-config", f->mimi_config,
                   "mimi_config_name JSON of a non-released architecture (default: the released one)");
   cmd->add_option("--device", f->device, "cpu or cuda[:N]")->capture_default_str();
-  cmd->add_option("--threads", f->threads, "CPU threads (default: libtorch's choice)");
+  cmd->add_option("--threads", f->threads, "CPU threads (default: libtorch's choice)")->check(ThreadCount());
 }
 
 int Report(const char* what, const absl::Status& status) {

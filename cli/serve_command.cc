@@ -13,6 +13,7 @@
 #include <string>
 
 #include "cli/command.h"
+#include "cli/flag_checks.h"
 
 #ifdef MONOLOGUE_HAVE_SERVICE
 #include <pthread.h>
@@ -143,7 +144,8 @@ void RegisterServeCommand(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->add_option("--tts-temp", o.tts_temp, "TTS temperature unless a stream sets its own")->capture_default_str();
   cmd->add_option("--tts-cfg-coef", o.tts_cfg_coef, "TTS classifier-free guidance")->capture_default_str();
-  cmd->add_option("--threads", o.threads, "CPU threads for the models (default: libtorch's)");
+  cmd->add_option("--threads", o.threads, "CPU threads for the models (default: libtorch's)")
+      ->check(ThreadCount());
   cmd->add_option("--metrics-listen", o.metrics_listen,
                   "Prometheus metrics address HOST:PORT (GET /metrics)");
   cmd->add_option("--device", o.device, "cpu, cuda or cuda:N")->capture_default_str();

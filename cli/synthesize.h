@@ -70,6 +70,9 @@ struct Job {
   size_t index = 0;
   Utterance utterance;
   std::string audio_path, words_path, codes_path;
+  // Where the audio is written until the utterance is done, then renamed to audio_path: a failed utterance
+  // leaves a file already at audio_path as it was (empty when audio_path is stdout).
+  std::string temp_path;
   std::unique_ptr<TtsSession> session;
   std::unique_ptr<AudioWriter> writer;
   nlohmann::json words = nlohmann::json::array();
@@ -94,8 +97,11 @@ absl::StatusOr<std::vector<std::string>> ReadScript(const std::string& path);
 std::optional<int> PlanJobs(const SynthesizeFlags& f, const std::vector<Utterance>& utterances,
                             std::vector<std::unique_ptr<Job>>& jobs);
 
-// The audio writer for `path` (`-`: stdout) in `format` ("" = from the extension: .ogg/.opus, .raw, else WAV).
-absl::StatusOr<std::unique_ptr<AudioWriter>> OpenOutput(const std::string& path, const std::string& format);
+// The audio writer for output `path` (`-`: stdout) in `format` ("" = from path's extension: .wav or none WAV,
+// .ogg/.opus Ogg Opus, .raw s16le; any other extension is an error), writing to `write_path` when given (the
+// job's temporary file).
+absl::StatusOr<std::unique_ptr<AudioWriter>> OpenOutput(const std::string& path, const std::string& format,
+                                                        const std::string& write_path = "");
 
 // `path` holding `text` (its folder created).
 absl::Status WriteText(const std::string& path, const std::string& text);

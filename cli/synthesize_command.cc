@@ -21,6 +21,7 @@
 #include <string>
 
 #include "cli/command.h"
+#include "cli/flag_checks.h"
 #include "cli/synthesize.h"
 
 namespace monologue::cli {
@@ -69,24 +70,26 @@ void RegisterSynthesizeCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--words-out", f->words_out, "word timestamps as JSON: [{text, start, end}] in output seconds");
   cmd->add_option("--codes-out", f->codes_out,
                   "safetensors with codes int64 [1, Q, frames] (decoded frames) and text_tokens int64 [steps]");
-  auto* temp = cmd->add_option("--temp", f->temp, "sampling temperature for text and audio (default 0.6; 0 = greedy)")
-      ->check(CLI::NonNegativeNumber);
+  auto* temp =
+      cmd->add_option("--temp", f->temp, "sampling temperature for text and audio (default 0.6; 0 = greedy)")
+          ->check(FiniteAtLeast(0));
   cmd->add_option("--seed", f->seed, "sampling seed (the reference's draws after torch.manual_seed(S))");
   auto* cfg = cmd->add_option("--cfg-coef", f->cfg_coef,
                   "classifier-free guidance (default 2.0): a condition value for CFG-distilled models, real CFG "
                   "otherwise");
-  auto* padding = cmd->add_option("--padding-between", f->padding_between, "forced padding steps between words (default 1)")
-      ->check(CLI::NonNegativeNumber);
+  auto* padding = cmd->add_option("--padding-between", f->padding_between,
+                                  "forced padding steps between words (default 1)")
+                      ->check(WholeAtLeast(0));
   auto* bonus = cmd->add_option("--padding-bonus", f->padding_bonus,
                                 "added to the PAD logit: positive = slower speech (default 0)");
   cmd->add_option("--server", f->server,
                   "HOST:PORT of a `monologue serve --tts ...`: synthesize there (voices are the server's names)");
   cmd->add_option("--n-q", f->n_q, "audio codebooks to generate (default: all of the model's)")
-      ->check(CLI::PositiveNumber);
+      ->check(WholeAtLeast(1));
   cmd->add_option("--batch-size", f->batch_size, "utterances synthesized together (default: all, at most 8)")
-      ->check(CLI::PositiveNumber);
+      ->check(WholeAtLeast(1));
   cmd->add_option("--threads", f->threads, "CPU threads for the model (default: libtorch's)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(ThreadCount());
   cmd->add_option("--device", f->device, "cpu (default), cuda or cuda:N");
   cmd->add_option("--dtype", f->dtype,
                   "LM dtype: f32, bf16, f16, int8 or int4 (quantised weights, CPU only) (default: f32 on "

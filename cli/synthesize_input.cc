@@ -3,6 +3,8 @@
 #include "cli/synthesize.h"
 
 #if defined(MONOLOGUE_HAVE_TTS) && defined(MONOLOGUE_HAVE_FFMPEG)
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -12,7 +14,22 @@ namespace monologue::cli::synthesize {
 
 namespace fs = std::filesystem;
 
+namespace {
+// Why `path` cannot be read as a text file ("" when it can be opened): a directory opens as a stream on Linux
+// and fails (or throws) at the first read.
+std::string NotAFile(const std::string& path) {
+  std::error_code ec;
+  const fs::file_status st = fs::status(path, ec);
+  if (ec || !fs::exists(st)) return "does not exist";
+  if (fs::is_directory(st)) return "is a directory";
+  return "";
+}
+}  // namespace
+
 absl::StatusOr<std::vector<std::string>> ReadScript(const std::string& path) {
+  if (const std::string why = NotAFile(path); !why.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("--script ", path, ": ", why));
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::NotFoundError(absl::StrCat("--script ", path, ": cannot open"));
   nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
@@ -52,9 +69,14 @@ std::optional<int> ReadUtterances(const SynthesizeFlags& f, std::vector<Utteranc
     utterances.push_back({fs::path(f.script).stem().string(), *turns, false});
   } else {
     for (const std::string& file : f.text_files) {
+      if (const std::string why = NotAFile(file); !why.empty()) {
+        Error(absl::StrCat("--text-file ", file, ": ", why));
+        exit_code = 1;
+        continue;
+      }
       std::ifstream in(file, std::ios::binary);
       if (!in) {
-        Error(absl::StrCat("--text-file ", file, ": cannot open"));
+        Error(absl::StrCat("--text-file ", file, ": cannot open: ", std::strerror(errno)));
         exit_code = 1;
         continue;
       }
@@ -65,6 +87,10 @@ std::optional<int> ReadUtterances(const SynthesizeFlags& f, std::vector<Utteranc
         if (!line.empty() && line.back() == '\r') line.pop_back();
         if (line.find_first_not_of(" \t") == std::string::npos) continue;
         utterances.push_back({absl::StrCat(fs::path(file).stem().string(), "-", number), {line}, false});
+      }
+      if (in.bad()) {
+        Error(absl::StrCat("--text-file ", file, ": read error after line ", number));
+        exit_code = 1;
       }
     }
     if (utterances.empty()) {

@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -104,22 +105,40 @@ std::optional<int> PlanJobs(const SynthesizeFlags& f, const std::vector<Utteranc
   return std::nullopt;
 }
 
-absl::StatusOr<std::unique_ptr<AudioWriter>> OpenOutput(const std::string& path, const std::string& format) {
+absl::StatusOr<std::unique_ptr<AudioWriter>> OpenOutput(const std::string& path, const std::string& format,
+                                                        const std::string& write_path) {
   std::string fmt = format;
   if (fmt.empty()) {
-    const std::string ext = fs::path(path).extension().string();
-    fmt = path == "-" ? "wav" : ext == ".ogg" || ext == ".opus" ? "ogg" : ext == ".raw" ? "s16le" : "wav";
+    std::string ext = fs::path(path).extension().string();
+    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+    if (path == "-" || ext.empty() || ext == ".wav") {
+      fmt = "wav";
+    } else if (ext == ".ogg" || ext == ".opus") {
+      fmt = "ogg";
+    } else if (ext == ".raw") {
+      fmt = "s16le";
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("cannot write ", path, ": no audio format for '", ext,
+                       "' (.wav, .ogg, .opus or .raw; or choose one with --format wav|ogg|s16le|f32le)"));
+    }
+  }
+  const std::string target = write_path.empty() ? path : write_path;
+  std::error_code ec;
+  if (target != "-" && fs::path(target).has_parent_path()) {
+    fs::create_directories(fs::path(target).parent_path(), ec);
+  }
+  if (target != "-" && fs::is_directory(path, ec)) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot write ", path, ": it is a directory"));
   }
   if (fmt == "s16le" || fmt == "f32le") {
-    FILE* f = path == "-" ? stdout : std::fopen(path.c_str(), "wb");
+    FILE* f = target == "-" ? stdout : std::fopen(target.c_str(), "wb");
     if (f == nullptr) return absl::UnavailableError(absl::StrCat("cannot write ", path, ": ", std::strerror(errno)));
-    return std::unique_ptr<AudioWriter>(new RawWriter(f, path != "-", fmt == "f32le"));
+    return std::unique_ptr<AudioWriter>(new RawWriter(f, target != "-", fmt == "f32le"));
   }
   AudioWriterOptions options;
   options.format = fmt;
-  std::error_code ec;
-  if (path != "-" && fs::path(path).has_parent_path()) fs::create_directories(fs::path(path).parent_path(), ec);
-  auto writer = OpenAudioWriter(path, options);
+  auto writer = OpenAudioWriter(target, options);
   if (!writer.ok()) return absl::UnavailableError(absl::StrCat("cannot write ", path, ": ", writer.status().message()));
   return writer;
 }

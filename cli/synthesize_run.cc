@@ -88,8 +88,20 @@ int RunSynthesize(const SynthesizeFlags& f) {
   size_t next = 0, finished = 0;
   int64_t total_frames = 0;
   std::atomic<bool> stdin_failed{false};
+  std::string stdin_error;  // why the text on stdin was refused (set by the reader before stdin_failed)
   std::thread stdin_reader;
   auto last_progress = std::chrono::steady_clock::now();
+
+  // Jobs' temporary files not yet renamed into place are removed however the run ends.
+  struct TempFiles {
+    std::vector<std::unique_ptr<Job>>& jobs;
+    ~TempFiles() {
+      for (auto& job : jobs) {
+        std::error_code ec;
+        if (!job->temp_path.empty()) fs::remove(job->temp_path, ec);
+      }
+    }
+  } temp_files{jobs};
 
   auto finish_job = [&](Job& job) {
     ++finished;
@@ -97,7 +109,23 @@ int RunSynthesize(const SynthesizeFlags& f) {
       if (absl::Status st = job.writer->Close(); !st.ok()) {
         Error(absl::StrCat(job.audio_path, ": ", st.message()));
         exit_code = 1;
+        job.failed = true;
       }
+      job.writer.reset();
+    }
+    // The audio goes into place only when the utterance was synthesized (a failed one leaves what was there).
+    if (!job.temp_path.empty()) {
+      std::error_code ec;
+      if (!job.failed && job.session != nullptr) {
+        fs::rename(job.temp_path, job.audio_path, ec);
+        if (ec) {
+          Error(absl::StrCat("cannot write ", job.audio_path, ": ", ec.message()));
+          exit_code = 1;
+          job.failed = true;
+        }
+      }
+      fs::remove(job.temp_path, ec);
+      job.temp_path.clear();
     }
     if (job.failed || job.session == nullptr) return;
     if (!job.words_path.empty()) {
@@ -118,7 +146,8 @@ int RunSynthesize(const SynthesizeFlags& f) {
     // Fill free slots.
     while (next < n && engine.free_slots() > 0) {
       Job& job = *jobs[next++];
-      auto writer = OpenOutput(job.audio_path, f.format);
+      if (job.audio_path != "-") job.temp_path = absl::StrCat(job.audio_path, ".tmp.", ::getpid());
+      auto writer = OpenOutput(job.audio_path, f.format, job.temp_path);
       if (!writer.ok()) {
         Error(std::string(writer.status().message()));
         exit_code = 1;
@@ -136,15 +165,18 @@ int RunSynthesize(const SynthesizeFlags& f) {
       absl::Status st;
       if (job.utterance.from_stdin) {
         TtsSession* s = job.session.get();
-        stdin_reader = std::thread([s, &stdin_failed] {
+        stdin_reader = std::thread([s, &stdin_failed, &stdin_error] {
           char buf[4096];
           while (true) {
             const ssize_t got = ::read(STDIN_FILENO, buf, sizeof(buf));
             if (got < 0 && errno == EINTR) continue;
             if (got <= 0) break;
-            if (!s->PushText(std::string_view(buf, static_cast<size_t>(got))).ok()) break;
+            if (absl::Status st = s->PushText(std::string_view(buf, static_cast<size_t>(got))); !st.ok()) {
+              stdin_error = std::string(st.message());
+              break;
+            }
           }
-          if (!s->Close().ok()) stdin_failed = true;
+          if (!s->Close().ok() || !stdin_error.empty()) stdin_failed = true;
         });
       } else {
         for (size_t t = 0; t < job.utterance.turns.size() && st.ok(); ++t) {
@@ -158,15 +190,14 @@ int RunSynthesize(const SynthesizeFlags& f) {
         exit_code = 1;
         job.failed = true;
         job.session.reset();
-        finish_job(job);
-        std::error_code ec;
-        if (job.audio_path != "-") fs::remove(job.audio_path, ec);  // nothing was synthesized into it
+        finish_job(job);  // removes its temporary file: a file already at the output path is left as it was
         continue;
       }
       active.push_back(&job);
     }
     if (stdin_failed.exchange(false)) {
-      Error("stdin: no text to speak");
+      // (stdin_error was written before the flag was set, and is read after it was seen.)
+      Error(absl::StrCat("stdin: ", stdin_error.empty() ? "no text to speak" : stdin_error));
       exit_code = 1;
       for (Job* job : active) {
         if (job->utterance.from_stdin) {
@@ -201,6 +232,14 @@ int RunSynthesize(const SynthesizeFlags& f) {
           job.words.push_back({{"text", e.word.text}, {"start", e.word.start_s}, {"end", e.word.end_s}});
         } else {
           ended = true;
+          if (e.truncated) {
+            // The audio so far is kept; the rest of the text was not spoken.
+            Error(absl::StrCat(job.audio_path, ": stopped at the ", e.step, "-step limit (",
+                               static_cast<double>(job.samples) / info.sample_rate,
+                               " s of audio) with text left unspoken: give long texts as several utterances "
+                               "(--text-file, a line each)"));
+            exit_code = 1;
+          }
         }
       }
       if (ended) {

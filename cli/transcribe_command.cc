@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "cli/command.h"
+#include "cli/flag_checks.h"
 #include "cli/remote_transcribe.h"
 
 #if defined(MONOLOGUE_HAVE_ASR) && defined(MONOLOGUE_HAVE_FFMPEG)
@@ -418,7 +419,7 @@ void RegisterTranscribeCommand(CLI::App& app, int& exit_code) {
       "-o,--output", flags->output,
       "output file (one input); with several inputs a directory, or a pattern with {name} / {index}");
   cmd->add_option("--batch-size", flags->batch_size, "inputs transcribed together (default: all, at most 8)")
-      ->check(CLI::PositiveNumber);
+      ->check(WholeAtLeast(1));
   cmd->add_flag("--progress", flags->progress, "progress bar on stderr (default: when stderr is a terminal)");
   cmd->add_flag("--no-progress", flags->no_progress, "never show the progress bar");
   cmd->add_option("--device", flags->device, "cpu (default), cuda or cuda:N");
@@ -427,7 +428,7 @@ void RegisterTranscribeCommand(CLI::App& app, int& exit_code) {
                   "CPU, bf16 on CUDA)");
   cmd->add_option("--threads", flags->threads,
                   "CPU threads for the model (default: libtorch's, one per core)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(ThreadCount());
   // Client path (cli/remote_transcribe.cc): stream the input to `monologue serve` instead of a local model.
   auto remote = std::make_shared<RemoteTranscribeFlags>();
   cmd->add_option("--server", remote->server,

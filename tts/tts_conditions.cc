@@ -30,7 +30,13 @@ absl::StatusOr<at::Tensor> LoadVoice(const std::string& path, int64_t dim, int64
   if (!at::isFloatingType(t.scalar_type())) {
     return absl::InvalidArgumentError(absl::StrCat("voice file ", path, ": speaker_wavs is not floating point"));
   }
-  return t.to(at::kFloat);
+  at::Tensor voice = t.to(at::kFloat);
+  // A NaN or infinity would reach every cross-attention score of the stream: the speech would be noise.
+  if (!voice.isfinite().all().item<bool>()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("voice file ", path, ": speaker_wavs holds NaN or infinite values"));
+  }
+  return voice;
 }
 
 absl::StatusOr<LmFusedConditions> SlotConditions(const ConditionContext& sh, const TtsSessionOptions& o,

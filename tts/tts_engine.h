@@ -105,6 +105,9 @@ struct TtsEvent {
   int64_t step = 0;           // generation step that produced it
   std::vector<float> audio;   // kAudio: one frame (frame_size samples, 24 kHz)
   TtsWord word;               // kWord
+  // kEnd: the stream stopped at TtsEngineOptions::max_steps with text still unspoken (what was spoken
+  // stands).
+  bool truncated = false;
 };
 
 struct TtsModelInfo {

@@ -4,8 +4,10 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include <cmath>
 #include <filesystem>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "core/config/model_config.h"
 #include "core/lm/lm_gen.h"
@@ -26,14 +28,20 @@ namespace fs = std::filesystem;
 
 namespace {
 
-absl::StatusOr<double> TtsNumber(const ModelConfig& config, const char* key, double fallback,
-                                 const std::string& source) {
+// A number from tts_config (`fallback` when absent) within [min, max]; the error names the key and its value.
+absl::StatusOr<double> TtsNumber(const ModelConfig& config, const char* key, double fallback, double min,
+                                 double max, const std::string& source) {
   if (!config.tts_config.contains(key)) return fallback;
   const auto& v = config.tts_config.at(key);
   if (!v.is_number()) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": tts_config.", key, " must be a number"));
   }
-  return v.get<double>();
+  const double value = v.get<double>();
+  if (!(value >= min && value <= max)) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": tts_config.", key, " must be from ", min,
+                                                   " to ", max, " (got ", v.dump(), ")"));
+  }
+  return value;
 }
 
 }  // namespace
@@ -122,15 +130,14 @@ absl::StatusOr<std::unique_ptr<TtsEngine>> TtsEngineBuilder::Finish(
   if (!config.tts_config.contains("audio_delay")) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": tts_config.audio_delay is missing"));
   }
-  ASSIGN_OR_RETURN(double audio_delay, TtsNumber(config, "audio_delay", 0, source));
-  ASSIGN_OR_RETURN(double ahead, TtsNumber(config, "second_stream_ahead", 0, source));
-  ASSIGN_OR_RETURN(double max_speakers, TtsNumber(config, "max_speakers", 5, source));
+  // Bounds far beyond the released model's (1.28 s, 2 words, 5 speakers), short of what would fail
+  // mid-stream: the delay is in seconds of audio, the speakers size every voice's cross-attention memory.
+  ASSIGN_OR_RETURN(double audio_delay, TtsNumber(config, "audio_delay", 0, 0, 60, source));
+  ASSIGN_OR_RETURN(double ahead, TtsNumber(config, "second_stream_ahead", 0, 0, 1000, source));
+  ASSIGN_OR_RETURN(double max_speakers, TtsNumber(config, "max_speakers", 5, 1, 64, source));
   if (config.tts_config.value("multistream", false)) {
     return absl::InvalidArgumentError(
         absl::StrCat(source, ": tts_config.multistream models are not supported (no released model uses it)"));
-  }
-  if (audio_delay < 0 || ahead < 0 || max_speakers < 1) {
-    return absl::InvalidArgumentError(absl::StrCat(source, ": tts_config values out of range"));
   }
   const int64_t n_q = options.n_q > 0 ? options.n_q : config.lm.dep_q;
   if (config.lm.dep_q == 0) return absl::InvalidArgumentError(absl::StrCat(source, ": the model has no depformer"));
@@ -163,7 +170,16 @@ absl::StatusOr<std::unique_ptr<TtsEngine>> TtsEngineBuilder::Finish(
   auto cfg = conditioners.find("cfg");
   info.cfg_distilled = cfg != conditioners.end() && !cfg->second.possible_values.empty();
   if (info.cfg_distilled) {
-    for (const std::string& v : cfg->second.possible_values) info.cfg_values.push_back(std::stod(v));
+    for (const std::string& v : cfg->second.possible_values) {
+      double value = 0;
+      if (!absl::SimpleAtod(v, &value) || !std::isfinite(value)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(source, ": conditioners.cfg possible value '", v,
+                         "' is not a number (a CFG-distilled model's values are "
+                         "its guidance coefficients, e.g. \"2.0\")"));
+      }
+      info.cfg_values.push_back(value);
+    }
   }
   if (info.multi_speaker && config.model_id.contains("sig") && config.model_id.contains("epoch")) {
     const auto& sig = config.model_id.at("sig");

@@ -1,10 +1,13 @@
 #include "tts/tts_script.h"
 
+#include <algorithm>
 #include <cfenv>
 #include <cmath>
 #include <cstdlib>
+#include <string_view>
 
 #include "absl/strings/str_cat.h"
+#include "core/util/status_macros.h"
 
 namespace monologue::tts {
 namespace {
@@ -140,6 +143,50 @@ int RoundHalfEven(double x) {
   return static_cast<int>(r);
 }
 
+// The offset of the first byte of `text` that is not part of a well-formed UTF-8 sequence (RFC 3629: no
+// overlong forms, no surrogates, nothing past U+10FFFF), or npos. The tokenizer would otherwise take such
+// bytes as they are, and the model would speak whatever they map to.
+size_t FirstInvalidUtf8(std::string_view text) {
+  size_t i = 0;
+  while (i < text.size()) {
+    const auto b = static_cast<unsigned char>(text[i]);
+    size_t n = 0;
+    unsigned char lo = 0x80, hi = 0xBF;  // the allowed range of the second byte
+    if (b < 0x80) {
+      ++i;
+      continue;
+    } else if (b >= 0xC2 && b <= 0xDF) {
+      n = 1;
+    } else if (b >= 0xE0 && b <= 0xEF) {
+      n = 2;
+      if (b == 0xE0) lo = 0xA0;
+      if (b == 0xED) hi = 0x9F;
+    } else if (b >= 0xF0 && b <= 0xF4) {
+      n = 3;
+      if (b == 0xF0) lo = 0x90;
+      if (b == 0xF4) hi = 0x8F;
+    } else {
+      return i;
+    }
+    if (i + n >= text.size()) return i;  // cut short
+    for (size_t k = 1; k <= n; ++k) {
+      const auto c = static_cast<unsigned char>(text[i + k]);
+      if (c < (k == 1 ? lo : 0x80) || c > (k == 1 ? hi : 0xBF)) return i;
+    }
+    i += n + 1;
+  }
+  return std::string_view::npos;
+}
+
+absl::Status CheckUtf8(std::string_view text) {
+  const size_t bad = FirstInvalidUtf8(text);
+  if (bad == std::string_view::npos) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "text is not valid UTF-8: byte 0x", absl::Hex(static_cast<unsigned char>(text[bad]), absl::kZeroPad2),
+      " at byte ", bad, " (after \"",
+      std::string(text.substr(bad >= 20 ? bad - 20 : 0, std::min<size_t>(bad, 20))), "\")"));
+}
+
 }  // namespace
 
 ScriptBuilder::ScriptBuilder(EncodeFn encode, ScriptOptions options)
@@ -219,6 +266,7 @@ absl::StatusOr<std::vector<Entry>> ScriptBuilder::Push(std::string_view text) {
   }
   raw_tail_ = raw.substr(cut);
   raw.resize(cut);
+  RETURN_IF_ERROR(CheckUtf8(raw));
   // Normalisation (character-local, so chunking cannot change it).
   std::string norm;
   norm.reserve(raw.size());
@@ -226,7 +274,9 @@ absl::StatusOr<std::vector<Entry>> ScriptBuilder::Push(std::string_view text) {
     if (raw.compare(i, 3, "\xE2\x80\x99") == 0) {
       norm.push_back('\'');
       i += 2;
-    } else if (raw[i] == ':') {
+    } else if (raw[i] == ':' || (static_cast<unsigned char>(raw[i]) < 0x20 && raw[i] != '\n') ||
+               raw[i] == 0x7F) {
+      // Control characters (tabs, NULs, escapes) separate words as spaces do; ':' as the reference does.
       norm.push_back(' ');
     } else if (raw[i] != '(' && raw[i] != ')') {
       norm.push_back(raw[i]);
@@ -253,6 +303,8 @@ absl::StatusOr<std::vector<Entry>> ScriptBuilder::EndTurn() {
 
 absl::StatusOr<std::vector<Entry>> ScriptBuilder::Finish() {
   if (!raw_tail_.empty()) {
+    // A sequence cut off at the end of the text, kept for a next push that did not come.
+    RETURN_IF_ERROR(CheckUtf8(raw_tail_));
     pending_ += raw_tail_;
     raw_tail_.clear();
   }

@@ -74,6 +74,8 @@ void TtsSession::EngineState::Finish(Slot& slot) {
   TtsEvent e;
   e.kind = TtsEvent::Kind::kEnd;
   e.step = slot.step;
+  e.truncated =
+      slot.step >= options.max_steps && slot.machine != nullptr && !slot.machine->end_step().has_value();
   slot.events.push_back(std::move(e));
   slot.ended = true;
 }

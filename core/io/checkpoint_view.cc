@@ -7,6 +7,7 @@
 #include <set>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/util/torch_status.h"
@@ -38,10 +39,12 @@ Mapped MapName(const std::string& raw, std::set<std::string>& seen_layouts) {
   static const std::regex kFusedRe(
       R"(^(.*\.)?(in_proj_weight|in_proj\.weight|out_proj\.weight|in_proj\.lora_[AB]\.weight|out_proj\.lora_[AB]\.weight)$)");
   std::smatch m;
-  if (std::regex_match(name, m, kPerStepRe)) {
+  int64_t part = -1;
+  // An index too large for int64 names no weight set: left as it is, the schema check reports the tensor.
+  if (std::regex_match(name, m, kPerStepRe) && absl::SimpleAtoi(m[3].str(), &part)) {
     const std::string prefix = m[1].str(), which = m[2].str(), suffix = m[4].str();
     Mapped out;
-    out.part = std::stoll(m[3].str());
+    out.part = part;
     if (suffix == "weight") {
       out.name = prefix + (which == "in_projs" ? "in_proj_weight" : "out_proj.weight");
       out.layout = kPerStep;

@@ -319,6 +319,34 @@ TEST(AsrEngineErrors, WrongModelTypeMissingFilesBadOptions) {
   EXPECT_EQ(AsrEngine::Load(ModelDir(), bad).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+// stt_config's delays size the padding made for every stream: a value out of [0, 60] s (1e9 used to abort in
+// a vector's length check mid-transcript) or not a number is refused at load, naming the key and the value.
+TEST(AsrEngineErrors, SttConfigDelaysOutOfRangeAreRefusedNamingTheKey) {
+  const std::filesystem::path dir = testing_dirs::FreshDir("asr", "stt_config_range");
+  auto config = asr_test::ReadJson(ModelDir() + "/config.json");
+  config["moshi_name"] = ModelDir() + "/model.safetensors";
+  config["mimi_config_name"] = ModelDir() + "/mimi_config.json";
+  config["mimi_name"] = ModelDir() + "/mimi.safetensors";
+  config["tokenizer_name"] = ModelDir() + "/tokenizer.model";
+  const std::vector<std::pair<std::string, nlohmann::json>> cases = {
+      {"audio_delay_seconds", 1e9}, {"audio_delay_seconds", -1}, {"audio_silence_prefix_seconds", 1e6}};
+  for (const auto& [key, value] : cases) {
+    nlohmann::json c = config;
+    c["stt_config"][key] = value;
+    std::ofstream(dir / "config.json") << c.dump();
+    auto engine = AsrEngine::Load(dir.string());
+    ASSERT_FALSE(engine.ok()) << key << " " << value.dump();
+    EXPECT_EQ(engine.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(engine.status().message().find("stt_config." + key + " must be from 0 to 60 seconds (got " +
+                                             value.dump() + ")"),
+              std::string::npos)
+        << engine.status();
+  }
+  // The same copy with the model's own values loads.
+  std::ofstream(dir / "config.json") << config.dump();
+  EXPECT_TRUE(AsrEngine::Load(dir.string()).ok());
+}
+
 TEST(AsrEngineErrors, MimiWithMoreBinsThanTheLmCardIsRefusedNamingBoth) {
   // The tiny STT LM (card 64) with a codec whose codes take 128 values: refused at creation, instead of an
   // index error in the middle of a stream.

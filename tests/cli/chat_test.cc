@@ -336,6 +336,25 @@ TEST(chat, BadInputsAndModels) {
   r = Chat(clip + " -o " + Tmp("x.wav").string() + " --model " + broken.string());
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("LM weights"));
+  // --prepend-silence that is not a finite number of seconds up to an hour (NaN aborted, 1e9 ran out of
+  // memory).
+  for (const char* bad : {"nan", "inf", "-1"}) {
+    r = Chat(clip + " -o " + Tmp("x.wav").string() + " --model " + ModelDir() + " --prepend-silence " + bad);
+    EXPECT_NE(r.exit_code, 0) << bad;
+    EXPECT_THAT(r.err, HasSubstr(std::string("--prepend-silence: must be a finite number >= 0, got ") + bad));
+  }
+  r = Chat(clip + " -o " + Tmp("x.wav").string() + " --model " + ModelDir() + " --prepend-silence 1e9");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--prepend-silence must be from 0 to 3600 seconds"));
+  // An existing directory as the output: said, and no temporary file left beside it.
+  const fs::path out_dir = Tmp("out_is_a_dir");
+  fs::create_directories(out_dir);
+  r = Chat(clip + " -o " + out_dir.string() + " --model " + ModelDir());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("it is a directory"));
+  for (const auto& entry : fs::directory_iterator(out_dir.parent_path())) {
+    EXPECT_EQ(entry.path().filename().string().find("out_is_a_dir.tmp"), std::string::npos) << entry.path();
+  }
   // Unreadable and empty inputs.
   r = Chat(Tmp("missing.wav").string() + " -o " + Tmp("x.wav").string() + " --model " + ModelDir());
   EXPECT_EQ(r.exit_code, 1);

@@ -172,7 +172,10 @@ TEST(CodecCliTest, BadCodesFiles) {
       {"batch", at::zeros({2, 8, 3}, at::kLong), "must be shaped [1, codebooks, frames]"},
       {"dtype", at::zeros({1, 8, 3}, at::kFloat), "'codes' must be an integer tensor (int64), got F32"},
       {"codebooks", at::zeros({1, 33, 3}, at::kLong), "'codes' has 33 codebooks, the Mimi has 32"},
+      {"no_codebooks", at::zeros({1, 0, 5}, at::kLong), "'codes' [1, 0, 5] has no codebooks"},
   };
+  // A file already at -o is left as it was by a failing decode (it was cut to an empty WAV header).
+  std::ofstream(Tmp("bad.wav"), std::ios::binary) << "an earlier take";
   for (const Case& c : cases) {
     const fs::path path = Tmp("bad_" + c.name + ".safetensors");
     ASSERT_TRUE(WriteSafeTensors(path.string(), {{"codes", c.codes}}).ok());
@@ -180,6 +183,7 @@ TEST(CodecCliTest, BadCodesFiles) {
     EXPECT_NE(r.exit_code, 0) << c.name;
     EXPECT_THAT(r.err, HasSubstr("monologue codec decode: " + path.string())) << c.name;
     EXPECT_THAT(r.err, HasSubstr(c.message)) << c.name;
+    EXPECT_EQ(fs::file_size(Tmp("bad.wav")), std::string("an earlier take").size()) << c.name;
   }
   ASSERT_TRUE(
       WriteSafeTensors(Tmp("nocodes.safetensors").string(), {{"tokens", at::zeros({1, 8, 3}, at::kLong)}})

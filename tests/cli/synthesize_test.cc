@@ -245,6 +245,70 @@ TEST(SynthesizeCliTest, BadInputGetsClearErrors) {
   EXPECT_GT(fs::file_size(dir / "mixed-2.wav"), 44u);
 }
 
+// Found by probing the CLI with bad input (2026-12-03): each case used to abort, be accepted, or destroy a
+// file.
+TEST(SynthesizeCliTest, BadInputLeavesExistingOutputAndSaysWhatIsWrong) {
+  // A failing run leaves a file already at -o as it was, and no temporary file beside it.
+  const fs::path dir = Tmp("keep");
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const fs::path keep = dir / "keep.wav";
+  std::ofstream(keep, std::ios::binary) << "an earlier take";
+  auto expect_kept = [&](const RunResult& r, const std::string& what) {
+    EXPECT_EQ(r.exit_code, 1) << what << ": " << r.err;
+    EXPECT_EQ(ReadFile(keep), "an earlier take") << what;
+    size_t files = 0;
+    for (const auto& entry : fs::directory_iterator(dir)) files += entry.is_regular_file();
+    EXPECT_EQ(files, 1u) << what << ": a temporary file was left behind";
+  };
+  const std::string to_keep = " -o " + keep.string();
+  RunResult cfg = Synthesize("hello" + kModel + " --voice alice --cfg-coef 9" + to_keep);
+  expect_kept(cfg, "cfg");
+  EXPECT_THAT(cfg.err, HasSubstr("not one this model was distilled for"));
+  RunResult broken = Synthesize("hello" + kModel + " --voice broken" + to_keep);
+  expect_kept(broken, "broken voice");
+  // Text that is not UTF-8 is refused, naming the byte.
+  const fs::path bad_text = Tmp("not_utf8.txt");
+  std::ofstream(bad_text, std::ios::binary) << "abc \xff\xfe\n";
+  RunResult utf8 = Synthesize("--text-file " + bad_text.string() + kModel + " --voice alice" + to_keep);
+  expect_kept(utf8, "invalid UTF-8");
+  EXPECT_THAT(utf8.err, HasSubstr("not valid UTF-8: byte 0xff at byte 4"));
+  // A voice holding NaN.
+  const fs::path nan_voice = Tmp("nan_voice.safetensors");
+  ASSERT_TRUE(WriteSafeTensors(nan_voice.string(), {{"speaker_wavs", at::full({1, 16, 125}, NAN)}}).ok());
+  RunResult nan = Synthesize("hello" + kModel + " --voice " + nan_voice.string() + to_keep);
+  expect_kept(nan, "NaN voice");
+  EXPECT_THAT(nan.err, HasSubstr("holds NaN or infinite values"));
+  // A successful run replaces it.
+  RunResult ok = Synthesize("hello" + kModel + " --voice alice" + to_keep);
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_GT(fs::file_size(keep), 44u);
+  EXPECT_EQ(ReadFile(keep).substr(0, 4), "RIFF");
+  // An extension that names no audio format the writer has, a directory as the script or the text file.
+  RunResult mp3 = Synthesize("hello" + kModel + " --voice alice -o " + (dir / "x.mp3").string());
+  EXPECT_EQ(mp3.exit_code, 1);
+  EXPECT_THAT(mp3.err, HasSubstr("no audio format for '.mp3'"));
+  EXPECT_FALSE(fs::exists(dir / "x.mp3"));
+  RunResult script_dir =
+      Synthesize("--script " + dir.string() + kModel + " --voice alice --voice bob" + to_keep);
+  EXPECT_EQ(script_dir.exit_code, 1);
+  EXPECT_THAT(script_dir.err, HasSubstr("is a directory"));
+  RunResult text_dir = Synthesize("--text-file " + dir.string() + kModel + " --voice alice" + to_keep);
+  EXPECT_EQ(text_dir.exit_code, 1);
+  EXPECT_THAT(text_dir.err, HasSubstr("--text-file " + dir.string() + ": is a directory"));
+  // Numeric flags: NaN and out-of-range values are refused with the rule in words.
+  RunResult temp = Synthesize("hello" + kModel + " --voice alice --temp nan" + to_keep);
+  EXPECT_NE(temp.exit_code, 0);
+  EXPECT_THAT(temp.err, HasSubstr("--temp: must be a finite number >= 0, got nan"));
+  RunResult threads = Synthesize("hello" + kModel + " --voice alice --threads 100000" + to_keep);
+  EXPECT_NE(threads.exit_code, 0);
+  EXPECT_THAT(threads.err, HasSubstr("--threads: must be a whole number from 0"));
+  RunResult batch = Synthesize("hello" + kModel + " --voice alice --batch-size 0" + to_keep);
+  EXPECT_NE(batch.exit_code, 0);
+  EXPECT_THAT(batch.err, HasSubstr("--batch-size: must be a whole number >= 1, got 0"));
+  EXPECT_EQ(ReadFile(keep).substr(0, 4), "RIFF");
+}
+
 }  // namespace
 }  // namespace monologue
 

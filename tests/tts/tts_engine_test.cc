@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -21,6 +22,7 @@
 #include "core/text/text_tokenizer.h"
 #include "nlohmann/json.hpp"
 #include "tests/common/quantised_info.h"
+#include "tests/config/test_dirs.h"
 #include "tts/tts_engine_builder.h"
 #include "tts/tts_script.h"
 
@@ -380,6 +382,73 @@ TEST(TtsEngineTest, BadInputGetsClearErrors) {
   EXPECT_NE(stt.status().message().find("text-to-speech"), std::string::npos) << stt.status();
   EXPECT_EQ(TtsEngine::Load(kData + "/no-such-model", EngineOptions(f.meta)).status().code(),
             absl::StatusCode::kNotFound);
+}
+
+// A stream that reaches max_steps with text left says so in its end event (the audio so far stands); one that
+// finishes its text does not.
+TEST(TtsEngineTest, AStreamCutAtMaxStepsSaysItWasTruncated) {
+  Fixture f = LoadFixture("single_greedy");
+  for (const int max_steps : {12, 4000}) {
+    TtsEngineOptions opts = EngineOptions(f.meta);
+    opts.max_steps = max_steps;
+    auto engine = TtsEngine::Load(kData + "/tiny-tts", opts);
+    ASSERT_TRUE(engine.ok()) << engine.status();
+    auto s = (*engine)->OpenSession(SessionOptions(f.meta));
+    ASSERT_TRUE(s.ok()) << s.status();
+    ASSERT_TRUE(PushScript(**s, f.meta["script"]).ok());
+    ASSERT_TRUE((*engine)->RunUntilIdle().ok());
+    bool ended = false, truncated = false;
+    int64_t end_step = 0;
+    for (TtsEvent& e : (*s)->PollEvents()) {
+      if (e.kind != TtsEvent::Kind::kEnd) continue;
+      ended = true;
+      truncated = e.truncated;
+      end_step = e.step;
+    }
+    ASSERT_TRUE(ended) << "max_steps " << max_steps;
+    EXPECT_EQ(truncated, max_steps == 12) << "ended at step " << end_step;
+    if (max_steps == 12) {
+      EXPECT_EQ(end_step, 12);
+    }
+  }
+}
+
+// Voices and configs that would make noise or fail mid-stream are refused, naming the file and the value.
+TEST(TtsEngineErrors, NonFiniteVoicesAndOutOfRangeConfigsAreRefused) {
+  Fixture f = LoadFixture("single_greedy");
+  auto engine = TtsEngine::Load(kData + "/tiny-tts", EngineOptions(f.meta));
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  const std::filesystem::path dir = testing_dirs::FreshDir("tts", "bad_inputs");
+  const std::string nan_voice = (dir / "nan.safetensors").string();
+  ASSERT_TRUE(WriteSafeTensors(nan_voice, {{"speaker_wavs", at::full({1, 16, 125}, INFINITY)}}).ok());
+  TtsSessionOptions o = SessionOptions(f.meta);
+  o.voices = {nan_voice};
+  auto s = (*engine)->OpenSession(o);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("holds NaN or infinite values"), std::string::npos) << s.status();
+  // config.json copies: a delay of 1e9 s, a CFG value that is not a number.
+  nlohmann::json config = nlohmann::json::parse(std::ifstream(kData + "/tiny-tts/config.json"));
+  for (const char* key : {"moshi_name", "mimi_name", "mimi_config_name", "tokenizer_name"}) {
+    if (config.contains(key)) config[key] = kData + "/tiny-tts/" + config[key].get<std::string>();
+  }
+  nlohmann::json delay = config;
+  delay["tts_config"]["audio_delay"] = 1e9;
+  std::ofstream(dir / "config.json") << delay.dump();
+  auto d = TtsEngine::Load(dir.string(), EngineOptions(f.meta));
+  ASSERT_FALSE(d.ok());
+  EXPECT_NE(d.status().message().find("tts_config.audio_delay must be from 0 to 60 (got 1000000000.0)"),
+            std::string::npos)
+      << d.status();
+  nlohmann::json values = config;
+  ASSERT_TRUE(values["conditioners"]["cfg"]["lut"].contains("possible_values"));
+  values["conditioners"]["cfg"]["lut"]["possible_values"][0] = "abc";
+  std::ofstream(dir / "config.json", std::ios::trunc) << values.dump();
+  auto v = TtsEngine::Load(dir.string(), EngineOptions(f.meta));
+  ASSERT_FALSE(v.ok());
+  EXPECT_NE(v.status().message().find("possible value 'abc' is not a number"), std::string::npos)
+      << v.status();
+  std::ofstream(dir / "config.json", std::ios::trunc) << config.dump();
+  EXPECT_TRUE(TtsEngine::Load(dir.string(), EngineOptions(f.meta)).ok());
 }
 
 TEST(TtsEngineTest, VoicesResolveByNameWithCloseMatchesOnError) {

@@ -63,6 +63,36 @@ TEST(TtsScriptTest, SingleSpeakerModelsGetNoSpeakerToken) {
   for (const Entry& e : *entries) EXPECT_EQ(e.tokens, FakeEncode(e.text));
 }
 
+// Text that is not UTF-8 is refused (the tokenizer would take the bytes as they are), naming the byte,
+// whether the bad byte comes in the middle of a push or as a sequence left unfinished at the end; control
+// characters separate words as spaces do.
+TEST(TtsScriptTest, InvalidUtf8IsRefusedAndControlCharactersSeparateWords) {
+  for (const std::string& bad :
+       {std::string("abc \xff"), std::string("ok \xC0\xAF"),  // 0xff, an overlong '/'
+        std::string("x \xED\xA0\x80"),                        // a UTF-16 surrogate
+        std::string("y \xE2\x28\xA1")}) {                     // a broken continuation
+    ScriptBuilder builder(FakeEncode, Options());
+    auto r = builder.Push(bad);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_NE(r.status().message().find("not valid UTF-8"), std::string::npos) << r.status();
+  }
+  ScriptBuilder cut(FakeEncode, Options());
+  ASSERT_TRUE(cut.Push("fine \xE2\x80").ok());  // may be completed by the next push...
+  auto fin = cut.Finish();                      // ...but none comes
+  ASSERT_FALSE(fin.ok());
+  EXPECT_NE(fin.status().message().find("byte 0xe2"), std::string::npos) << fin.status();
+  auto entries = ScriptToEntries(FakeEncode, Options(false),
+                                 {std::string("a\x07"
+                                              "b\x1b"
+                                              "c\0d\x7f"
+                                              "e\te",
+                                              11)});
+  ASSERT_TRUE(entries.ok()) << entries.status();
+  EXPECT_EQ(Texts(*entries), (std::vector<std::string>{"a", "b", "c", "d", "e", "e"}));
+  auto fine = ScriptToEntries(FakeEncode, Options(false), {"caf\xC3\xA9 \xF0\x9F\x98\x80 \xE2\x80\x89ok"});
+  EXPECT_TRUE(fine.ok()) << fine.status();
+}
+
 TEST(TtsScriptTest, AnyChunkingGivesTheWholeTextsEntries) {
   const std::string text =
       "Bonjour\xC2\xA0tout le monde\xE2\x80\x99 (ok): <break time=\"0.5s\"/>streaming\ttext\n<break time=\"1.25s\"/> "

@@ -1,0 +1,50 @@
+#include "cli/flag_checks.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <string>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace monologue::cli {
+
+CLI::Validator FiniteAtLeast(double min) {
+  const std::string rule = absl::StrCat("a finite number >= ", min);
+  return CLI::Validator(
+      [rule, min](std::string& text) -> std::string {
+        double value = 0;
+        if (!absl::SimpleAtod(text, &value) || !std::isfinite(value) || value < min) {
+          return absl::StrCat("must be ", rule, ", got ", text);
+        }
+        return std::string();
+      },
+      "NUMBER >= " + absl::StrCat(min));
+}
+
+CLI::Validator WholeAtLeast(int64_t min) {
+  const std::string rule = absl::StrCat("a whole number >= ", min);
+  return CLI::Validator(
+      [rule, min](std::string& text) -> std::string {
+        int64_t value = 0;
+        if (!absl::SimpleAtoi(text, &value) || value < min)
+          return absl::StrCat("must be ", rule, ", got ", text);
+        return std::string();
+      },
+      "INT >= " + absl::StrCat(min));
+}
+
+CLI::Validator ThreadCount() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        int64_t value = 0;
+        if (!absl::SimpleAtoi(text, &value) || value < 0 || value > kMaxThreads) {
+          return absl::StrCat("must be a whole number from 0 (libtorch's choice: one per core) to ",
+                              kMaxThreads, ", got ", text);
+        }
+        return std::string();
+      },
+      absl::StrCat("0..", kMaxThreads));
+}
+
+}  // namespace monologue::cli

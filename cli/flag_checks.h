@@ -1,0 +1,23 @@
+// Checks for the CLI's numeric flags. CLI11's own ranges let NaN through (a comparison with NaN is false) and
+// word their failures with their bounds as 300-digit numbers ("Value 0 not in range 0.000000 to 1797...");
+// these reject NaN and infinities and say the rule plainly ("--temp: must be a finite number >= 0, got nan").
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+
+namespace monologue::cli {
+
+// The most intra-op threads a command takes. More threads than cores only wait for each other (each of a
+// step's parallel regions waits for its slowest thread); far more, and libgomp fails to allocate its pool or
+// the first step hangs (--threads 100000 did on the 2-vCPU VM).
+inline constexpr int kMaxThreads = 1024;
+
+// A finite number >= min.
+CLI::Validator FiniteAtLeast(double min);
+// A whole number >= min.
+CLI::Validator WholeAtLeast(int64_t min);
+// --threads: 0 (libtorch's choice, one per core) up to kMaxThreads.
+CLI::Validator ThreadCount();
+
+}  // namespace monologue::cli
