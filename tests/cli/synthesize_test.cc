@@ -297,15 +297,15 @@ TEST(SynthesizeCliTest, BadInputLeavesExistingOutputAndSaysWhatIsWrong) {
   EXPECT_EQ(text_dir.exit_code, 1);
   EXPECT_THAT(text_dir.err, HasSubstr("--text-file " + dir.string() + ": is a directory"));
   // Numeric flags: NaN and out-of-range values are refused with the rule in words.
-  RunResult temp = Synthesize("hello" + kModel + " --voice alice --temp nan" + to_keep);
-  EXPECT_NE(temp.exit_code, 0);
-  EXPECT_THAT(temp.err, HasSubstr("--temp: must be a finite number >= 0, got nan"));
-  RunResult threads = Synthesize("hello" + kModel + " --voice alice --threads 100000" + to_keep);
-  EXPECT_NE(threads.exit_code, 0);
-  EXPECT_THAT(threads.err, HasSubstr("--threads: must be a whole number from 0"));
-  RunResult batch = Synthesize("hello" + kModel + " --voice alice --batch-size 0" + to_keep);
-  EXPECT_NE(batch.exit_code, 0);
-  EXPECT_THAT(batch.err, HasSubstr("--batch-size: must be a whole number >= 1, got 0"));
+  const std::vector<std::pair<std::string, std::string>> flags = {
+      {"--temp nan", "--temp: must be a finite number >= 0, got nan"},
+      {"--threads 100000", "--threads: must be a whole number from 0"},
+      {"--batch-size 0", "--batch-size: must be a whole number >= 1, got 0"}};
+  for (const auto& [flag, message] : flags) {
+    RunResult r = Synthesize("hello" + kModel + " --voice alice " + flag + to_keep);
+    EXPECT_NE(r.exit_code, 0) << flag;
+    EXPECT_THAT(r.err, HasSubstr(message));
+  }
   EXPECT_EQ(ReadFile(keep).substr(0, 4), "RIFF");
 }
 
