@@ -70,8 +70,10 @@ struct Job {
   size_t index = 0;
   Utterance utterance;
   std::string audio_path, words_path, codes_path;
-  // Where the audio is written until the utterance is done, then renamed to audio_path: a failed utterance
-  // leaves a file already at audio_path as it was (empty when audio_path is stdout).
+  // The file the audio is being written to (empty once the utterance is done, or for stdout): audio_path
+  // itself when nothing was there (a listener can follow it as it grows), else a temporary file beside it,
+  // renamed over it when the utterance is done. A failed utterance removes it, so a file already at
+  // audio_path is left as it was.
   std::string temp_path;
   std::unique_ptr<TtsSession> session;
   std::unique_ptr<AudioWriter> writer;

@@ -92,7 +92,7 @@ int RunSynthesize(const SynthesizeFlags& f) {
   std::thread stdin_reader;
   auto last_progress = std::chrono::steady_clock::now();
 
-  // Jobs' temporary files not yet renamed into place are removed however the run ends.
+  // Jobs' files still being written are removed however the run ends before they are done.
   struct TempFiles {
     std::vector<std::unique_ptr<Job>>& jobs;
     ~TempFiles() {
@@ -113,10 +113,11 @@ int RunSynthesize(const SynthesizeFlags& f) {
       }
       job.writer.reset();
     }
-    // The audio goes into place only when the utterance was synthesized (a failed one leaves what was there).
+    // The audio stays only when the utterance was synthesized (a failed one leaves what was there before).
     if (!job.temp_path.empty()) {
       std::error_code ec;
-      if (!job.failed && job.session != nullptr) {
+      const bool done = !job.failed && job.session != nullptr;
+      if (done && job.temp_path != job.audio_path) {
         fs::rename(job.temp_path, job.audio_path, ec);
         if (ec) {
           Error(absl::StrCat("cannot write ", job.audio_path, ": ", ec.message()));
@@ -124,7 +125,7 @@ int RunSynthesize(const SynthesizeFlags& f) {
           job.failed = true;
         }
       }
-      fs::remove(job.temp_path, ec);
+      if (!done || ec) fs::remove(job.temp_path, ec);
       job.temp_path.clear();
     }
     if (job.failed || job.session == nullptr) return;
@@ -146,7 +147,11 @@ int RunSynthesize(const SynthesizeFlags& f) {
     // Fill free slots.
     while (next < n && engine.free_slots() > 0) {
       Job& job = *jobs[next++];
-      if (job.audio_path != "-") job.temp_path = absl::StrCat(job.audio_path, ".tmp.", ::getpid());
+      if (job.audio_path != "-") {
+        std::error_code ec;
+        job.temp_path = fs::exists(job.audio_path, ec) ? absl::StrCat(job.audio_path, ".tmp.", ::getpid())
+                                                        : job.audio_path;
+      }
       auto writer = OpenOutput(job.audio_path, f.format, job.temp_path);
       if (!writer.ok()) {
         Error(std::string(writer.status().message()));

@@ -279,6 +279,10 @@ TEST(SynthesizeCliTest, BadInputLeavesExistingOutputAndSaysWhatIsWrong) {
   RunResult nan = Synthesize("hello" + kModel + " --voice " + nan_voice.string() + to_keep);
   expect_kept(nan, "NaN voice");
   EXPECT_THAT(nan.err, HasSubstr("holds NaN or infinite values"));
+  // A failing run to a new path leaves nothing there (that path is written as it goes: it can be followed).
+  RunResult fresh = Synthesize("hello" + kModel + " --voice broken -o " + (dir / "fresh.wav").string());
+  EXPECT_EQ(fresh.exit_code, 1);
+  EXPECT_FALSE(fs::exists(dir / "fresh.wav"));
   // A successful run replaces it.
   RunResult ok = Synthesize("hello" + kModel + " --voice alice" + to_keep);
   EXPECT_EQ(ok.exit_code, 0) << ok.err;
