@@ -144,6 +144,12 @@ void RegisterServeCommand(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->add_option("--tts-temp", o.tts_temp, "TTS temperature unless a stream sets its own")->capture_default_str();
   cmd->add_option("--tts-cfg-coef", o.tts_cfg_coef, "TTS classifier-free guidance")->capture_default_str();
+  cmd->add_option(
+         "--tts-max-steps", o.tts_max_steps,
+         "model steps (12.5 a second) after which a synthesis stream ends even with text left; its end "
+         "says so (gRPC: end.truncated; WebSocket: an Error message after the audio)")
+      ->check(WholeAtLeast(1))
+      ->capture_default_str();
   cmd->add_option("--threads", o.threads, "CPU threads for the models (default: libtorch's)")
       ->check(ThreadCount());
   cmd->add_option("--metrics-listen", o.metrics_listen,

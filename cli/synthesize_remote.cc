@@ -83,6 +83,14 @@ int RunRemote(const SynthesizeFlags& f, std::vector<std::unique_ptr<Job>>& jobs)
       if (!result.ok() && job.writer->samples_written() == 0 && job.audio_path != "-") fs::remove(job.audio_path, ec);
       continue;
     }
+    if (result->truncated) {
+      // As the local run: the audio so far is kept; the rest of the text was not spoken.
+      Error(absl::StrCat(job.audio_path, ": the server stopped at its step limit (", result->frames,
+                         " steps, ", result->audio_seconds,
+                         " s of audio) with text left unspoken: give long texts as several "
+                         "utterances (--text-file, a line each)"));
+      exit_code = 1;
+    }
     if (!job.words_path.empty()) {
       if (absl::Status st = WriteText(job.words_path, job.words.dump(2) + "\n"); !st.ok()) {
         Error(std::string(st.message()));

@@ -92,6 +92,7 @@ absl::StatusOr<RemoteSynthesis> RemoteSynthesize(
         result.words = response.end().words();
         result.audio_seconds = response.end().audio_seconds();
         result.frames = response.end().frames();
+        result.truncated = response.end().truncated();
         break;
       default:
         break;

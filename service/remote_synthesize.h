@@ -35,6 +35,7 @@ struct RemoteSynthesis {
   int words = 0;
   double audio_seconds = 0;
   int64_t frames = 0;
+  bool truncated = false;  // the server stopped at its step limit with text still unspoken
   std::string model;
 };
 

@@ -157,6 +157,7 @@ absl::StatusOr<std::unique_ptr<MonologueServer>> MonologueServer::Start(const Se
     o.threads = options.threads;
     o.temp = options.tts_temp;
     o.cfg_coef = options.tts_cfg_coef;
+    o.max_steps = options.tts_max_steps;
     auto engine = TtsEngine::Load(options.tts_model_dir, o);
     if (!engine.ok())
       return absl::Status(engine.status().code(), absl::StrCat("--tts: ", engine.status().message()));

@@ -29,6 +29,8 @@ struct ServerOptions {
   std::string default_voice = "expresso/ex03-ex01_happy_001_channel1_334s.wav";
   double tts_temp = 0.6;      // TTS sampling temperature unless a stream sets its own
   double tts_cfg_coef = 2.0;  // TTS cfg (condition value of distilled models, real CFG otherwise)
+  // A synthesis stream ends after this many model steps even with text left (its end says `truncated`).
+  int tts_max_steps = 30000;
   std::string device = "cpu";
   std::string dtype;                  // "" = the engine's default for the device
   int threads = 0;                    // > 0: libtorch CPU threads

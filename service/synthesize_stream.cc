@@ -184,6 +184,7 @@ class SynthesizeStream final : public BidiStream<v1::SynthesizeRequest, v1::Synt
           r.mutable_end()->set_words(words_);
           r.mutable_end()->set_audio_seconds(encoder_->seconds());
           r.mutable_end()->set_frames(session_->steps_done());
+          r.mutable_end()->set_truncated(e.truncated);
           ended_ = true;
           break;
         }

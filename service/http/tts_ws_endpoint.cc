@@ -7,8 +7,9 @@
 //          Text, the binary frame "\0" is Eos (as the Rust server).
 //   out:   MessagePack formats: {type: "Ready"} when the slot is granted, {type: "Audio", pcm: [1920 f32]} or
 //          {type: "OggOpus", data}, {type: "Text", text, start_s, stop_s} per word, {type: "Error", message}
-//          then the close; raw formats: only the audio bytes (f32 LE, or the Ogg/Opus stream). The server
-//          closes the WebSocket after the last audio.
+//          then the close (also after the audio when the stream stopped at `--tts-max-steps` with text left);
+//          raw formats: only the audio bytes (f32 LE, or the Ogg/Opus stream). The server closes the
+//          WebSocket after the last audio.
 #include <memory>
 #include <optional>
 #include <string>
@@ -182,6 +183,12 @@ class TtsWsConnection final : public WsConnection {
             auto tail = encoder_->Finish();
             if (!tail.ok()) return FailLocked(std::string(tail.status().message()), "INTERNAL");
             SendOggLocked(*tail);
+          }
+          if (e.truncated) {
+            // After the audio and words already queued: they stand, the rest of the text was not spoken.
+            return EndWithErrorLocked(absl::StrCat("stopped at the server's ", e.step, "-step limit (",
+                                                   audio_seconds_, " s of audio) with text left unspoken"),
+                                      "OUT_OF_RANGE");
           }
           EndLocked();
           return;

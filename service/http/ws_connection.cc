@@ -72,6 +72,12 @@ void WsConnection::FinishLocked(const char* metric) {
 void WsConnection::FailLocked(const std::string& message, const char* metric, websocket::close_code code) {
   if (finished_) return;
   out_.clear();
+  EndWithErrorLocked(message, metric, code);
+}
+
+void WsConnection::EndWithErrorLocked(const std::string& message, const char* metric,
+                                      websocket::close_code code) {
+  if (finished_) return;
   std::string error = ErrorMessageLocked(message);
   if (!error.empty()) out_.push_back(Outgoing{std::move(error), false});
   FinishLocked(metric);

@@ -72,6 +72,9 @@ class WsConnection : public LiveStream, public std::enable_shared_from_this<WsCo
   // close (`code`); the session is released now. `metric` names the outcome in the mode's metrics.
   void FailLocked(const std::string& message, const char* metric = "INVALID_ARGUMENT",
                   websocket::close_code code = websocket::close_code::policy_error);
+  // The same, after everything already queued: what the stream produced still reaches the client.
+  void EndWithErrorLocked(const std::string& message, const char* metric,
+                          websocket::close_code code = websocket::close_code::policy_error);
   // A refusal before any session (no free slot, bad parameters): counted as refused, then FailLocked.
   void RefuseLocked(const char* reason, const std::string& message, const char* metric);
   // The query parameter `key` of `query` as a non-negative number, passed to `set` when present; false (after

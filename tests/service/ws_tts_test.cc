@@ -18,6 +18,9 @@ namespace monologue::service_test {
 namespace {
 
 const std::string kTtsData = TtsData();
+using test_process::RunMonologue;
+using test_process::RunResult;
+using test_process::ShellQuote;
 
 struct TtsRun {
   std::vector<std::string> types;
@@ -165,6 +168,46 @@ TEST(WsTtsLimitsTest, FullServerGetsError) {
   EXPECT_EQ(Unpack(error->data)->type(), "Error");
   EXPECT_EQ(Unpack(error->data)->Str("message"), "no free channels");
   EXPECT_FALSE(b.Read().has_value());
+}
+
+// A stream stopped at `--tts-max-steps` with text left keeps what it produced and says so: the WebSocket
+// sends the audio (the reference's first frames) and words, then an Error naming the limit; the gRPC end
+// carries `truncated`, which `monologue synthesize --server` reports with exit status 1, keeping the audio.
+TEST(WsTtsLimitsTest, AStreamStoppedAtTheStepLimitKeepsItsAudioAndSaysSo) {
+  const TtsReference ref = LoadTtsReference("single_greedy");
+  constexpr int kMaxSteps = 30;  // the audio starts after 16 (1.28 s), the text ends at step 67
+  ServerProcess server({"--tts", kTtsData + "tiny-tts", "--voices", kTtsData + "voices", "--default-voice",
+                        "alice", "--tts-temp", "0", "--max-tts-streams", "1", "--threads", "1",
+                        "--tts-max-steps", std::to_string(kMaxSteps), "--http", "127.0.0.1:0"},
+                       /*with_stt=*/false);
+  ASSERT_TRUE(server.ok());
+  const std::string http = server.HttpAddress();
+  ASSERT_FALSE(http.empty());
+  WsClient client(http, "/api/tts_streaming?voice=alice&format=PcmMessagePack");
+  ASSERT_TRUE(client.connected);
+  const TtsRun run = RunTts(client, ref.script, /*msgpack_format=*/true);
+  ASSERT_FALSE(run.types.empty());
+  EXPECT_EQ(run.types.back(), "Error");
+  EXPECT_NE(run.error.find("30-step limit"), std::string::npos) << run.error;
+  EXPECT_NE(run.error.find("text left unspoken"), std::string::npos) << run.error;
+  EXPECT_TRUE(run.closed);
+  // Every frame the 30 steps decoded came, equal to the reference's start.
+  ASSERT_GT(run.pcm.size(), 0u);
+  ASSERT_EQ(run.pcm.size() % 1920, 0u);
+  EXPECT_LT(static_cast<int64_t>(run.pcm.size()), ref.frames * 1920);
+  const size_t compared = std::min(run.pcm.size(), ref.pcm.size());
+  EXPECT_LT(RelativeL2(
+                std::vector<float>(run.pcm.begin(), run.pcm.begin() + static_cast<std::ptrdiff_t>(compared)),
+                std::vector<float>(ref.pcm.begin(), ref.pcm.begin() + static_cast<std::ptrdiff_t>(compared))),
+            1e-4);
+
+  const std::filesystem::path raw = ScratchDir() / "truncated.raw";
+  const RunResult cli =
+      RunMonologue("synthesize " + ShellQuote(ref.script[0]) + " --server " + server.address() +
+                   " --voice alice --temp 0 -o " + raw.string() + " --format f32le");
+  EXPECT_EQ(cli.exit_code, 1) << cli.err;
+  EXPECT_NE(cli.err.find("the server stopped at its step limit (30 steps"), std::string::npos) << cli.err;
+  EXPECT_EQ(ReadFileBytes(raw.string()).size(), run.pcm.size() * sizeof(float));
 }
 
 }  // namespace
