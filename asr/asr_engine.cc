@@ -160,6 +160,22 @@ absl::StatusOr<double> SttNumber(const ModelConfig& config, const char* key, con
   return value;
 }
 
+// The model directory's config, when it is an STT model whose stt_config delays pass their checks.
+absl::StatusOr<ModelConfig> LoadSttConfig(const std::string& model_dir) {
+  ASSIGN_OR_RETURN(ModelConfig config, LoadModelConfig(model_dir));
+  if (config.model_type != ModelType::kStt) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model directory ", model_dir, " holds a '", ModelTypeName(config.model_type),
+        "' model; transcription needs a speech-to-text model (config.json model_type \"stt\", e.g. "
+        "kyutai/stt-1b-en_fr or kyutai/stt-2.6b-en)"));
+  }
+  const std::string source = (fs::path(model_dir) / "config.json").string();
+  RETURN_IF_ERROR(SttNumber(config, "audio_delay_seconds", source).status());
+  RETURN_IF_ERROR(SttNumber(config, "audio_silence_prefix_seconds", source).status());
+  RETURN_IF_ERROR(LmGenOptionsFromConfig(config.lm_gen_config, source).status());
+  return config;
+}
+
 }  // namespace
 
 // ---- AsrSession -------------------------------------------------------------------------------------------
@@ -232,6 +248,10 @@ int64_t AsrSession::frames_done() const {
 AsrEngine::AsrEngine(std::shared_ptr<AsrSession::EngineState> shared) : shared_(std::move(shared)) {}
 AsrEngine::~AsrEngine() = default;
 
+absl::Status AsrEngine::CheckConfig(const std::string& model_dir) {
+  return LoadSttConfig(model_dir).status();
+}
+
 absl::StatusOr<std::unique_ptr<AsrEngine>> AsrEngine::Load(const std::string& model_dir,
                                                            const AsrEngineOptions& options) {
   if (options.batch_size < 1) {
@@ -243,13 +263,8 @@ absl::StatusOr<std::unique_ptr<AsrEngine>> AsrEngine::Load(const std::string& mo
   if (options.threads > 0) at::set_num_threads(options.threads);
   ASSIGN_OR_RETURN(c10::Device device, ParseDevice(options.device));
   ASSIGN_OR_RETURN(at::ScalarType dtype, ParseDtype(options.dtype, device));
-  ASSIGN_OR_RETURN(ModelConfig config, LoadModelConfig(model_dir));
-  if (config.model_type != ModelType::kStt) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "model directory ", model_dir, " holds a '", ModelTypeName(config.model_type),
-        "' model; transcription needs a speech-to-text model (config.json model_type \"stt\", e.g. "
-        "kyutai/stt-1b-en_fr or kyutai/stt-2.6b-en)"));
-  }
+  // Settings checked before any weight is read: a bad config fails in milliseconds, not after gigabytes.
+  ASSIGN_OR_RETURN(ModelConfig config, LoadSttConfig(model_dir));
   ASSIGN_OR_RETURN(ModelFiles files, ResolveModelFiles(model_dir, config, options.lora_path));
 
   auto shared = std::make_shared<AsrSession::EngineState>();
@@ -298,7 +313,7 @@ absl::StatusOr<std::unique_ptr<AsrEngine>> AsrEngineBuilder::Finish(
                      " (card): the model needs the Mimi it was trained with"));
   }
 
-  ASSIGN_OR_RETURN(LmGenOptions gen_options, LmGenOptionsFromJson(config.lm_gen_config));
+  ASSIGN_OR_RETURN(LmGenOptions gen_options, LmGenOptionsFromConfig(config.lm_gen_config, source));
   const bool vad = options.vad && shared->lm->num_extra_heads() > 0;
   gen_options.compute_extra_heads = vad;
   gen_options.seed = 299792458;  // only matters for a sampling lm_gen_config (released STT: greedy)

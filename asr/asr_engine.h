@@ -136,6 +136,9 @@ class AsrEngine {
   // tokenizer that does not match text_card.
   static absl::StatusOr<std::unique_ptr<AsrEngine>> Load(const std::string& model_dir,
                                                          const AsrEngineOptions& options = {});
+  // config.json's transcription settings (model_type, stt_config's delays) checked as Load checks them,
+  // without reading any weights (`monologue info`); the same errors.
+  static absl::Status CheckConfig(const std::string& model_dir);
   ~AsrEngine();
   AsrEngine(const AsrEngine&) = delete;
   AsrEngine& operator=(const AsrEngine&) = delete;

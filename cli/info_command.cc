@@ -24,6 +24,15 @@
 #ifdef MONOLOGUE_HAVE_SENTENCEPIECE
 #include "core/text/text_tokenizer.h"
 #endif
+#ifdef MONOLOGUE_HAVE_ASR
+#include "asr/asr_engine.h"
+#endif
+#ifdef MONOLOGUE_HAVE_TTS
+#include "tts/tts_engine.h"
+#endif
+#ifdef MONOLOGUE_HAVE_DIALOGUE
+#include "dialogue/dialogue_engine.h"
+#endif
 
 namespace monologue::cli {
 namespace {
@@ -140,6 +149,33 @@ ordered_json MimiJson(const MimiConfig& m, const std::vector<TensorSpec>& specs)
   j["tensors"] = specs.size();
   j["parameters"] = CountParameters(specs);
   return j;
+}
+
+// The settings the model's mode reads from config.json (stt_config, tts_config, lm_gen_config), checked by
+// that mode's engine as its Load checks them; OK for modes this build does not have.
+absl::Status CheckModeSettings(const std::string& dir, const ModelConfig& config) {
+  switch (config.model_type) {
+    case ModelType::kStt:
+#ifdef MONOLOGUE_HAVE_ASR
+      return AsrEngine::CheckConfig(dir);
+#else
+      break;
+#endif
+    case ModelType::kTts:
+#ifdef MONOLOGUE_HAVE_TTS
+      return TtsEngine::CheckConfig(dir);
+#else
+      break;
+#endif
+    case ModelType::kMoshi:
+#ifdef MONOLOGUE_HAVE_DIALOGUE
+      if (config.lm.dep_q > 0) return DialogueEngine::CheckConfig(dir);
+#endif
+      break;
+    case ModelType::kHibiki:
+      break;
+  }
+  return absl::OkStatus();
 }
 
 // Opens and validates one weight file; records problems; returns the file's JSON entry.
@@ -264,6 +300,9 @@ int RunInfo(const InfoOptions& options) {
     report["stt_config"] = config.stt_config;
     report["tts_config"] = config.tts_config;
     report["model_id"] = config.model_id;
+    if (absl::Status st = CheckModeSettings(path.string(), config); !st.ok()) {
+      problems.push_back(std::string(st.message()));
+    }
     ordered_json files = ordered_json::array();
     if (!config.legacy) {
       files.push_back({{"role", "config"},

@@ -105,12 +105,19 @@ absl::Status CheckMoshi(const ModelConfig& config, const std::string& model_dir)
         "legacy layout, e.g. kyutai/moshiko-pytorch-bf16, kyutai/moshika-pytorch-bf16, "
         "kyutai/moshika-rl-seamless)"));
   }
-  return absl::OkStatus();
+  // The checkpoint's sampling settings, before any weight is read.
+  const std::string source = config.legacy ? model_dir : model_dir + "/config.json";
+  return LmGenOptionsFromConfig(config.lm_gen_config, source).status();
 }
 
 }  // namespace
 
 // ---- DialogueSession --------------------------------------------------------------------------------------
+
+absl::Status DialogueEngine::CheckConfig(const std::string& model_dir) {
+  ASSIGN_OR_RETURN(ModelConfig config, LoadModelConfig(model_dir));
+  return CheckMoshi(config, model_dir);
+}
 
 DialogueSession::DialogueSession(std::shared_ptr<EngineState> shared, int slot, uint64_t generation)
     : shared_(std::move(shared)), slot_(slot), generation_(generation) {}
@@ -234,7 +241,7 @@ absl::StatusOr<std::unique_ptr<DialogueEngine>> DialogueEngineBuilder::Finish(
                      " (card): the model needs the Mimi it was trained with"));
   }
 
-  ASSIGN_OR_RETURN(LmGenOptions gen_options, LmGenOptionsFromJson(config.lm_gen_config));
+  ASSIGN_OR_RETURN(LmGenOptions gen_options, LmGenOptionsFromConfig(config.lm_gen_config, source));
   const DialogueSampling& o = options.sampling;
   if (o.temp.has_value()) gen_options.audio.temperature = *o.temp;
   if (o.temp_text.has_value()) gen_options.text.temperature = *o.temp_text;

@@ -143,6 +143,9 @@ class DialogueEngine {
   // moshiko/moshika layout without config.json; a LoRA named by lora_name is fused). NOT_FOUND for a missing
   // directory or files (all listed); INVALID_ARGUMENT for a model that is not a full-duplex Moshi model (an
   // STT, TTS or Hibiki directory), a tokenizer that does not match, or bad sampling options.
+  // config.json's dialogue settings (model type, lm_gen_config) checked as Load checks them, without reading
+  // any weights (`monologue info`); the same errors.
+  static absl::Status CheckConfig(const std::string& model_dir);
   static absl::StatusOr<std::unique_ptr<DialogueEngine>> Load(const std::string& model_dir,
                                                               const DialogueEngineOptions& options = {});
   ~DialogueEngine();

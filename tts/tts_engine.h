@@ -180,6 +180,9 @@ class TtsEngine {
   // is not a TTS model, an unsupported layout or bad options.
   static absl::StatusOr<std::unique_ptr<TtsEngine>> Load(const std::string& model_dir,
                                                          const TtsEngineOptions& options = {});
+  // config.json's synthesis settings (tts_config, conditioners) checked as Load checks them, without reading
+  // any weights (`monologue info`); the same errors.
+  static absl::Status CheckConfig(const std::string& model_dir);
   ~TtsEngine();
   TtsEngine(const TtsEngine&) = delete;
   TtsEngine& operator=(const TtsEngine&) = delete;

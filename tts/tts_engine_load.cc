@@ -21,6 +21,7 @@
 #include "tts/tts_engine.h"
 #include "tts/tts_engine_builder.h"
 #include "tts/tts_engine_state.h"
+#include "tts/tts_settings.h"
 
 namespace monologue {
 
@@ -28,23 +29,24 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A number from tts_config (`fallback` when absent) within [min, max]; the error names the key and its value.
-absl::StatusOr<double> TtsNumber(const ModelConfig& config, const char* key, double fallback, double min,
-                                 double max, const std::string& source) {
-  if (!config.tts_config.contains(key)) return fallback;
-  const auto& v = config.tts_config.at(key);
-  if (!v.is_number()) {
-    return absl::InvalidArgumentError(absl::StrCat(source, ": tts_config.", key, " must be a number"));
+// The model directory's config, when it is a TTS model whose synthesis settings pass their checks.
+absl::StatusOr<ModelConfig> LoadTtsConfig(const std::string& model_dir) {
+  ASSIGN_OR_RETURN(ModelConfig config, LoadModelConfig(model_dir));
+  if (config.model_type != ModelType::kTts) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("model directory ", model_dir, " holds a '", ModelTypeName(config.model_type),
+                     "' model; synthesis needs a text-to-speech model (config.json model_type \"tts\", e.g. "
+                     "kyutai/tts-1.6b-en_fr)"));
   }
-  const double value = v.get<double>();
-  if (!(value >= min && value <= max)) {
-    return absl::InvalidArgumentError(absl::StrCat(source, ": tts_config.", key, " must be from ", min,
-                                                   " to ", max, " (got ", v.dump(), ")"));
-  }
-  return value;
+  RETURN_IF_ERROR(tts::ReadTtsSettings(config, (fs::path(model_dir) / "config.json").string()).status());
+  return config;
 }
 
 }  // namespace
+
+absl::Status TtsEngine::CheckConfig(const std::string& model_dir) {
+  return LoadTtsConfig(model_dir).status();
+}
 
 absl::StatusOr<std::unique_ptr<TtsEngine>> TtsEngine::Load(const std::string& model_dir,
                                                            const TtsEngineOptions& options) {
@@ -63,14 +65,8 @@ absl::StatusOr<std::unique_ptr<TtsEngine>> TtsEngine::Load(const std::string& mo
   if (options.threads > 0) at::set_num_threads(options.threads);
   ASSIGN_OR_RETURN(c10::Device device, ParseDevice(options.device));
   ASSIGN_OR_RETURN(at::ScalarType dtype, ParseDtype(options.dtype, device));
-  ASSIGN_OR_RETURN(ModelConfig config, LoadModelConfig(model_dir));
-  const std::string source = (fs::path(model_dir) / "config.json").string();
-  if (config.model_type != ModelType::kTts) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "model directory ", model_dir, " holds a '", ModelTypeName(config.model_type),
-        "' model; synthesis needs a text-to-speech model (config.json model_type \"tts\", e.g. "
-        "kyutai/tts-1.6b-en_fr)"));
-  }
+  // Settings checked before any weight is read: a bad config fails in milliseconds, not after gigabytes.
+  ASSIGN_OR_RETURN(ModelConfig config, LoadTtsConfig(model_dir));
   ASSIGN_OR_RETURN(ModelFiles files, ResolveModelFiles(model_dir, config, options.lora_path));
 
   auto shared = std::make_shared<TtsSession::EngineState>();
@@ -127,18 +123,7 @@ absl::StatusOr<std::unique_ptr<TtsEngine>> TtsEngineBuilder::Finish(
   const std::string source = model_dir + "/config.json";
   const c10::Device device = sh.device;
   const at::ScalarType dtype = sh.lm->weights_dtype();
-  if (!config.tts_config.contains("audio_delay")) {
-    return absl::InvalidArgumentError(absl::StrCat(source, ": tts_config.audio_delay is missing"));
-  }
-  // Bounds far beyond the released model's (1.28 s, 2 words, 5 speakers), short of what would fail
-  // mid-stream: the delay is in seconds of audio, the speakers size every voice's cross-attention memory.
-  ASSIGN_OR_RETURN(double audio_delay, TtsNumber(config, "audio_delay", 0, 0, 60, source));
-  ASSIGN_OR_RETURN(double ahead, TtsNumber(config, "second_stream_ahead", 0, 0, 1000, source));
-  ASSIGN_OR_RETURN(double max_speakers, TtsNumber(config, "max_speakers", 5, 1, 64, source));
-  if (config.tts_config.value("multistream", false)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(source, ": tts_config.multistream models are not supported (no released model uses it)"));
-  }
+  ASSIGN_OR_RETURN(const tts::TtsSettings settings, tts::ReadTtsSettings(config, source));
   const int64_t n_q = options.n_q > 0 ? options.n_q : config.lm.dep_q;
   if (config.lm.dep_q == 0) return absl::InvalidArgumentError(absl::StrCat(source, ": the model has no depformer"));
   if (n_q > config.lm.dep_q || n_q > config.lm.n_q) {
@@ -157,46 +142,17 @@ absl::StatusOr<std::unique_ptr<TtsEngine>> TtsEngineBuilder::Finish(
   info.sample_rate = static_cast<int>(sh.mimi->sample_rate());
   info.frame_size = static_cast<int>(sh.mimi->frame_size());
   info.frame_rate = sh.mimi->frame_rate();
-  info.delay_steps = static_cast<int>(audio_delay * info.frame_rate);
+  info.delay_steps = static_cast<int>(settings.audio_delay_seconds * info.frame_rate);
   info.max_delay = static_cast<int>(config.lm.max_delay());
-  info.second_stream_ahead = static_cast<int>(ahead);
+  info.second_stream_ahead = settings.second_stream_ahead;
   info.num_codebooks = static_cast<int>(n_q);
   info.text_card = static_cast<int>(config.lm.text_card);
-  const auto& conditioners = config.lm.conditioners;
-  auto speaker = conditioners.find("speaker_wavs");
-  info.multi_speaker = speaker != conditioners.end();
-  info.max_speakers = static_cast<int>(max_speakers);
-  info.speaker_dim = info.multi_speaker ? static_cast<int>(speaker->second.dim) : 0;
-  auto cfg = conditioners.find("cfg");
-  info.cfg_distilled = cfg != conditioners.end() && !cfg->second.possible_values.empty();
-  if (info.cfg_distilled) {
-    for (const std::string& v : cfg->second.possible_values) {
-      double value = 0;
-      if (!absl::SimpleAtod(v, &value) || !std::isfinite(value)) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(source, ": conditioners.cfg possible value '", v,
-                         "' is not a number (a CFG-distilled model's values are "
-                         "its guidance coefficients, e.g. \"2.0\")"));
-      }
-      info.cfg_values.push_back(value);
-    }
-  }
-  if (info.multi_speaker && config.model_id.contains("sig") && config.model_id.contains("epoch")) {
-    const auto& sig = config.model_id.at("sig");
-    const auto& epoch = config.model_id.at("epoch");
-    info.voice_suffix = absl::StrCat(".", sig.is_string() ? sig.get<std::string>() : sig.dump(), "@",
-                                     epoch.is_string() ? epoch.get<std::string>() : epoch.dump(), ".safetensors");
-  }
-  for (const auto& [name, cc] : conditioners) {
-    if (cc.type == ConditionerConfig::Type::kTensor && name != "speaker_wavs") {
-      return absl::InvalidArgumentError(absl::StrCat(source, ": unsupported tensor conditioner '", name, "'"));
-    }
-  }
-  if (!info.multi_speaker) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        source, ": this TTS model has no speaker_wavs conditioner; models conditioned by an audio prefix "
-                "(e.g. kyutai/tts-0.75b-en-public) are not supported yet"));
-  }
+  info.multi_speaker = true;
+  info.max_speakers = settings.max_speakers;
+  info.speaker_dim = settings.speaker_dim;
+  info.cfg_distilled = !settings.cfg_values.empty();
+  info.cfg_values = settings.cfg_values;
+  info.voice_suffix = settings.voice_suffix;
   info.device = device.str();
   info.dtype = DtypeName(dtype);
   info.lm_weights = DescribeQuantization(sh.lm->quantization());

@@ -1,10 +1,10 @@
 #include "core/lm/lm_gen.h"
 
-#include <algorithm>
-
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
 
+#include <algorithm>
+#include <cmath>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -29,6 +29,24 @@ absl::StatusOr<LmGenOptions> LmGenOptionsFromJson(const nlohmann::json& json, Lm
       }
       return value.get<double>();
     };
+    // Temperatures are finite and >= 0, top-k a whole number >= 1, as a sampling step needs them (a value
+    // out of range used to surface later as if a flag were wrong).
+    auto temperature = [&]() -> absl::StatusOr<double> {
+      ASSIGN_OR_RETURN(double t, number());
+      if (!(t >= 0 && std::isfinite(t))) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("lm_gen_config: ", key, " must be a finite number >= 0 (got ", value.dump(), ")"));
+      }
+      return t;
+    };
+    auto top_k = [&]() -> absl::StatusOr<int64_t> {
+      ASSIGN_OR_RETURN(double k, number());
+      if (!(k >= 1 && k <= 1e9 && k == std::floor(k))) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("lm_gen_config: ", key, " must be a whole number >= 1 (got ", value.dump(), ")"));
+      }
+      return static_cast<int64_t>(k);
+    };
     auto boolean = [&]() -> absl::StatusOr<bool> {
       if (!value.is_boolean()) {
         return absl::InvalidArgumentError(absl::StrCat("lm_gen_config: key '", key, "' must be a boolean"));
@@ -36,20 +54,22 @@ absl::StatusOr<LmGenOptions> LmGenOptionsFromJson(const nlohmann::json& json, Lm
       return value.get<bool>();
     };
     if (key == "temp") {
-      ASSIGN_OR_RETURN(base.audio.temperature, number());
+      ASSIGN_OR_RETURN(base.audio.temperature, temperature());
     } else if (key == "temp_text") {
-      ASSIGN_OR_RETURN(base.text.temperature, number());
+      ASSIGN_OR_RETURN(base.text.temperature, temperature());
     } else if (key == "top_k") {
-      ASSIGN_OR_RETURN(double k, number());
-      base.audio.top_k = static_cast<int64_t>(k);
+      ASSIGN_OR_RETURN(base.audio.top_k, top_k());
     } else if (key == "top_k_text") {
-      ASSIGN_OR_RETURN(double k, number());
-      base.text.top_k = static_cast<int64_t>(k);
+      ASSIGN_OR_RETURN(base.text.top_k, top_k());
     } else if (key == "use_sampling") {
       ASSIGN_OR_RETURN(bool b, boolean());
       base.text.use_sampling = base.audio.use_sampling = b;
     } else if (key == "cfg_coef") {
       ASSIGN_OR_RETURN(base.cfg_coef, number());
+      if (!std::isfinite(base.cfg_coef)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("lm_gen_config: cfg_coef must be finite (got ", value.dump(), ")"));
+      }
     } else if (key == "cfg_is_no_text") {
       ASSIGN_OR_RETURN(base.cfg_is_no_text, boolean());
     } else if (key == "check" || key == "support_out_of_sync") {
@@ -60,6 +80,13 @@ absl::StatusOr<LmGenOptions> LmGenOptionsFromJson(const nlohmann::json& json, Lm
     }
   }
   return base;
+}
+
+absl::StatusOr<LmGenOptions> LmGenOptionsFromConfig(const nlohmann::json& json, const std::string& source) {
+  auto options = LmGenOptionsFromJson(json);
+  if (!options.ok())
+    return absl::Status(options.status().code(), absl::StrCat(source, ": ", options.status().message()));
+  return options;
 }
 
 absl::StatusOr<std::unique_ptr<LmGen>> LmGen::Create(std::shared_ptr<const LmModel> model, int64_t batch,

@@ -31,6 +31,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -70,6 +71,8 @@ struct LmGenOptions {
 // The `lm_gen_config` object of a config.json (keys use_sampling, temp, temp_text, top_k, top_k_text,
 // cfg_coef, cfg_is_no_text, check, support_out_of_sync) applied over `base`. Unknown keys are errors.
 absl::StatusOr<LmGenOptions> LmGenOptionsFromJson(const nlohmann::json& json, LmGenOptions base = {});
+// The same over the defaults, its errors prefixed with `source` (the config.json they come from).
+absl::StatusOr<LmGenOptions> LmGenOptionsFromConfig(const nlohmann::json& json, const std::string& source);
 
 struct LmStepResult {
   at::Tensor tokens;           // int64 [B, 1 + dep_q]: the undelayed output frame (-2: not ready / paused)

@@ -187,6 +187,37 @@ TEST(InfoCommandTest, WeightsThatDoNotMatchTheConfig) {
   EXPECT_THAT(r.out, HasSubstr("note: tokenizer vocabulary (400) differs from text_card (500)"));
 }
 
+// What a mode reads from config.json (stt_config, tts_config, lm_gen_config) is checked as its engine's Load
+// checks it: `info` used to pass values that then failed (or aborted) when the model was used.
+TEST(InfoCommandTest, ModeSettingsAreCheckedAsTheEnginesCheckThem) {
+  struct Case {
+    const char* preset;
+    const char* section;
+    const char* key;
+    nlohmann::json value;
+    const char* expected;
+  };
+  for (const Case& c :
+       {Case{"tiny-stt", "stt_config", "audio_delay_seconds", 1e9,
+             "stt_config.audio_delay_seconds must be from 0 to 60 seconds (got 1000000000.0)"},
+        Case{"tiny-stt", "lm_gen_config", "temp", -1,
+             "lm_gen_config: temp must be a finite number >= 0 (got -1)"},
+        Case{"tiny-tts", "tts_config", "max_speakers", 0,
+             "tts_config.max_speakers must be from 1 to 64 (got 0)"},
+        Case{"tiny-moshi", "lm_gen_config", "top_k", 2.5,
+             "lm_gen_config: top_k must be a whole number >= 1 (got 2.5)"}}) {
+    const fs::path dir = MakeTiny(c.preset, std::string(c.preset) + "-settings");
+    RunResult good = RunInfo(dir.string() + " --config-only");
+    EXPECT_EQ(good.exit_code, 0) << c.preset << ": " << good.err;
+    nlohmann::json config = nlohmann::json::parse(ReadFile(dir / "config.json"));
+    config[c.section][c.key] = c.value;
+    std::ofstream(dir / "config.json") << config.dump();
+    RunResult bad = RunInfo(dir.string() + " --config-only");
+    EXPECT_EQ(bad.exit_code, 1) << c.preset << " " << c.key;
+    EXPECT_THAT(bad.err, HasSubstr((dir / "config.json").string() + ": " + c.expected)) << c.preset;
+  }
+}
+
 TEST(InfoCommandTest, BadConfigAndBadPaths) {
   const fs::path dir = MakeTiny("tiny-stt", "badconfig");
   nlohmann::json config = nlohmann::json::parse(ReadFile(dir / "config.json"));
