@@ -274,7 +274,13 @@ class DecodeEngine {
     int rc = swr_alloc_set_opts2(&swr, &mono, AV_SAMPLE_FMT_FLT, options_.target_sample_rate, &in_layout,
                                  static_cast<AVSampleFormat>(frame->format), frame->sample_rate, 0, nullptr);
     av_channel_layout_uninit(&in_layout);
-    if (rc < 0) return audio_internal::FfmpegStatus(rc, absl::StrCat(name_, ": cannot set up the resampler"));
+    if (rc < 0) {
+      // FFmpeg's resampler mixes at most 64 channels (SWR_CH_MAX).
+      return audio_internal::FfmpegStatus(
+          rc, absl::StrCat(name_, ": cannot set up the resampler for ", channels, " channels at ",
+                           frame->sample_rate, " Hz",
+                           channels > 64 ? " (at most 64 channels can be mixed down to mono)" : ""));
+    }
     swr_.reset(swr);
     // soxr at 28-bit precision: a very-high-quality linear-phase band-limited resampler (libsoxr's "VHQ").
     av_opt_set(swr, "resampler", "soxr", 0);

@@ -400,6 +400,10 @@ absl::StatusOr<ModelFiles> ResolveModelFiles(const fs::path& dir, const ModelCon
   files.tokenizer = resolve(config.tokenizer_name, "text tokenizer");
   if (!lora_override.empty()) {
     std::error_code ec;
+    if (fs::is_directory(lora_override, ec)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--lora ", lora_override, " is a directory: give the adapter's .safetensors file"));
+    }
     if (!fs::is_regular_file(lora_override, ec)) {
       missing.push_back(absl::StrCat("LoRA weights (--lora ", lora_override, " does not exist)"));
     }

@@ -15,6 +15,7 @@
 #include "core/kernels/few_row_linear.h"
 #include "core/kernels/small_attention.h"
 #include "core/lm/lm_model.h"
+#include "core/util/finite_check.h"
 #include "core/util/huge_pages.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
@@ -112,6 +113,11 @@ class LmModelLoader {
       }
       ASSIGN_OR_RETURN(at::Tensor t, file->Load(name));
       used_.insert(name);
+      if (!AllFinite(t)) {
+        return absl::InvalidArgumentError(absl::StrCat(file->path(), ": tensor '", name,
+                                                       "' holds NaN or infinite values (a corrupt or badly "
+                                                       "converted checkpoint; the model cannot run)"));
+      }
       return GuardTorch(absl::StrCat("loading tensor '", name, "' from ", file->path()), [&]() -> at::Tensor {
         at::Tensor out = t;
         if (at::isFloatingType(out.scalar_type()) && !(keep_bf16 && KeepsBf16(out))) {
@@ -144,6 +150,12 @@ class LmModelLoader {
     ASSIGN_OR_RETURN(at::Tensor b, lora_->Load(b_name));
     lora_used_.insert(a_name);
     lora_used_.insert(b_name);
+    for (const auto& [tensor, tensor_name] : {std::pair{&a, &a_name}, std::pair{&b, &b_name}}) {
+      if (!AllFinite(*tensor)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(lora_->path(), ": LoRA tensor '", *tensor_name, "' holds NaN or infinite values"));
+      }
+    }
     const int64_t rows = shape[0] / mult, cols = shape[1];
     if (a.dim() != 2 || b.dim() != 2 || a.size(1) != cols || b.size(0) != shape[0] || a.size(0) % mult != 0 ||
         b.size(1) * mult != a.size(0)) {

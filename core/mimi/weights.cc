@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/util/finite_check.h"
 #include "core/util/huge_pages.h"
 
 namespace monologue::mimi {
@@ -25,6 +26,11 @@ absl::StatusOr<at::Tensor> WeightReader::Get(const std::string& name, std::vecto
     return absl::InvalidArgumentError(absl::StrCat(source_, ": tensor '", name, "' has dtype ",
                                                    c10::toString(t.scalar_type()),
                                                    ", expected a floating-point type"));
+  }
+  if (!AllFinite(t)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        source_, ": tensor '", name,
+        "' holds NaN or infinite values (a corrupt or badly converted checkpoint; the codec cannot run)"));
   }
   // On the CPU the copy lands on 2 MB pages (a streaming frame sweeps ~190 MB of these weights); elsewhere a
   // plain copy.

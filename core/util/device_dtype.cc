@@ -2,6 +2,7 @@
 
 #include <ATen/Context.h>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "core/util/torch_status.h"
 
@@ -10,9 +11,21 @@ namespace monologue {
 absl::StatusOr<c10::Device> ParseDevice(const std::string& name) {
   if (name == "cpu") return c10::Device(c10::kCPU);
   if (name == "cuda" || name.rfind("cuda:", 0) == 0) {
+    int index = 0;
+    if (name != "cuda" && (name.size() == 5 || name.find_first_not_of("0123456789", 5) != std::string::npos ||
+                           !absl::SimpleAtoi(name.substr(5), &index) || index > 1023)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("device '", name, "': expected cuda:N, with N the device's number (0 for the first)"));
+    }
     if (!at::hasCUDA()) {
       return absl::FailedPreconditionError(
           absl::StrCat("device '", name, "': this libtorch has no usable CUDA device"));
+    }
+    const size_t count = at::getNumGPUs();
+    if (static_cast<size_t>(index) >= count) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("device '", name, "': this machine has ", count, " CUDA device", count == 1 ? "" : "s",
+                       " (cuda:0", count > 1 ? absl::StrCat(" to cuda:", count - 1) : "", ")"));
     }
     return GuardTorch(absl::StrCat("device '", name, "'"), [&] { return c10::Device(name); });
   }

@@ -231,6 +231,33 @@ TEST(AudioDecoderTest, StereoDownmixIsTheChannelMean) {
   EXPECT_GT(testing::SnrDb(mean24, mono24), 100.0);  // same signal up to float rounding in the filter
 }
 
+// More channels than FFmpeg's resampler mixes: the error says how many and the limit (it used to read as an
+// input with no audio).
+TEST(AudioDecoderTest, TooManyChannelsAreNamed) {
+  constexpr int kChannels = 255, kRate = 24000, kFrames = 480;
+  auto u32 = [](uint32_t v) { return std::string(reinterpret_cast<const char*>(&v), 4); };
+  auto u16 = [](uint16_t v) { return std::string(reinterpret_cast<const char*>(&v), 2); };
+  const std::string data(static_cast<size_t>(kChannels) * kFrames * 2, '\1');
+  const std::string wav = "RIFF" + u32(36 + static_cast<uint32_t>(data.size())) + "WAVEfmt " + u32(16) +
+                          u16(1) + u16(kChannels) + u32(kRate) + u32(kRate * kChannels * 2) +
+                          u16(kChannels * 2) + u16(16) + "data" + u32(static_cast<uint32_t>(data.size())) +
+                          data;
+  const std::string path = TmpPath("channels255.wav");
+  {
+    FILE* f = std::fopen(path.c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    ASSERT_EQ(std::fwrite(wav.data(), 1, wav.size(), f), wav.size());
+    std::fclose(f);
+  }
+  // The header reads, then the first frame cannot be converted: no samples, and the reason as the warning.
+  auto decoded = DecodeAudioFile(path);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_TRUE(decoded->samples.empty());
+  EXPECT_EQ(decoded->info.source_channels, kChannels);
+  EXPECT_TRUE(absl::StrContains(decoded->warning.message(), "255 channels at 24000 Hz")) << decoded->warning;
+  EXPECT_TRUE(absl::StrContains(decoded->warning.message(), "at most 64 channels")) << decoded->warning;
+}
+
 // How the caller slices Read() must not change a sample.
 TEST(AudioDecoderTest, ChunkedReadEqualsOneShot) {
   for (const char* file : {"speech_16k_mono.wav", "speech.opus", "speech_16k.mp3", "speech_44k_stereo.wav"}) {

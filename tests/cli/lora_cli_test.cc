@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <limits>
 #include <string>
 
 #include "core/io/safetensors.h"
@@ -64,6 +65,24 @@ TEST(LoraCli, TranscribeFusesALoraFile) {
   RunResult missing = Transcribe("--lora " + (Scratch() / "absent.safetensors").string());
   EXPECT_EQ(missing.exit_code, 1);
   EXPECT_NE(missing.err.find("absent.safetensors"), std::string::npos) << missing.err;
+  RunResult directory = Transcribe("--lora " + Scratch().string());
+  EXPECT_EQ(directory.exit_code, 1);
+  EXPECT_NE(directory.err.find("is a directory: give the adapter's .safetensors file"), std::string::npos)
+      << directory.err;
+  // A LoRA update holding a NaN would turn every fused weight it touches into NaN.
+  const fs::path nan = Scratch() / "nan_lora.safetensors";
+  at::Tensor b = at::zeros({rows, rank});
+  b[0][0] = std::numeric_limits<float>::quiet_NaN();
+  ASSERT_TRUE(WriteSafeTensors(nan.string(), {{"transformer.layers.0.self_attn.in_proj.lora_A.weight",
+                                               at::ones({rank, cols})},
+                                              {"transformer.layers.0.self_attn.in_proj.lora_B.weight", b}})
+                  .ok());
+  RunResult non_finite = Transcribe("--lora " + nan.string());
+  EXPECT_EQ(non_finite.exit_code, 1);
+  EXPECT_NE(
+      non_finite.err.find("LoRA tensor 'transformer.layers.0.self_attn.in_proj.lora_B.weight' holds NaN"),
+      std::string::npos)
+      << non_finite.err;
 }
 
 }  // namespace

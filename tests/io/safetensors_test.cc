@@ -288,7 +288,12 @@ TEST(SafeTensorsTest, WriterRejectsBadInputAndReplacesAtomically) {
 
   auto no_dir = WriteSafeTensors(TmpPath("no/such/dir/x.safetensors"), {{"a", t}});
   EXPECT_EQ(no_dir.code(), absl::StatusCode::kNotFound);
-  EXPECT_THAT(std::string(no_dir.message()), HasSubstr("no/such/dir/x.safetensors"));
+  EXPECT_THAT(std::string(no_dir.message()),
+              HasSubstr("cannot create " + TmpPath("no/such/dir/x.safetensors") + ":"));
+  EXPECT_THAT(std::string(no_dir.message()), ::testing::Not(HasSubstr(".tmp.")));  // the caller's name only
+  auto directory = WriteSafeTensors(TmpDir(), {{"a", t}});
+  EXPECT_EQ(directory.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(directory.message()), HasSubstr("it is a directory"));
 
   ASSERT_TRUE(WriteSafeTensors(path, {{"old", at::ones({100})}}).ok());
   auto old_file = SafeTensorsFile::Open(path);

@@ -48,6 +48,37 @@ TEST(LmErrorsTest, MissingTensorIsNotFoundNamingIt) {
   EXPECT_THAT(std::string(model.status().message()), HasSubstr("missing.safetensors"));
 }
 
+// A checkpoint with a NaN or an infinity in a weight (a corrupt or badly converted file) is refused at load,
+// naming the file and the tensor: it used to run and transcribe nothing.
+TEST(LmErrorsTest, NonFiniteWeightsAreRefusedNamingTheTensor) {
+  ModelConfig config = SttConfig();
+  auto file = SafeTensorsFile::Open(testing_lm::LmDataDir("stt") + "/model.safetensors");
+  ASSERT_TRUE(file.ok());
+  for (const std::string& bad : {std::string("transformer.layers.1.gating.linear_out.weight"),
+                                 std::string("text_emb.weight"), std::string("out_norm.alpha")}) {
+    for (const double value :
+         {std::numeric_limits<double>::quiet_NaN(), -std::numeric_limits<double>::infinity()}) {
+      std::vector<std::pair<std::string, at::Tensor>> tensors;
+      for (const auto& info : (*file)->tensors()) {
+        at::Tensor t = (*file)->Load(info.name)->clone();
+        if (info.name == bad) t.view(-1)[t.numel() - 1] = value;
+        tensors.emplace_back(info.name, t);
+      }
+      const std::string path = TmpPath("nonfinite.safetensors");
+      ASSERT_TRUE(WriteSafeTensors(path, tensors).ok());
+      for (const at::ScalarType dtype : {at::kFloat, at::kChar}) {
+        LmLoadOptions options;
+        options.dtype = dtype;
+        auto model = LmModel::LoadFile(config.lm, path, options);
+        ASSERT_FALSE(model.ok()) << bad;
+        EXPECT_EQ(model.status().code(), absl::StatusCode::kInvalidArgument);
+        EXPECT_THAT(std::string(model.status().message()),
+                    HasSubstr("nonfinite.safetensors: tensor '" + bad + "' holds NaN or infinite values"));
+      }
+    }
+  }
+}
+
 TEST(LmErrorsTest, ConfigMismatchIsInvalidArgumentNamingTensor) {
   ModelConfig config = SttConfig();
   LmConfig wrong_dim = config.lm;

@@ -139,6 +139,23 @@ TEST(MimiModelErrorsTest, MissingAndMisshapedTensorsNameTheTensor) {
       misshaped.status().message(),
       HasSubstr(
           "'encoder_transformer.transformer.layers.1.linear1.weight' has shape [3, 3], expected [64, 32]"));
+  // A weight holding a NaN (a corrupt file) is refused by name instead of coding noise.
+  auto nan = MimiModel::Load(
+      [&](const std::string& n) -> absl::StatusOr<at::Tensor> {
+        absl::StatusOr<at::Tensor> t = (*file)->Load(n);
+        if (t.ok() && n == "decoder.model.5.convtr.convtr.weight") {
+          at::Tensor copy = t->clone();
+          copy.view(-1)[7] = std::numeric_limits<float>::quiet_NaN();
+          return copy;
+        }
+        return t;
+      },
+      "my.safetensors", *config);
+  ASSERT_FALSE(nan.ok());
+  EXPECT_THAT(
+      nan.status().message(),
+      HasSubstr(
+          "my.safetensors: tensor 'decoder.model.5.convtr.convtr.weight' holds NaN or infinite values"));
   // A real-architecture config against the tiny file: the schema check lists the mismatches.
   auto wrong = LoadMimiFile(mimi_test::DataPath("tiny_mimi.safetensors"), MimiConfig{});
   ASSERT_FALSE(wrong.ok());
