@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 
 namespace monologue::cli::synthesize {
 
@@ -54,6 +55,10 @@ std::optional<int> ReadUtterances(const SynthesizeFlags& f, std::vector<Utteranc
     Error("give exactly one of: TEXT..., - (stdin), --text-file F, --script F");
     return 2;
   }
+  if (f.script.empty() && f.voices.size() > 1) {
+    Error(absl::StrCat("note: only the first --voice speaks (", f.voices[0],
+                       "): a text is one speaker's turn; a --script alternates between two voices"));
+  }
   if (use_stdin) {
     utterances.push_back({"stdin", {}, true});
   } else if (!f.text.empty()) {
@@ -67,6 +72,19 @@ std::optional<int> ReadUtterances(const SynthesizeFlags& f, std::vector<Utteranc
       return 1;
     }
     utterances.push_back({fs::path(f.script).stem().string(), *turns, false});
+    // A script's turns alternate between two speakers (the DSM's main and other speaker): say when the voices
+    // given do not match that, as the model still runs (the reference accepts both).
+    if (f.voices.size() > 2) {
+      Error(
+          absl::StrCat("note: --voice ", absl::StrJoin(f.voices.begin() + 2, f.voices.end(), ", --voice "),
+                       " conditions the model but never speaks: a script's turns alternate between the first "
+                       "two voices"));
+    } else if (f.voices.size() < 2 && turns->size() > 1) {
+      Error(
+          "note: the script's turns 2, 4, ... are the second speaker's, who has no --voice: the model "
+          "chooses "
+          "that voice (give a second --voice to set it)");
+    }
   } else {
     for (const std::string& file : f.text_files) {
       if (const std::string why = NotAFile(file); !why.empty()) {

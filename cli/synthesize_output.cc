@@ -73,6 +73,31 @@ std::string Expand(const std::string& pattern, const Utterance& u, size_t index,
   return (fs::path(pattern) / absl::StrCat(u.name, ext)).string();
 }
 
+// With several utterances, why `pattern` (given to `flag`) cannot hold them all ("" when it can): it names
+// one file (an existing one, or a new path ending in an audio, JSON or safetensors extension) instead of a
+// directory or a pattern.
+std::string OneFileForSeveral(const char* flag, const std::string& pattern, size_t n) {
+  if (pattern.empty() || pattern.find("{name}") != std::string::npos ||
+      pattern.find("{index}") != std::string::npos) {
+    return "";
+  }
+  std::error_code ec;
+  const fs::path path(pattern);
+  static const std::set<std::string> kFileExtensions = {".wav", ".ogg",  ".opus", ".raw",        ".pcm",
+                                                        ".mp3", ".flac", ".json", ".safetensors"};
+  std::string ext = path.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  const bool file = fs::exists(path, ec) ? !fs::is_directory(path, ec) : kFileExtensions.contains(ext);
+  if (!file) return "";
+  return absl::StrCat(
+      flag, " ", pattern, ": ", n, " utterances cannot all go to one file; give a directory (", flag, " ",
+      path.parent_path().empty() ? "" : path.parent_path().string() + "/", path.stem().string(),
+      "/) or a pattern (", flag, " '",
+      (path.parent_path() / absl::StrCat(path.stem().string(), "-{index}", path.extension().string()))
+          .string(),
+      "')");
+}
+
 }  // namespace
 
 std::optional<int> PlanJobs(const SynthesizeFlags& f, const std::vector<Utterance>& utterances,
@@ -86,6 +111,16 @@ std::optional<int> PlanJobs(const SynthesizeFlags& f, const std::vector<Utteranc
   if (several && f.output == "-") {
     Error("-o -: several utterances cannot all go to stdout (use a directory or a {index} pattern)");
     return 2;
+  }
+  if (several) {
+    for (const auto& [flag, pattern] : {std::pair<const char*, const std::string*>{"-o", &f.output},
+                                        {"--words-out", &f.words_out},
+                                        {"--codes-out", &f.codes_out}}) {
+      if (const std::string why = OneFileForSeveral(flag, *pattern, n); !why.empty()) {
+        Error(why);
+        return 2;
+      }
+    }
   }
   const std::string ext = f.format == "ogg" ? ".ogg" : f.format == "s16le" || f.format == "f32le" ? ".raw" : ".wav";
   std::set<std::string> seen;

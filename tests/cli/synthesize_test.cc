@@ -24,6 +24,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 const std::string kTts = std::string(MONOLOGUE_TEST_DATA_DIR) + "/tts/";
 const std::string kModel = " --model " + kTts + "tiny-tts --voices " + kTts + "voices --threads 1 --no-progress";
@@ -167,8 +168,50 @@ TEST(SynthesizeCliTest, ScriptWithTwoVoicesEqualsTheReferenceDialogue) {
                            "voices/carol.0000tiny@0.safetensors --temp 0 -o " + Tmp("dialogue.ogg").string() +
                            " --codes-out " + codes.string());
   ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.err, Not(HasSubstr("note:")));
   ExpectCodes(codes, "dialogue_greedy");
   EXPECT_EQ(ReadFile(Tmp("dialogue.ogg")).substr(0, 4), "OggS");
+}
+
+// Several utterances into one file (`-o out.wav`) used to make a directory named out.wav; voices that do not
+// match the script's two speakers ran without a word.
+TEST(SynthesizeCliTest, SeveralUtterancesNeedADirectoryOrAPatternAndVoicesMatchTheScript) {
+  const fs::path lines = Tmp("two_lines.txt");
+  std::ofstream(lines) << "Hello there.\nSecond line.\n";
+  const fs::path wav = Tmp("several.wav");
+  fs::remove_all(wav);
+  RunResult into_wav =
+      Synthesize("--text-file " + lines.string() + kModel + " --voice alice -o " + wav.string());
+  EXPECT_EQ(into_wav.exit_code, 2);
+  EXPECT_THAT(into_wav.err, HasSubstr("2 utterances cannot all go to one file"));
+  EXPECT_THAT(into_wav.err, HasSubstr((wav.parent_path() / "several-{index}.wav").string()));
+  EXPECT_FALSE(fs::exists(wav));
+  const fs::path existing = Tmp("existing.out");
+  std::ofstream(existing) << "keep";
+  RunResult into_existing =
+      Synthesize("--text-file " + lines.string() + kModel + " --voice alice -o " + existing.string());
+  EXPECT_EQ(into_existing.exit_code, 2);
+  EXPECT_EQ(ReadFile(existing), "keep");
+  RunResult words = Synthesize("--text-file " + lines.string() + kModel + " --voice alice -o " +
+                               Tmp("several_dir").string() + " --words-out " + Tmp("several.json").string());
+  EXPECT_EQ(words.exit_code, 2);
+  EXPECT_THAT(words.err, HasSubstr("--words-out"));
+
+  const fs::path script = Tmp("two_turns.json");
+  std::ofstream(script) << R"(["Hello there.", "Hi."])";
+  RunResult one_voice = Synthesize("--script " + script.string() + kModel + " --voice alice -o " +
+                                   Tmp("one_voice.wav").string());
+  EXPECT_EQ(one_voice.exit_code, 0) << one_voice.err;
+  EXPECT_THAT(one_voice.err, HasSubstr("turns 2, 4, ... are the second speaker's, who has no --voice"));
+  RunResult three_voices =
+      Synthesize("--script " + script.string() + kModel + " --voice alice --voice bob --voice carol -o " +
+                 Tmp("three.wav").string());
+  EXPECT_EQ(three_voices.exit_code, 0) << three_voices.err;
+  EXPECT_THAT(three_voices.err, HasSubstr("--voice carol conditions the model but never speaks"));
+  RunResult text_two_voices =
+      Synthesize("Hello." + kModel + " --voice alice --voice bob -o " + Tmp("tv.wav").string());
+  EXPECT_EQ(text_two_voices.exit_code, 0) << text_two_voices.err;
+  EXPECT_THAT(text_two_voices.err, HasSubstr("only the first --voice speaks (alice)"));
 }
 
 TEST(SynthesizeCliTest, TextFileLinesAreBatchedAndEqualTheReferenceBatch) {
