@@ -146,6 +146,12 @@ absl::Status AudioInput::Push(std::span<const uint8_t> bytes, std::vector<float>
                                                       v, ") at input sample frame ", frames_in_ + f));
           return error_;
         }
+        if (std::fabs(v) > kMaxFloatSample) {
+          error_ = absl::InvalidArgumentError(absl::StrCat(
+              name_, ": FLOAT32_LE audio holds the sample ", v, " at input sample frame ", frames_in_ + f,
+              ": float samples are in [-1, 1] (16-bit values belong in LINEAR_PCM_S16LE)"));
+          return error_;
+        }
       }
       sum += v;
     }

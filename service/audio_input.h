@@ -29,6 +29,11 @@ struct AudioInputFormat {
 
 class AudioInput;
 
+// Float audio is in [-1, 1]; a few times over is clipped speech, far beyond it is a wrong scale (int16 values
+// sent as floats) that would be transcribed into noise words, so it is refused.
+// (core/audio's kMaxDecodedSample, the same bound for decoded files).
+inline constexpr float kMaxFloatSample = 64.0f;
+
 // A stream's audio decoded outside its lock (see DecodeOutsideLock).
 struct DecodedChunk {
   bool ready = false;  // decoding ran (false: no input to decode with, e.g. not configured yet)

@@ -40,9 +40,12 @@ class AudioRequestStream : public BidiStream<Request, Response> {
   void HandleRequestLocked(const Request& request) override {
     if (!this->configured_) {
       if (!request.has_config()) {
-        this->RefuseLocked("bad_config",
-                           grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                        "the first request of a stream must carry `config` (got audio first)"));
+        this->RefuseLocked(
+            "bad_config",
+            grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                         request.audio().empty()
+                             ? "the first request of a stream must carry `config` (it was empty)"
+                             : "the first request of a stream must carry `config` (got audio first)"));
         return;
       }
       ConfigureLocked(request.config());

@@ -182,6 +182,15 @@ class BidiStream : public grpc::ServerBidiReactor<Request, Response>, public Liv
   void FinishLocked(grpc::Status status) {
     if (finished_) return;
     finished_ = true;
+    // The message travels in a trailer: one that echoes a huge client value (a 5000-character voice name,
+    // twice) would pass gRPC's 8 KB metadata limit, and the client would get only that limit's error.
+    constexpr size_t kMaxMessage = 1024;
+    if (const std::string& m = status.error_message(); m.size() > kMaxMessage) {
+      size_t cut = kMaxMessage;
+      while (cut > 0 && (static_cast<unsigned char>(m[cut]) & 0xC0) == 0x80) --cut;  // whole UTF-8 characters
+      status = grpc::Status(status.error_code(),
+                            absl::StrCat(m.substr(0, cut), "... (", m.size(), " bytes in all)"));
+    }
     out_.clear();
     ReleaseLocked();
     if (counted_open_) {

@@ -28,9 +28,17 @@ TtsEngine::~TtsEngine() = default;
 absl::StatusOr<std::unique_ptr<TtsSession>> TtsEngine::OpenSession(const TtsSessionOptions& options) {
   auto& sh = *shared_;
   const TtsModelInfo& info = sh.info;
-  if (options.padding_between < 0) return absl::InvalidArgumentError("padding between words must be >= 0");
+  // Forced padding steps after each word: the DSM scripts use 1; 100 is 8 s of silence per word (and keeps
+  // the state machine's step counts far from overflowing).
+  constexpr int kMaxPaddingBetween = 100;
+  if (options.padding_between < 0 || options.padding_between > kMaxPaddingBetween) {
+    return absl::InvalidArgumentError(absl::StrCat("padding between words must be from 0 to ",
+                                                   kMaxPaddingBetween, " steps (got ",
+                                                   options.padding_between, ")"));
+  }
   if (options.temp.has_value() && (*options.temp < 0 || !std::isfinite(*options.temp))) {
-    return absl::InvalidArgumentError("temperature must be >= 0");
+    return absl::InvalidArgumentError(
+        absl::StrCat("temperature must be a finite number >= 0 (got ", *options.temp, ")"));
   }
   if ((options.temp.has_value() || options.seed.has_value()) && !sh.options.independent_slots) {
     return absl::InvalidArgumentError("per-session temperature and seed need independent slots");

@@ -40,6 +40,11 @@
 
 namespace monologue {
 
+// Decoded samples beyond this magnitude are refused: audio lives in [-1, 1], a few times over is clipped
+// speech, far beyond is a float file written at the wrong scale (16-bit values), which would be transcribed
+// as noise.
+inline constexpr float kMaxDecodedSample = 64.0f;
+
 struct AudioDecoderOptions {
   int target_sample_rate = 24000;
   // FFmpeg demuxer name ("ogg", "wav", "mp3", "flac", ...) to skip probing; empty = probe the content.

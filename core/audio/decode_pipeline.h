@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -23,6 +24,9 @@ extern "C" {
 
 namespace monologue::audio_internal {
 
+// Source sample rates a decode accepts (old 4 kHz speech codecs to studio 768 kHz).
+inline constexpr int kMinSampleRate = 4000;
+inline constexpr int kMaxSampleRate = 768000;
 
 // The demux -> decode -> downmix/resample pipeline for one input. Not thread-safe; the push decoder runs it
 // on its own thread.
@@ -306,6 +310,13 @@ class DecodeEngine {
       if (frame->sample_rate <= 0) {
         return absl::InvalidArgumentError(absl::StrCat(name_, ": decoded frame without a sample rate"));
       }
+      // A header's rate decides how many samples its bytes become: 1 Hz made an 8 KB WAV into 4000 s of
+      // audio (2 GB at 24 kHz). Real audio is at least telephone-band.
+      if (frame->sample_rate < kMinSampleRate || frame->sample_rate > kMaxSampleRate) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            name_, ": sample rate ", frame->sample_rate,
+            " Hz in the audio's header; supported: ", kMinSampleRate, " to ", kMaxSampleRate, " Hz"));
+      }
       absl::Status status = InitResampler(frame, out);
       if (!status.ok()) return status;
     }
@@ -321,6 +332,16 @@ class DecodeEngine {
       return audio_internal::FfmpegStatus(n, absl::StrCat(name_, ": resampling failed"));
     }
     out->resize(old_size + n);
+    for (int i = 0; i < n; ++i) {
+      const float x = (*out)[old_size + static_cast<size_t>(i)];
+      if (!(std::fabs(x) <= kMaxDecodedSample)) {  // NaN too
+        out->resize(old_size + static_cast<size_t>(i));
+        return absl::InvalidArgumentError(
+            absl::StrCat(name_, ": the audio holds the sample ", x, " at ",
+                         static_cast<double>(produced_ + i) / options_.target_sample_rate,
+                         " s: samples are in [-1, 1] (a float file written with 16-bit values?)"));
+      }
+    }
     produced_ += n;
     return absl::OkStatus();
   }

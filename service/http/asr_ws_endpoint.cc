@@ -21,6 +21,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "asr/asr_engine.h"
+#include "service/audio_input.h"
 #include "service/http/msgpack_messages.h"
 #include "service/http/ogg_opus_stream.h"
 #include "service/http/ws_endpoints.h"
@@ -58,6 +59,13 @@ class AsrWsConnection final : public WsConnection {
       if (!pcm.ok()) {
         FailLocked(std::string(pcm.status().message()));
         return;
+      }
+      for (size_t i = 0; i < pcm->size(); ++i) {
+        if (std::fabs((*pcm)[i]) > kMaxFloatSample) {
+          FailLocked(absl::StrCat("Audio message: \"pcm\"[", i, "] is ", (*pcm)[i],
+                                  ": samples are in [-1, 1] (16-bit values must be divided by 32768)"));
+          return;
+        }
       }
       PushLocked(*pcm);
     } else if (type == "Marker") {

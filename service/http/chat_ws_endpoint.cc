@@ -40,11 +40,15 @@ class ChatWsConnection final : public WsConnection {
   void OpenLocked() override {
     std::optional<uint64_t> seed;
     DialogueSampling sampling;
-    if (!NumberParamLocked(query_, "seed", [&](double x) { seed = static_cast<uint64_t>(x); }) ||
+    if (!SeedParamLocked(query_, "seed", [&](uint64_t x) { seed = x; }) ||
         !NumberParamLocked(query_, "audio_temperature", [&](double x) { sampling.temp = x; }) ||
         !NumberParamLocked(query_, "text_temperature", [&](double x) { sampling.temp_text = x; }) ||
-        !NumberParamLocked(query_, "audio_topk", [&](double x) { sampling.top_k = static_cast<int>(x); }) ||
-        !NumberParamLocked(query_, "text_topk", [&](double x) { sampling.top_k_text = static_cast<int>(x); })) {
+        !NumberParamLocked(
+            query_, "audio_topk", [&](double x) { sampling.top_k = static_cast<int>(x); }, 1e6,
+            /*whole=*/true) ||
+        !NumberParamLocked(
+            query_, "text_topk", [&](double x) { sampling.top_k_text = static_cast<int>(x); }, 1e6,
+            /*whole=*/true)) {
       return;
     }
     auto session = engine_->OpenSession(seed, sampling);

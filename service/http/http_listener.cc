@@ -53,6 +53,17 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     parser_->body_limit(kMaxRequestBody);
     stream_.expires_after(std::chrono::seconds(30));
     http::async_read(stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, size_t) {
+      if (ec == http::error::header_limit || ec == http::error::body_limit) {
+        // Say why before closing (a 9000-character target used to get the connection closed, no status).
+        HttpRequest req;
+        req.version(11);
+        req.keep_alive(false);
+        return ec == http::error::header_limit
+                   ? self->Respond(req, http::status::request_header_fields_too_large,
+                                   "the request line and headers exceed 8 KB\n")
+                   : self->Respond(req, http::status::payload_too_large,
+                                   absl::StrCat("the request body exceeds ", kMaxRequestBody, " bytes\n"));
+      }
       if (ec) {
         beast::error_code ignored;
         self->stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);

@@ -12,11 +12,19 @@ absl::StatusOr<TaggedMessage> TaggedMessage::Parse(std::string_view bytes) {
   TaggedMessage m;
   try {
     std::size_t offset = 0;
-    m.handle_ = msgpack::unpack(bytes.data(), bytes.size(), offset);
+    // Every entry takes at least a byte: a header claiming more entries than the message has bytes is
+    // malformed (msgpack-c would first try to allocate them all: 4e9 entries, std::bad_alloc).
+    const std::size_t n = bytes.size();
+    m.handle_ = msgpack::unpack(bytes.data(), n, offset, nullptr, nullptr,
+                                msgpack::unpack_limit(n, n / 2, n, n, n, /*depth=*/64));
     if (offset != bytes.size()) {
       return absl::InvalidArgumentError(
           absl::StrCat("malformed message: ", bytes.size() - offset, " bytes after the MessagePack value"));
     }
+  } catch (const msgpack::size_overflow& e) {
+    return absl::InvalidArgumentError(absl::StrCat("malformed MessagePack message: ", e.what(),
+                                                   " (an array, map or string longer than the ", bytes.size(),
+                                                   "-byte message, or nested more than 64 deep)"));
   } catch (const std::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("malformed MessagePack message: ", e.what()));
   }

@@ -75,7 +75,7 @@ class TtsWsConnection final : public WsConnection {
       }
       o.voices.push_back(*path);
     }
-    if (!NumberParamLocked(query_, "seed", [&](double x) { o.seed = static_cast<uint64_t>(x); }) ||
+    if (!SeedParamLocked(query_, "seed", [&](uint64_t x) { o.seed = x; }) ||
         !NumberParamLocked(query_, "temperature", [&](double x) { o.temp = x; }) ||
         !NumberParamLocked(query_, "cfg_alpha", [&](double x) { o.cfg_coef = x; })) {
       return;
@@ -233,6 +233,8 @@ class TtsWsConnection final : public WsConnection {
   std::string ErrorMessageLocked(const std::string& text) override {
     return MessagePack() ? MsgpackError(text) : std::string();  // raw formats: the close reason only
   }
+
+  bool AwaitsInputLocked() const override { return !closed_; }  // until Eos
 
   TtsEngine* engine_;
   const SynthesisDefaults* defaults_;

@@ -1,8 +1,9 @@
 #include "service/http/ws_connection.h"
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
-
 #include <chrono>
+#include <cmath>
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -39,6 +40,7 @@ void WsConnection::Run(HttpRequest request) {
     {
       std::lock_guard<std::mutex> lock(self->mu_);
       self->accepted_ = true;
+      self->last_input_ = ServiceClock::now();
       self->OpenLocked();
     }
     self->loop_->Notify();
@@ -82,27 +84,52 @@ void WsConnection::EndWithErrorLocked(const std::string& message, const char* me
   if (!error.empty()) out_.push_back(Outgoing{std::move(error), false});
   FinishLocked(metric);
   close_pending_ = true;
-  // A close reason is at most 123 bytes.
-  close_reason_ = websocket::close_reason(code, message.size() > 120 ? message.substr(0, 120) : message);
+  // A close reason is at most 123 bytes, of valid UTF-8: cut before a continuation byte.
+  size_t cut = std::min<size_t>(message.size(), 120);
+  while (cut > 0 && cut < message.size() && (static_cast<unsigned char>(message[cut]) & 0xC0) == 0x80) --cut;
+  close_reason_ = websocket::close_reason(code, message.substr(0, cut));
   Post(&WsConnection::DoWrite);
 }
 
 void WsConnection::RefuseLocked(const char* reason, const std::string& message, const char* metric) {
   loop_->metrics().Refused(reason);
-  FailLocked(message, metric, websocket::close_code::try_again_later);
+  // 1013 (try again later) only when trying again can help: a full server; a bad request is 1008 (policy).
+  FailLocked(message, metric,
+             std::string_view(reason) == "no_free_slot" ? websocket::close_code::try_again_later
+                                                        : websocket::close_code::policy_error);
 }
 
 bool WsConnection::NumberParamLocked(const QueryParams& query, const char* key,
-                                     absl::FunctionRef<void(double)> set) {
+                                     absl::FunctionRef<void(double)> set, double max, bool whole) {
   auto it = query.find(key);
   if (it == query.end()) return true;
   double x = 0;
-  if (!absl::SimpleAtod(it->second, &x) || !(x >= 0)) {
-    RefuseLocked("bad_config", absl::StrCat(key, "=", it->second, ": expected a non-negative number"),
+  if (!absl::SimpleAtod(it->second, &x) || !(x >= 0 && x <= max) || (whole && x != std::floor(x))) {
+    RefuseLocked("bad_config",
+                 absl::StrCat(key, "=", it->second.substr(0, 64), ": expected a ", whole ? "whole " : "",
+                              "number from 0 to ", max),
                  "INVALID_ARGUMENT");
     return false;
   }
   set(x);
+  return true;
+}
+
+bool WsConnection::SeedParamLocked(const QueryParams& query, const char* key,
+                                   absl::FunctionRef<void(uint64_t)> set) {
+  auto it = query.find(key);
+  if (it == query.end()) return true;
+  uint64_t seed = 0;
+  // Digits only: SimpleAtoi would take a sign or spaces, and a double would round seeds past 2^53.
+  if (it->second.empty() || it->second.find_first_not_of("0123456789") != std::string::npos ||
+      !absl::SimpleAtoi(it->second, &seed)) {
+    RefuseLocked("bad_config",
+                 absl::StrCat(key, "=", it->second.substr(0, 64),
+                              ": expected a whole number from 0 to 18446744073709551615"),
+                 "INVALID_ARGUMENT");
+    return false;
+  }
+  set(seed);
   return true;
 }
 
@@ -138,6 +165,16 @@ void WsConnection::Pump(ServiceClock::time_point now) {
   if (read_paused_ && !InputFullLocked()) {
     read_paused_ = false;
     Post(&WsConnection::DoRead);
+  }
+  // A client that keeps the connection open (it answers pings) but sends nothing would hold its slot for
+  // good: closed after --idle-timeout, as the gRPC streams are (and the Rust server's receive timeout).
+  if (read_paused_ || !AwaitsInputLocked()) {
+    last_input_ = now;  // not waiting on the client
+  } else if (std::chrono::duration<double>(now - last_input_).count() >
+             loop_->options().idle_timeout_seconds) {
+    FailLocked(absl::StrCat("no message for ", loop_->options().idle_timeout_seconds,
+                            " s: keep sending, or end the stream"),
+               "OUT_OF_RANGE");
   }
 }
 
@@ -186,6 +223,7 @@ void WsConnection::OnRead(beast::error_code ec) {
   bool paused = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    last_input_ = ServiceClock::now();
     if (!finished_) {
       OnMessageLocked(data, binary);
       paused = !finished_ && InputFullLocked();

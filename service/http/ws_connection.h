@@ -61,6 +61,9 @@ class WsConnection : public LiveStream, public std::enable_shared_from_this<WsCo
   virtual void PumpLocked(ServiceClock::time_point now) = 0;
   // True while the server should stop reading (the session has enough input ahead).
   virtual bool InputFullLocked() const { return OutputBacklogLocked(); }
+  // True while the protocol expects more messages from the client (false once it has said it is done, e.g.
+  // TTS's Eos): a client that sends none for --idle-timeout is then closed, freeing its slot.
+  virtual bool AwaitsInputLocked() const { return true; }
   // Frees the session (its batch slot).
   virtual void ReleaseLocked() = 0;
   // The protocol's error message carrying `text` ("" = the protocol has none: only the close reason).
@@ -75,11 +78,15 @@ class WsConnection : public LiveStream, public std::enable_shared_from_this<WsCo
   // The same, after everything already queued: what the stream produced still reaches the client.
   void EndWithErrorLocked(const std::string& message, const char* metric,
                           websocket::close_code code = websocket::close_code::policy_error);
-  // A refusal before any session (no free slot, bad parameters): counted as refused, then FailLocked.
+  // A refusal before any session (no free slot: close 1013, try again later; bad parameters: 1008): counted
+  // as refused, then FailLocked.
   void RefuseLocked(const char* reason, const std::string& message, const char* metric);
-  // The query parameter `key` of `query` as a non-negative number, passed to `set` when present; false (after
-  // RefuseLocked: bad_config) when it is not one.
-  bool NumberParamLocked(const QueryParams& query, const char* key, absl::FunctionRef<void(double)> set);
+  // The query parameter `key` of `query` as a finite number from 0 to `max` (a whole one when `whole`),
+  // passed to `set` when present; false (after RefuseLocked: bad_config) when it is not one.
+  bool NumberParamLocked(const QueryParams& query, const char* key, absl::FunctionRef<void(double)> set,
+                         double max = 1e6, bool whole = false);
+  // The same for a sampling seed: a whole number that fits 64 bits, read exactly.
+  bool SeedParamLocked(const QueryParams& query, const char* key, absl::FunctionRef<void(uint64_t)> set);
   // Ends normally once every queued message is written.
   void EndLocked();
   void CountOpenLocked();
@@ -114,6 +121,7 @@ class WsConnection : public LiveStream, public std::enable_shared_from_this<WsCo
   websocket::close_reason close_reason_;
   bool counted_open_ = false;
   bool accepted_ = false;  // the handshake completed
+  ServiceClock::time_point last_input_;  // the last complete message from the client (or the handshake)
   std::atomic<bool> terminated_{false};
   std::shared_ptr<WsConnection> self_;  // held while registered with the loop
 };

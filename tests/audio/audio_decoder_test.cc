@@ -231,31 +231,72 @@ TEST(AudioDecoderTest, StereoDownmixIsTheChannelMean) {
   EXPECT_GT(testing::SnrDb(mean24, mono24), 100.0);  // same signal up to float rounding in the filter
 }
 
-// More channels than FFmpeg's resampler mixes: the error says how many and the limit (it used to read as an
-// input with no audio).
-TEST(AudioDecoderTest, TooManyChannelsAreNamed) {
-  constexpr int kChannels = 255, kRate = 24000, kFrames = 480;
+// Headers the decoder cannot honour are named: more channels than FFmpeg's resampler mixes (it used to read
+// as an input with no audio), and a sample rate below 4 kHz (1 Hz turned an 8 KB WAV into 4000 s of audio).
+TEST(AudioDecoderTest, HeadersOutsideWhatCanBeDecodedAreNamed) {
   auto u32 = [](uint32_t v) { return std::string(reinterpret_cast<const char*>(&v), 4); };
   auto u16 = [](uint16_t v) { return std::string(reinterpret_cast<const char*>(&v), 2); };
-  const std::string data(static_cast<size_t>(kChannels) * kFrames * 2, '\1');
-  const std::string wav = "RIFF" + u32(36 + static_cast<uint32_t>(data.size())) + "WAVEfmt " + u32(16) +
-                          u16(1) + u16(kChannels) + u32(kRate) + u32(kRate * kChannels * 2) +
-                          u16(kChannels * 2) + u16(16) + "data" + u32(static_cast<uint32_t>(data.size())) +
-                          data;
-  const std::string path = TmpPath("channels255.wav");
-  {
+  auto wav = [&](int channels, int rate, int frames, const std::string& name) {
+    const std::string data(static_cast<size_t>(channels) * frames * 2, '\1');
+    const std::string bytes = "RIFF" + u32(36 + static_cast<uint32_t>(data.size())) + "WAVEfmt " + u32(16) +
+                              u16(1) + u16(channels) + u32(rate) + u32(rate * channels * 2) +
+                              u16(channels * 2) + u16(16) + "data" + u32(static_cast<uint32_t>(data.size())) +
+                              data;
+    const std::string path = TmpPath(name);
     FILE* f = std::fopen(path.c_str(), "wb");
-    ASSERT_NE(f, nullptr);
-    ASSERT_EQ(std::fwrite(wav.data(), 1, wav.size(), f), wav.size());
+    EXPECT_NE(f, nullptr);
+    EXPECT_EQ(std::fwrite(bytes.data(), 1, bytes.size(), f), bytes.size());
     std::fclose(f);
+    return path;
+  };
+  struct Case {
+    int channels, rate;
+    std::vector<std::string> expected;
+  };
+  for (const Case& c : {Case{255, 24000, {"255 channels at 24000 Hz", "at most 64 channels"}},
+                        Case{1, 1, {"sample rate 1 Hz in the audio's header; supported: 4000 to 768000 Hz"}},
+                        Case{1, 3999, {"sample rate 3999 Hz"}}}) {
+    // The header reads, then the first frame cannot be converted: no samples, and the reason as the warning.
+    auto decoded = DecodeAudioFile(wav(c.channels, c.rate, 480, "bad_header.wav"));
+    ASSERT_TRUE(decoded.ok()) << decoded.status();
+    EXPECT_TRUE(decoded->samples.empty()) << c.channels << " " << c.rate;
+    for (const std::string& e : c.expected) {
+      EXPECT_TRUE(absl::StrContains(decoded->warning.message(), e)) << decoded->warning;
+    }
   }
-  // The header reads, then the first frame cannot be converted: no samples, and the reason as the warning.
-  auto decoded = DecodeAudioFile(path);
-  ASSERT_TRUE(decoded.ok()) << decoded.status();
-  EXPECT_TRUE(decoded->samples.empty());
-  EXPECT_EQ(decoded->info.source_channels, kChannels);
-  EXPECT_TRUE(absl::StrContains(decoded->warning.message(), "255 channels at 24000 Hz")) << decoded->warning;
-  EXPECT_TRUE(absl::StrContains(decoded->warning.message(), "at most 64 channels")) << decoded->warning;
+  // A float file written at 16-bit scale: refused at its first sample far outside [-1, 1] (it was transcribed
+  // into noise words); a few times over (clipped speech) decodes.
+  for (const float peak : {12000.0f, 3.0f}) {
+    const std::string path = TmpPath("loud_float.wav");
+    {
+      auto writer = WavWriter::Create(path, WriterOptions([&](AudioWriterOptions& o) {
+                                        o.sample_rate = 24000;
+                                        o.wav_sample_format = WavSampleFormat::kFloat32;
+                                      }));
+      ASSERT_TRUE(writer.ok());
+      std::vector<float> samples(4800, 0.01f);
+      samples[2400] = peak;
+      ASSERT_TRUE((*writer)->Write(samples).ok());
+      ASSERT_TRUE((*writer)->Close().ok());
+    }
+    auto decoded = DecodeAudioFile(path);
+    ASSERT_TRUE(decoded.ok()) << decoded.status();
+    if (peak > 64) {
+      EXPECT_TRUE(absl::StrContains(decoded->warning.message(), "the audio holds the sample 12000 at 0.1 s"))
+          << decoded->warning;
+      EXPECT_EQ(decoded->samples.size(), 2400u);  // what came before it stands
+    } else {
+      EXPECT_TRUE(decoded->warning.ok()) << decoded->warning;
+      EXPECT_EQ(decoded->samples.size(), 4800u);
+    }
+  }
+  // The edges of the range decode.
+  for (const int rate : {4000, 8000, 192000}) {
+    auto decoded = DecodeAudioFile(wav(2, rate, rate / 10, "edge.wav"));
+    ASSERT_TRUE(decoded.ok()) << decoded.status();
+    EXPECT_TRUE(decoded->warning.ok()) << rate << ": " << decoded->warning;
+    EXPECT_NEAR(static_cast<double>(decoded->samples.size()), 2400.0, 2.0) << rate;
+  }
 }
 
 // How the caller slices Read() must not change a sample.

@@ -9,7 +9,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <future>
+#include <limits>
 #include <sstream>
 #include <thread>
 
@@ -53,6 +55,7 @@ struct SynthOptions {
   // When valid, the text stream is half-closed only once this is ready (or after 60 s): until then the
   // stream cannot finish (a slot waiting for text does not step), whatever the machine's speed.
   std::shared_future<void> close_text_after;
+  std::function<void(v1::SynthesizeConfig*)> edit_config;  // applied to the config before it is sent
 };
 
 SynthOptions Voices(std::vector<std::string> voices) {
@@ -76,6 +79,7 @@ SynthResult Synthesize(grpc::Channel* channel, const std::vector<std::string>& t
       v1::SynthesizeRequest c;
       for (const auto& v : o.voices) c.mutable_config()->add_voices(v);
       c.mutable_config()->set_output_encoding(o.encoding);
+      if (o.edit_config) o.edit_config(c.mutable_config());
       if (!stream->Write(c)) return;
     }
     for (size_t t = 0; t < turns.size(); ++t) {
@@ -205,6 +209,33 @@ TEST_F(MultiModeTest, BadSynthesisConfigsGetInvalidArgument) {
   without_config.send_config = false;
   SynthResult no_config = Synthesize(channel.get(), {"Hello there."}, without_config);
   EXPECT_EQ(no_config.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  // Values found by probing the server (2026-12-03): a huge echoed name made the status too big for gRPC's
+  // trailer limit (the client got RESOURCE_EXHAUSTED about metadata), INT32_MAX padding wrapped to 0.
+  auto edited = [](std::function<void(v1::SynthesizeConfig*)> edit) {
+    SynthOptions o;
+    o.edit_config = std::move(edit);
+    return o;
+  };
+  SynthResult long_name = Synthesize(channel.get(), {"Hello there."}, Voices({std::string(5000, 'a')}));
+  EXPECT_EQ(long_name.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+      << long_name.status.error_message();
+  EXPECT_LT(long_name.status.error_message().size(), 1100u);
+  EXPECT_NE(long_name.status.error_message().find("bytes in all)"), std::string::npos);
+  SynthResult padding =
+      Synthesize(channel.get(), {"Hello there."},
+                 edited([](v1::SynthesizeConfig* c) { c->set_padding_between(2147483647); }));
+  EXPECT_EQ(padding.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(padding.status.error_message().find(
+                "padding between words must be from 0 to 100 steps (got 2147483647)"),
+            std::string::npos)
+      << padding.status.error_message();
+  SynthResult hot = Synthesize(channel.get(), {"Hello there."}, edited([](v1::SynthesizeConfig* c) {
+                                 c->set_temperature(std::numeric_limits<double>::infinity());
+                               }));
+  EXPECT_EQ(hot.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(hot.status.error_message().find("temperature must be a finite number >= 0 (got inf)"),
+            std::string::npos)
+      << hot.status.error_message();
   SynthResult empty = Synthesize(channel.get(), {"  ((  ))  "});
   EXPECT_EQ(empty.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(empty.status.error_message().find("no text to speak"), std::string::npos);

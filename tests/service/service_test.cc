@@ -140,6 +140,10 @@ TEST_F(ServiceTest, BadConfigBadAudioAndOversizedMessagesGetTheirStatus) {
   };
   std::vector<float> nan_audio(1000, 0.1f);
   nan_audio[500] = std::nanf("");
+  std::vector<float> int16_scale(1000, 0.1f);  // 16-bit values sent as floats
+  int16_scale[700] = 12000.0f;
+  // A WAV header claiming 1 Hz: 2 KB of it would be 1000 s of audio at 24 kHz.
+  std::string one_hz = MakeWav(std::vector<float>(1000, 0.1f), 1);
   const std::vector<Case> cases = {
       {"audio before config", {Audio(pcm)}, grpc::StatusCode::INVALID_ARGUMENT, "must carry `config`"},
       {"no config at all", {}, grpc::StatusCode::INVALID_ARGUMENT, "before its `config`"},
@@ -163,6 +167,18 @@ TEST_F(ServiceTest, BadConfigBadAudioAndOversizedMessagesGetTheirStatus) {
        {ConfigRequest(v1::FLOAT32_LE), Audio(Float32Bytes(nan_audio))},
        grpc::StatusCode::INVALID_ARGUMENT,
        "non-finite"},
+      {"float audio at 16-bit scale",
+       {ConfigRequest(v1::FLOAT32_LE), Audio(Float32Bytes(int16_scale))},
+       grpc::StatusCode::INVALID_ARGUMENT,
+       "holds the sample 12000 at input sample frame 700: float samples are in [-1, 1]"},
+      {"a container header at 1 Hz",
+       {ConfigRequest(v1::CONTAINER_AUTO), Audio(one_hz)},
+       grpc::StatusCode::INVALID_ARGUMENT,
+       "sample rate 1 Hz in the audio's header"},
+      {"an empty first request",
+       {v1::TranscribeRequest()},
+       grpc::StatusCode::INVALID_ARGUMENT,
+       "must carry `config` (it was empty)"},
       {"not Ogg/Opus",
        {ConfigRequest(v1::OGG_OPUS), Audio(std::string(5000, 'z'))},
        grpc::StatusCode::INVALID_ARGUMENT,

@@ -163,6 +163,16 @@ inline std::string Pcm16Bytes(const std::vector<float>& audio) {
   }
   return bytes;
 }
+// A mono 16-bit WAV file of `audio` whose header says `sample_rate`.
+inline std::string MakeWav(const std::vector<float>& audio, uint32_t sample_rate) {
+  auto u32 = [](uint32_t v) { return std::string(reinterpret_cast<const char*>(&v), 4); };
+  auto u16 = [](uint16_t v) { return std::string(reinterpret_cast<const char*>(&v), 2); };
+  const std::string data = Pcm16Bytes(audio);
+  return "RIFF" + u32(36 + static_cast<uint32_t>(data.size())) + "WAVEfmt " + u32(16) + u16(1) + u16(1) +
+         u32(sample_rate) + u32(sample_rate * 2) + u16(2) + u16(16) + "data" +
+         u32(static_cast<uint32_t>(data.size())) + data;
+}
+
 inline std::string Float32Bytes(const std::vector<float>& audio) {
   return std::string(reinterpret_cast<const char*>(audio.data()), audio.size() * 4);
 }

@@ -230,6 +230,22 @@ TEST_F(WsAsrTest, MalformedAndUnknownMessagesCloseOnlyThatConnection) {
     EXPECT_FALSE(client.Read().has_value());
     EXPECT_TRUE(client.closed);
   }
+  // Samples far outside [-1, 1] (16-bit values sent as floats) are refused, naming the sample.
+  {
+    WsClient client(http_, "/api/asr-streaming");
+    ASSERT_TRUE(client.connected);
+    ASSERT_TRUE(client.Read().has_value());  // Ready
+    std::vector<float> loud(1920, 0.01f);
+    loud[100] = 12000.0f;
+    ASSERT_TRUE(client.Send(AudioMessage(loud.data(), loud.size())));
+    auto error = client.Read();
+    ASSERT_TRUE(error.has_value());
+    auto msg = Unpack(error->data);
+    ASSERT_TRUE(msg.has_value());
+    EXPECT_EQ(msg->type(), "Error");
+    EXPECT_NE(msg->Str("message").find("\"pcm\"[100] is 12000: samples are in [-1, 1]"), std::string::npos)
+        << msg->Str("message");
+  }
   // The other connection still works.
   const AsrRun run = RunAsr(good, std::vector<float>(24000, 0.0f), 0, 24000 * 2);
   EXPECT_TRUE(run.ready_first);

@@ -170,6 +170,95 @@ TEST(WsTtsLimitsTest, FullServerGetsError) {
   EXPECT_FALSE(b.Read().has_value());
 }
 
+bool ValidUtf8(const std::string& s) {
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    if (n == 0 || i + n > s.size()) return false;
+    for (size_t k = 1; k < n; ++k) {
+      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
+    }
+    i += n;
+  }
+  return true;
+}
+
+// Found by probing the server with bad input (2026-12-03): bad query parameters close with 1008 (1013, "try
+// again later", only for a full server), a seed must fit 64 bits exactly, a close reason stays valid UTF-8, a
+// client that sends nothing for --idle-timeout loses its slot, an oversized request gets 431, a MessagePack
+// header claiming 4e9 entries is named (it was std::bad_alloc).
+TEST(WsTtsLimitsTest, BadParametersQuietClientsAndOversizedRequestsAreRefusedSayingWhy) {
+  ServerProcess server(
+      {"--tts", kTtsData + "tiny-tts", "--voices", kTtsData + "voices", "--default-voice", "alice",
+       "--max-tts-streams", "1", "--threads", "1", "--idle-timeout", "1", "--http", "127.0.0.1:0"},
+      /*with_stt=*/false);
+  ASSERT_TRUE(server.ok());
+  const std::string http = server.HttpAddress();
+  ASSERT_FALSE(http.empty());
+  const std::string base = "/api/tts_streaming?format=PcmMessagePack&";
+  std::string e_acute;
+  for (int i = 0; i < 60; ++i) e_acute += "%C3%A9";
+  for (const auto& [query, expected] : std::vector<std::pair<std::string, std::string>>{
+           {"seed=18446744073709551616", "seed=18446744073709551616: expected a whole number"},
+           {"seed=1.5", "seed=1.5: expected a whole number"},
+           {"seed=-1", "seed=-1: expected"},
+           {"temperature=inf", "temperature=inf: expected a number from 0 to"},
+           {"temperature=nan", "temperature=nan: expected"},
+           {"voice=a" + e_acute, "not found"}}) {
+    WsClient client(http, base + query);
+    ASSERT_TRUE(client.connected) << query;
+    auto error = client.Read();
+    ASSERT_TRUE(error.has_value()) << query;
+    EXPECT_EQ(Unpack(error->data)->type(), "Error") << query;
+    EXPECT_NE(Unpack(error->data)->Str("message").find(expected), std::string::npos)
+        << query << ": " << Unpack(error->data)->Str("message");
+    EXPECT_FALSE(client.Read().has_value());
+    EXPECT_EQ(client.close_code, 1008) << query;
+    EXPECT_TRUE(ValidUtf8(client.close_reason)) << query << ": " << client.close_reason;
+  }
+  {
+    WsClient largest_seed(http, base + "seed=18446744073709551615");
+    ASSERT_TRUE(largest_seed.connected);
+    auto ready = largest_seed.Read();
+    ASSERT_TRUE(ready.has_value());
+    EXPECT_EQ(Unpack(ready->data)->type(), "Ready");
+  }
+  // The only slot, once the client before has let go of it (its close reaches the server a moment later).
+  auto connect_ready = [&]() -> std::unique_ptr<WsClient> {
+    for (int attempt = 0; attempt < 40; ++attempt) {
+      auto client = std::make_unique<WsClient>(http, base + "voice=alice");
+      auto first = client->Read();
+      if (first.has_value() && Unpack(first->data)->type() == "Ready") return client;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return nullptr;
+  };
+  {
+    // A map whose "text" claims 2^32 - 1 array entries in a 22-byte message.
+    std::unique_ptr<WsClient> c = connect_ready();
+    ASSERT_NE(c, nullptr);
+    WsClient& client = *c;
+    ASSERT_TRUE(client.Send(std::string("\x82\xa4type\xa4Text\xa4text\xdd\xff\xff\xff\xff", 22)));
+    auto error = client.Read();
+    ASSERT_TRUE(error.has_value());
+    EXPECT_NE(Unpack(error->data)->Str("message").find("longer than the 22-byte message"), std::string::npos)
+        << Unpack(error->data)->Str("message");
+  }
+  {
+    // Connected, then silent: the slot goes back after --idle-timeout (1 s).
+    std::unique_ptr<WsClient> c = connect_ready();
+    ASSERT_NE(c, nullptr);
+    WsClient& quiet = *c;
+    auto error = quiet.Read();
+    ASSERT_TRUE(error.has_value());
+    EXPECT_EQ(Unpack(error->data)->Str("message"), "no message for 1 s: keep sending, or end the stream");
+    EXPECT_FALSE(quiet.Read().has_value());
+    EXPECT_TRUE(quiet.closed);
+  }
+  EXPECT_NE(connect_ready(), nullptr);
+  EXPECT_EQ(UpgradeStatus(http, "/api/tts_streaming?voice=" + std::string(9000, 'a')), 431);
+}
+
 // A stream stopped at `--tts-max-steps` with text left keeps what it produced and says so: the WebSocket
 // sends the audio (the reference's first frames) and words, then an Error naming the limit; the gRPC end
 // carries `truncated`, which `monologue synthesize --server` reports with exit status 1, keeping the audio.
