@@ -28,6 +28,7 @@
 #include "core/io/safetensors.h"
 #include "core/mimi/mimi_loader.h"
 #include "core/mimi/mimi_model.h"
+#include "core/util/device_dtype.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
 #ifdef MONOLOGUE_HAVE_FFMPEG
@@ -48,6 +49,8 @@ struct CodecFlags {
   int threads = 0;
 };
 
+#ifdef MONOLOGUE_HAVE_FFMPEG
+
 absl::StatusOr<MimiModel> LoadModel(const CodecFlags& f) {
   std::string path = f.mimi;
   if (path.empty()) {
@@ -57,20 +60,13 @@ absl::StatusOr<MimiModel> LoadModel(const CodecFlags& f) {
     }
     path = env;
   }
-  c10::Device device(c10::kCPU);
-  try {
-    device = c10::Device(f.device);
-  } catch (const std::exception&) {
-    return absl::InvalidArgumentError(absl::StrCat("--device '", f.device, "': expected cpu or cuda[:N]"));
-  }
-  if (device.is_cuda() && !at::hasCUDA())
-    return absl::FailedPreconditionError("--device cuda: no CUDA device");
+  auto device = ParseDevice(f.device);  // the other commands' rules and messages
+  if (!device.ok())
+    return absl::Status(device.status().code(), absl::StrCat("--device: ", device.status().message()));
   if (f.threads > 0) at::set_num_threads(f.threads);
   ASSIGN_OR_RETURN(MimiConfig config, LoadMimiConfig(f.mimi_config));
-  return LoadMimiFile(path, config, device);
+  return LoadMimiFile(path, config, *device);
 }
-
-#ifdef MONOLOGUE_HAVE_FFMPEG
 
 absl::Status Encode(const CodecFlags& f) {
   ASSIGN_OR_RETURN(MimiModel model, LoadModel(f));
