@@ -100,7 +100,7 @@ void RegisterChatCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--device", flags->device, "cpu (default), cuda or cuda:N");
   cmd->add_option("--dtype", flags->dtype,
                   "LM dtype: f32, bf16, f16, int8 or int4 (quantised weights, CPU only) (default: f32 on "
-                  "CPU, bf16 on CUDA)");
+                  "CPU, int8 there for a quantize: true checkpoint, bf16 on CUDA)");
   cmd->add_option("--threads", flags->threads, "CPU threads for the model (default: libtorch's)")
       ->check(ThreadCount());
   cmd->callback([flags, temp, temp_text, top_k, top_k_text, &exit_code] {

@@ -93,6 +93,7 @@ ordered_json LmJson(const LmConfig& c, const std::vector<TensorSpec>& specs) {
   j["max_delay"] = c.max_delay();
   j["demux_second_stream"] = c.demux_second_stream;
   j["cross_attention"] = c.cross_attention;
+  j["int8_checkpoint"] = c.int8_checkpoint;
   if (c.dep_q > 0) {
     j["depformer"] = {{"dim", c.depformer_dim},
                       {"num_layers", c.depformer_num_layers},
@@ -377,6 +378,11 @@ int RunInfo(const InfoOptions& options) {
       }
       if (!lm["fuser"].is_null()) text << "  fuser: " << lm["fuser"].dump() << "\n";
       if (lm["cross_attention"].get<bool>()) text << "  cross-attention: yes\n";
+      if (lm["int8_checkpoint"].get<bool>()) {
+        text << "  Linear weights stored in int8 with per-row scales (quantize: true); runs as int8 on the "
+                "CPU "
+                "by default\n";
+      }
       if (lm["extra_heads"]["num_heads"].get<int64_t>() > 0) {
         text << "  extra heads: " << lm["extra_heads"]["num_heads"] << " x " << lm["extra_heads"]["dim"]
              << "\n";

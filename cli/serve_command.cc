@@ -157,7 +157,7 @@ void RegisterServeCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--device", o.device, "cpu, cuda or cuda:N")->capture_default_str();
   cmd->add_option("--dtype", o.dtype,
                   "LM dtype: f32, bf16, f16, int8, int4 (CPU: quantised weights, f32 activations; default: "
-                  "f32 on CPU, bf16 on CUDA)");
+                  "f32 on CPU, int8 there for a quantize: true checkpoint, bf16 on CUDA)");
   cmd->add_option("--max-message-bytes", o.max_message_bytes, "largest request message")
       ->capture_default_str();
   cmd->add_option("--max-ahead-seconds", o.max_ahead_seconds,

@@ -93,7 +93,7 @@ void RegisterSynthesizeCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--device", f->device, "cpu (default), cuda or cuda:N");
   cmd->add_option("--dtype", f->dtype,
                   "LM dtype: f32, bf16, f16, int8 or int4 (quantised weights, CPU only) (default: f32 on "
-                  "CPU, bf16 on CUDA)");
+                  "CPU, int8 there for a quantize: true checkpoint, bf16 on CUDA)");
   cmd->add_flag("--progress", f->progress, "progress on stderr (default: when stderr is a terminal)");
   cmd->add_flag("--no-progress", f->no_progress, "never show progress");
   cmd->callback([f, temp, cfg, padding, bonus, &exit_code] {

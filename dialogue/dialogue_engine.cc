@@ -189,8 +189,8 @@ absl::StatusOr<std::unique_ptr<DialogueEngine>> DialogueEngine::Load(const std::
   }
   if (options.threads > 0) at::set_num_threads(options.threads);
   ASSIGN_OR_RETURN(c10::Device device, ParseDevice(options.device));
-  ASSIGN_OR_RETURN(at::ScalarType dtype, ParseDtype(options.dtype, device));
   ASSIGN_OR_RETURN(ModelConfig config, LoadModelConfig(model_dir));
+  ASSIGN_OR_RETURN(at::ScalarType dtype, ParseDtype(options.dtype, device, config.lm.int8_checkpoint));
   RETURN_IF_ERROR(CheckMoshi(config, model_dir));
   ASSIGN_OR_RETURN(ModelFiles files, ResolveModelFiles(model_dir, config, options.lora_path));
 

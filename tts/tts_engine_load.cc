@@ -64,9 +64,9 @@ absl::StatusOr<std::unique_ptr<TtsEngine>> TtsEngine::Load(const std::string& mo
   }
   if (options.threads > 0) at::set_num_threads(options.threads);
   ASSIGN_OR_RETURN(c10::Device device, ParseDevice(options.device));
-  ASSIGN_OR_RETURN(at::ScalarType dtype, ParseDtype(options.dtype, device));
   // Settings checked before any weight is read: a bad config fails in milliseconds, not after gigabytes.
   ASSIGN_OR_RETURN(ModelConfig config, LoadTtsConfig(model_dir));
+  ASSIGN_OR_RETURN(at::ScalarType dtype, ParseDtype(options.dtype, device, config.lm.int8_checkpoint));
   ASSIGN_OR_RETURN(ModelFiles files, ResolveModelFiles(model_dir, config, options.lora_path));
 
   auto shared = std::make_shared<TtsSession::EngineState>();

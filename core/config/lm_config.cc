@@ -199,6 +199,12 @@ absl::Status LmConfig::Validate(const std::string& source) const {
   }
   if (gating != "none" && ffn_hidden() <= 0) return bad("hidden_scale", "gives an empty feed-forward layer");
   if (demux_second_stream && norm_emb) return bad("norm_emb", "cannot be combined with demux_second_stream");
+  // The reference's QLinear takes Linears without a bias, and the conditioners' projections have one: it
+  // cannot build either model quantised.
+  if (int8_checkpoint && bias_proj) return bad("quantize", "= true cannot be combined with bias_proj = true");
+  if (int8_checkpoint && !conditioners.empty()) {
+    return bad("quantize", "= true cannot be combined with conditioners (their projections have biases)");
+  }
   if (existing_text_padding_id < 0 || existing_text_padding_id >= text_card) {
     return bad("existing_text_padding_id", absl::StrCat("must be a text token id below text_card (",
                                                         text_card, "), got ", existing_text_padding_id));

@@ -72,6 +72,10 @@ struct LmConfig {
   int64_t kv_repeat = 1;                      // GQA factor (1 in every released model)
   bool bias_proj = false;                     // bias on text_linear and linears.*
   bool norm_emb = false;                      // LayerNorm after embeddings (unused by released models)
+  // config.json `quantize: true` (kyutai/moshi{ka,ko}-pytorch-q8): every Linear weight is stored as the
+  // reference's bitsandbytes int8 form, `<weight>` int8 [out, in] with `<weight>_scb` f32 [out] (each row's
+  // absolute maximum), the weight being int8 * scb / 127. Embeddings and norms stay float.
+  bool int8_checkpoint = false;
 
   // Depformer. Keys absent from a config.json inherit the temporal transformer's value (reference
   // behaviour for num_heads, num_layers, layer_scale, gating, max_period, kv_repeat).

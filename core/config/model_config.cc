@@ -163,9 +163,11 @@ absl::Status ParseLmKwargs(const nlohmann::json& json, JsonFields& f, ModelConfi
   f.Bool("lora", &config->lora);
   f.Int("lora_rank", &config->lora_rank);
   f.Double("lora_scaling", &config->lora_scaling);
-  bool quantize = false;
-  f.Bool("quantize", &quantize);
-  if (quantize) f.Fail("quantize", "= true (int8 weights) is not supported");
+  f.Bool("quantize", &c.int8_checkpoint);
+  if (c.int8_checkpoint && config->lora) {
+    f.Fail("quantize",
+           "= true cannot be combined with lora = true (the reference refuses LoRA on a quantised model)");
+  }
   f.Bool("gradient_checkpointing", &ignored);  // training only
 
   // Conditioning.
@@ -456,6 +458,7 @@ nlohmann::json ModelConfigToJson(const ModelConfig& config) {
   if (c.kv_repeat != 1) j["kv_repeat"] = c.kv_repeat;
   if (c.bias_proj) j["bias_proj"] = true;
   if (c.norm_emb) j["norm_emb"] = true;
+  if (c.int8_checkpoint) j["quantize"] = true;
   if (c.existing_text_end_padding_id != 0) j["existing_text_end_padding_id"] = c.existing_text_end_padding_id;
   if (c.positional_scale != 1.0) j["positional_scale"] = c.positional_scale;
   j["depformer_dim"] = c.depformer_dim;

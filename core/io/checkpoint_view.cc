@@ -34,10 +34,12 @@ Mapped MapName(const std::string& raw, std::set<std::string>& seen_layouts) {
     name = name.substr(0, name.size() - std::string("frozen_W.weight").size()) + "weight";
     seen_layouts.insert(kFrozen);
   }
+  // `_scb`: the per-row scales of a bitsandbytes int8 weight (config `quantize: true`), mapped like their
+  // weights (the reference's hook handles both suffixes).
   static const std::regex kPerStepRe(
-      R"(^(.*\.)?(in_projs|out_projs)\.(\d+)\.(weight|lora_A\.weight|lora_B\.weight)$)");
+      R"(^(.*\.)?(in_projs|out_projs)\.(\d+)\.(weight|weight_scb|lora_A\.weight|lora_B\.weight)$)");
   static const std::regex kFusedRe(
-      R"(^(.*\.)?(in_proj_weight|in_proj\.weight|out_proj\.weight|in_proj\.lora_[AB]\.weight|out_proj\.lora_[AB]\.weight)$)");
+      R"(^(.*\.)?(in_proj_weight|in_proj\.weight|out_proj\.weight|in_proj\.lora_[AB]\.weight|out_proj\.lora_[AB]\.weight)(_scb)?$)");
   std::smatch m;
   int64_t part = -1;
   // An index too large for int64 names no weight set: left as it is, the schema check reports the tensor.
@@ -45,8 +47,9 @@ Mapped MapName(const std::string& raw, std::set<std::string>& seen_layouts) {
     const std::string prefix = m[1].str(), which = m[2].str(), suffix = m[4].str();
     Mapped out;
     out.part = part;
-    if (suffix == "weight") {
-      out.name = prefix + (which == "in_projs" ? "in_proj_weight" : "out_proj.weight");
+    if (suffix == "weight" || suffix == "weight_scb") {
+      out.name = prefix + (which == "in_projs" ? "in_proj_weight" : "out_proj.weight") +
+                 (suffix == "weight_scb" ? "_scb" : "");
       out.layout = kPerStep;
     } else {
       out.name = prefix + (which == "in_projs" ? "in_proj." : "out_proj.") + suffix;
@@ -55,10 +58,11 @@ Mapped MapName(const std::string& raw, std::set<std::string>& seen_layouts) {
     return out;
   }
   if (std::regex_match(name, m, kFusedRe)) {
-    const std::string prefix = m[1].str(), which = m[2].str();
+    const std::string prefix = m[1].str(), which = m[2].str(), scb = m[3].str();
+    if (!scb.empty() && absl::StrContains(which, "lora_")) return Mapped{name, -1, ""};
     Mapped out;
     if (which == "in_proj.weight") {
-      out.name = prefix + "in_proj_weight";
+      out.name = prefix + "in_proj_weight" + scb;
       out.layout = kLinear;
     } else {
       out.name = name;
@@ -103,9 +107,11 @@ CheckpointView::CheckpointView(std::shared_ptr<const SafeTensorsFile> file) : fi
     bool ok = !plain.count(name) && by_index.rbegin()->first + 1 == static_cast<int64_t>(by_index.size());
     const SafeTensorInfo* first = by_index.begin()->second;
     int64_t rows = 0;
+    // Weights are 2-D parts with one column count; int8 scales (`_scb`) 1-D parts.
+    const size_t dims = absl::EndsWith(name, "_scb") ? 1 : 2;
     for (const auto& [i, t] : by_index) {
-      ok = ok && t->dtype == first->dtype && t->shape.size() == 2 && first->shape.size() == 2 &&
-           t->shape[1] == first->shape[1];
+      ok = ok && t->dtype == first->dtype && t->shape.size() == dims && first->shape.size() == dims &&
+           (dims == 1 || t->shape[1] == first->shape[1]);
       if (ok) rows += t->shape[0];
     }
     if (!ok) {
@@ -115,7 +121,7 @@ CheckpointView::CheckpointView(std::shared_ptr<const SafeTensorsFile> file) : fi
     SafeTensorInfo t;
     t.name = name;
     t.dtype = first->dtype;
-    t.shape = {rows, first->shape[1]};
+    t.shape = dims == 1 ? std::vector<int64_t>{rows} : std::vector<int64_t>{rows, first->shape[1]};
     std::vector<std::string>& src = sources_[name];
     for (const auto& [i, p] : by_index) src.push_back(p->name);
     tensors_.push_back(std::move(t));

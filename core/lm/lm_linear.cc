@@ -6,6 +6,7 @@
 #include <c10/util/Half.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -263,6 +264,44 @@ LinearWeight QuantizeInt8(const at::Tensor& weight) {
       rp[r] = sum;
     }
   });
+  return out;
+}
+
+LinearWeight Int8WeightFromValues(const at::Tensor& values, const at::Tensor& scale) {
+  TORCH_CHECK(values.dim() == 2 && values.scalar_type() == at::kChar,
+              "Int8WeightFromValues: values must be a 2-D int8 tensor");
+  const int64_t n = values.size(0), k = values.size(1), kp = int8::PaddedK(k);
+  TORCH_CHECK(scale.dim() == 1 && scale.size(0) == n,
+              "Int8WeightFromValues: scale must have one entry per row");
+  const at::Tensor v = values.cpu().contiguous();
+  LinearWeight out;
+  out.scale = scale.to(at::kFloat).cpu().contiguous().clone();
+  out.row_sum = at::empty({n}, out.scale.options().dtype(at::kInt));
+  out.q_rows = n;
+  out.q_cols = k;
+  out.qweight = EmptyOnHugePages({int8::PackedBytes(n, k)}, v.options()).zero_();
+  const int8_t* src = v.data_ptr<int8_t>();
+  int8_t* packed = out.qweight.data_ptr<int8_t>();
+  int32_t* rp = out.row_sum.data_ptr<int32_t>();
+  std::atomic<int64_t> bad_row{-1};
+  const int64_t groups = (n + int8::kRowGroup - 1) / int8::kRowGroup;
+  at::parallel_for(0, groups, 2, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin * int8::kRowGroup; r < std::min(n, end * int8::kRowGroup); ++r) {
+      const int8_t* row = src + r * k;
+      int32_t sum = 0;
+      for (int64_t i = 0; i < k; ++i) {
+        if (row[i] == -128) bad_row.store(r);
+        sum += row[i];
+      }
+      for (int64_t i = 0; i < k; i += int8::kChunk) {
+        std::memcpy(packed + int8::PackedOffset(r, i, kp), row + i,
+                    static_cast<size_t>(std::min(int8::kChunk, k - i)));
+      }
+      rp[r] = sum;
+    }
+  });
+  TORCH_CHECK(bad_row.load() < 0, "int8 weight row ", bad_row.load(),
+              " holds -128 (int8 weights in [-127, 127] expected, as bitsandbytes writes them)");
   return out;
 }
 

@@ -57,6 +57,12 @@ struct LinearWeight {
 // an all-zero row), q = round(w / scale) in [-127, 127]; row_sum[n] = sum_k q[n, k]. q is stored packed.
 LinearWeight QuantizeInt8(const at::Tensor& weight);
 
+// An int8 weight already quantised per output row, as a `quantize: true` checkpoint stores it (bitsandbytes'
+// int8 values with row scales): values int8 [N, K] in [-127, 127] and scale f32 [N], w[n, k] = scale[n] *
+// values[n, k]. Packed as QuantizeInt8 packs, the values unchanged; a -128 (outside what bitsandbytes writes
+// and what the kernels take) throws naming the row.
+LinearWeight Int8WeightFromValues(const at::Tensor& values, const at::Tensor& scale);
+
 // Per-group 4-bit quantisation of a float weight [N, K] (int4_gemm.h: groups of 32 inputs, f16 scale = the
 // group's extreme value / -8, values in [-8, 7]), stored packed. Rows are split among the threads.
 LinearWeight QuantizeInt4(const at::Tensor& weight);

@@ -89,6 +89,8 @@ struct LmQuantizationStats {
   int64_t float_bytes = 0;      // what they take in f32
   int64_t quantized_bytes = 0;  // what they take quantised (with the scales)
   double seconds = 0;       // time spent quantising
+  // The int8 values came from a `quantize: true` checkpoint as stored (only packed; nothing rounded).
+  bool stored_int8 = false;
   // f32 on the CPU from a bf16 checkpoint: Linear weights kept in bf16 (exact; see LmModelLoader::KeepsBf16).
   int64_t bf16_linears = 0;
   int64_t bf16_bytes = 0;

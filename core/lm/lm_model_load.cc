@@ -136,7 +136,22 @@ class LmModelLoader {
   // widened).
   absl::StatusOr<at::Tensor> GetLinear(const std::string& key, const std::string& module,
                                        std::vector<int64_t> shape, int64_t mult = 1, bool keep_bf16 = false) {
+    if (int8_checkpoint_) {
+      ASSIGN_OR_RETURN(Int8Stored q, GetInt8(key, shape));
+      return GuardTorch(absl::StrCat("dequantising '", key, "'"), [&] {
+        // bitsandbytes' int8_vectorwise_dequant, in f32: values * absmax * (1 / 127).
+        return q.values.to(at::kFloat).mul(q.absmax.unsqueeze(1)).mul(kInverse127).to(options_.dtype);
+      });
+    }
     ASSIGN_OR_RETURN(at::Tensor w, Get(key, shape, /*fp32=*/false, keep_bf16));
+    if (!at::isFloatingType(w.scalar_type())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(FileNames(), ": Linear weight '", key, "' is ", c10::toString(w.scalar_type()),
+                       (w.scalar_type() == at::kChar
+                            ? " (a quantised checkpoint: its config.json must say \"quantize\": true)"
+                            : ""),
+                       ", expected a float type"));
+    }
     if (lora_ == nullptr) return w;
     const std::string a_name = module + ".lora_A.weight", b_name = module + ".lora_B.weight";
     const SafeTensorInfo* a_info = lora_->Find(a_name);
@@ -176,11 +191,63 @@ class LmModelLoader {
     });
   }
 
+  // A `quantize: true` checkpoint's Linear weight as stored: int8 values [out, in] and each row's absolute
+  // maximum (`<key>_scb`, f32 [out]).
+  struct Int8Stored {
+    at::Tensor values;
+    at::Tensor absmax;
+  };
+  static constexpr float kInverse127 = 7.874015718698502e-3f;  // bitsandbytes' 1 / 127
+
+  absl::StatusOr<Int8Stored> GetInt8(const std::string& key, const std::vector<int64_t>& shape) {
+    Int8Stored q;
+    ASSIGN_OR_RETURN(q.values, Get(key, shape));
+    if (q.values.scalar_type() != at::kChar) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(FileNames(), ": Linear weight '", key, "' is ", c10::toString(q.values.scalar_type()),
+                       "; config.json says \"quantize\": true, so every Linear weight must be int8 (with '",
+                       key, "_scb' holding its rows' scales)"));
+    }
+    ASSIGN_OR_RETURN(q.absmax, Get(key + "_scb", {shape[0]}, /*fp32=*/true));
+    if (!at::isFloatingType(q.absmax.scalar_type())) {
+      return absl::InvalidArgumentError(absl::StrCat(FileNames(), ": int8 row scales '", key, "_scb' are ",
+                                                     c10::toString(q.absmax.scalar_type()),
+                                                     ", expected float32"));
+    }
+    return q;
+  }
+
   // A Linear weight of the transformers or the output heads: LoRA-fused like GetLinear, then quantised to
-  // int8 or int4 when the model is loaded so.
+  // int8 or int4 when the model is loaded so. From a `quantize: true` checkpoint an int8 model takes the
+  // stored values and scales as they are (no second rounding).
   absl::StatusOr<lm::LinearWeight> GetLinearWeight(const std::string& key, const std::string& module,
                                                    std::vector<int64_t> shape, int64_t mult = 1) {
+    if (int8_checkpoint_ && quant_bits_ == 8) {
+      const auto start = std::chrono::steady_clock::now();
+      ASSIGN_OR_RETURN(Int8Stored q, GetInt8(key, shape));
+      lm::LinearWeight out;
+      ASSIGN_OR_RETURN(out, GuardTorch(absl::StrCat("packing int8 weight '", key, "'"), [&] {
+                         return lm::Int8WeightFromValues(q.values, q.absmax.to(at::kFloat).mul(kInverse127));
+                       }));
+      stats_.bits = 8;
+      stats_.stored_int8 = true;
+      stats_.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      stats_.linears += 1;
+      stats_.parameters += q.values.numel();
+      stats_.float_bytes += q.values.numel() * 4;
+      stats_.quantized_bytes += out.nbytes();
+      if (options_.dequantize_after_quantizing) {
+        ASSIGN_OR_RETURN(at::Tensor deq, GuardTorch(absl::StrCat("dequantising '", key, "'"),
+                                                    [&] { return out.Dequantized(); }));
+        out = lm::LinearWeight();
+        out.weight = deq;
+      }
+      ReleaseInMemory(key);
+      ReleaseInMemory(key + "_scb");
+      return out;
+    }
     ASSIGN_OR_RETURN(at::Tensor w, GetLinear(key, module, shape, mult, /*keep_bf16=*/true));
+    if (int8_checkpoint_) ReleaseInMemory(key + "_scb");
     lm::LinearWeight out;
     if (quant_bits_ == 0) {
       // Copied out of the checkpoint's mapping (4 KB file pages) onto 2 MB pages: a CPU step streams it.
@@ -361,6 +428,7 @@ class LmModelLoader {
   std::set<std::string> used_;
   std::set<std::string> lora_used_;
   int quant_bits_ = 0;  // 8 or 4: Linear weights quantised at load
+  bool int8_checkpoint_ = false;  // config `quantize: true`: Linear weights stored as bitsandbytes int8
   LmQuantizationStats stats_;
 
   friend class LmModel;
@@ -386,6 +454,13 @@ class LmModelLoader {
       return absl::InvalidArgumentError(absl::StrCat("LM load: int", quant_bits_,
                                                      " weights run on the CPU only (device ",
                                                      options_.device.str(), "); use bf16 or f16 on CUDA"));
+    }
+    int8_checkpoint_ = c.int8_checkpoint;
+    if (int8_checkpoint_ && !options_.lora_path.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("LM load: LoRA file ", options_.lora_path,
+                                                     " cannot be fused into a quantize: true checkpoint "
+                                                     "(int8 weights; the reference refuses it too): use "
+                                                     "the model's float checkpoint"));
     }
     RETURN_IF_ERROR(OpenLora());
     auto model = std::shared_ptr<LmModel>(new LmModel());
@@ -577,6 +652,13 @@ std::string DescribeQuantization(const LmQuantizationStats& q) {
         "f32 "
         "size; widened exactly in the few-row kernel)",
         q.bf16_linears, q.bf16_bytes / 1e6);
+  }
+  if (q.stored_int8) {
+    return absl::StrFormat(
+        "int8 weights: %d linear weights (%.1fM parameters) taken from the checkpoint's int8 values and row "
+        "scales (quantize: true; nothing re-rounded), packed in %.3f s, %.1f MB (%s kernel)",
+        q.linears, q.parameters / 1e6, q.seconds, q.quantized_bytes / 1e6,
+        lm::int8::PathName(lm::int8::BestPath()));
   }
   return absl::StrFormat(
       "int%d weights: %d linear weights (%.1fM parameters) quantised at load in %.3f s, %.1f MB in f32 -> "

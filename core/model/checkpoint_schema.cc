@@ -20,9 +20,22 @@ class SpecList {
   void Weight(std::string name, std::vector<int64_t> shape, int64_t fan_in) {
     Add(std::move(name), std::move(shape), TensorClass::kWeight, FanInScale(fan_in), 0.0f);
   }
+  // The weight [out, in] of an nn.Linear or a fused attention projection: in the model dtype, or with
+  // int8_linears (config `quantize: true`) the bitsandbytes pair `<name>` int8 and `<name>_scb` f32 [out].
+  void LinearWeight(std::string name, std::vector<int64_t> shape, int64_t fan_in) {
+    if (!int8_linears) {
+      Weight(std::move(name), std::move(shape), fan_in);
+      return;
+    }
+    // Random weights: values uniform in (-127, 127), scales fixed at the float init's bound, so that
+    // values * scale / 127 spans the float init's range.
+    const int64_t rows = shape[0];
+    Add(name + "_scb", {rows}, TensorClass::kInt8Scale, 0.0f, FanInScale(fan_in));
+    Add(std::move(name), std::move(shape), TensorClass::kInt8Weight, 127.0f, 0.0f);
+  }
   // nn.Linear(in, out): weight [out, in].
   void Linear(const std::string& name, int64_t in, int64_t out, bool bias = false) {
-    Weight(name + ".weight", {out, in}, in);
+    LinearWeight(name + ".weight", {out, in}, in);
     if (bias) Add(name + ".bias", {out}, TensorClass::kWeight, 0.0f, 0.0f);
   }
   void Embedding(const std::string& name, int64_t rows, int64_t dim) {
@@ -45,6 +58,8 @@ class SpecList {
     specs_.push_back(TensorSpec{std::move(name), std::move(shape), c, scale, offset});
   }
   std::vector<TensorSpec> Take() { return std::move(specs_); }
+
+  bool int8_linears = false;
 
  private:
   std::vector<TensorSpec> specs_;
@@ -80,8 +95,8 @@ struct LayerShape {
 
 void TransformerLayer(SpecList& s, const std::string& p, const LayerShape& l) {
   const int64_t d = l.d_model;
-  s.Weight(p + "self_attn.in_proj_weight", {l.weight_sets * l.attn_in_rows, d}, d);
-  s.Weight(p + "self_attn.out_proj.weight", {l.weight_sets * d, d}, d);
+  s.LinearWeight(p + "self_attn.in_proj_weight", {l.weight_sets * l.attn_in_rows, d}, d);
+  s.LinearWeight(p + "self_attn.out_proj.weight", {l.weight_sets * d, d}, d);
   s.Norm(p + "norm1", l.norm, d);
   s.Norm(p + "norm2", l.norm, d);
   if (l.gating == "none") {
@@ -98,8 +113,8 @@ void TransformerLayer(SpecList& s, const std::string& p, const LayerShape& l) {
     s.Linear(p + "gating.linear_out", l.gated_hidden, d);
   }
   if (l.cross_attention) {
-    s.Weight(p + "cross_attention.in_proj_weight", {l.cross_in_rows, d}, d);
-    s.Weight(p + "cross_attention.out_proj.weight", {d, d}, d);
+    s.LinearWeight(p + "cross_attention.in_proj_weight", {l.cross_in_rows, d}, d);
+    s.LinearWeight(p + "cross_attention.out_proj.weight", {d, d}, d);
     s.Norm(p + "norm_cross", "layer_norm", d);
   }
   if (l.layer_scale.has_value()) {
@@ -202,6 +217,10 @@ const char* TensorClassName(TensorClass c) {
       return "conditioner (f32)";
     case TensorClass::kBuffer:
       return "buffer (f32)";
+    case TensorClass::kInt8Weight:
+      return "int8 weight";
+    case TensorClass::kInt8Scale:
+      return "int8 row scale (f32)";
   }
   return "weight";
 }
@@ -218,6 +237,7 @@ std::string ShapeString(const std::vector<int64_t>& shape) {
 
 std::vector<TensorSpec> ExpectedLmTensors(const LmConfig& c) {
   SpecList s;
+  s.int8_linears = c.int8_checkpoint;
   const int64_t d = c.dim;
   for (int64_t k = 0; k < c.n_q; ++k) {
     ScaledEmbedding(s, absl::StrCat("emb.", k), c.card + 1, d, c.norm_emb, std::nullopt, false);
@@ -343,10 +363,14 @@ absl::Status ValidateImpl(const File& file, const std::vector<TensorSpec>& specs
       problems.push_back(absl::StrCat("tensor ", spec.name, Origin(file, spec.name), " has shape ",
                                       ShapeString(info->shape), ", expected ", ShapeString(spec.shape)));
     }
-    if (!IsFloatDtype(info->dtype)) {
+    if (spec.tensor_class == TensorClass::kInt8Weight ? info->dtype != "I8" : !IsFloatDtype(info->dtype)) {
       ++bad_dtype;
-      problems.push_back(absl::StrCat("tensor ", spec.name, " has dtype ", info->dtype,
-                                      ", expected a float type (F32/BF16/F16)"));
+      problems.push_back(absl::StrCat(
+          "tensor ", spec.name, " has dtype ", info->dtype,
+          spec.tensor_class == TensorClass::kInt8Weight ? ", expected I8 (the config says quantize: true)"
+          : info->dtype == "I8" ? ", expected a float type (F32/BF16/F16); an int8 checkpoint's "
+                                  "config.json must say \"quantize\": true"
+                                : ", expected a float type (F32/BF16/F16)"));
     }
   }
   for (const SafeTensorInfo& info : file.tensors()) {

@@ -28,6 +28,8 @@ enum class TensorClass {
   kWeight,       // a parameter in the model dtype (bf16 in released LMs, f32 in Mimi)
   kConditioner,  // condition_provider.* / fuser.*: always loaded as float32 (F32 in released files)
   kBuffer,       // Mimi VQ codebook buffers (float32)
+  kInt8Weight,   // a Linear weight of a `quantize: true` LM: bitsandbytes int8 values (I8)
+  kInt8Scale,    // its `_scb`: each row's absolute maximum (float32)
 };
 const char* TensorClassName(TensorClass c);
 

@@ -57,6 +57,7 @@ std::map<std::string, at::Tensor> RandomLmTensors(const LmConfig& config, uint64
   for (const TensorSpec& spec : ExpectedLmTensors(config)) {
     at::Tensor t = RandomTensorFor(spec, seed);
     if (spec.tensor_class == TensorClass::kWeight && t.scalar_type() != weight_dtype) t = t.to(weight_dtype);
+    if (spec.tensor_class == TensorClass::kInt8Weight) t = t.to(at::kChar);
     tensors[spec.name] = std::move(t);
   }
   return tensors;
@@ -67,7 +68,9 @@ absl::Status WriteRandomCheckpoint(const std::string& path, const std::vector<Te
   std::vector<SafeTensorsStreamWriter::Entry> entries;
   entries.reserve(specs.size());
   for (const TensorSpec& spec : specs) {
-    const at::ScalarType dtype = spec.tensor_class == TensorClass::kWeight ? weight_dtype : at::kFloat;
+    const at::ScalarType dtype = spec.tensor_class == TensorClass::kWeight       ? weight_dtype
+                                 : spec.tensor_class == TensorClass::kInt8Weight ? at::kChar
+                                                                                 : at::kFloat;
     entries.push_back({spec.name, dtype, spec.shape});
   }
   std::error_code ec;

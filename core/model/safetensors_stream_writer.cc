@@ -36,6 +36,8 @@ std::string SafeTensorsDtypeName(at::ScalarType dtype) {
       return "I32";
     case at::kByte:
       return "U8";
+    case at::kChar:
+      return "I8";
     case at::kBool:
       return "BOOL";
     default:

@@ -33,8 +33,9 @@ absl::StatusOr<c10::Device> ParseDevice(const std::string& name) {
       absl::StrCat("unknown device '", name, "' (expected cpu, cuda or cuda:N)"));
 }
 
-absl::StatusOr<c10::ScalarType> ParseDtype(const std::string& name, const c10::Device& device) {
-  if (name.empty()) return device.is_cuda() ? c10::kBFloat16 : c10::kFloat;
+absl::StatusOr<c10::ScalarType> ParseDtype(const std::string& name, const c10::Device& device,
+                                           bool int8_checkpoint) {
+  if (name.empty()) return device.is_cuda() ? c10::kBFloat16 : int8_checkpoint ? c10::kChar : c10::kFloat;
   if (name == "f32" || name == "float32") return c10::kFloat;
   if (name == "bf16" || name == "bfloat16") return c10::kBFloat16;
   if (name == "f16" || name == "float16") return c10::kHalf;

@@ -43,6 +43,10 @@ std::string ClassName(TensorClass c) {
       return "conditioner";
     case TensorClass::kBuffer:
       return "buffer";
+    case TensorClass::kInt8Weight:
+      return "int8 weight";
+    case TensorClass::kInt8Scale:
+      return "int8 scale";
   }
   return "";
 }

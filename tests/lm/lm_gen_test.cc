@@ -272,6 +272,26 @@ TEST(LmGenTest, LoraFusedAtLoadMatchesReference) {
   EXPECT_LT(cmp.max_audio, kLogitsTolerance);
 }
 
+// A `quantize: true` checkpoint (tests/reference/make_q8_fixtures.py: the Moshi-like model quantised by the
+// reference's own QLinear, in the released q8 files' naming) loaded in f32: its int8 weights dequantised as
+// bitsandbytes does give the reference's float model of those weights, step for step.
+TEST(LmGenTest, QuantisedCheckpointInF32MatchesTheReferenceFloatModelOfItsWeights) {
+  auto config = LoadModelConfig(testing_lm::LmDataDir("moshi_q8"));
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_TRUE(config->lm.int8_checkpoint);
+  auto model = LmModel::LoadFile(config->lm, testing_lm::LmDataDir("moshi_q8") + "/" + config->moshi_name);
+  ASSERT_TRUE(model.ok()) << model.status();
+  auto golden = OpenGolden("moshi_q8", "dequantized_greedy");
+  ASSERT_NE(golden, nullptr);
+  auto gen = LmGen::Create(*model, 2, Greedy());
+  ASSERT_TRUE(gen.ok()) << gen.status();
+  Comparison cmp = RunAndCompare(**gen, *golden, nullptr);
+  EXPECT_EQ(cmp.steps, 40);
+  EXPECT_EQ(cmp.token_mismatches, 0);
+  EXPECT_LT(cmp.max_text, kLogitsTolerance);
+  EXPECT_LT(cmp.max_audio, kLogitsTolerance);
+}
+
 // The reference's bf16 run on the instruction set ATen runs here. ATen's bf16 products round differently with
 // AVX2 than with AVX-512, enough to move the reference's own STT-like logits by 1.03e-2 of their largest value
 // (tests/reference/measure_lm_bf16_self_agreement.py), so each is compared with the golden of its own kind:
