@@ -222,33 +222,14 @@ class LmModelLoader {
   // stored values and scales as they are (no second rounding).
   absl::StatusOr<lm::LinearWeight> GetLinearWeight(const std::string& key, const std::string& module,
                                                    std::vector<int64_t> shape, int64_t mult = 1) {
-    if (int8_checkpoint_ && quant_bits_ == 8) {
-      const auto start = std::chrono::steady_clock::now();
-      ASSIGN_OR_RETURN(Int8Stored q, GetInt8(key, shape));
-      lm::LinearWeight out;
-      ASSIGN_OR_RETURN(out, GuardTorch(absl::StrCat("packing int8 weight '", key, "'"), [&] {
-                         return lm::Int8WeightFromValues(q.values, q.absmax.to(at::kFloat).mul(kInverse127));
-                       }));
-      stats_.bits = 8;
-      stats_.stored_int8 = true;
-      stats_.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      stats_.linears += 1;
-      stats_.parameters += q.values.numel();
-      stats_.float_bytes += q.values.numel() * 4;
-      stats_.quantized_bytes += out.nbytes();
-      if (options_.dequantize_after_quantizing) {
-        ASSIGN_OR_RETURN(at::Tensor deq, GuardTorch(absl::StrCat("dequantising '", key, "'"),
-                                                    [&] { return out.Dequantized(); }));
-        out = lm::LinearWeight();
-        out.weight = deq;
-      }
-      ReleaseInMemory(key);
-      ReleaseInMemory(key + "_scb");
-      return out;
-    }
-    ASSIGN_OR_RETURN(at::Tensor w, GetLinear(key, module, shape, mult, /*keep_bf16=*/true));
-    if (int8_checkpoint_) ReleaseInMemory(key + "_scb");
+    // From a `quantize: true` checkpoint, int8 takes the stored values; everything else starts from floats.
+    const bool stored_int8 = int8_checkpoint_ && quant_bits_ == 8;
+    at::Tensor w;
     lm::LinearWeight out;
+    if (!stored_int8) {
+      ASSIGN_OR_RETURN(w, GetLinear(key, module, shape, mult, /*keep_bf16=*/true));
+      if (int8_checkpoint_) ReleaseInMemory(key + "_scb");
+    }
     if (quant_bits_ == 0) {
       // Copied out of the checkpoint's mapping (4 KB file pages) onto 2 MB pages: a CPU step streams it.
       ASSIGN_OR_RETURN(out.weight, GuardTorch(absl::StrCat("placing '", key, "' in memory"),
@@ -261,14 +242,26 @@ class LmModelLoader {
       return out;
     }
     const auto start = std::chrono::steady_clock::now();
-    ASSIGN_OR_RETURN(out, GuardTorch(absl::StrCat("quantising '", key, "' to int", quant_bits_), [&] {
-                       return quant_bits_ == 4 ? lm::QuantizeInt4(w) : lm::QuantizeInt8(w);
-                     }));
+    int64_t parameters = 0;
+    if (stored_int8) {
+      ASSIGN_OR_RETURN(Int8Stored q, GetInt8(key, shape));
+      ASSIGN_OR_RETURN(out, GuardTorch(absl::StrCat("packing int8 weight '", key, "'"), [&] {
+                         return lm::Int8WeightFromValues(q.values, q.absmax.to(at::kFloat).mul(kInverse127));
+                       }));
+      parameters = q.values.numel();
+      stats_.stored_int8 = true;
+      ReleaseInMemory(key + "_scb");
+    } else {
+      ASSIGN_OR_RETURN(out, GuardTorch(absl::StrCat("quantising '", key, "' to int", quant_bits_), [&] {
+                         return quant_bits_ == 4 ? lm::QuantizeInt4(w) : lm::QuantizeInt8(w);
+                       }));
+      parameters = w.numel();
+    }
     stats_.bits = quant_bits_;
     stats_.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     stats_.linears += 1;
-    stats_.parameters += w.numel();
-    stats_.float_bytes += w.numel() * 4;
+    stats_.parameters += parameters;
+    stats_.float_bytes += parameters * 4;
     stats_.quantized_bytes += out.nbytes();
     if (options_.dequantize_after_quantizing) {
       ASSIGN_OR_RETURN(at::Tensor deq, GuardTorch(absl::StrCat("dequantising '", key, "'"),

@@ -96,7 +96,8 @@ def build(kwargs: dict, seed: int):
 
 
 def released_state(model) -> dict:
-    """state_dict in the released naming: per-weight-set attention projections fused along dim 0."""
+    """state_dict in the released naming: per-weight-set attention projections fused along dim 0 (with their
+    bitsandbytes row scales, `weight_scb`, for a quantised model: make_q8_fixtures.py)."""
     state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
     out = {}
     fused: dict[str, list] = {}
@@ -106,7 +107,8 @@ def released_state(model) -> dict:
             if marker in k:
                 prefix, rest = k.split(marker)
                 index = int(rest.split(".")[0])
-                fused.setdefault(f"{prefix}.{target}", []).append((index, v))
+                scb = "_scb" if rest.endswith(".weight_scb") else ""
+                fused.setdefault(f"{prefix}.{target}{scb}", []).append((index, v))
                 break
         else:
             out[k] = v

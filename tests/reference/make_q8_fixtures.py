@@ -47,28 +47,6 @@ FAMILY = "moshi_q8"
 INV127 = 7.874015718698502e-3  # bitsandbytes' int8_vectorwise_dequant factor
 
 
-def released_q8_state(model) -> dict:
-    """state_dict in the released q8 naming: per-weight-set attention projections (and their _scb) fused."""
-    out = {}
-    fused: dict[str, list] = {}
-    for k, v in model.state_dict().items():
-        v = v.detach().clone().contiguous()
-        for part, target in (("in_projs", "in_proj_weight"), ("out_projs", "out_proj.weight")):
-            marker = f".{part}."
-            if marker in k:
-                prefix, rest = k.split(marker)
-                index, suffix = rest.split(".", 1)
-                name = f"{prefix}.{target}" + ("_scb" if suffix == "weight_scb" else "")
-                fused.setdefault(name, []).append((int(index), v))
-                break
-        else:
-            out[k] = v
-    for k, parts in fused.items():
-        parts.sort(key=lambda x: x[0])
-        out[k] = torch.cat([p for _, p in parts], dim=0).contiguous()
-    return out
-
-
 def main():
     torch.set_num_threads(1)
     folder = lmf.OUT / FAMILY
@@ -77,7 +55,7 @@ def main():
     # The reference's own quantisation of the Moshi-like float model.
     q8 = lmf.build(lmf.MOSHI, 1001)
     replace_linear_with_qlinear(q8)
-    state = released_q8_state(q8)
+    state = lmf.released_state(q8)
     assert any(k.endswith("in_proj_weight_scb") for k in state), "no quantised attention projection"
     q8_path = folder / "model.q8.safetensors"
     save_file(state, str(q8_path))
