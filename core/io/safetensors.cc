@@ -291,6 +291,20 @@ struct SafeTensorsFileAccess {
 
     uint64_t header_size = 0;
     std::memcpy(&header_size, file->mapping_, 8);
+    // torch.save writes a zip archive (before PyTorch 1.6 a bare pickle, protocol 2-5), whose first bytes
+    // read as an impossible header length. The reference's loader falls back to torch.load for such files:
+    // say what the file is and how to convert it.
+    const bool impossible_length = header_size > kMaxHeaderBytes || header_size > file_size - 8;
+    if (impossible_length &&
+        (std::memcmp(file->mapping_, "PK\x03\x04", 4) == 0 ||
+         (file->mapping_[0] == 0x80 && file->mapping_[1] >= 2 && file->mapping_[1] <= 5))) {
+      return FileError(
+          path,
+          "a PyTorch pickle (torch.save), not a safetensors file: monologue reads safetensors only; "
+          "convert it with safetensors.torch.save_file(state_dict, 'model.safetensors'), the state "
+          "dict being what the reference's loader takes from torch.load: pkg[\"fsdp_best_state\"]"
+          "[\"model\"] for an LM, pkg[\"model\"] for Mimi");
+    }
     if (header_size > kMaxHeaderBytes) {
       return FileError(path,
                        absl::StrCat("oversized header: the length field says ", header_size, " bytes (limit ",

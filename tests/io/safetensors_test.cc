@@ -487,6 +487,26 @@ TEST(SafeTensorsCorruptTest, TruncatedFile) {
   ExpectCorrupt("real_header_cut", real.substr(0, 40), {"past the end of the file"});
 }
 
+// torch.save's output, which the reference's loader reads for any suffix but .safetensors/.sft/.sfts: named
+// as a PyTorch pickle with the way to convert it. A real header whose length starts with the same bytes still
+// loads.
+TEST(SafeTensorsCorruptTest, PyTorchPicklesAreNamedAsSuch) {
+  const std::string zip =
+      std::string("PK\x03\x04\x00\x00\x08\x00", 8) + "archive/data.pkl" + std::string(64, '\0');
+  ExpectCorrupt("torch_save_zip", zip, {"a PyTorch pickle (torch.save)", "fsdp_best_state", "save_file"});
+  const std::string legacy =
+      std::string("\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8", 12) + std::string(64, 'x');
+  ExpectCorrupt("torch_save_legacy", legacy, {"a PyTorch pickle (torch.save)"});
+  // A header of 0x280 bytes: the file starts 0x80 0x02 like a protocol-2 pickle, and is a safetensors file.
+  std::string header = OneTensor("w", R"({"dtype":"F32","shape":[1],"data_offsets":[0,4]})");
+  header += std::string(0x280 - header.size(), ' ');
+  const std::string path = TmpPath("header_0x280.safetensors");
+  WriteBytes(path, MakeFile(header, 4));
+  auto file = SafeTensorsFile::Open(path);
+  ASSERT_TRUE(file.ok()) << file.status();
+  EXPECT_TRUE((*file)->Contains("w"));
+}
+
 TEST(SafeTensorsCorruptTest, DuplicateNames) {
   ExpectCorrupt("duplicate",
                 MakeFile(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
