@@ -26,6 +26,12 @@ tests/data/lm/moshi/model.safetensors) it writes to tests/data/lm/moshi_q8/:
                        bitsandbytes' int8 products
 It prints how often the two reference runs agree on the greedy tokens: the rounding bitsandbytes adds to the
 activations moves tokens by itself, which sets what monologue's int8 path can be held to against q8_greedy.
+
+    make_q8_fixtures.py --check DIR
+instead has the reference's loader read DIR's `quantize: true` checkpoint (a model directory with config.json,
+e.g. one `monologue-make-model --config` wrote at Moshi 7B size) strictly, and counts its QLinear modules and
+their dtypes: monologue's schema for such files against the reference's own, at any size (the meta device
+keeps the memory to the file's mapping).
 """
 import json
 import os
@@ -96,5 +102,25 @@ def main():
         print(f"{p.relative_to(lmf.ROOT)}: {p.stat().st_size} bytes")
 
 
+def check(folder: str):
+    config = json.loads((Path(folder) / "config.json").read_text())
+    non_arch = ("moshi_name", "mimi_name", "mimi_config_name", "tokenizer_name", "lora_name", "model_type",
+                "lm_gen_config", "tts_config", "stt_config", "model_id")
+    lm_kwargs = {k: v for k, v in config.items() if k not in non_arch}
+    model = loaders.get_moshi_lm(str(Path(folder) / config["moshi_name"]), lm_kwargs=lm_kwargs, device="cpu",
+                                 dtype=torch.bfloat16)  # strict load_state_dict: every key and shape
+    quantised = [(n, m) for n, m in model.named_modules() if isinstance(m, QLinear)]
+    wrong = [n for n, m in quantised if m.weight.dtype != torch.int8 or not m.weight_scb.dtype.is_floating_point]
+    plain = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
+    elements = sum(t.numel() for t in model.state_dict().values())
+    print(f"the reference loaded {folder}: {len(quantised)} QLinear modules, {len(wrong)} with other dtypes, "
+          f"{len(plain)} plain Linear modules, {elements} elements")
+    if wrong or plain:
+        sys.exit(f"not the reference's q8 layout: {wrong[:5]} {plain[:5]}")
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--check"]:
+        check(sys.argv[2])
+    else:
+        main()
