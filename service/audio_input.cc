@@ -170,14 +170,17 @@ absl::Status AudioInput::Finish(std::vector<float>& out) {
       error_ = absl::InvalidArgumentError(absl::StrCat(name_, ": ", st.message()));
       return error_;
     }
-    while (!decoder_->at_end()) {
+    // Read at least once after the end of the input: a decoder thread that has already ended with an error
+    // (a header refused before any sample) is at_end() too, and only Read gives its error. (Asking at_end()
+    // first lost it whenever the thread was quicker than this call: "holds no decodable audio" instead.)
+    do {
       const size_t before = out.size();
       if (absl::Status st = DrainDecoder(out); !st.ok()) {
         error_ = st;
         return error_;
       }
       if (out.size() == before && decoder_->at_end()) break;
-    }
+    } while (!decoder_->at_end());
     if (bytes_ > 0 && decoder_->samples_read() == 0) {
       error_ = absl::InvalidArgumentError(
           absl::StrCat(name_, ": the compressed audio (", bytes_, " bytes) holds no decodable audio"));
