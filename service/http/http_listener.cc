@@ -81,7 +81,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       if (!websocket::is_upgrade(req)) {
         return Respond(req, http::status::upgrade_required, "this endpoint speaks WebSocket\n");
       }
-      return Upgrade(std::move(req), path, ParseQuery(target));
+      std::string repeated;
+      QueryParams query = ParseQuery(target, &repeated);
+      return Upgrade(std::move(req), path, query, repeated);
     }
     if (req.method() != http::verb::get && req.method() != http::verb::head) {
       return Respond(req, http::status::method_not_allowed, "only GET\n");
@@ -91,7 +93,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     Respond(req, http::status::ok, std::move(file->bytes), file->content_type);
   }
 
-  void Upgrade(HttpRequest req, const std::string& path, const QueryParams& query) {
+  // `repeated`: a query parameter given more than once (refused after the handshake, as other bad
+  // parameters are, so that a browser's WebSocket sees the reason).
+  void Upgrade(HttpRequest req, const std::string& path, const QueryParams& query,
+               const std::string& repeated) {
     const HttpModes& m = listener_->modes;
     ModeLoop* loop = nullptr;
     const char* missing = nullptr;
@@ -138,7 +143,12 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     } else {
       conn = NewChatWsConnection(std::move(ws), loop, m.dialogue, query);
     }
-    conn->Run(std::move(req));
+    std::string refusal;
+    if (!repeated.empty()) {
+      refusal = absl::StrCat("query parameter ", repeated.substr(0, 64),
+                             " is given more than once: give each parameter once");
+    }
+    conn->Run(std::move(req), std::move(refusal));
   }
 
   void Respond(const HttpRequest& req, http::status status, std::string body,

@@ -33,30 +33,36 @@ class TtsWsConnection final : public WsConnection {
  public:
   TtsWsConnection(WsSocket ws, ModeLoop* loop, TtsEngine* engine, const SynthesisDefaults* defaults,
                   QueryParams query)
-      : WsConnection(std::move(ws), loop), engine_(engine), defaults_(defaults), query_(std::move(query)) {}
+      : WsConnection(std::move(ws), loop),
+        engine_(engine),
+        defaults_(defaults),
+        query_(std::move(query)),
+        format_(FormatOf(query_).value_or(TtsFormat::kPcmMessagePack)) {
+  }  // a bad format: errors in MessagePack
 
  private:
   bool MessagePack() const { return format_ == TtsFormat::kPcmMessagePack || format_ == TtsFormat::kOggOpusMessagePack; }
   bool Ogg() const { return format_ == TtsFormat::kOggOpus || format_ == TtsFormat::kOggOpusMessagePack; }
 
+  // The `format` query parameter; nullopt when it names none. Read in the constructor: it decides how every
+  // error is sent, a refusal of the query before OpenLocked included.
+  static std::optional<TtsFormat> FormatOf(const QueryParams& query) {
+    auto f = query.find("format");
+    if (f == query.end()) return TtsFormat::kOggOpus;  // the Rust server's default
+    if (f->second == "PcmMessagePack") return TtsFormat::kPcmMessagePack;
+    if (f->second == "OggOpusMessagePack") return TtsFormat::kOggOpusMessagePack;
+    if (f->second == "OggOpus") return TtsFormat::kOggOpus;
+    if (f->second == "Pcm") return TtsFormat::kPcm;
+    return std::nullopt;
+  }
+
   void OpenLocked() override {
-    // The format first: it decides how every error is sent.
-    if (auto f = query_.find("format"); f != query_.end()) {
-      if (f->second == "PcmMessagePack") {
-        format_ = TtsFormat::kPcmMessagePack;
-      } else if (f->second == "OggOpusMessagePack") {
-        format_ = TtsFormat::kOggOpusMessagePack;
-      } else if (f->second == "OggOpus") {
-        format_ = TtsFormat::kOggOpus;
-      } else if (f->second == "Pcm") {
-        format_ = TtsFormat::kPcm;
-      } else {
-        format_ = TtsFormat::kPcmMessagePack;
-        RefuseLocked("bad_config",
-                     absl::StrCat("format=", f->second, ": use PcmMessagePack, OggOpusMessagePack, OggOpus or Pcm"),
-                     "INVALID_ARGUMENT");
-        return;
-      }
+    if (!FormatOf(query_).has_value()) {
+      RefuseLocked("bad_config",
+                   absl::StrCat("format=", query_.at("format"),
+                                ": use PcmMessagePack, OggOpusMessagePack, OggOpus or Pcm"),
+                   "INVALID_ARGUMENT");
+      return;
     }
     const TtsModelInfo& info = engine_->info();
     TtsSessionOptions o;
@@ -239,7 +245,7 @@ class TtsWsConnection final : public WsConnection {
   TtsEngine* engine_;
   const SynthesisDefaults* defaults_;
   QueryParams query_;
-  TtsFormat format_ = TtsFormat::kOggOpus;
+  TtsFormat format_;
   std::unique_ptr<TtsSession> session_;
   std::unique_ptr<OggOpusStreamEncoder> encoder_;
   size_t text_bytes_ = 0;

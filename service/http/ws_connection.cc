@@ -17,7 +17,7 @@ WsConnection::WsConnection(WsSocket ws, ModeLoop* loop) : loop_(loop), ws_(std::
 
 WsConnection::~WsConnection() = default;
 
-void WsConnection::Run(HttpRequest request) {
+void WsConnection::Run(HttpRequest request, std::string refusal) {
   self_ = shared_from_this();
   beast::get_lowest_layer(ws_).expires_never();  // the WebSocket timeouts below take over
   websocket::stream_base::timeout timeouts;
@@ -31,7 +31,7 @@ void WsConnection::Run(HttpRequest request) {
       [](websocket::response_type& res) { res.set(beast::http::field::server, "monologue"); }));
   ws_.read_message_max(2 * static_cast<size_t>(loop_->options().http_max_message_bytes) + 64 * 1024);
   ws_.auto_fragment(false);
-  ws_.async_accept(request, [self = shared_from_this()](beast::error_code ec) {
+  ws_.async_accept(request, [self = shared_from_this(), refusal = std::move(refusal)](beast::error_code ec) {
     if (ec) {
       self->Terminate();
       return;
@@ -41,7 +41,11 @@ void WsConnection::Run(HttpRequest request) {
       std::lock_guard<std::mutex> lock(self->mu_);
       self->accepted_ = true;
       self->last_input_ = ServiceClock::now();
-      self->OpenLocked();
+      if (refusal.empty()) {
+        self->OpenLocked();
+      } else {
+        self->RefuseLocked("bad_config", refusal, "INVALID_ARGUMENT");
+      }
     }
     self->loop_->Notify();
     self->DoWrite();
@@ -306,7 +310,8 @@ std::string PercentDecode(std::string_view s) {
 
 }  // namespace
 
-QueryParams ParseQuery(std::string_view target) {
+QueryParams ParseQuery(std::string_view target, std::string* repeated) {
+  repeated->clear();
   QueryParams params;
   const size_t q = target.find('?');
   if (q == std::string_view::npos) return params;
@@ -319,7 +324,11 @@ QueryParams ParseQuery(std::string_view target) {
     const size_t eq = pair.find('=');
     std::string key = PercentDecode(pair.substr(0, eq));
     std::string value = eq == std::string_view::npos ? "" : PercentDecode(pair.substr(eq + 1));
-    params[std::move(key)] = std::move(value);
+    if (params.contains(key)) {
+      if (repeated->empty()) *repeated = std::move(key);
+      continue;
+    }
+    params.emplace(std::move(key), std::move(value));
   }
   return params;
 }

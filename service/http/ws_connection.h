@@ -45,9 +45,10 @@ class WsConnection : public LiveStream, public std::enable_shared_from_this<WsCo
   WsConnection(WsSocket ws, ModeLoop* loop);
   ~WsConnection() override;
 
-  // Completes the WebSocket handshake for `request` and opens the protocol's session (OpenLocked).
-  // Keeps the connection alive until it has ended.
-  void Run(HttpRequest request);
+  // Completes the WebSocket handshake for `request` and opens the protocol's session (OpenLocked), or, when
+  // `refusal` is not empty (a malformed request the endpoint cannot serve), refuses with it as bad
+  // parameters are refused. Keeps the connection alive until it has ended.
+  void Run(HttpRequest request, std::string refusal = "");
 
   void Pump(ServiceClock::time_point now) override;
   bool Abort(const grpc::Status& status) override;
@@ -127,6 +128,8 @@ class WsConnection : public LiveStream, public std::enable_shared_from_this<WsCo
 };
 
 // "a=1&b=x%20y" -> {a: "1", b: "x y"} (percent-decoding, '+' as space); the part after '?' of a target.
-QueryParams ParseQuery(std::string_view target);
+// A parameter given more than once is named in `*repeated` (the first such, decoded; "" when none): which
+// value was meant cannot be known (the Rust server, through axum's Query, refuses a duplicate field too).
+QueryParams ParseQuery(std::string_view target, std::string* repeated);
 
 }  // namespace monologue

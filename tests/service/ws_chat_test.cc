@@ -1,8 +1,8 @@
 // `monologue serve --http`: /api/chat speaks the Moshi server's protocol as the web client and
 // Full-Duplex-Bench's v1.5 client do (handshake byte 0x00; 0x01 + Ogg/Opus both ways; 0x02 + text pieces) and
-// gives what the local dialogue engine gives for the same (Opus-decoded) input and seed: the same text pieces,
-// and Moshi's audio as the same Opus stream; a full server, bad Ogg/Opus and an unknown kind get 0x05 + error
-// and the close.
+// gives what the local dialogue engine gives for the same (Opus-decoded) input and seed: the same text
+// pieces, and Moshi's audio as the same Opus stream; a full server, bad Ogg/Opus, an unknown kind and a
+// repeated query parameter get 0x05 + error and the close.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -123,7 +123,7 @@ TEST_F(WsChatTest, TextAndAudioEqualTheLocalEngine) {
   EXPECT_LT(std::sqrt(num / std::max(den, 1e-24)), 1e-3);
 }
 
-TEST_F(WsChatTest, FullServerBadOpusAndUnknownKindGetTheErrorKind) {
+TEST_F(WsChatTest, FullServerBadOpusUnknownKindAndARepeatedParameterGetTheErrorKind) {
   {
     WsClient a(http_, "/api/chat");
     ASSERT_TRUE(a.connected);
@@ -159,6 +159,18 @@ TEST_F(WsChatTest, FullServerBadOpusAndUnknownKindGetTheErrorKind) {
       tested = true;
     }
     EXPECT_TRUE(tested);
+  }
+  {
+    // Refused before any slot is taken, whether one is free or not.
+    WsClient c(http_, "/api/chat?seed=1&text_topk=5&seed=2");
+    ASSERT_TRUE(c.connected);
+    auto error = c.Read();
+    ASSERT_TRUE(error.has_value());
+    EXPECT_EQ(error->data[0], 5);
+    EXPECT_NE(error->data.find("query parameter seed is given more than once"), std::string::npos)
+        << error->data;
+    EXPECT_FALSE(c.Read().has_value());
+    EXPECT_TRUE(c.closed);
   }
 }
 

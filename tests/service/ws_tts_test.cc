@@ -186,7 +186,7 @@ bool ValidUtf8(const std::string& s) {
 // Found by probing the server with bad input (2026-12-03): bad query parameters close with 1008 (1013, "try
 // again later", only for a full server), a seed must fit 64 bits exactly, a close reason stays valid UTF-8, a
 // client that sends nothing for --idle-timeout loses its slot, an oversized request gets 431, a MessagePack
-// header claiming 4e9 entries is named (it was std::bad_alloc).
+// header claiming 4e9 entries is named (it was std::bad_alloc). A parameter given twice is refused.
 TEST(WsTtsLimitsTest, BadParametersQuietClientsAndOversizedRequestsAreRefusedSayingWhy) {
   ServerProcess server(
       {"--tts", kTtsData + "tiny-tts", "--voices", kTtsData + "voices", "--default-voice", "alice",
@@ -204,7 +204,10 @@ TEST(WsTtsLimitsTest, BadParametersQuietClientsAndOversizedRequestsAreRefusedSay
            {"seed=-1", "seed=-1: expected"},
            {"temperature=inf", "temperature=inf: expected a number from 0 to"},
            {"temperature=nan", "temperature=nan: expected"},
-           {"voice=a" + e_acute, "not found"}}) {
+           {"voice=a" + e_acute, "not found"},
+           // Which of two values was meant cannot be known (it used to be the last, silently).
+           {"voice=alice&voice=bob", "query parameter voice is given more than once"},
+           {"temperature=0.5&temp%65rature=0.5", "query parameter temperature is given more than once"}}) {
     WsClient client(http, base + query);
     ASSERT_TRUE(client.connected) << query;
     auto error = client.Read();
