@@ -165,6 +165,9 @@ absl::Status AudioInput::Push(std::span<const uint8_t> bytes, std::vector<float>
 
 absl::Status AudioInput::Finish(std::vector<float>& out) {
   if (!error_.ok()) return error_;
+  // No bytes at all is an empty stream in every encoding (a client that stops before sending audio): it ends
+  // with nothing transcribed, as raw PCM does, rather than the decoder's "empty input" error.
+  if (decoder_ != nullptr && bytes_ == 0) return absl::OkStatus();
   if (decoder_ != nullptr) {
     if (absl::Status st = decoder_->Finish(); !st.ok()) {
       error_ = absl::InvalidArgumentError(absl::StrCat(name_, ": ", st.message()));

@@ -61,7 +61,7 @@ class AudioInput {
   // bad (non-finite floats, a stream the decoder rejects); errors are sticky.
   absl::Status Push(std::span<const uint8_t> bytes, std::vector<float>& out);
   // End of input: the remaining samples. INVALID_ARGUMENT for a partial sample left over (e.g. an odd byte
-  // count for PCM16) or a compressed stream that holds no audio.
+  // count for PCM16) or a compressed stream that holds no audio; none for no bytes at all (an empty stream).
   absl::Status Finish(std::vector<float>& out);
 
  private:

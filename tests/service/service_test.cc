@@ -183,6 +183,11 @@ TEST_F(ServiceTest, BadConfigBadAudioAndOversizedMessagesGetTheirStatus) {
        {ConfigRequest(v1::OGG_OPUS), Audio(std::string(5000, 'z'))},
        grpc::StatusCode::INVALID_ARGUMENT,
        ""},
+      // No audio at all is an empty stream in every encoding: OK, nothing transcribed (compressed ones used
+      // to fail with the decoder's "empty input").
+      {"no audio, PCM", {ConfigRequest(v1::LINEAR_PCM_S16LE)}, grpc::StatusCode::OK, ""},
+      {"no audio, container", {ConfigRequest(v1::CONTAINER_AUTO), Audio("")}, grpc::StatusCode::OK, ""},
+      {"no audio, Ogg/Opus", {ConfigRequest(v1::OGG_OPUS)}, grpc::StatusCode::OK, ""},
       {"oversized message",
        {ConfigRequest(v1::LINEAR_PCM_S16LE), Audio(std::string(100 * 1024, '\0'))},
        grpc::StatusCode::RESOURCE_EXHAUSTED,
