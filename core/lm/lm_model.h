@@ -91,7 +91,8 @@ struct LmQuantizationStats {
   double seconds = 0;       // time spent quantising
   // The int8 values came from a `quantize: true` checkpoint as stored (only packed; nothing rounded).
   bool stored_int8 = false;
-  // f32 on the CPU from a bf16 checkpoint: Linear weights kept in bf16 (exact; see LmModelLoader::KeepsBf16).
+  // f32 on the CPU from a bf16 checkpoint: Linear weights kept in bf16 (exact; see
+  // lm::LmTensorReader::KeepsBf16).
   int64_t bf16_linears = 0;
   int64_t bf16_bytes = 0;
 };
@@ -206,7 +207,7 @@ class LmModel {
   int64_t depformer_weight_set(int64_t k) const;
 
  private:
-  friend class LmModelLoader;
+  friend class LmModelBuilder;
   LmModel() = default;
   // The temporal transformer's input for tokens [R, K] (embeddings summed, plus `sum`): [R, 1, D].
   at::Tensor EmbedStep(const at::Tensor& tokens, const at::Tensor& sum) const;
