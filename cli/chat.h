@@ -69,9 +69,14 @@ struct Job {
   std::vector<Piece> pieces;
 };
 
-// 16-bit PCM WAV (the reference's format), `channels` interleaved (stereo: user left, Moshi right), written
-// to a temporary file and renamed.
-absl::Status WriteWav(const std::string& path, const std::vector<float>& left, const std::vector<float>* right);
+// The format -o asks for: "wav" (.wav, no extension, or "-": stdout) or "ogg" (.ogg, .opus: Ogg/Opus, mono);
+// an error naming the path otherwise (checked before any model is loaded).
+absl::StatusOr<std::string> ChatAudioFormat(const std::string& path, bool stereo);
+
+// The output audio: 16-bit PCM WAV (the reference's format), `channels` interleaved (stereo: user left,
+// Moshi right), or Ogg/Opus (ChatAudioFormat). Files replace what was there only once complete (OutputFile).
+absl::Status WriteAudio(const std::string& path, const std::vector<float>& left,
+                        const std::vector<float>* right);
 
 // --text-out: Moshi's text pieces and words with times (seconds of the input).
 absl::Status WriteText(const Job& job, const std::string& path, const std::string& model, double prepend_s,

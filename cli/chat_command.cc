@@ -64,14 +64,16 @@ void RegisterChatCommand(CLI::App& app, int& exit_code) {
                                      "Full-duplex dialogue with a Moshi model, offline: the user's audio in, "
                                      "Moshi's side out (time-aligned)");
   cmd->add_option("input", flags->input, "the user's audio (any format FFmpeg reads)");
-  cmd->add_option("-o,--output", flags->output, "Moshi's side: 24 kHz WAV, same length as the input");
+  cmd->add_option(
+      "-o,--output", flags->output,
+      "Moshi's side, same length as the input: 24 kHz WAV (.wav; - = stdout) or Ogg/Opus (.ogg, .opus)");
   auto* model =
       cmd->add_option("--model", flags->model_dir, "model directory (config.json or the legacy layout)");
   cmd->add_option(
          "--hf-repo", flags->hf_repo,
          "Hugging Face repo in the local cache (default kyutai/moshiko-pytorch-bf16 without --model)")
       ->excludes(model);
-  cmd->add_option("--seed", flags->seed, "sampling seed, as torch.manual_seed (default 4242)");
+  cmd->add_option("--seed", flags->seed, "sampling seed, as torch.manual_seed (default 4242)")->check(Seed());
   auto* temp =
       cmd->add_option("--temp", flags->temp, "audio temperature (0: greedy)")->check(FiniteAtLeast(0));
   auto* temp_text = cmd->add_option("--temp-text", flags->temp_text, "text temperature (0: greedy)")

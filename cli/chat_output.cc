@@ -4,9 +4,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 
 #include "cli/chat.h"
 
@@ -14,15 +14,46 @@
 #include <ATen/ATen.h>
 
 #include "absl/strings/str_cat.h"
+#include "core/audio/audio_writer.h"
+#include "core/io/output_file.h"
 #include "core/io/safetensors.h"
+#include "core/util/status_macros.h"
 #include "nlohmann/json.hpp"
 
 namespace monologue::cli::chat {
 
 namespace fs = std::filesystem;
 
-absl::Status WriteWav(const std::string& path, const std::vector<float>& left,
-                      const std::vector<float>* right) {
+absl::StatusOr<std::string> ChatAudioFormat(const std::string& path, bool stereo) {
+  std::string ext = path == "-" ? "" : fs::path(path).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (ext.empty() || ext == ".wav") return std::string("wav");
+  if (ext == ".ogg" || ext == ".opus") {
+    if (stereo) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("cannot write ", path, ": --stereo writes WAV (Ogg/Opus output is mono)"));
+    }
+    return std::string("ogg");
+  }
+  return absl::InvalidArgumentError(absl::StrCat("cannot write ", path, ": no audio format for '", ext,
+                                                 "' (.wav, .ogg or .opus, or - for WAV on stdout)"));
+}
+
+absl::Status WriteAudio(const std::string& path, const std::vector<float>& left,
+                        const std::vector<float>* right) {
+  ASSIGN_OR_RETURN(const std::string format, ChatAudioFormat(path, right != nullptr));
+  if (format == "ogg") {
+    ASSIGN_OR_RETURN(OutputFile output, OutputFile::Prepare(path));
+    AudioWriterOptions options;
+    options.format = "ogg";
+    auto writer = OpenAudioWriter(output.write_path(), options);
+    if (!writer.ok())
+      return absl::UnavailableError(absl::StrCat("cannot write ", path, ": ", writer.status().message()));
+    absl::Status st = (*writer)->Write(left);
+    if (st.ok()) st = (*writer)->Close();
+    if (!st.ok()) return absl::UnavailableError(absl::StrCat("cannot write ", path, ": ", st.message()));
+    return output.Commit();
+  }
   const int channels = right != nullptr ? 2 : 1;
   const uint32_t frames = static_cast<uint32_t>(left.size());
   const uint32_t data_bytes = frames * channels * 2;
@@ -57,29 +88,13 @@ absl::Status WriteWav(const std::string& path, const std::vector<float>& left,
     sample(left[i]);
     if (right != nullptr) sample(i < right->size() ? (*right)[i] : 0.0f);
   }
-  std::error_code ec;
-  const fs::path parent = fs::path(path).parent_path();
-  if (!parent.empty()) fs::create_directories(parent, ec);
-  if (fs::is_directory(path, ec))
-    return absl::InvalidArgumentError(absl::StrCat("cannot write ", path, ": it is a directory"));
-  const std::string tmp = absl::StrCat(path, ".tmp.", ::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    if (!out) {
-      const std::string why = std::strerror(errno);
-      out.close();
-      fs::remove(tmp, ec);
-      return absl::UnavailableError(absl::StrCat("cannot write ", path, ": ", why));
+  if (path == "-") {
+    if (std::fwrite(bytes.data(), 1, bytes.size(), stdout) != bytes.size() || std::fflush(stdout) != 0) {
+      return absl::UnavailableError(absl::StrCat("cannot write the audio to stdout: ", std::strerror(errno)));
     }
+    return absl::OkStatus();
   }
-  fs::rename(tmp, path, ec);
-  if (ec) {
-    const std::string why = ec.message();
-    fs::remove(tmp, ec);  // the temporary copy is not left behind
-    return absl::UnavailableError(absl::StrCat("cannot write ", path, ": ", why));
-  }
-  return absl::OkStatus();
+  return WriteFileReplacing(path, bytes);
 }
 
 absl::Status WriteText(const Job& job, const std::string& path, const std::string& model, double prepend_s,
@@ -111,11 +126,7 @@ absl::Status WriteText(const Job& job, const std::string& path, const std::strin
       {"seed", job.seed},         {"prepend_silence_s", prepend_s},
       {"duration_s", duration_s}, {"text", b == std::string::npos ? std::string() : text.substr(b)},
       {"pieces", pieces},         {"words", words}};
-  std::ofstream f(path, std::ios::binary);
-  f << out.dump(1) << "\n";
-  f.close();
-  if (!f) return absl::UnavailableError(absl::StrCat("cannot write ", path));
-  return absl::OkStatus();
+  return WriteFileReplacing(path, out.dump(1) + "\n");
 }
 
 absl::Status WriteCodes(const Job& job, const std::string& path, int dep_q) {

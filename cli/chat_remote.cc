@@ -58,7 +58,7 @@ int RunRemoteChat(const ChatFlags& f) {
   const size_t n = job.user.size();
   std::vector<float> moshi(n, 0.0f);
   for (size_t i = 0; i < n && prepend + i < result->audio.size(); ++i) moshi[i] = result->audio[prepend + i];
-  absl::Status st = WriteWav(job.output, f.stereo ? job.user : moshi, f.stereo ? &moshi : nullptr);
+  absl::Status st = WriteAudio(job.output, f.stereo ? job.user : moshi, f.stereo ? &moshi : nullptr);
   if (st.ok() && !f.text_out.empty()) {
     st = WriteText(job, f.text_out, result->model, static_cast<double>(prepend) / 24000, static_cast<double>(n) / 24000);
   }

@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/audio/audio_decoder.h"
 #include "core/config/hf_cache.h"
@@ -109,6 +110,19 @@ class Progress {
 }  // namespace
 
 int RunChat(const ChatFlags& f) {
+  // Output names that cannot be written as asked are refused before any model is loaded.
+  if (!f.output.empty()) {
+    if (auto format = ChatAudioFormat(f.output, f.stereo); !format.ok()) {
+      Error(std::string(format.status().message()));
+      return 2;
+    }
+  }
+  if (!f.codes_out.empty() && !absl::EndsWithIgnoreCase(f.codes_out, ".safetensors") &&
+      !absl::EndsWithIgnoreCase(f.codes_out, ".sft")) {
+    Error(absl::StrCat("--codes-out ", f.codes_out,
+                       ": codes are written as safetensors (name it .safetensors)"));
+    return 2;
+  }
   if (!f.server.empty()) return RunRemoteChat(f);
   const bool fdb = !f.fdb.empty();
   if (fdb) {
@@ -231,7 +245,7 @@ int RunChat(const ChatFlags& f) {
     const size_t n = job.user.size();
     std::vector<float> moshi(n, 0.0f);
     for (size_t i = 0; i < n && prepend + i < job.moshi.size(); ++i) moshi[i] = job.moshi[prepend + i];
-    absl::Status st = WriteWav(job.output, f.stereo ? job.user : moshi, f.stereo ? &moshi : nullptr);
+    absl::Status st = WriteAudio(job.output, f.stereo ? job.user : moshi, f.stereo ? &moshi : nullptr);
     if (st.ok() && !f.text_out.empty()) {
       st = WriteText(job, f.text_out, model_dir, static_cast<double>(prepend) / info.sample_rate,
                      static_cast<double>(n) / info.sample_rate);

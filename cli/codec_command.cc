@@ -12,15 +12,19 @@
 #include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "cli/command.h"
@@ -34,6 +38,7 @@
 #ifdef MONOLOGUE_HAVE_FFMPEG
 #include "core/audio/audio_decoder.h"
 #include "core/audio/audio_writer.h"
+#include "core/io/output_file.h"
 #endif
 
 namespace monologue::cli {
@@ -42,6 +47,7 @@ namespace {
 struct CodecFlags {
   std::string input;
   std::string output;
+  std::string format;  // decode: wav or ogg (default: the output's extension; wav for -)
   std::string mimi;
   std::string mimi_config;
   int codebooks = 32;
@@ -65,10 +71,45 @@ absl::StatusOr<MimiModel> LoadModel(const CodecFlags& f) {
     return absl::Status(device.status().code(), absl::StrCat("--device: ", device.status().message()));
   if (f.threads > 0) at::set_num_threads(f.threads);
   ASSIGN_OR_RETURN(MimiConfig config, LoadMimiConfig(f.mimi_config));
-  return LoadMimiFile(path, config, *device);
+  absl::StatusOr<MimiModel> model = LoadMimiFile(path, config, *device);
+  if (!model.ok() && f.mimi_config.empty() && absl::StrContains(model.status().message(), "shape")) {
+    // The released architecture was assumed: a Mimi of another one needs its config.
+    return absl::Status(
+        model.status().code(),
+        absl::StrCat(model.status().message(),
+                     "\n(the released Mimi's architecture was assumed: for another one pass its "
+                     "config JSON with --mimi-config)"));
+  }
+  return model;
+}
+
+std::string LowerExtension(const std::string& path) {
+  std::string ext = std::filesystem::path(path).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  return ext;
+}
+
+// Refused before the model is loaded: a name that says audio or text would get safetensors bytes.
+absl::Status CheckCodesOutput(const std::string& path) {
+  const std::string ext = LowerExtension(path);
+  if (path == "-" || ext.empty() || ext == ".safetensors" || ext == ".sft") return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("cannot write ", path,
+                   ": codes are written as safetensors; name the output .safetensors (or - for stdout)"));
+}
+
+// "wav" or "ogg" for decode's output, from --format or the extension.
+absl::StatusOr<std::string> DecodeFormat(const CodecFlags& f) {
+  if (!f.format.empty()) return f.format;
+  const std::string ext = LowerExtension(f.output);
+  if (f.output == "-" || ext == ".wav") return std::string("wav");
+  if (ext == ".ogg" || ext == ".opus") return std::string("ogg");
+  return absl::InvalidArgumentError(absl::StrCat("cannot write ", f.output, ": no audio format for '", ext,
+                                                 "' (.wav, .ogg or .opus; or --format wav|ogg)"));
 }
 
 absl::Status Encode(const CodecFlags& f) {
+  RETURN_IF_ERROR(CheckCodesOutput(f.output));
   ASSIGN_OR_RETURN(MimiModel model, LoadModel(f));
   RETURN_IF_ERROR(model.SetNumCodebooks(f.codebooks));
   AudioDecoderOptions options;
@@ -108,7 +149,7 @@ absl::Status Encode(const CodecFlags& f) {
       {"codebooks", std::to_string(model.num_codebooks())},
       {"samples", std::to_string(total)},
   };
-  RETURN_IF_ERROR(WriteSafeTensors(f.output, {{"codes", all}}, meta));
+  RETURN_IF_ERROR(WriteSafeTensors(f.output == "-" ? "/dev/stdout" : f.output, {{"codes", all}}, meta));
   std::fprintf(stderr, "monologue codec encode: %.2f s of audio -> %lld frames x %lld codebooks in %s\n",
                static_cast<double>(total) / model.sample_rate(), static_cast<long long>(all.size(2)),
                static_cast<long long>(all.size(1)), f.output.c_str());
@@ -133,6 +174,7 @@ absl::StatusOr<at::Tensor> ReadCodes(const std::string& path) {
 }
 
 absl::Status Decode(const CodecFlags& f) {
+  ASSIGN_OR_RETURN(const std::string format, DecodeFormat(f));
   ASSIGN_OR_RETURN(at::Tensor codes, ReadCodes(f.input));
   ASSIGN_OR_RETURN(MimiModel model, LoadModel(f));
   // Checked before the output is opened, so that a file already there is left as it was.
@@ -153,7 +195,14 @@ absl::Status Decode(const CodecFlags& f) {
   }
   AudioWriterOptions options;
   options.sample_rate = static_cast<int>(model.sample_rate());
-  ASSIGN_OR_RETURN(std::unique_ptr<AudioWriter> writer, OpenAudioWriter(f.output, options));
+  options.format = format;
+  std::optional<OutputFile> output;  // a file replaces what was there once complete
+  if (f.output != "-") {
+    ASSIGN_OR_RETURN(OutputFile file, OutputFile::Prepare(f.output));
+    output = std::move(file);
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<AudioWriter> writer,
+                   OpenAudioWriter(output.has_value() ? output->write_path() : std::string("-"), options));
   MimiStreamState state = model.NewState(1);
   for (int64_t t = 0; t < codes.size(2); ++t) {
     ASSIGN_OR_RETURN(at::Tensor pcm, model.DecodeStep(state, codes.narrow(2, t, 1)));
@@ -161,6 +210,7 @@ absl::Status Decode(const CodecFlags& f) {
     RETURN_IF_ERROR(writer->Write(std::span<const float>(cpu.data_ptr<float>(), cpu.numel())));
   }
   RETURN_IF_ERROR(writer->Close());
+  if (output.has_value()) RETURN_IF_ERROR(output->Commit());
   std::fprintf(stderr, "monologue codec decode: %lld frames x %lld codebooks -> %.2f s of audio in %s\n",
                static_cast<long long>(codes.size(2)), static_cast<long long>(codes.size(1)),
                static_cast<double>(codes.size(2) * model.frame_size()) / model.sample_rate(),
@@ -202,7 +252,7 @@ void RegisterCodecCommand(CLI::App& app, int& exit_code) {
   auto enc = std::make_shared<CodecFlags>();
   CLI::App* encode = codec->add_subcommand("encode", "Audio file (any format, - = stdin) to codes");
   encode->add_option("INPUT", enc->input, "audio file, or - for stdin")->required();
-  encode->add_option("-o,--output", enc->output, "codes file (.safetensors)")->required();
+  encode->add_option("-o,--output", enc->output, "codes file (.safetensors), or - for stdout")->required();
   encode->add_option("--codebooks", enc->codebooks, "codebooks to keep (1..32; Moshi uses 8, STT/TTS 32)")
       ->capture_default_str();
   AddModelFlags(encode, enc.get());
@@ -214,7 +264,12 @@ void RegisterCodecCommand(CLI::App& app, int& exit_code) {
   auto dec = std::make_shared<CodecFlags>();
   CLI::App* decode = codec->add_subcommand("decode", "Codes to audio (.wav or .ogg/.opus)");
   decode->add_option("CODES", dec->input, "codes file from `codec encode`")->required();
-  decode->add_option("-o,--output", dec->output, "audio file (.wav, .ogg, .opus)")->required();
+  decode->add_option("-o,--output", dec->output, "audio file (.wav, .ogg, .opus), or - for stdout")
+      ->required();
+  decode
+      ->add_option("--format", dec->format,
+                   "wav or ogg (Ogg/Opus); default: the output's extension, wav for -")
+      ->check(CLI::IsMember({"wav", "ogg"}));
   AddModelFlags(decode, dec.get());
   decode->callback([dec, &exit_code]() {
     c10::InferenceMode guard;

@@ -34,6 +34,19 @@ CLI::Validator WholeAtLeast(int64_t min) {
       "INT >= " + absl::StrCat(min));
 }
 
+CLI::Validator Seed() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        uint64_t value = 0;
+        if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos ||
+            !absl::SimpleAtoi(text, &value)) {
+          return absl::StrCat("must be a whole number from 0 to 18446744073709551615, got ", text);
+        }
+        return std::string();
+      },
+      "UINT64");
+}
+
 CLI::Validator ThreadCount() {
   return CLI::Validator(
       [](std::string& text) -> std::string {

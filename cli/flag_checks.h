@@ -17,6 +17,8 @@ inline constexpr int kMaxThreads = 1024;
 CLI::Validator FiniteAtLeast(double min);
 // A whole number >= min.
 CLI::Validator WholeAtLeast(int64_t min);
+// --seed: a whole number from 0 to 2^64 - 1, digits only (strtoull would wrap -1 and saturate 2^64 silently).
+CLI::Validator Seed();
 // --threads: 0 (libtorch's choice, one per core) up to kMaxThreads.
 CLI::Validator ThreadCount();
 

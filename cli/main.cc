@@ -1,8 +1,12 @@
 // `monologue`: one binary, one subcommand per job (see cli/command.h).
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <iostream>
 #include <string>
+#include <vector>
 
 #include "cli/command.h"
 #include "core/kernels/cpu_isa.h"
@@ -62,10 +66,34 @@ int main(int argc, char** argv) {
   monologue::cli::RegisterServeCommand(app, exit_code);
   monologue::cli::RegisterSynthesizeCommand(app, exit_code);
   monologue::cli::RegisterTranscribeCommand(app, exit_code);
+  // An unknown first word is named (CLI11 would only say that a subcommand is required).
+  if (argc > 1 && argv[1][0] != '-') {
+    std::vector<std::string> names;
+    bool known = false;
+    for (const CLI::App* sub : app.get_subcommands({})) {
+      names.push_back(sub->get_name());
+      known = known || sub->get_name() == argv[1];
+    }
+    if (!known) {
+      std::string list;
+      for (const std::string& n : names) list += (list.empty() ? "" : ", ") + n;
+      std::fprintf(stderr, "monologue: unknown command '%s' (commands: %s; monologue --help)\n", argv[1],
+                   list.c_str());
+      return 2;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  }
+  // What went to stdout (a transcript, audio with -o -, JSON) must have arrived: a full disk or a closed
+  // pipe is an error, not a silent success.
+  std::cout.flush();
+  if (std::fflush(stdout) != 0 || std::ferror(stdout) || std::cout.fail()) {
+    std::fprintf(stderr, "monologue: cannot write to stdout: %s\n",
+                 errno != 0 ? std::strerror(errno) : "write error");
+    if (exit_code == 0) exit_code = 1;
   }
   return exit_code;
 }

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <fstream>
 
+#include "core/io/output_file.h"
 #include "nlohmann/json.hpp"
 
 #ifdef MONOLOGUE_HAVE_SERVICE
@@ -67,10 +68,8 @@ int RunRemoteTranscribe(const RemoteTranscribeFlags& f) {
   } else if (to_stdout) {
     std::fwrite(text.data(), 1, text.size(), stdout);
   } else {
-    std::ofstream out(f.output, std::ios::binary);
-    out << text;
-    if (!out) {
-      error("cannot write " + f.output);
+    if (absl::Status st = WriteFileReplacing(f.output, text); !st.ok()) {
+      error(std::string(st.message()));
       return 1;
     }
   }

@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "core/audio/audio_writer.h"
+#include "core/io/output_file.h"
 #include "nlohmann/json.hpp"
 #include "tts/tts_engine.h"
 #endif
@@ -70,11 +71,11 @@ struct Job {
   size_t index = 0;
   Utterance utterance;
   std::string audio_path, words_path, codes_path;
-  // The file the audio is being written to (empty once the utterance is done, or for stdout): audio_path
+  // The file the audio is being written to (none for stdout, or once the utterance is done): audio_path
   // itself when nothing was there (a listener can follow it as it grows), else a temporary file beside it,
-  // renamed over it when the utterance is done. A failed utterance removes it, so a file already at
-  // audio_path is left as it was.
-  std::string temp_path;
+  // renamed over it when the utterance is done (OutputFile). A failed utterance removes it, so a file
+  // already at audio_path is left as it was.
+  std::optional<OutputFile> output_file;
   std::unique_ptr<TtsSession> session;
   std::unique_ptr<AudioWriter> writer;
   nlohmann::json words = nlohmann::json::array();

@@ -73,7 +73,8 @@ void RegisterSynthesizeCommand(CLI::App& app, int& exit_code) {
   auto* temp =
       cmd->add_option("--temp", f->temp, "sampling temperature for text and audio (default 0.6; 0 = greedy)")
           ->check(FiniteAtLeast(0));
-  cmd->add_option("--seed", f->seed, "sampling seed (the reference's draws after torch.manual_seed(S))");
+  cmd->add_option("--seed", f->seed, "sampling seed (the reference's draws after torch.manual_seed(S))")
+      ->check(Seed());
   auto* cfg = cmd->add_option("--cfg-coef", f->cfg_coef,
                   "classifier-free guidance (default 2.0): a condition value for CFG-distilled models, real CFG "
                   "otherwise");

@@ -19,6 +19,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "core/io/output_file.h"
 #include "core/io/safetensors.h"
 
 namespace monologue::cli::synthesize {
@@ -179,13 +180,7 @@ absl::StatusOr<std::unique_ptr<AudioWriter>> OpenOutput(const std::string& path,
 }
 
 absl::Status WriteText(const std::string& path, const std::string& text) {
-  std::error_code ec;
-  if (fs::path(path).has_parent_path()) fs::create_directories(fs::path(path).parent_path(), ec);
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-  out.close();
-  if (!out) return absl::UnavailableError(absl::StrCat("cannot write ", path));
-  return absl::OkStatus();
+  return WriteFileReplacing(path, text);
 }
 
 absl::Status WriteCodes(const std::string& path, const TtsSession& session, const TtsModelInfo& info) {

@@ -92,16 +92,8 @@ int RunSynthesize(const SynthesizeFlags& f) {
   std::thread stdin_reader;
   auto last_progress = std::chrono::steady_clock::now();
 
-  // Jobs' files still being written are removed however the run ends before they are done.
-  struct TempFiles {
-    std::vector<std::unique_ptr<Job>>& jobs;
-    ~TempFiles() {
-      for (auto& job : jobs) {
-        std::error_code ec;
-        if (!job->temp_path.empty()) fs::remove(job->temp_path, ec);
-      }
-    }
-  } temp_files{jobs};
+  // Jobs' files still being written are removed however the run ends before they are done (OutputFile's
+  // destructor, with the jobs).
 
   auto finish_job = [&](Job& job) {
     ++finished;
@@ -114,19 +106,17 @@ int RunSynthesize(const SynthesizeFlags& f) {
       job.writer.reset();
     }
     // The audio stays only when the utterance was synthesized (a failed one leaves what was there before).
-    if (!job.temp_path.empty()) {
-      std::error_code ec;
-      const bool done = !job.failed && job.session != nullptr;
-      if (done && job.temp_path != job.audio_path) {
-        fs::rename(job.temp_path, job.audio_path, ec);
-        if (ec) {
-          Error(absl::StrCat("cannot write ", job.audio_path, ": ", ec.message()));
+    if (job.output_file.has_value()) {
+      if (!job.failed && job.session != nullptr) {
+        if (absl::Status st = job.output_file->Commit(); !st.ok()) {
+          Error(std::string(st.message()));
           exit_code = 1;
           job.failed = true;
         }
+      } else {
+        job.output_file->Abandon();
       }
-      if (!done || ec) fs::remove(job.temp_path, ec);
-      job.temp_path.clear();
+      job.output_file.reset();
     }
     if (job.failed || job.session == nullptr) return;
     if (!job.words_path.empty()) {
@@ -147,16 +137,23 @@ int RunSynthesize(const SynthesizeFlags& f) {
     // Fill free slots.
     while (next < n && engine.free_slots() > 0) {
       Job& job = *jobs[next++];
+      absl::StatusOr<std::unique_ptr<AudioWriter>> writer = absl::UnknownError("");
       if (job.audio_path != "-") {
-        std::error_code ec;
-        job.temp_path = fs::exists(job.audio_path, ec) ? absl::StrCat(job.audio_path, ".tmp.", ::getpid())
-                                                        : job.audio_path;
+        auto output_file = OutputFile::Prepare(job.audio_path, OutputFile::NewFile::kInPlace);
+        if (output_file.ok()) {
+          job.output_file = std::move(*output_file);
+          writer = OpenOutput(job.audio_path, f.format, job.output_file->write_path());
+        } else {
+          writer = output_file.status();
+        }
+      } else {
+        writer = OpenOutput(job.audio_path, f.format);
       }
-      auto writer = OpenOutput(job.audio_path, f.format, job.temp_path);
       if (!writer.ok()) {
         Error(std::string(writer.status().message()));
         exit_code = 1;
         job.failed = true;
+        job.output_file.reset();  // removes what it created
         ++finished;
         continue;
       }

@@ -40,9 +40,10 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
 #include "asr/asr_engine.h"
-#include "core/config/hf_cache.h"
 #include "asr/transcript.h"
 #include "core/audio/audio_decoder.h"
+#include "core/config/hf_cache.h"
+#include "core/io/output_file.h"
 #endif
 
 namespace monologue::cli {
@@ -135,14 +136,7 @@ class Progress {
 };
 
 absl::Status WriteFile(const std::string& path, const std::string& text) {
-  std::error_code ec;
-  const fs::path parent = fs::path(path).parent_path();
-  if (!parent.empty()) fs::create_directories(parent, ec);
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-  out.close();
-  if (!out) return absl::UnavailableError(absl::StrCat("cannot write ", path));
-  return absl::OkStatus();
+  return WriteFileReplacing(path, text);
 }
 
 int RunTranscribe(const TranscribeFlags& f) {
@@ -412,9 +406,12 @@ void RegisterTranscribeCommand(CLI::App& app, int& exit_code) {
       ->excludes(model);
   cmd->add_option("--revision", flags->revision, "--hf-repo's branch, tag or commit (default main)");
   cmd->add_option("--lora", flags->lora, "a LoRA adapter .safetensors fused into the LM at load");
-  cmd->add_option("--format", flags->format,
-                  "txt (default), json (words, timestamps, token ids, VAD), srt, vtt")
-      ->check(CLI::IsMember({"txt", "json", "srt", "vtt"}));
+  CLI::Option* format =
+      cmd->add_option(
+             "--format", flags->format,
+             "txt, json (words, timestamps, token ids, VAD), srt, vtt (default: -o's extension when it "
+             "is one of these, else txt)")
+          ->check(CLI::IsMember({"txt", "json", "srt", "vtt"}));
   cmd->add_option(
       "-o,--output", flags->output,
       "output file (one input); with several inputs a directory, or a pattern with {name} / {index}");
@@ -435,7 +432,18 @@ void RegisterTranscribeCommand(CLI::App& app, int& exit_code) {
                   "HOST:PORT of a `monologue serve`: transcribe there (txt/json)");
   cmd->add_option("--speed", remote->speed,
                   "with --server: send at N x real time (default 0: as fast as taken)");
-  cmd->callback([flags, remote, &exit_code] {
+  cmd->callback([flags, remote, format, &exit_code] {
+    // -o out.srt (or a pattern such as {name}.vtt) asks for that format; an explicit --format wins.
+    if (format->count() == 0) {
+      std::string ext = fs::path(flags->output).extension().string();
+      std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+      if (ext == ".json" || ext == ".srt" || ext == ".vtt" || ext == ".txt") flags->format = ext.substr(1);
+    }
+    if (remote->server.empty() && remote->speed != 0) {
+      Error("--speed goes with --server (it paces the audio sent to a server)");
+      exit_code = 2;
+      return;
+    }
     if (!remote->server.empty()) {
       remote->inputs = flags->inputs;
       remote->format = flags->format;

@@ -15,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/io/output_file.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
 
@@ -451,29 +452,20 @@ absl::Status WriteSafeTensors(const std::string& path,
   header_text.append((8 - header_text.size() % 8) % 8, ' ');
   const uint64_t header_size = header_text.size();
 
-  // Written next to `path` and renamed over it when complete; errors name `path`, the file the caller asked
-  // for (the temporary name would only puzzle).
-  struct stat existing;
-  if (::stat(path.c_str(), &existing) == 0 && S_ISDIR(existing.st_mode)) {
-    return absl::FailedPreconditionError(absl::StrCat("cannot write ", path, ": it is a directory"));
-  }
-  const std::string tmp = absl::StrCat(path, ".tmp.", ::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  // Written next to `path` and renamed over it when complete (OutputFile); errors name `path`, the file the
+  // caller asked for (the temporary name would only puzzle).
+  ASSIGN_OR_RETURN(OutputFile output, OutputFile::Prepare(path));
+  int fd = ::open(output.write_path().c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return ErrnoError(errno, "cannot create", path);
-  absl::Status status = [&]() -> absl::Status {
-    FdCloser closer{fd};
-    RETURN_IF_ERROR(WriteAll(fd, &header_size, 8, path));
-    RETURN_IF_ERROR(WriteAll(fd, header_text.data(), header_text.size(), path));
-    for (const at::Tensor& t : cpu) RETURN_IF_ERROR(WriteAll(fd, t.data_ptr(), t.nbytes(), path));
-    if (::fsync(fd) != 0) return ErrnoError(errno, "cannot flush", path);
-    closer.fd = -1;
-    if (::close(fd) != 0) return ErrnoError(errno, "cannot close", path);
-    if (::rename(tmp.c_str(), path.c_str()) != 0)
-      return ErrnoError(errno, absl::StrCat("cannot move the finished ", tmp, " into place at"), path);
-    return absl::OkStatus();
-  }();
-  if (!status.ok()) ::unlink(tmp.c_str());
-  return status;
+  FdCloser closer{fd};
+  RETURN_IF_ERROR(WriteAll(fd, &header_size, 8, path));
+  RETURN_IF_ERROR(WriteAll(fd, header_text.data(), header_text.size(), path));
+  for (const at::Tensor& t : cpu) RETURN_IF_ERROR(WriteAll(fd, t.data_ptr(), t.nbytes(), path));
+  // A device or pipe written in place cannot be flushed to a disk (EINVAL); a file can.
+  if (::fsync(fd) != 0 && errno != EINVAL && errno != EROFS) return ErrnoError(errno, "cannot flush", path);
+  closer.fd = -1;
+  if (::close(fd) != 0) return ErrnoError(errno, "cannot close", path);
+  return output.Commit();
 }
 
 }  // namespace monologue

@@ -319,6 +319,39 @@ TEST(chat, HfRepoFromTheLocalCache) {
   EXPECT_THAT(r.err, HasSubstr("not in the local Hugging Face cache"));
 }
 
+// Found by a bad-input audit (2026-12-03): -o x.mp3 or x.ogg got WAV bytes, -o - wrote a file named "-", and
+// --seed -1 became 2^64 - 1.
+TEST(chat, OutputNamesChooseTheFormatAndStdoutWorks) {
+  const Reference ref = LoadReference("greedy_en");
+  const std::string args = CaseClip(ref).string() + " --model " + ModelDir() + SamplingFlags(ref);
+  RunResult r = Chat(args + " -o " + Tmp("x.mp3").string());
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("no audio format for '.mp3'"));
+  r = Chat(args + " -o " + Tmp("x.ogg").string() + " --stereo");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--stereo writes WAV"));
+  r = Chat(args + " -o " + Tmp("x.wav").string() + " --codes-out " + Tmp("codes.json").string());
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("codes are written as safetensors"));
+  for (const char* bad : {"-1", "18446744073709551616", "1e3"}) {
+    r = Chat(args + " -o " + Tmp("x.wav").string() + " --seed " + bad);
+    EXPECT_NE(r.exit_code, 0) << bad;
+    EXPECT_THAT(r.err, HasSubstr("must be a whole number from 0 to 18446744073709551615")) << bad;
+  }
+  // -o -: the same WAV bytes as the file.
+  const fs::path wav = Tmp("stdout_ref.wav");
+  r = Chat(args + " -o " + wav.string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = Chat(args + " -o -");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, ReadFile(wav));
+  EXPECT_FALSE(fs::exists("-"));
+  // .ogg / .opus: Ogg/Opus, as long as the input.
+  r = Chat(args + " -o " + Tmp("reply.opus").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(ReadFile(Tmp("reply.opus")).substr(0, 4), "OggS");
+}
+
 TEST(chat, BadInputsAndModels) {
   const Reference ref = LoadReference("greedy_en");
   const std::string clip = CaseClip(ref).string();

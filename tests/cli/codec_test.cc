@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <cmath>
 #include <cstdint>
@@ -215,6 +216,84 @@ TEST(CodecCliTest, UnreadableAudioAndMissingCheckpoint) {
           " --codebooks 0");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_THAT(r.err, HasSubstr("codebooks must be in [1, 32], got 0"));
+}
+
+}  // namespace
+}  // namespace monologue
+
+namespace monologue {
+namespace {
+
+// Found by a bad-input audit (2026-12-03): outputs were renamed over whatever was at the path (a symlink, a
+// FIFO, /dev/stdout, /dev/full as root), -o - wrote a file named "-", an audio name got safetensors bytes,
+// and the released architecture's shape errors gave no hint that --mimi-config was missing.
+TEST(CodecCliTest, OutputsFollowTheirNamesAndNeverReplaceLinksOrDevices) {
+  WriteWav(Tmp("o_in.wav"), TestSignal(1920 * 2));
+  const std::string in = Tmp("o_in.wav").string();
+  RunResult r = RunCodec("encode " + in + " -o " + Tmp("codes.wav").string() + kModelFlags);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, HasSubstr("codes are written as safetensors"));
+  EXPECT_FALSE(fs::exists(Tmp("codes.wav")));
+
+  // -o -: the safetensors bytes on stdout, equal to the file's.
+  const fs::path codes = Tmp("o_codes.safetensors");
+  ASSERT_EQ(RunCodec("encode " + in + " -o " + codes.string() + kModelFlags).exit_code, 0);
+  r = RunCodec("encode " + in + " -o -" + kModelFlags);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::ifstream file(codes, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(r.out, bytes);
+
+  // A symbolic link: its target gets the codes, the link stays.
+  fs::remove(Tmp("o_link.safetensors"));
+  fs::remove(Tmp("o_target.safetensors"));
+  fs::create_symlink(Tmp("o_target.safetensors"), Tmp("o_link.safetensors"));
+  ASSERT_EQ(RunCodec("encode " + in + " -o " + Tmp("o_link.safetensors").string() + kModelFlags).exit_code,
+            0);
+  EXPECT_TRUE(fs::is_symlink(Tmp("o_link.safetensors")));
+  EXPECT_TRUE(SafeTensorsFile::Open(Tmp("o_target.safetensors").string()).ok());
+
+  // decode -o -: WAV by default, Ogg/Opus with --format ogg.
+  r = RunCodec("decode " + codes.string() + " -o -" + kModelFlags);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.substr(0, 4), "RIFF");
+  r = RunCodec("decode " + codes.string() + " -o - --format ogg" + kModelFlags);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.substr(0, 4), "OggS");
+  r = RunCodec("decode " + codes.string() + " -o " + Tmp("x.mp3").string() + kModelFlags);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, HasSubstr("no audio format for '.mp3'"));
+
+  // A device is written, not replaced: a full one is an error, and it stays a device.
+  struct stat st;
+  if (::stat("/dev/full", &st) == 0 && S_ISCHR(st.st_mode)) {
+    r = RunCodec("decode " + codes.string() + " -o /dev/full --format wav" + kModelFlags);
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_THAT(r.err, HasSubstr("No space left on device"));
+    ASSERT_EQ(::stat("/dev/full", &st), 0);
+    EXPECT_TRUE(S_ISCHR(st.st_mode));
+  }
+
+  // The tiny Mimi without its config: the shape errors say what is missing.
+  r = RunCodec("encode " + in + " -o " + Tmp("y.safetensors").string() + " --mimi " + kMimiDir +
+               "tiny_mimi.safetensors");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, HasSubstr("pass its config JSON with --mimi-config"));
+}
+
+TEST(MonologueCliTest, UnknownCommandsAndFailedStdoutWritesAreErrors) {
+  RunResult r = test_process::RunMonologue("frobnicate");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("unknown command 'frobnicate' (commands: "));
+  struct stat st;
+  if (::stat("/dev/full", &st) == 0 && S_ISCHR(st.st_mode)) {
+    // info prints its report on stdout: a full disk is an error, not a silent success.
+    r = test_process::RunShell(test_process::ShellQuote(test_process::MonologueBinary()) + " info " +
+                               kMimiDir + "tiny_mimi.safetensors --mimi-config " + kMimiDir +
+                               "tiny_mimi_config.json > /dev/full");
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_THAT(r.err, HasSubstr("cannot write to stdout: No space left on device"));
+  }
 }
 
 }  // namespace

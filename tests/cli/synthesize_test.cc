@@ -286,6 +286,34 @@ TEST(SynthesizeCliTest, BadInputGetsClearErrors) {
   EXPECT_EQ(mixed.exit_code, 1);
   EXPECT_THAT(mixed.err, HasSubstr("mixed-1: tts session: no text to speak"));
   EXPECT_GT(fs::file_size(dir / "mixed-2.wav"), 44u);
+  // --seed is a whole number that fits 64 bits (-1 and 2^64 both became 2^64 - 1).
+  for (const char* bad : {"-1", "18446744073709551616"}) {
+    RunResult seed = Synthesize("hello" + kModel + " --voice alice --seed " + bad + out);
+    EXPECT_NE(seed.exit_code, 0) << bad;
+    EXPECT_THAT(seed.err, HasSubstr("must be a whole number from 0 to 18446744073709551615")) << bad;
+  }
+}
+
+// An output that is a symbolic link keeps the link (its target gets the audio), and one that has been made
+// private keeps its permissions: the finished file used to be renamed over the link (or a device, as root).
+TEST(SynthesizeCliTest, ALinkedOrPrivateOutputKeepsWhatItIs) {
+  const fs::path dir = Tmp("linked");
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::ofstream(dir / "target.wav") << "old";
+  fs::create_symlink("target.wav", dir / "link.wav");
+  RunResult r = Synthesize("hello" + kModel + " --voice alice --temp 0 -o " + (dir / "link.wav").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(fs::is_symlink(dir / "link.wav"));
+  EXPECT_GT(fs::file_size(dir / "target.wav"), 44u);
+  fs::permissions(dir / "target.wav", fs::perms::owner_read | fs::perms::owner_write);
+  r = Synthesize("hello again" + kModel + " --voice alice --temp 0 -o " + (dir / "target.wav").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(fs::status(dir / "target.wav").permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write);
+  int entries = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir)) ++entries;
+  EXPECT_EQ(entries, 2);  // no temporary left
 }
 
 // Found by probing the CLI with bad input (2026-12-03): each case used to abort, be accepted, or destroy a

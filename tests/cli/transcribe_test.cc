@@ -175,6 +175,20 @@ TEST(Transcribe, SrtAndVttCoverTheWordsInOrder) {
     state = std::min(state + 1, 2);
   }
   EXPECT_EQ(cue_text, joined);
+  // -o out.srt / out.vtt ask for that format (they got txt); an explicit --format wins.
+  RunResult to_file = Transcribe(kEn + kModel + " -o " + Tmp("by_name.srt").string());
+  ASSERT_EQ(to_file.exit_code, 0) << to_file.err;
+  EXPECT_EQ(ReadFile(Tmp("by_name.srt")), srt.out);
+  to_file = Transcribe(kEn + kModel + " -o " + Tmp("by_name.VTT").string());
+  ASSERT_EQ(to_file.exit_code, 0) << to_file.err;
+  EXPECT_EQ(ReadFile(Tmp("by_name.VTT")), vtt.out);
+  to_file = Transcribe(kEn + kModel + " --format vtt -o " + Tmp("explicit.srt").string());
+  ASSERT_EQ(to_file.exit_code, 0) << to_file.err;
+  EXPECT_EQ(ReadFile(Tmp("explicit.srt")), vtt.out);
+  // --speed paces what is sent to a server; alone it would be ignored.
+  to_file = Transcribe(kEn + kModel + " --speed 2");
+  EXPECT_EQ(to_file.exit_code, 2);
+  EXPECT_THAT(to_file.err, HasSubstr("--speed goes with --server"));
 }
 
 TEST(Transcribe, StdinEqualsFile) {
