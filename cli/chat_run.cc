@@ -286,8 +286,10 @@ int RunChat(const ChatFlags& f) {
         continue;
       }
       if (!decoded->warning.ok()) {
-        std::fprintf(stderr, "monologue chat: warning: %s: %s (answered the audio before it)\n",
-                     job.input.c_str(), std::string(decoded->warning.message()).c_str());
+        const std::string why(
+            decoded->warning.message());  // names the input already when it comes from the decoder
+        std::fprintf(stderr, "monologue chat: warning: %s (answered the audio before it)\n",
+                     (why.rfind(job.input, 0) == 0 ? why : absl::StrCat(job.input, ": ", why)).c_str());
       }
       job.user = std::move(decoded->samples);
       auto session = engine.OpenSession(job.seed);

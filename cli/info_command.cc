@@ -271,6 +271,23 @@ int RunInfo(const InfoOptions& options) {
 
   // A single Mimi file.
   if (fs::is_regular_file(path, ec)) {
+    // Anything else is named as what it is not, before a Mimi report is printed for it.
+    auto file = SafeTensorsFile::Open(path.string());
+    if (!file.ok()) {
+      return fail(absl::StrCat(path.string(), ": not a model directory or a Mimi checkpoint (",
+                               file.status().message(), ")"));
+    }
+    bool mimi_like = false;
+    for (const auto& t : (*file)->tensors()) {
+      mimi_like = mimi_like || t.name.rfind("encoder.", 0) == 0 || t.name.rfind("decoder.", 0) == 0;
+    }
+    if (!mimi_like) {
+      return fail(absl::StrCat(
+          path.string(), ": a safetensors file but not a Mimi checkpoint (", (*file)->tensors().size(),
+          " tensors",
+          (*file)->tensors().empty() ? "" : absl::StrCat(", such as '", (*file)->tensors()[0].name, "'"),
+          "): info takes a model directory (with its config.json) or a Mimi .safetensors file"));
+    }
     MimiConfig mimi;
     if (!options.mimi_config.empty()) {
       auto json = ReadJsonFile(options.mimi_config);

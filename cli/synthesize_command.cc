@@ -48,18 +48,25 @@ void RegisterSynthesizeCommand(CLI::App& app, int& exit_code) {
   CLI::App* cmd = app.add_subcommand(
       "synthesize", "Text to speech with a DSM TTS model (kyutai/tts-1.6b-en_fr), streaming");
   cmd->add_option("text", f->text, "the text to speak (words joined with spaces), or - to read stdin as it arrives");
-  cmd->add_option("--text-file", f->text_files, "a text file: every non-empty line is an utterance (repeatable)");
+  // One value per occurrence (repeat the flag for more): greedy vector options took the text that followed
+  // as more files or voices.
+  cmd->add_option("--text-file", f->text_files,
+                  "a text file: every non-empty line is an utterance (repeatable)")
+      ->allow_extra_args(false);
   cmd->add_option("--script", f->script, "a JSON list of turns, spoken alternately by the first and second --voice");
   auto* model = cmd->add_option("--model", f->model_dir, "model directory (config.json, weights, tokenizer)");
   cmd->add_option("--hf-repo", f->hf_repo,
                   "Hugging Face repo, fetched into the local cache on first use (default kyutai/tts-1.6b-en_fr "
                   "when --model is not given; HF_HUB_OFFLINE=1: cache only)")
       ->excludes(model);
-  cmd->add_option("--revision", f->revision, "--hf-repo's branch, tag or commit (default main)");
+  cmd->add_option("--revision", f->revision, "--hf-repo's branch, tag or commit (default main)")
+      ->excludes(model);
   cmd->add_option("--lora", f->lora, "a LoRA adapter .safetensors fused into the LM at load");
-  cmd->add_option("--voice", f->voices,
-                  "a voice: a .safetensors voice file, or a name in --voices (repeatable: one per speaker; default "
-                  "expresso/ex03-ex01_happy_001_channel1_334s.wav)");
+  cmd->add_option(
+         "--voice", f->voices,
+         "a voice: a .safetensors voice file, or a name in --voices (repeatable: one per speaker; default "
+         "expresso/ex03-ex01_happy_001_channel1_334s.wav)")
+      ->allow_extra_args(false);
   cmd->add_option("--voices", f->voices_dir,
                   "a folder laid out like the kyutai/tts-voices repo (default: that repo in the local HF cache)");
   cmd->add_option("-o,--output", f->output,

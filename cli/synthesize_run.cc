@@ -42,7 +42,8 @@ int RunSynthesize(const SynthesizeFlags& f) {
     // The cache, else the Hub (config.json and the files it names; HF_HUB_OFFLINE=1: the cache only).
     const std::string repo = f.hf_repo.empty() ? "kyutai/tts-1.6b-en_fr" : f.hf_repo;
     auto snapshot = FetchHfModel(repo, f.revision);
-    if (!snapshot.ok() && hub::IsCacheOnlyMiss(snapshot.status())) snapshot = FindHfSnapshot(repo);
+    if (!snapshot.ok() && hub::IsCacheOnlyMiss(snapshot.status()))
+      snapshot = FindHfSnapshot(repo, f.revision);
     if (!snapshot.ok()) {
       Error(absl::StrCat(snapshot.status().message(), "; or pass --model DIR"));
       return 1;

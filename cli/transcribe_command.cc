@@ -404,7 +404,8 @@ void RegisterTranscribeCommand(CLI::App& app, int& exit_code) {
          "Hugging Face repo, fetched into the local cache on first use (default kyutai/stt-1b-en_fr when "
          "--model is not given; HF_HUB_OFFLINE=1: cache only)")
       ->excludes(model);
-  cmd->add_option("--revision", flags->revision, "--hf-repo's branch, tag or commit (default main)");
+  cmd->add_option("--revision", flags->revision, "--hf-repo's branch, tag or commit (default main)")
+      ->excludes(model);
   cmd->add_option("--lora", flags->lora, "a LoRA adapter .safetensors fused into the LM at load");
   CLI::Option* format =
       cmd->add_option(

@@ -74,8 +74,11 @@ void TtsSession::EngineState::Finish(Slot& slot) {
   TtsEvent e;
   e.kind = TtsEvent::Kind::kEnd;
   e.step = slot.step;
-  e.truncated =
-      slot.step >= options.max_steps && slot.machine != nullptr && !slot.machine->end_step().has_value();
+  // Stopped by the step limit before the text's end plus the audio delay and padding: audio is missing (a
+  // text whose end was seen but whose audio, delay_steps later, lies past the limit is truncated too).
+  const std::optional<int64_t> end = slot.machine != nullptr ? slot.machine->end_step() : std::nullopt;
+  e.truncated = slot.step >= options.max_steps &&
+                !(end.has_value() && slot.step >= *end + info.delay_steps + options.final_padding);
   slot.events.push_back(std::move(e));
   slot.ended = true;
 }

@@ -59,9 +59,10 @@ std::vector<std::string> ListVoices(const std::string& voices_dir_in, const std:
   return names;
 }
 
-absl::StatusOr<std::string> ResolveVoice(const std::string& voice, const std::string& voices_dir_in,
-                                         const std::string& voice_suffix) {
-  if (voice.empty()) return absl::InvalidArgumentError("empty voice name");
+namespace {
+
+absl::StatusOr<std::string> ResolveVoiceName(const std::string& voice, const std::string& voices_dir_in,
+                                             const std::string& voice_suffix) {
   std::error_code ec;
   constexpr std::string_view kExt = ".safetensors";
   const bool is_file = voice.size() > kExt.size() && voice.compare(voice.size() - kExt.size(), kExt.size(), kExt) == 0;
@@ -105,6 +106,30 @@ absl::StatusOr<std::string> ResolveVoice(const std::string& voice, const std::st
                                           candidate.string(), ")",
                                           close.empty() ? std::string(": no voices there")
                                                         : absl::StrCat("; closest: ", absl::StrJoin(close, ", "))));
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ResolveVoice(const std::string& voice, const std::string& voices_dir,
+                                         const std::string& voice_suffix) {
+  if (voice.empty()) return absl::InvalidArgumentError("empty voice name");
+  absl::StatusOr<std::string> path = ResolveVoiceName(voice, voices_dir, voice_suffix);
+  if (path.ok()) return path;
+  // Not a voice, but something on disk: say what it is rather than how the name failed as a voice name.
+  std::error_code ec;
+  if (fs::is_directory(voice, ec)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("voice '", voice, "' is a folder: pass --voices ", voice,
+                     " and a voice name from it, or a .safetensors voice file"));
+  }
+  if (fs::is_regular_file(voice, ec) && fs::path(voice).extension() != ".safetensors") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("voice '", voice,
+                     "' is a file but not a voice embedding: a DSM TTS voice is a .safetensors file of "
+                     "speaker embeddings (kyutai/tts-voices has one beside each sample, <name>",
+                     voice_suffix, "), not audio; ", path.status().message()));
+  }
+  return path;
 }
 
 }  // namespace monologue

@@ -92,17 +92,27 @@ class DecodeEngine {
     rc = av_find_best_stream(fmt_, AVMEDIA_TYPE_AUDIO, -1, -1, &codec, 0);
     if (rc == AVERROR_STREAM_NOT_FOUND) {
       std::vector<std::string> kinds;
+      std::string audio;  // an audio stream FFmpeg would not pick: its header's numbers say why
       for (unsigned i = 0; i < fmt_->nb_streams; ++i) {
-        const char* kind = av_get_media_type_string(fmt_->streams[i]->codecpar->codec_type);
+        const AVCodecParameters* par = fmt_->streams[i]->codecpar;
+        const char* kind = av_get_media_type_string(par->codec_type);
         kinds.push_back(kind != nullptr ? kind : "unknown");
+        if (par->codec_type == AVMEDIA_TYPE_AUDIO && audio.empty()) audio = DescribeAudio(par);
+      }
+      if (!audio.empty()) {
+        return absl::InvalidArgumentError(absl::StrCat(name_, ": the audio stream's header is unusable (",
+                                                       audio, "): a damaged or mis-written header"));
       }
       return absl::InvalidArgumentError(absl::StrCat(
           name_, ": not an audio file: no audio stream (FFmpeg reads it as '", fmt_->iformat->name, "' with ",
           fmt_->nb_streams, " stream(s)", kinds.empty() ? "" : ": ", absl::StrJoin(kinds, ", "), ")"));
     }
     if (rc == AVERROR_DECODER_NOT_FOUND || (rc >= 0 && codec == nullptr)) {
-      return absl::UnimplementedError(
-          absl::StrCat(name_, ": no decoder for the audio codec in this FFmpeg build"));
+      const int index = av_find_best_stream(fmt_, AVMEDIA_TYPE_AUDIO, -1, -1, nullptr, 0);
+      const std::string audio = index >= 0 ? DescribeAudio(fmt_->streams[index]->codecpar) : "";
+      return absl::UnimplementedError(absl::StrCat(name_, ": no decoder for its audio",
+                                                   audio.empty() ? "" : absl::StrCat(" (", audio, ")"),
+                                                   " in this FFmpeg build, or a damaged header"));
     }
     if (rc < 0) return audio_internal::FfmpegStatus(rc, absl::StrCat(name_, ": no usable audio stream"));
     stream_index_ = rc;
@@ -212,13 +222,26 @@ class DecodeEngine {
     return audio_internal::FfmpegStatus(rc, absl::StrCat(name_, ": cannot open"));
   }
 
+  // "codec pcm_s16le, 0 channels, 24000 Hz, 16 bits per sample": what a stream's header says.
+  static std::string DescribeAudio(const AVCodecParameters* par) {
+    const char* codec = avcodec_get_name(par->codec_id);
+    return absl::StrCat("codec ", codec != nullptr ? codec : "unknown", ", ", par->ch_layout.nb_channels,
+                        " channel(s), ", par->sample_rate, " Hz, ", par->bits_per_coded_sample,
+                        " bits per sample");
+  }
+
   // Remembers the first breakage; decoding stops there (after draining what the decoder holds).
   void NoteBreak(absl::string_view what, int rc) {
     if (break_reason_.empty()) break_reason_ = absl::StrCat(what, ": ", FfmpegErrorText(rc));
   }
 
   void Stop(absl::Status status, std::vector<float>* out) {
-    if (break_reason_.empty()) break_reason_ = std::string(status.message());
+    if (break_reason_.empty()) {
+      // The stream's name leads the final message once; the reason drops its own copy.
+      break_reason_ = std::string(status.message());
+      const std::string prefix = name_ + ": ";
+      if (break_reason_.rfind(prefix, 0) == 0) break_reason_.erase(0, prefix.size());
+    }
     Finalize(out);
   }
 
@@ -336,9 +359,10 @@ class DecodeEngine {
       const float x = (*out)[old_size + static_cast<size_t>(i)];
       if (!(std::fabs(x) <= kMaxDecodedSample)) {  // NaN too
         out->resize(old_size + static_cast<size_t>(i));
+        produced_ += i;  // the samples before it stand, and are counted
         return absl::InvalidArgumentError(
             absl::StrCat(name_, ": the audio holds the sample ", x, " at ",
-                         static_cast<double>(produced_ + i) / options_.target_sample_rate,
+                         static_cast<double>(produced_) / options_.target_sample_rate,
                          " s: samples are in [-1, 1] (a float file written with 16-bit values?)"));
       }
     }

@@ -22,23 +22,39 @@ fs::path HfHubCacheDir() {
   return fs::path(user_home ? user_home : ".") / ".cache" / "huggingface" / "hub";
 }
 
-absl::StatusOr<fs::path> FindHfSnapshot(const std::string& repo) {
+absl::StatusOr<fs::path> FindHfSnapshot(const std::string& repo, const std::string& revision) {
   std::vector<std::string> parts = absl::StrSplit(repo, '/');
   if (parts.size() != 2 || parts[0].empty() || parts[1].empty()) {
     return absl::InvalidArgumentError(absl::StrCat("Hugging Face repo '", repo, "': expected OWNER/NAME"));
   }
   const fs::path repo_dir = HfHubCacheDir() / absl::StrCat("models--", parts[0], "--", parts[1]);
-  const std::string hint = absl::StrCat(" (fetch it with `monologue download ", repo, "`)");
+  const std::string hint =
+      absl::StrCat(" (fetch it with `monologue download ", repo,
+                   revision == "main" ? "" : absl::StrCat(" --revision ", revision), "`)");
   std::error_code ec;
   if (!fs::is_directory(repo_dir / "snapshots", ec)) {
     return absl::NotFoundError(absl::StrCat(repo, " is not in the local Hugging Face cache: no ",
                                             (repo_dir / "snapshots").string(), hint));
   }
-  std::ifstream ref(repo_dir / "refs" / "main");
-  std::string revision;
-  if (ref && std::getline(ref, revision) && !revision.empty() &&
-      fs::is_directory(repo_dir / "snapshots" / revision, ec)) {
-    return repo_dir / "snapshots" / revision;
+  // A revision of ".." or "a/../../b" must not leave the repo's folders.
+  if (revision.empty() || revision.find("..") != std::string::npos || revision.front() == '/') {
+    return absl::InvalidArgumentError(
+        absl::StrCat(repo, ": revision '", revision, "' is not a branch, tag or commit"));
+  }
+  std::ifstream ref(repo_dir / "refs" / revision);
+  std::string commit;
+  if (ref && std::getline(ref, commit) && !commit.empty()) {
+    if (fs::is_directory(repo_dir / "snapshots" / commit, ec)) return repo_dir / "snapshots" / commit;
+    return absl::NotFoundError(absl::StrCat(repo, ": refs/", revision, " in the cache names commit ", commit,
+                                            ", whose snapshot ", (repo_dir / "snapshots" / commit).string(),
+                                            " is missing (an interrupted download or a cleaned cache)",
+                                            hint));
+  }
+  if (fs::is_directory(repo_dir / "snapshots" / revision, ec)) return repo_dir / "snapshots" / revision;
+  if (revision != "main") {
+    return absl::NotFoundError(
+        absl::StrCat(repo, ": revision '", revision, "' is not in the local Hugging Face cache ", "(no refs/",
+                     revision, " or snapshot of that name under ", repo_dir.string(), ")", hint));
   }
   fs::path snapshot;
   fs::file_time_type newest{};
@@ -72,7 +88,7 @@ absl::StatusOr<std::string> ResolveHfRepoSnapshot(const std::string& repo, const
   // the cache diagnostics below, which name every missing file.
   auto fetched = FetchHfModel(repo, revision);
   if (!fetched.ok() && !hub::IsCacheOnlyMiss(fetched.status())) return fetched.status();
-  auto found = fetched.ok() ? absl::StatusOr<fs::path>(*fetched) : FindHfSnapshot(repo);
+  auto found = fetched.ok() ? absl::StatusOr<fs::path>(*fetched) : FindHfSnapshot(repo, revision);
   if (!found.ok()) {
     if (absl::IsNotFound(found.status())) {
       return absl::NotFoundError(absl::StrCat(found.status().message(), "; or pass --model DIR"));

@@ -11,10 +11,12 @@ namespace monologue {
 // $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub.
 std::filesystem::path HfHubCacheDir();
 
-// The snapshot folder of `repo` ("owner/name"): the revision refs/main names, else the newest snapshot.
-// INVALID_ARGUMENT for a malformed name; NOT_FOUND (saying where it looked and how to fetch it) when the
-// repo has no snapshot in the cache.
-absl::StatusOr<std::filesystem::path> FindHfSnapshot(const std::string& repo);
+// The snapshot folder of `repo` ("owner/name") at `revision` in the cache: the commit refs/<revision> names
+// (or the revision itself, a commit hash); for "main" without a refs/main, the newest snapshot. A ref whose
+// snapshot is missing (an interrupted download, a cleaned cache) is NOT_FOUND, never another snapshot.
+// INVALID_ARGUMENT for a malformed name; NOT_FOUND (saying where it looked and how to fetch it) otherwise.
+absl::StatusOr<std::filesystem::path> FindHfSnapshot(const std::string& repo,
+                                                     const std::string& revision = "main");
 
 // The snapshot of `repo` at `revision` holding config.json and every file it names, downloaded into the
 // cache when missing (core/hub/hub.h, settings from the environment: HF_ENDPOINT, HF_TOKEN,

@@ -1,6 +1,7 @@
 #include "core/config/lm_config.h"
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -169,6 +170,17 @@ absl::Status LmConfig::Validate(const std::string& source) const {
     return bad("text_card_out", absl::StrCat("must be positive, got ", *text_card_out));
   }
   if (!(hidden_scale > 0)) return bad("hidden_scale", absl::StrCat("must be positive, got ", hidden_scale));
+  // The rotary embedding's base: log(max_period) scales every frequency (0 or less gives NaN or reversed
+  // positions, and a silently different model).
+  if (!(max_period > 1) || !std::isfinite(max_period)) {
+    return bad("max_period",
+               absl::StrCat("must be a finite number above 1 (10000 in every release), got ", max_period));
+  }
+  if (dep_q > 0 && (!(depformer_max_period > 1) || !std::isfinite(depformer_max_period))) {
+    return bad(
+        "depformer_max_period",
+        absl::StrCat("must be a finite number above 1 (10000 in every release), got ", depformer_max_period));
+  }
   if (dim % num_heads != 0) {
     return bad("dim", absl::StrCat("(", dim, ") must be divisible by num_heads (", num_heads, ")"));
   }

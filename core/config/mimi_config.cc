@@ -164,6 +164,11 @@ absl::Status MimiConfig::Validate(const std::string& source) const {
   RETURN_IF_ERROR(pos("sample_rate", sample_rate));
   if (channels != 1) return bad("channels", absl::StrCat("must be 1 (mono), got ", channels));
   if (!(frame_rate > 0)) return bad("frame_rate", "must be positive");
+  if (!(transformer.max_period > 1) || !std::isfinite(transformer.max_period)) {
+    return bad(
+        "transformer.max_period",
+        absl::StrCat("must be a finite number above 1 (10000 in the release), got ", transformer.max_period));
+  }
   RETURN_IF_ERROR(pos("seanet.dimension", seanet.dimension));
   if (seanet.channels != channels) return bad("seanet.channels", "must equal channels");
   RETURN_IF_ERROR(pos("seanet.n_filters", seanet.n_filters));

@@ -407,6 +407,21 @@ TEST(AsrEngineErrors, HfRepoResolution) {
   ASSERT_TRUE(ok.ok()) << ok.status();
   EXPECT_EQ(std::filesystem::path(*ok), snap);
   EXPECT_TRUE(AsrEngine::Load(*ok).ok());
+  // refs/main naming a snapshot that is gone: said, never another snapshot (the audit's case: an older
+  // snapshot was used silently). A revision is looked up by its own ref or commit.
+  std::ofstream(repo / "refs" / "main") << "def456";
+  auto gone = ResolveHfRepoSnapshot("kyutai/stt-tiny");
+  ASSERT_FALSE(gone.ok());
+  EXPECT_NE(gone.status().message().find("refs/main in the cache names commit def456"), std::string::npos)
+      << gone.status();
+  auto by_commit = ResolveHfRepoSnapshot("kyutai/stt-tiny", "abc123");
+  ASSERT_TRUE(by_commit.ok()) << by_commit.status();
+  EXPECT_EQ(std::filesystem::path(*by_commit), snap);
+  auto other = ResolveHfRepoSnapshot("kyutai/stt-tiny", "v2");
+  ASSERT_FALSE(other.ok());
+  EXPECT_NE(other.status().message().find("revision 'v2' is not in the local Hugging Face cache"),
+            std::string::npos)
+      << other.status();
   unsetenv("HF_HUB_CACHE");
 }
 

@@ -264,6 +264,30 @@ TEST(AudioDecoderTest, HeadersOutsideWhatCanBeDecodedAreNamed) {
       EXPECT_TRUE(absl::StrContains(decoded->warning.message(), e)) << decoded->warning;
     }
   }
+  // A header of 0 channels, or 0 bits per sample: named with the numbers it holds (it read as "no audio
+  // stream
+  // (... 1 stream(s): audio)" and "no decoder for the audio codec").
+  {
+    std::string zero_channels = wav(1, 24000, 480, "zero_channels.wav");
+    std::string bytes;
+    {
+      std::ifstream in(zero_channels, std::ios::binary);
+      bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+    std::string no_channels = bytes, no_bits = bytes;
+    no_channels[22] = 0;  // fmt channels
+    no_bits[34] = 0;      // fmt bits per sample
+    std::ofstream(TmpPath("zero_channels.wav"), std::ios::binary) << no_channels;
+    std::ofstream(TmpPath("zero_bits.wav"), std::ios::binary) << no_bits;
+    auto c0 = DecodeAudioFile(TmpPath("zero_channels.wav"));
+    ASSERT_FALSE(c0.ok());
+    EXPECT_TRUE(absl::StrContains(c0.status().message(),
+                                  "header is unusable (codec pcm_s16le, 0 channel(s), 24000 Hz"))
+        << c0.status();
+    auto b0 = DecodeAudioFile(TmpPath("zero_bits.wav"));
+    ASSERT_FALSE(b0.ok());
+    EXPECT_TRUE(absl::StrContains(b0.status().message(), "0 bits per sample")) << b0.status();
+  }
   // A float file written at 16-bit scale: refused at its first sample far outside [-1, 1] (it was transcribed
   // into noise words); a few times over (clipped speech) decodes.
   for (const float peak : {12000.0f, 3.0f}) {
@@ -285,6 +309,12 @@ TEST(AudioDecoderTest, HeadersOutsideWhatCanBeDecodedAreNamed) {
       EXPECT_TRUE(absl::StrContains(decoded->warning.message(), "the audio holds the sample 12000 at 0.1 s"))
           << decoded->warning;
       EXPECT_EQ(decoded->samples.size(), 2400u);  // what came before it stands
+      // ... and is counted (it said "after 0.000 s"), the file named once (it was twice).
+      EXPECT_TRUE(absl::StrContains(decoded->warning.message(),
+                                    "decoding stopped after 0.100 s of audio (2400 samples"))
+          << decoded->warning;
+      EXPECT_EQ(decoded->warning.message().find(path), 0u) << decoded->warning;
+      EXPECT_EQ(decoded->warning.message().find(path, 1), std::string::npos) << decoded->warning;
     } else {
       EXPECT_TRUE(decoded->warning.ok()) << decoded->warning;
       EXPECT_EQ(decoded->samples.size(), 4800u);

@@ -241,6 +241,17 @@ TEST(InfoCommandTest, BadConfigAndBadPaths) {
   r = RunInfo(FreshDir("empty").string());
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("is not a model directory"));
+
+  // A file that is not a Mimi checkpoint: named before any Mimi report is printed (it printed the released
+  // Mimi's architecture, then a safetensors error).
+  r = RunInfo(std::string(MONOLOGUE_TEST_DATA_DIR) + "/asr/speech_en.wav");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("not a model directory or a Mimi checkpoint"));
+  EXPECT_TRUE(r.out.empty());
+  r = RunInfo((MakeTiny("tiny-stt", "lmfile") / "model.safetensors").string());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("a safetensors file but not a Mimi checkpoint"));
+  EXPECT_TRUE(r.out.empty());
 }
 
 }  // namespace

@@ -286,6 +286,17 @@ TEST(SynthesizeCliTest, BadInputGetsClearErrors) {
   EXPECT_EQ(mixed.exit_code, 1);
   EXPECT_THAT(mixed.err, HasSubstr("mixed-1: tts session: no text to speak"));
   EXPECT_GT(fs::file_size(dir / "mixed-2.wav"), 44u);
+  // A folder or an audio file given as a voice is named as such (it read as a bad Hugging Face file name).
+  RunResult folder = Synthesize("hello" + kModel + " --voice " + kTts + "voices" + out);
+  EXPECT_EQ(folder.exit_code, 1);
+  EXPECT_THAT(folder.err, HasSubstr("is a folder: pass --voices"));
+  RunResult audio = Synthesize("hello" + kModel + " --voice " + std::string(MONOLOGUE_TEST_DATA_DIR) +
+                               "/asr/speech_en.wav" + out);
+  EXPECT_EQ(audio.exit_code, 1);
+  EXPECT_THAT(audio.err, HasSubstr("is a file but not a voice embedding"));
+  // --voice and --text-file take one value each: the text after them is the text (it became more voices).
+  RunResult text_after = Synthesize(kModel + " --voice alice hello there" + out);
+  EXPECT_EQ(text_after.exit_code, 0) << text_after.err;
   // --seed is a whole number that fits 64 bits (-1 and 2^64 both became 2^64 - 1).
   for (const char* bad : {"-1", "18446744073709551616"}) {
     RunResult seed = Synthesize("hello" + kModel + " --voice alice --seed " + bad + out);

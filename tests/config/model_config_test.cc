@@ -295,6 +295,9 @@ TEST(ModelConfigErrorsTest, SanityChecks) {
       {"norm", "batch_norm", "key 'norm' 'batch_norm' is not one of"},
       {"context", nullptr, "key 'context' is null"},
       {"num_layers", 0, "key 'num_layers' must be positive"},
+      // The rotary base: 0 or -1 ran and silently changed the model (found by a bad-input audit).
+      {"max_period", 0, "key 'max_period' must be a finite number above 1"},
+      {"max_period", -1, "key 'max_period' must be a finite number above 1"},
   };
   for (const Case& c : cases) {
     nlohmann::json json = TinyJson();
