@@ -52,7 +52,7 @@ struct BenchChatFlags {
   int warmup = 10;
   int threads = 2;
   std::string device = "cpu";
-  std::string dtype = "f32";
+  std::string dtype;  // "" = the engines' default for the model and device
   std::string checkpoint_dtype = "bf16";
   bool reference = false;
   std::string python;
@@ -120,9 +120,9 @@ int RunBenchChat(const BenchChatFlags& f) {
   if (!parsed_batches.ok()) return Fail(std::string(parsed_batches.status().message()));
   const std::vector<int> batches(parsed_batches->begin(), parsed_batches->end());
   if (f.steps < 1 || f.warmup < 0 || f.threads < 1) return Fail("--steps and --threads must be >= 1");
-  auto parsed_dtype = ParseDtypeFlag(f.dtype);
-  if (!parsed_dtype.ok()) return Fail(std::string(parsed_dtype.status().message()));
-  const at::ScalarType dtype = *parsed_dtype;
+  if (!f.dtype.empty()) {
+    if (auto d = ParseDtypeFlag(f.dtype); !d.ok()) return Fail(std::string(d.status().message()));
+  }
   at::set_num_threads(f.threads);
   auto parsed_device = ParseDeviceFlag(f.device);
   if (!parsed_device.ok()) return Fail(std::string(parsed_device.status().message()));
@@ -132,6 +132,15 @@ int RunBenchChat(const BenchChatFlags& f) {
   if (!bench_model.ok()) return Fail(std::string(bench_model.status().message()));
   ModelConfig config = bench_model->config;
   const std::string source = bench_model->source;
+  // As `chat` chooses: int8 on the CPU for a quantize: true checkpoint (f32 would be 4x its size: 28 GB for
+  // Moshi 7B), bf16 on CUDA, f32 otherwise.
+  const std::string dtype_name = !f.dtype.empty()            ? f.dtype
+                                 : device.is_cuda()          ? std::string("bf16")
+                                 : config.lm.int8_checkpoint ? std::string("int8")
+                                                             : std::string("f32");
+  auto parsed_dtype = ParseDtypeFlag(dtype_name);
+  if (!parsed_dtype.ok()) return Fail(std::string(parsed_dtype.status().message()));
+  const at::ScalarType dtype = *parsed_dtype;
   if (config.model_type != ModelType::kMoshi || config.lm.dep_q == 0) {
     return Fail(source + " is not a full-duplex Moshi model");
   }
@@ -165,7 +174,7 @@ int RunBenchChat(const BenchChatFlags& f) {
         "monologue bench chat: %s, device %s, %s, %d threads, %d steps (+%d warm-up); one step = one 80 ms "
         "frame "
         "per conversation (Mimi encode + LM with depformer sampling + Mimi decode)\n",
-        source.c_str(), device.str().c_str(), f.dtype.c_str(), f.threads, f.steps, f.warmup);
+        source.c_str(), device.str().c_str(), dtype_name.c_str(), f.threads, f.steps, f.warmup);
     PrintQuantization(**lm_or);
     PrintHugePages();
     PrintCpuKernels();
@@ -188,8 +197,8 @@ int RunBenchChat(const BenchChatFlags& f) {
   if (f.reference) {
     const absl::Status st = RunReferenceBenchmark(
         f.python, f.reference_script, config, "chat",
-        absl::StrCat(" --batch ", f.batches, " --steps ", f.steps, " --warmup ", f.warmup, " --threads ", f.threads,
-                     " --dtype ", f.dtype, " --device ", f.device));
+        absl::StrCat(" --batch ", f.batches, " --steps ", f.steps, " --warmup ", f.warmup, " --threads ",
+                     f.threads, " --dtype ", dtype_name, " --device ", f.device));
     if (!st.ok()) return Fail(std::string(st.message()));
   }
   return 0;
@@ -216,7 +225,9 @@ void RegisterBenchChat(CLI::App& bench, int& exit_code) {
   cmd->add_option("--warmup", f->warmup, "untimed steps first (default 10)");
   cmd->add_option("--threads", f->threads, "CPU threads (default 2)")->check(ThreadCount());
   cmd->add_option("--device", f->device, "cpu (default) or cuda[:N]");
-  cmd->add_option("--dtype", f->dtype, "LM dtype: f32 (default), bf16, f16, int8, int4 (CPU)");
+  cmd->add_option("--dtype", f->dtype,
+                  "LM dtype: f32, bf16, f16, int8, int4 (CPU) (default as chat: f32 on CPU, int8 there for a "
+                  "quantize: true checkpoint, bf16 on CUDA)");
   cmd->add_option("--checkpoint-dtype", f->checkpoint_dtype, kCheckpointDtypeHelp)->capture_default_str();
   cmd->add_flag("--reference", f->reference,
                 "then run the reference's loop (bench/bench_chat_reference.py) with the same settings");

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -23,6 +24,7 @@
 #include "cli/flag_checks.h"
 #include "cli/memory_speed.h"
 #include "core/config/model_config.h"
+#include "core/io/output_file.h"
 #include "core/lm/lm_gen.h"
 #include "core/lm/lm_model.h"
 #include "core/model/presets.h"
@@ -180,10 +182,27 @@ int RunBenchLm(const BenchLmFlags& f) {
   auto parsed_device = ParseDeviceFlag(f.device);
   if (!parsed_device.ok()) return Fail(std::string(parsed_device.status().message()));
   if (!f.write_config.empty()) {
-    std::ofstream out(f.write_config);
-    out << ModelConfigToJson(bench_model->config).dump(1) << "\n";
-    if (!out) return Fail("cannot write " + f.write_config);
-    std::printf("wrote %s\n", f.write_config.c_str());
+    ModelConfig config = bench_model->config;
+    // A Mimi other than the released one (the tiny presets') goes beside it, named by mimi_config_name, so
+    // that --config FILE is the same model again.
+    std::string mimi_written;
+    if (MimiConfigToJson(config.mimi) != MimiConfigToJson(MimiConfig{})) {
+      const std::filesystem::path mimi_path =
+          std::filesystem::path(f.write_config).parent_path() /
+          (std::filesystem::path(f.write_config).stem().string() + "_mimi.json");
+      config.mimi_config_name = mimi_path.filename().string();
+      if (absl::Status st =
+              WriteFileReplacing(mimi_path.string(), MimiConfigToJson(config.mimi).dump(1) + "\n");
+          !st.ok()) {
+        return Fail(std::string(st.message()));
+      }
+      mimi_written = " and " + mimi_path.string();
+    }
+    if (absl::Status st = WriteFileReplacing(f.write_config, ModelConfigToJson(config).dump(1) + "\n");
+        !st.ok()) {
+      return Fail(std::string(st.message()));
+    }
+    std::printf("wrote %s%s\n", f.write_config.c_str(), mimi_written.c_str());
     return 0;
   }
   // Each dtype in turn, in one process (the same random weights, loaded at each dtype).

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <exception>
+#include <filesystem>
 
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
@@ -112,6 +113,13 @@ absl::StatusOr<BenchModel> ResolveBenchModel(const std::string& model_dir, const
   } else if (!config_file.empty()) {
     ASSIGN_OR_RETURN(nlohmann::json json, ReadJsonFile(config_file));
     ASSIGN_OR_RETURN(model.config, ParseModelConfigJson(json, config_file));
+    if (model.config.mimi_config_name.has_value()) {
+      // A non-released Mimi's config, beside the file (as in a model directory; --write-config writes one).
+      const std::filesystem::path mimi_path =
+          std::filesystem::path(config_file).parent_path() / *model.config.mimi_config_name;
+      ASSIGN_OR_RETURN(nlohmann::json mimi_json, ReadJsonFile(mimi_path));
+      ASSIGN_OR_RETURN(model.config.mimi, ParseMimiConfigJson(mimi_json, mimi_path.string()));
+    }
     model.source = config_file + " (random weights)";
   } else {
     ASSIGN_OR_RETURN(auto p, GetPreset(preset));

@@ -4,10 +4,14 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "nlohmann/json.hpp"
 #include "tests/common/process.h"
 
 namespace monologue {
@@ -58,8 +62,10 @@ TEST(BenchModesCliTest, TranscribeReportsTheLiveLag) {
   const std::vector<double> v = Row(r.out, header, 1);  // batch, mean, p50, p95, max, RTF, x, lag
   ASSERT_EQ(v.size(), 8u) << r.out;
   EXPECT_LE(v[3], v[4]);
-  // The tiny model is far ahead of real time: no backlog, each frame lags by its own step at most.
-  EXPECT_LE(v[7], v[4] + 0.1);
+  // The tiny model is far ahead of real time: no backlog, each frame lags by its own step at most. Only while
+  // every step fits in its 80 ms frame: a machine busy with other work can stall one past it (seen once,
+  // 121.7 ms, with a build running), and then a backlog is the right answer.
+  if (v[4] < 80.0) EXPECT_LE(v[7], v[4] + 0.1);
   EXPECT_GT(v[7], 0.0);
 }
 
@@ -71,8 +77,35 @@ TEST(BenchModesCliTest, ChatReportsTheLiveLag) {
   const std::vector<double> v = Row(r.out, header, 1);  // batch, mean, max, encode, lm, decode, RTF, x, lag
   ASSERT_EQ(v.size(), 9u) << r.out;
   EXPECT_LE(v[1], v[2]);
-  EXPECT_LE(v[8], v[2] + 0.1);
+  if (v[2] < 80.0) EXPECT_LE(v[8], v[2] + 0.1);  // no backlog while every step fits its frame (above)
   EXPECT_GT(v[8], 0.0);
+}
+
+// A quantize: true model is benched as chat runs it (int8 on the CPU: f32 would be 4x the checkpoint, 28 GB
+// for Moshi 7B), unless --dtype says otherwise; --write-config of a tiny preset writes its Mimi beside it, so
+// that
+// --config is the same model again (it lost the tiny Mimi and failed on the released one's codebook size).
+TEST(BenchModesCliTest, ChatOfAnInt8CheckpointDefaultsToInt8) {
+  const char* base = std::getenv("MONOLOGUE_TEST_TMP");
+  const std::filesystem::path dir = std::filesystem::path(base != nullptr ? base : ".") / "bench_q8";
+  std::filesystem::create_directories(dir);
+  test_process::RunResult r = test_process::RunMonologue("bench lm --preset tiny-moshi-8 --write-config " +
+                                                         (dir / "tm8.json").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(std::filesystem::exists(dir / "tm8_mimi.json"));
+  std::ifstream in(dir / "tm8.json");
+  nlohmann::json config = nlohmann::json::parse(in);
+  config["quantize"] = true;
+  std::ofstream(dir / "q8.json") << config.dump(1);
+  r = test_process::RunMonologue("bench chat --config " + (dir / "q8.json").string() +
+                                 " --batch 1 --steps 2 --warmup 0");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, ::testing::HasSubstr("device cpu, int8,"));
+  EXPECT_THAT(r.out, ::testing::HasSubstr("taken from the checkpoint's int8 values"));
+  r = test_process::RunMonologue("bench chat --config " + (dir / "q8.json").string() +
+                                 " --batch 1 --steps 2 --warmup 0 --dtype f32");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, ::testing::HasSubstr("device cpu, f32,"));
 }
 
 }  // namespace
