@@ -19,6 +19,7 @@
 #include "core/audio/audio_decoder.h"
 #include "core/config/hf_cache.h"
 #include "core/hub/hub.h"
+#include "core/io/output_file.h"
 
 namespace monologue::cli::chat {
 namespace {
@@ -122,6 +123,14 @@ int RunChat(const ChatFlags& f) {
     Error(absl::StrCat("--codes-out ", f.codes_out,
                        ": codes are written as safetensors (name it .safetensors)"));
     return 2;
+  }
+  // Unwritable outputs fail now, not after the conversation.
+  for (const std::string* path : {&f.output, &f.text_out, &f.codes_out}) {
+    if (path->empty() || *path == "-") continue;
+    if (absl::Status st = CheckWritable(*path); !st.ok()) {
+      Error(std::string(st.message()));
+      return 1;
+    }
   }
   if (!f.server.empty()) return RunRemoteChat(f);
   const bool fdb = !f.fdb.empty();

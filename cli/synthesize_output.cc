@@ -136,6 +136,14 @@ std::optional<int> PlanJobs(const SynthesizeFlags& f, const std::vector<Utteranc
       Error(absl::StrCat("two utterances would both be written to ", job->audio_path, " (use -o with {index})"));
       return 2;
     }
+    // Unwritable outputs fail now, not after the synthesis.
+    for (const std::string* path : {&job->audio_path, &job->words_path, &job->codes_path}) {
+      if (path->empty() || *path == "-") continue;
+      if (absl::Status st = CheckWritable(*path); !st.ok()) {
+        Error(std::string(st.message()));
+        return 1;
+      }
+    }
     jobs.push_back(std::move(job));
   }
   return std::nullopt;

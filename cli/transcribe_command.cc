@@ -183,6 +183,15 @@ int RunTranscribe(const TranscribeFlags& f) {
     }
   }
 
+  // Unwritable outputs fail now, not after the transcription.
+  for (const std::string& path : outputs) {
+    if (path.empty()) continue;
+    if (absl::Status st = CheckWritable(path); !st.ok()) {
+      Error(std::string(st.message()));
+      return 1;
+    }
+  }
+
   // The model.
   std::string model_dir = f.model_dir;
   if (model_dir.empty()) {

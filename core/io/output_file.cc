@@ -185,6 +185,14 @@ void OutputFile::Abandon() {
   Unregister(write_path_);
 }
 
+absl::Status CheckWritable(const std::string& path) {
+  absl::StatusOr<OutputFile> file = OutputFile::Prepare(path);
+  if (!file.ok()) return file.status();
+  if (file->in_place() && ::access(file->write_path().c_str(), W_OK) != 0) return WriteError(path, errno);
+  file->Abandon();
+  return absl::OkStatus();
+}
+
 absl::Status WriteFileReplacing(const std::string& path, const std::string& bytes) {
   absl::StatusOr<OutputFile> file = OutputFile::Prepare(path);
   if (!file.ok()) return file.status();

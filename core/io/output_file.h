@@ -60,6 +60,11 @@ class OutputFile {
   bool done_ = false;
 };
 
+// Whether `path` can be written as an OutputFile would write it (its folder created, a temporary made there
+// and removed): checked before a long run, so that an unwritable output fails in a moment, not after the
+// work.
+absl::Status CheckWritable(const std::string& path);
+
 // `bytes` into `path` through an OutputFile. Errors name `path` and why.
 absl::Status WriteFileReplacing(const std::string& path, const std::string& bytes);
 

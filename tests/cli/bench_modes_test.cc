@@ -65,7 +65,9 @@ TEST(BenchModesCliTest, TranscribeReportsTheLiveLag) {
   // The tiny model is far ahead of real time: no backlog, each frame lags by its own step at most. Only while
   // every step fits in its 80 ms frame: a machine busy with other work can stall one past it (seen once,
   // 121.7 ms, with a build running), and then a backlog is the right answer.
-  if (v[4] < 80.0) EXPECT_LE(v[7], v[4] + 0.1);
+  if (v[4] < 80.0) {
+    EXPECT_LE(v[7], v[4] + 0.1);
+  }
   EXPECT_GT(v[7], 0.0);
 }
 
@@ -77,7 +79,9 @@ TEST(BenchModesCliTest, ChatReportsTheLiveLag) {
   const std::vector<double> v = Row(r.out, header, 1);  // batch, mean, max, encode, lm, decode, RTF, x, lag
   ASSERT_EQ(v.size(), 9u) << r.out;
   EXPECT_LE(v[1], v[2]);
-  if (v[2] < 80.0) EXPECT_LE(v[8], v[2] + 0.1);  // no backlog while every step fits its frame (above)
+  if (v[2] < 80.0) {  // no backlog while every step fits its frame (above)
+    EXPECT_LE(v[8], v[2] + 0.1);
+  }
   EXPECT_GT(v[8], 0.0);
 }
 

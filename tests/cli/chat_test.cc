@@ -397,6 +397,12 @@ TEST(chat, BadInputsAndModels) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("no audio"));
   EXPECT_FALSE(fs::exists(Tmp("x.wav")));
+  // An output that cannot be written fails before the conversation, not after it.
+  r = Chat(clip + " -o " + Tmp("x.wav").string() + " --model " + ModelDir() + " --text-out " + clip +
+           "/under_a_file.json");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("cannot write " + clip + "/under_a_file.json: Not a directory"));
+  EXPECT_THAT(r.err, ::testing::Not(HasSubstr("weights")));  // the model was not loaded
   // Usage errors.
   EXPECT_EQ(Chat(clip + " --model " + ModelDir()).exit_code, 2);  // no -o
 }

@@ -151,6 +151,20 @@ TEST(OutputFileTest, ADirectoryIsRefusedAndMissingFoldersAreCreated) {
   EXPECT_EQ(Read(dir / "a" / "b" / "c.txt"), "x");
 }
 
+TEST(OutputFileTest, CheckWritableLeavesNothingBehind) {
+  const fs::path dir = Dir("check");
+  EXPECT_TRUE(CheckWritable((dir / "new.wav").string()).ok());
+  Put(dir / "old.wav", "old");
+  EXPECT_TRUE(CheckWritable((dir / "old.wav").string()).ok());
+  EXPECT_EQ(Read(dir / "old.wav"), "old");
+  EXPECT_EQ(OtherEntries(dir, {"old.wav"}), 0);
+  absl::Status under_a_file = CheckWritable((dir / "old.wav" / "x.wav").string());
+  EXPECT_FALSE(under_a_file.ok());
+  EXPECT_NE(under_a_file.message().find("cannot write " + (dir / "old.wav" / "x.wav").string()),
+            std::string::npos)
+      << under_a_file;
+}
+
 TEST(OutputFileTest, AnInterruptedRunRemovesItsTemporaries) {
   const fs::path dir = Dir("signal");
   Put(dir / "out.txt", "old");
