@@ -22,6 +22,19 @@ CLI::Validator FiniteAtLeast(double min) {
       "NUMBER >= " + absl::StrCat(min));
 }
 
+CLI::Validator FiniteInRange(double min, double max) {
+  const std::string rule = absl::StrCat("a finite number from ", min, " to ", max);
+  return CLI::Validator(
+      [rule, min, max](std::string& text) -> std::string {
+        double value = 0;
+        if (!absl::SimpleAtod(text, &value) || !std::isfinite(value) || value < min || value > max) {
+          return absl::StrCat("must be ", rule, ", got ", text);
+        }
+        return std::string();
+      },
+      absl::StrCat("NUMBER in [", min, ", ", max, "]"));
+}
+
 CLI::Validator WholeAtLeast(int64_t min) {
   const std::string rule = absl::StrCat("a whole number >= ", min);
   return CLI::Validator(

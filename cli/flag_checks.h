@@ -15,6 +15,8 @@ inline constexpr int kMaxThreads = 1024;
 
 // A finite number >= min.
 CLI::Validator FiniteAtLeast(double min);
+// A finite number from min to max.
+CLI::Validator FiniteInRange(double min, double max);
 // A whole number >= min.
 CLI::Validator WholeAtLeast(int64_t min);
 // --seed: a whole number from 0 to 2^64 - 1, digits only (strtoull would wrap -1 and saturate 2^64 silently).

@@ -18,7 +18,9 @@
 #ifdef MONOLOGUE_HAVE_SERVICE
 #include <pthread.h>
 
+#include <cstdlib>
 #include <filesystem>
+#include <thread>
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
@@ -37,6 +39,7 @@ struct ServeFlags {
   std::string tts;
   std::string dialogue;
   double drain_seconds = 30;
+  bool api_key_given = false;
 #ifdef MONOLOGUE_HAVE_SERVICE
   ServerOptions options;
 #endif
@@ -68,6 +71,26 @@ int RunServe(ServeFlags f) {
   if (stt_given == 0 && f.tts.empty() && f.dialogue.empty()) {
     Error("nothing to serve: give --stt, --tts and/or --dialogue (a model directory or OWNER/NAME)");
     return 2;
+  }
+  // Flags that would be silently without effect, or would silently open the server.
+  if (f.options.http_listen.empty() && (!f.options.api_key.empty() || !f.options.web_root.empty())) {
+    Error(
+        "--api-key and --web-root go with --http (they guard and serve the WebSocket endpoints and the "
+        "page)");
+    return 2;
+  }
+  if (f.api_key_given && f.options.api_key.empty()) {
+    Error(
+        "--api-key is empty: that would leave the WebSocket endpoints open (give a key, or leave the flag "
+        "out)");
+    return 2;
+  }
+  if (!f.options.web_root.empty()) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(std::filesystem::path(f.options.web_root) / "index.html", ec)) {
+      Error(absl::StrCat("--web-root ", f.options.web_root, ": no index.html there"));
+      return 2;
+    }
   }
   const std::string stt = !f.stt.empty() ? f.stt : !f.hf_repo.empty() ? f.hf_repo : f.model_dir;
   using Target = std::tuple<const std::string*, std::string*, const char*>;
@@ -109,6 +132,15 @@ int RunServe(ServeFlags f) {
   sigwait(&signals, &sig);
   std::fprintf(stderr, "monologue serve: %s: draining live streams (up to %g s)\n",
                sig == SIGTERM ? "SIGTERM" : "SIGINT", f.drain_seconds);
+  // A second signal does not wait for the drain.
+  std::thread([signals, sig] {
+    int again = 0;
+    sigset_t set = signals;
+    sigwait(&set, &again);
+    std::fprintf(stderr, "monologue serve: second %s: stopping now, without draining\n",
+                 again == SIGTERM ? "SIGTERM" : "SIGINT");
+    std::_Exit(again == SIGTERM ? 143 : 130);
+  }).detach();
   const int cut = (*server)->Shutdown(f.drain_seconds);
   std::fprintf(stderr, "monologue serve: stopped (%d stream%s cut at the drain deadline)\n", cut,
                cut == 1 ? "" : "s");
@@ -142,8 +174,12 @@ void RegisterServeCommand(CLI::App& app, int& exit_code) {
                   "TTS voices: a tree laid out like kyutai/tts-voices (default: that repo in the HF cache)");
   cmd->add_option("--default-voice", o.default_voice, "voice of synthesis streams that name none")
       ->capture_default_str();
-  cmd->add_option("--tts-temp", o.tts_temp, "TTS temperature unless a stream sets its own")->capture_default_str();
-  cmd->add_option("--tts-cfg-coef", o.tts_cfg_coef, "TTS classifier-free guidance")->capture_default_str();
+  cmd->add_option("--tts-temp", o.tts_temp, "TTS temperature unless a stream sets its own")
+      ->check(FiniteAtLeast(0))
+      ->capture_default_str();
+  cmd->add_option("--tts-cfg-coef", o.tts_cfg_coef, "TTS classifier-free guidance")
+      ->check(FiniteAtLeast(0))
+      ->capture_default_str();
   cmd->add_option(
          "--tts-max-steps", o.tts_max_steps,
          "model steps (12.5 a second) after which a synthesis stream ends even with text left; its end "
@@ -159,28 +195,39 @@ void RegisterServeCommand(CLI::App& app, int& exit_code) {
                   "LM dtype: f32, bf16, f16, int8, int4 (CPU: quantised weights, f32 activations; default: "
                   "f32 on CPU, int8 there for a quantize: true checkpoint, bf16 on CUDA)");
   cmd->add_option("--max-message-bytes", o.max_message_bytes, "largest request message")
+      ->check(WholeAtLeast(1024))
       ->capture_default_str();
   cmd->add_option("--max-ahead-seconds", o.max_ahead_seconds,
                   "audio a stream may send ahead of the model before the server stops reading")
+      ->check(FiniteInRange(0.2, 3600))  // below ~3 frames the reads stalled for good (0 hung every stream)
       ->capture_default_str();
   cmd->add_option("--idle-timeout", o.idle_timeout_seconds, "seconds without a request before OUT_OF_RANGE")
+      ->check(FiniteInRange(0.1, 86400))
       ->capture_default_str();
   cmd->add_option("--max-stream-seconds", o.max_stream_seconds, "audio per stream before OUT_OF_RANGE")
+      ->check(FiniteInRange(1, 1e7))
       ->capture_default_str();
   cmd->add_option("--http", o.http_listen,
                   "also serve Kyutai's WebSocket protocols and the web page on HOST:PORT (/api/asr-streaming, "
                   "/api/tts_streaming, /api/chat, /; docs/websocket.md)");
-  cmd->add_option("--api-key", o.api_key,
-                  "require this key on the WebSocket endpoints (header kyutai-api-key or query auth_id)");
+  CLI::Option* api_key =
+      cmd->add_option("--api-key", o.api_key,
+                      "require this key on the WebSocket endpoints (header kyutai-api-key or query auth_id)");
   cmd->add_option("--web-root", o.web_root, "serve the web page from this folder (default: the embedded copy)");
   cmd->add_option("--http-max-message-bytes", o.http_max_message_bytes, "largest WebSocket message")
+      ->check(WholeAtLeast(1024))
       ->capture_default_str();
   cmd->add_option("--max-pending-responses", o.max_pending_responses,
                   "responses a stream may have queued for a client that does not read (then reads pause)")
+      ->check(WholeAtLeast(1))
       ->capture_default_str();
   cmd->add_option("--drain-seconds", flags->drain_seconds, "on SIGTERM, how long live streams may finish")
+      ->check(FiniteInRange(0, 86400))
       ->capture_default_str();
-  cmd->callback([flags, &exit_code] { exit_code = RunServe(*flags); });
+  cmd->callback([flags, api_key, &exit_code] {
+    flags->api_key_given = api_key->count() > 0;
+    exit_code = RunServe(*flags);
+  });
 #else
   cmd->callback([&exit_code] {
     Error(

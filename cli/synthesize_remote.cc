@@ -30,7 +30,21 @@ int RunRemote(const SynthesizeFlags& f, std::vector<std::unique_ptr<Job>>& jobs)
   int exit_code = 0;
   for (auto& job_ptr : jobs) {
     Job& job = *job_ptr;
-    auto writer = OpenOutput(job.audio_path, f.format);
+    // As the local run (OutputFile): an existing file is replaced only by a complete take; a new one is
+    // written in place as the audio comes.
+    std::optional<OutputFile> output;
+    absl::StatusOr<std::unique_ptr<AudioWriter>> writer = absl::UnknownError("");
+    if (job.audio_path != "-") {
+      auto prepared = OutputFile::Prepare(job.audio_path, OutputFile::NewFile::kInPlace);
+      if (prepared.ok()) {
+        output = std::move(*prepared);
+        writer = OpenOutput(job.audio_path, f.format, output->write_path());
+      } else {
+        writer = prepared.status();
+      }
+    } else {
+      writer = OpenOutput(job.audio_path, f.format);
+    }
     if (!writer.ok()) {
       Error(std::string(writer.status().message()));
       exit_code = 1;
@@ -79,9 +93,24 @@ int RunRemote(const SynthesizeFlags& f, std::vector<std::unique_ptr<Job>>& jobs)
       const absl::Status& st = !result.ok() ? result.status() : !write_status.ok() ? write_status : close_status;
       Error(absl::StrCat(jobs.size() > 1 ? absl::StrCat(job.utterance.name, ": ") : "", st.message()));
       exit_code = 1;
-      std::error_code ec;
-      if (!result.ok() && job.writer->samples_written() == 0 && job.audio_path != "-") fs::remove(job.audio_path, ec);
+      // A new file keeps the audio that came before the failure (and --words-out its words); a file that
+      // was there stays as it was.
+      const bool keep = output.has_value() && output->in_place() && job.writer->samples_written() > 0 &&
+                        write_status.ok() && close_status.ok();
+      if (keep) {
+        (void)output->Commit();
+        if (!job.words_path.empty()) (void)WriteText(job.words_path, job.words.dump(2) + "\n");
+      } else if (output.has_value()) {
+        output->Abandon();
+      }
       continue;
+    }
+    if (output.has_value()) {
+      if (absl::Status st = output->Commit(); !st.ok()) {
+        Error(std::string(st.message()));
+        exit_code = 1;
+        continue;
+      }
     }
     if (result->truncated) {
       // As the local run: the audio so far is kept; the rest of the text was not spoken.

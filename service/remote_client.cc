@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/audio/audio_decoder.h"
 #include "monologue/v1/transcription.grpc.pb.h"
+#include "service/remote_status.h"
 
 namespace monologue {
 
@@ -84,8 +85,7 @@ absl::StatusOr<RemoteTranscript> RemoteTranscribe(const RemoteTranscribeOptions&
   grpc::Status status = stream->Finish();
   if (!input_status.ok()) return input_status;
   if (!status.ok()) {
-    return absl::Status(static_cast<absl::StatusCode>(static_cast<int>(status.error_code())),
-                        absl::StrCat("server ", options.server, ": ", status.error_message()));
+    return RemoteStatus(status, options.server, "speech recognition (monologue.v1.Transcription)", "--stt");
   }
   return transcript;
 }

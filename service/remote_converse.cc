@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "monologue/v1/dialogue.grpc.pb.h"
+#include "service/remote_status.h"
 
 namespace monologue {
 
@@ -72,8 +73,7 @@ absl::StatusOr<RemoteConversation> RemoteConverse(const RemoteConverseOptions& o
   writer.join();
   grpc::Status status = stream->Finish();
   if (!status.ok()) {
-    return absl::Status(static_cast<absl::StatusCode>(static_cast<int>(status.error_code())),
-                        absl::StrCat("server ", options.server, ": ", status.error_message()));
+    return RemoteStatus(status, options.server, "dialogue (monologue.v1.Dialogue)", "--dialogue");
   }
   return result;
 }

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "monologue/v1/synthesis.grpc.pb.h"
+#include "service/remote_status.h"
 
 namespace monologue {
 
@@ -15,8 +16,7 @@ namespace v1 = ::monologue::v1;
 
 namespace {
 absl::Status FromGrpc(const grpc::Status& status, const std::string& server) {
-  return absl::Status(static_cast<absl::StatusCode>(static_cast<int>(status.error_code())),
-                      absl::StrCat("server ", server, ": ", status.error_message()));
+  return RemoteStatus(status, server, "speech synthesis (monologue.v1.Synthesis)", "--tts");
 }
 }  // namespace
 

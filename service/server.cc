@@ -164,12 +164,21 @@ absl::StatusOr<std::unique_ptr<MonologueServer>> MonologueServer::Start(const Se
     impl->tts = std::move(*engine);
     TtsEngine* e = impl->tts.get();
     const TtsModelInfo& info = e->info();
-    // The default voice must exist: a server that cannot serve its default fails at start, not per stream.
+    // A server that cannot serve its default stream fails at start, not per stream: the default voice must
+    // exist and fit the model, and a stream with the server's defaults (voice, --tts-cfg-coef) must open.
+    TtsSessionOptions probe;
     if (!options.default_voice.empty()) {
       auto voice = ResolveVoice(options.default_voice, options.voices_dir, info.voice_suffix);
       if (!voice.ok())
         return absl::Status(voice.status().code(),
                             absl::StrCat("--default-voice: ", voice.status().message()));
+      probe.voices.push_back(*voice);
+    }
+    if (auto session = e->OpenSession(probe); !session.ok()) {
+      return absl::Status(
+          session.status().code(),
+          absl::StrCat("--default-voice ", options.default_voice, " / --tts-cfg-coef ", options.tts_cfg_coef,
+                       ": a stream with the server's defaults cannot open: ", session.status().message()));
     }
     ModeEngine me = BindModeEngine(e, static_cast<double>(info.frame_size) / info.sample_rate);
     impl->loops.push_back(std::make_unique<ModeLoop>(kSynthesis, options, options.max_tts_streams,
@@ -215,6 +224,9 @@ absl::StatusOr<std::unique_ptr<MonologueServer>> MonologueServer::Start(const Se
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(4 * 1024 * 1024);
   const int keepalive_ms = static_cast<int>(options.keepalive_seconds * 1000);
+  // A port another process listens on is refused: with gRPC's default SO_REUSEPORT a second `serve` on the
+  // same port started and the kernel split the clients between two servers (of different modes, even).
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, keepalive_ms);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);

@@ -1,7 +1,9 @@
 #include "service/http/web_files.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 
 namespace monologue {
@@ -28,10 +30,20 @@ std::optional<WebFile> FindWebFile(const std::string& web_root, std::string_view
   if (path.empty() || path == "/") path = "/index.html";
   if (path.front() != '/') return std::nullopt;
   path.erase(0, 1);
-  // No way out of the root: reject any ".." segment and backslashes.
-  if (path.find("..") != std::string::npos || path.find('\\') != std::string::npos) return std::nullopt;
+  // No way out of the root: reject any ".." segment, backslashes, NUL, and an empty segment ("//etc/shadow"
+  // left "/etc/shadow" here, an absolute path that replaced the root when joined to it).
+  if (path.find("..") != std::string::npos || path.find('\\') != std::string::npos ||
+      path.find('\0') != std::string::npos || path.find("//") != std::string::npos || path.empty() ||
+      path.front() == '/') {
+    return std::nullopt;
+  }
   if (!web_root.empty()) {
-    const std::filesystem::path file = std::filesystem::path(web_root) / path;
+    const std::filesystem::path root = std::filesystem::path(web_root).lexically_normal();
+    const std::filesystem::path file = (root / path).lexically_normal();
+    // And whatever the checks above miss: the joined path must still lie under the root.
+    const auto [root_end, file_it] = std::mismatch(root.begin(), root.end(), file.begin(), file.end());
+    if (root_end != root.end() && !(root_end->empty() && std::next(root_end) == root.end()))
+      return std::nullopt;
     std::error_code ec;
     if (!std::filesystem::is_regular_file(file, ec)) return std::nullopt;
     std::ifstream in(file, std::ios::binary);

@@ -354,5 +354,48 @@ TEST(RemoteTranscribeTest, CliThroughTheServerPrintsTheLocalCliWords) {
   EXPECT_NE(refused.err.find("monologue transcribe: server 127.0.0.1:1:"), std::string::npos) << refused.err;
 }
 
+// Found by a bad-input audit of `serve` (2026-12-03): each of these started a server that then could not
+// serve (every stream hung, failed, or was dropped), or silently opened or split it. Now refused at start.
+TEST(ServeStartupTest, SettingsThatCouldNotServeAreRefusedAtStart) {
+  const std::string tts = std::string(MONOLOGUE_TEST_DATA_DIR) + "/tts/";
+  const std::string stt = "serve --listen 127.0.0.1:0 --model " + TinyModel() + " ";
+  const std::string with_tts =
+      "serve --listen 127.0.0.1:0 --tts " + tts + "tiny-tts --voices " + tts + "voices --threads 1 ";
+  struct Case {
+    std::string args;
+    std::string expected;
+  };
+  for (const Case& c : std::vector<Case>{
+           {stt + "--max-ahead-seconds 0", "--max-ahead-seconds: must be a finite number from 0.2 to 3600"},
+           {stt + "--idle-timeout nan", "--idle-timeout: must be a finite number from 0.1 to 86400, got nan"},
+           {stt + "--idle-timeout 1e308", "--idle-timeout: must be a finite number"},
+           {stt + "--max-pending-responses 0", "--max-pending-responses: must be a whole number >= 1"},
+           {stt + "--drain-seconds inf", "--drain-seconds: must be a finite number"},
+           {stt + "--http 127.0.0.1:0 --api-key ''", "--api-key is empty"},
+           {stt + "--api-key secret", "--api-key and --web-root go with --http"},
+           {with_tts + "--default-voice broken", "a stream with the server's defaults cannot open"},
+           {with_tts + "--default-voice alice --tts-cfg-coef 1.7", "not one this model was distilled for"},
+       }) {
+    const RunResult r = RunMonologue(c.args, RunOptions{.stdin_file = "", .timeout_seconds = 60});
+    EXPECT_NE(r.exit_code, 0) << c.args;
+    EXPECT_NE(r.err.find(c.expected), std::string::npos) << c.args << "\n" << r.err;
+  }
+}
+
+TEST(ServeStartupTest, ABusyPortIsRefusedAndAnotherModesServerIsNamed) {
+  ServerProcess first({"--threads", "1"});
+  ASSERT_TRUE(first.ok());
+  // gRPC's default SO_REUSEPORT let a second server start here and take half the clients.
+  const RunResult second =
+      RunMonologue("serve --listen " + first.address() + " --model " + TinyModel() + " --threads 1",
+                   RunOptions{.stdin_file = "", .timeout_seconds = 60});
+  EXPECT_NE(second.exit_code, 0) << second.err;
+  // A synthesis client at a transcription server: named, not "server ADDR: " and nothing.
+  const RunResult wrong = RunMonologue("synthesize hello --server " + first.address() + " -o " +
+                                       (ScratchDir() / "wrong_mode.wav").string());
+  EXPECT_EQ(wrong.exit_code, 1);
+  EXPECT_NE(wrong.err.find("does not serve speech synthesis"), std::string::npos) << wrong.err;
+}
+
 }  // namespace
 }  // namespace monologue::service_test

@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <future>
 #include <thread>
 
@@ -442,6 +444,33 @@ TEST(WsAsrLimitsTest, ApiKeyIsCheckedBeforeTheUpgrade) {
   auto ready = query.Read();
   ASSERT_TRUE(ready.has_value());
   EXPECT_EQ(Unpack(ready->data)->type(), "Ready");
+}
+
+}  // namespace
+}  // namespace monologue::service_test
+
+namespace monologue::service_test {
+namespace {
+
+// Found by a bad-input audit (2026-12-03): with --web-root, GET //etc/shadow returned the file (the path
+// after its first '/' was absolute and replaced the root when joined). Any path must stay under the root.
+TEST(WebRootTest, PathsOutsideTheRootAreNotServed) {
+  const char* tmp = std::getenv("MONOLOGUE_TEST_TMP");
+  const std::filesystem::path root = std::filesystem::path(tmp != nullptr ? tmp : ".") / "web_root_test";
+  std::filesystem::create_directories(root);
+  std::ofstream(root / "index.html") << "<p>the page</p>";
+  ServerProcess server({"--http", "127.0.0.1:0", "--web-root", root.string(), "--threads", "1"});
+  ASSERT_TRUE(server.ok());
+  const std::string http = server.HttpAddress();
+  const int port = std::stoi(http.substr(http.rfind(':') + 1));
+  EXPECT_NE(HttpGet(port, "/").find("<p>the page</p>"), std::string::npos);
+  for (const std::string& path : {std::string("//etc/passwd"), std::string("///etc/passwd"),
+                                  "/" + root.string() + "/index.html", std::string("/../../etc/passwd"),
+                                  std::string("/a/../../../etc/passwd"), std::string("/%2e%2e/etc/passwd")}) {
+    const std::string response = HttpGet(port, path);
+    EXPECT_NE(response.find(" 404 "), std::string::npos) << path << ": " << response.substr(0, 200);
+    EXPECT_EQ(response.find("root:"), std::string::npos) << path;
+  }
 }
 
 }  // namespace
