@@ -45,14 +45,21 @@ int RunRemoteChat(const ChatFlags& f) {
   const size_t prepend = static_cast<size_t>(f.prepend_silence * 24000);
   std::vector<float> fed(prepend, 0.0f);
   fed.insert(fed.end(), job.user.begin(), job.user.end());
+  int exit_code = 0;
   RemoteConverseOptions o;
   o.server = f.server;
   o.seed = f.seed;
   o.request_id = f.input;
-  auto result = RemoteConverse(o, fed);
+  RemoteConversation partial;
+  auto result = RemoteConverse(o, fed, &partial);
   if (!result.ok()) {
     Error(std::string(result.status().message()));
-    return 1;
+    // What Moshi said before the failure stands: written (time-aligned, the rest silent), exit status 1.
+    if (partial.audio.size() <= prepend) return 1;
+    std::fprintf(stderr, "monologue chat: writing the %.2f s of reply received before the failure\n",
+                 static_cast<double>(partial.audio.size() - prepend) / 24000);
+    result = std::move(partial);
+    exit_code = 1;
   }
   for (const RemoteTextPiece& p : result->pieces) job.pieces.push_back({p.text, -1, p.time_s});
   const size_t n = job.user.size();
@@ -66,7 +73,7 @@ int RunRemoteChat(const ChatFlags& f) {
     Error(std::string(st.message()));
     return 1;
   }
-  return 0;
+  return exit_code;
 #else
   (void)f;
   Error("--server: this build has no gRPC client (MONOLOGUE_WITH_GRPC)");

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <vector>
 
 #include "core/io/output_file.h"
 #include "nlohmann/json.hpp"
@@ -35,7 +36,9 @@ int RunRemoteTranscribe(const RemoteTranscribeFlags& f) {
   options.server = f.server;
   options.input = f.inputs[0];
   options.speed = f.speed;
+  std::vector<AsrWord> received;  // kept when the stream fails: what the server decided stands
   auto result = RemoteTranscribe(options, [&](const AsrWord& w) {
+    received.push_back(w);
     if (!live) return;
     std::printf("%s%s", first ? "" : " ", w.text.c_str());
     std::fflush(stdout);
@@ -44,23 +47,28 @@ int RunRemoteTranscribe(const RemoteTranscribeFlags& f) {
   if (!result.ok()) {
     if (live && !first) std::printf("\n");
     error(std::string(result.status().message()));
-    return 1;
+    if (live || received.empty()) return 1;
   }
+  const std::vector<AsrWord>& words = result.ok() ? result->words : received;
   std::string text;
   if (f.format == "txt") {
-    for (const AsrWord& w : result->words) text += (text.empty() ? "" : " ") + w.text;
+    for (const AsrWord& w : words) text += (text.empty() ? "" : " ") + w.text;
     text += "\n";
   } else {
     nlohmann::json j;
     j["input"] = f.inputs[0] == "-" ? "stdin" : f.inputs[0];
     j["server"] = f.server;
-    j["model"] = result->model;
-    j["duration"] = result->audio_seconds;
+    if (result.ok()) {
+      j["model"] = result->model;
+      j["duration"] = result->audio_seconds;
+    } else {
+      j["error"] = std::string(result.status().message());  // the words before it
+    }
     j["words"] = nlohmann::json::array();
-    for (const AsrWord& w : result->words) {
+    for (const AsrWord& w : words) {
       j["words"].push_back({{"text", w.text}, {"start", w.start_s}, {"end", w.end_s}});
     }
-    j["end_of_turn"] = result->end_of_turn;
+    if (result.ok()) j["end_of_turn"] = result->end_of_turn;
     text = j.dump(1) + "\n";
   }
   if (live) {
@@ -73,6 +81,7 @@ int RunRemoteTranscribe(const RemoteTranscribeFlags& f) {
       return 1;
     }
   }
+  if (!result.ok()) return 1;
   return 0;
 #endif
 }

@@ -14,7 +14,7 @@ namespace monologue {
 namespace v1 = ::monologue::v1;
 
 absl::StatusOr<RemoteConversation> RemoteConverse(const RemoteConverseOptions& options,
-                                                  std::span<const float> input) {
+                                                  std::span<const float> input, RemoteConversation* partial) {
   auto channel = grpc::CreateChannel(options.server, grpc::InsecureChannelCredentials());
   auto stub = v1::Dialogue::NewStub(channel);
   grpc::ClientContext ctx;
@@ -73,6 +73,7 @@ absl::StatusOr<RemoteConversation> RemoteConverse(const RemoteConverseOptions& o
   writer.join();
   grpc::Status status = stream->Finish();
   if (!status.ok()) {
+    if (partial != nullptr) *partial = std::move(result);
     return RemoteStatus(status, options.server, "dialogue (monologue.v1.Dialogue)", "--dialogue");
   }
   return result;

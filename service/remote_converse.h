@@ -32,8 +32,10 @@ struct RemoteConversation {
   std::string model;
 };
 
-// Errors: the server's status prefixed with "server ADDR:".
+// Errors: the server's status prefixed with "server ADDR:"; `partial` (when given) then holds what arrived
+// before it (audio and text), so that a caller can keep it.
 absl::StatusOr<RemoteConversation> RemoteConverse(const RemoteConverseOptions& options,
-                                                  std::span<const float> input);
+                                                  std::span<const float> input,
+                                                  RemoteConversation* partial = nullptr);
 
 }  // namespace monologue
