@@ -119,7 +119,9 @@ int RunBenchChat(const BenchChatFlags& f) {
   auto parsed_batches = ParseBatchList(f.batches);
   if (!parsed_batches.ok()) return Fail(std::string(parsed_batches.status().message()));
   const std::vector<int> batches(parsed_batches->begin(), parsed_batches->end());
-  if (f.steps < 1 || f.warmup < 0 || f.threads < 1) return Fail("--steps and --threads must be >= 1");
+  if (absl::Status st = CheckStepsWarmupThreads(f.steps, f.warmup, f.threads); !st.ok()) {
+    return Fail(std::string(st.message()));
+  }
   if (!f.dtype.empty()) {
     if (auto d = ParseDtypeFlag(f.dtype); !d.ok()) return Fail(std::string(d.status().message()));
   }

@@ -175,7 +175,9 @@ int RunBenchLm(const BenchLmFlags& f) {
   if (!bench_model.ok()) return Fail(std::string(bench_model.status().message()));
   auto parsed_batches = ParseBatchList(f.batches);
   if (!parsed_batches.ok()) return Fail(std::string(parsed_batches.status().message()));
-  if (f.steps < 1 || f.warmup < 0 || f.threads < 1) return Fail("--steps and --threads must be >= 1");
+  if (absl::Status st = CheckStepsWarmupThreads(f.steps, f.warmup, f.threads); !st.ok()) {
+    return Fail(std::string(st.message()));
+  }
   auto dtypes = ParseDtypeList(f.dtype);
   if (!dtypes.ok()) return Fail(std::string(dtypes.status().message()));
   at::set_num_threads(f.threads);

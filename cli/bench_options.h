@@ -15,6 +15,11 @@
 
 namespace monologue::cli {
 
+inline constexpr int64_t kMaxBenchBatch = 4096;
+
+// --steps >= 1, --warmup >= 0, --threads >= 1 (a bench sets its thread count), each named when wrong.
+absl::Status CheckStepsWarmupThreads(int steps, int warmup, int threads);
+
 // "1,8" -> {1, 8}; every size >= 1.
 absl::StatusOr<std::vector<int64_t>> ParseBatchList(const std::string& flag);
 // "f32" | "bf16" | "f16" | "int8" | "int4" (c10::kChar / c10::ScalarType::Int4: quantised LM weights on CPU,

@@ -222,7 +222,9 @@ int RunOneDtype(const BenchTranscribeFlags& f, const std::string& dtype_name) {
 int RunBenchTranscribe(const BenchTranscribeFlags& f) {
   auto parsed_batches = ParseBatchList(f.batches);
   if (!parsed_batches.ok()) return Fail(std::string(parsed_batches.status().message()));
-  if (f.steps < 1 || f.warmup < 0 || f.threads < 1) return Fail("--steps and --threads must be >= 1");
+  if (absl::Status st = CheckStepsWarmupThreads(f.steps, f.warmup, f.threads); !st.ok()) {
+    return Fail(std::string(st.message()));
+  }
   if (f.active < 0) return Fail("--active must be >= 1");
   if (f.active > 0 && (f.reference || f.max_streams > 0)) {
     return Fail("--active times idle slots of our engine only: not with --reference or --max-streams");

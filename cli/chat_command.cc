@@ -98,7 +98,8 @@ void RegisterChatCommand(CLI::App& app, int& exit_code) {
   cmd->add_flag("--no-progress", flags->no_progress, "never show the progress bar");
   cmd->add_option("--lora", flags->lora, "a LoRA adapter .safetensors fused into the LM at load");
   cmd->add_option("--server", flags->server,
-                  "HOST:PORT of a `monologue serve --dialogue ...`: converse there (same outputs)");
+                  "HOST:PORT of a `monologue serve --dialogue ...`: converse there (same outputs)")
+      ->check(ServerAddress());
   cmd->add_option("--device", flags->device, "cpu (default), cuda or cuda:N");
   cmd->add_option("--dtype", flags->dtype,
                   "LM dtype: f32, bf16, f16, int8 or int4 (quantised weights, CPU only) (default: f32 on "

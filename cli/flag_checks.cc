@@ -60,6 +60,22 @@ CLI::Validator Seed() {
       "UINT64");
 }
 
+CLI::Validator ServerAddress() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        const size_t colon = text.rfind(':');
+        int64_t port = 0;
+        if (colon == std::string::npos || colon == 0 || !absl::SimpleAtoi(text.substr(colon + 1), &port) ||
+            text.substr(colon + 1).find_first_not_of("0123456789") != std::string::npos || port < 1 ||
+            port > 65535) {
+          return absl::StrCat("must be HOST:PORT with a port from 1 to 65535 (e.g. 127.0.0.1:50051), got '",
+                              text, "'");
+        }
+        return std::string();
+      },
+      "HOST:PORT");
+}
+
 CLI::Validator ThreadCount() {
   return CLI::Validator(
       [](std::string& text) -> std::string {

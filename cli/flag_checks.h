@@ -21,6 +21,9 @@ CLI::Validator FiniteInRange(double min, double max);
 CLI::Validator WholeAtLeast(int64_t min);
 // --seed: a whole number from 0 to 2^64 - 1, digits only (strtoull would wrap -1 and saturate 2^64 silently).
 CLI::Validator Seed();
+// --server: HOST:PORT, the port a whole number from 1 to 65535 (112556 wrapped to another port; "" ran
+// locally).
+CLI::Validator ServerAddress();
 // --threads: 0 (libtorch's choice, one per core) up to kMaxThreads.
 CLI::Validator ThreadCount();
 

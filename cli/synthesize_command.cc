@@ -90,8 +90,10 @@ void RegisterSynthesizeCommand(CLI::App& app, int& exit_code) {
                       ->check(WholeAtLeast(0));
   auto* bonus = cmd->add_option("--padding-bonus", f->padding_bonus,
                                 "added to the PAD logit: positive = slower speech (default 0)");
-  cmd->add_option("--server", f->server,
-                  "HOST:PORT of a `monologue serve --tts ...`: synthesize there (voices are the server's names)");
+  cmd->add_option(
+         "--server", f->server,
+         "HOST:PORT of a `monologue serve --tts ...`: synthesize there (voices are the server's names)")
+      ->check(ServerAddress());
   cmd->add_option("--n-q", f->n_q, "audio codebooks to generate (default: all of the model's)")
       ->check(WholeAtLeast(1));
   cmd->add_option("--batch-size", f->batch_size, "utterances synthesized together (default: all, at most 8)")

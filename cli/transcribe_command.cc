@@ -36,6 +36,7 @@
 #include "cli/remote_transcribe.h"
 
 #if defined(MONOLOGUE_HAVE_ASR) && defined(MONOLOGUE_HAVE_FFMPEG)
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
@@ -438,10 +439,20 @@ void RegisterTranscribeCommand(CLI::App& app, int& exit_code) {
       ->check(ThreadCount());
   // Client path (cli/remote_transcribe.cc): stream the input to `monologue serve` instead of a local model.
   auto remote = std::make_shared<RemoteTranscribeFlags>();
-  cmd->add_option("--server", remote->server,
-                  "HOST:PORT of a `monologue serve`: transcribe there (txt/json)");
+  cmd->add_option("--server", remote->server, "HOST:PORT of a `monologue serve`: transcribe there (txt/json)")
+      ->check(ServerAddress());
   cmd->add_option("--speed", remote->speed,
-                  "with --server: send at N x real time (default 0: as fast as taken)");
+                  "with --server: send at N x real time, 0.1 to 1000 (default 0: as fast as taken)")
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {
+            double x = -1;
+            // 1e-9 paced a stream to nothing and hung the client; nan, inf and -1 were taken.
+            if (!absl::SimpleAtod(text, &x) || !(x == 0 || (x >= 0.1 && x <= 1000))) {
+              return "must be 0 (as fast as the server takes it) or a number from 0.1 to 1000, got " + text;
+            }
+            return std::string();
+          },
+          "0 or 0.1..1000"));
   cmd->callback([flags, remote, format, &exit_code] {
     // -o out.srt (or a pattern such as {name}.vtt) asks for that format; an explicit --format wins.
     if (format->count() == 0) {

@@ -395,6 +395,19 @@ TEST(ServeStartupTest, ABusyPortIsRefusedAndAnotherModesServerIsNamed) {
                                        (ScratchDir() / "wrong_mode.wav").string());
   EXPECT_EQ(wrong.exit_code, 1);
   EXPECT_NE(wrong.err.find("does not serve speech synthesis"), std::string::npos) << wrong.err;
+  // Client addresses and pacing are checked: a port past 65535 wrapped to another one, "" ran locally, and
+  // --speed 1e-9 hung the client.
+  for (const std::string& bad :
+       {std::string("127.0.0.1:112556"), std::string("''"), std::string("127.0.0.1:-1")}) {
+    const RunResult r = RunMonologue("transcribe " + std::string(MONOLOGUE_TEST_DATA_DIR) +
+                                     "/asr/speech_en.wav --server " + bad);
+    EXPECT_NE(r.exit_code, 0) << bad;
+    EXPECT_NE(r.err.find("must be HOST:PORT with a port from 1 to 65535"), std::string::npos) << bad << r.err;
+  }
+  const RunResult slow = RunMonologue("transcribe " + std::string(MONOLOGUE_TEST_DATA_DIR) +
+                                      "/asr/speech_en.wav --server " + first.address() + " --speed 1e-9");
+  EXPECT_NE(slow.exit_code, 0);
+  EXPECT_NE(slow.err.find("--speed: must be 0"), std::string::npos) << slow.err;
 }
 
 }  // namespace
