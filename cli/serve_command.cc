@@ -40,6 +40,7 @@ struct ServeFlags {
   std::string dialogue;
   double drain_seconds = 30;
   bool api_key_given = false;
+  std::string orphan_flag;  // a mode's flag given without that mode
 #ifdef MONOLOGUE_HAVE_SERVICE
   ServerOptions options;
 #endif
@@ -73,6 +74,10 @@ int RunServe(ServeFlags f) {
     return 2;
   }
   // Flags that would be silently without effect, or would silently open the server.
+  if (!f.orphan_flag.empty()) {
+    Error(f.orphan_flag + " (this server does not host that mode)");
+    return 2;
+  }
   if (f.options.http_listen.empty() && (!f.options.api_key.empty() || !f.options.web_root.empty())) {
     Error(
         "--api-key and --web-root go with --http (they guard and serve the WebSocket endpoints and the "
@@ -165,27 +170,32 @@ void RegisterServeCommand(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->add_option("--max-streams", o.max_streams, "concurrent transcription streams = STT batch slots")
       ->capture_default_str();
-  cmd->add_option("--max-tts-streams", o.max_tts_streams, "concurrent synthesis streams = TTS batch slots")
-      ->capture_default_str();
-  cmd->add_option("--max-dialogue-streams", o.max_dialogue_streams,
-                  "concurrent dialogue streams = dialogue batch slots")
-      ->capture_default_str();
-  cmd->add_option("--voices", o.voices_dir,
-                  "TTS voices: a tree laid out like kyutai/tts-voices (default: that repo in the HF cache)");
-  cmd->add_option("--default-voice", o.default_voice, "voice of synthesis streams that name none")
-      ->capture_default_str();
-  cmd->add_option("--tts-temp", o.tts_temp, "TTS temperature unless a stream sets its own")
-      ->check(FiniteAtLeast(0))
-      ->capture_default_str();
-  cmd->add_option("--tts-cfg-coef", o.tts_cfg_coef, "TTS classifier-free guidance")
-      ->check(FiniteAtLeast(0))
-      ->capture_default_str();
-  cmd->add_option(
-         "--tts-max-steps", o.tts_max_steps,
-         "model steps (12.5 a second) after which a synthesis stream ends even with text left; its end "
-         "says so (gRPC: end.truncated; WebSocket: an Error message after the audio)")
-      ->check(WholeAtLeast(1))
-      ->capture_default_str();
+  CLI::Option* max_tts = cmd->add_option("--max-tts-streams", o.max_tts_streams,
+                                         "concurrent synthesis streams = TTS batch slots")
+                             ->capture_default_str();
+  CLI::Option* max_dialogue = cmd->add_option("--max-dialogue-streams", o.max_dialogue_streams,
+                                              "concurrent dialogue streams = dialogue batch slots")
+                                  ->capture_default_str();
+  CLI::Option* voices = cmd->add_option(
+      "--voices", o.voices_dir,
+      "TTS voices: a tree laid out like kyutai/tts-voices (default: that repo in the HF cache)");
+  CLI::Option* default_voice =
+      cmd->add_option("--default-voice", o.default_voice, "voice of synthesis streams that name none")
+          ->capture_default_str();
+  CLI::Option* tts_temp =
+      cmd->add_option("--tts-temp", o.tts_temp, "TTS temperature unless a stream sets its own")
+          ->check(FiniteAtLeast(0))
+          ->capture_default_str();
+  CLI::Option* tts_cfg = cmd->add_option("--tts-cfg-coef", o.tts_cfg_coef, "TTS classifier-free guidance")
+                             ->check(FiniteAtLeast(0))
+                             ->capture_default_str();
+  CLI::Option* tts_max_steps =
+      cmd->add_option(
+             "--tts-max-steps", o.tts_max_steps,
+             "model steps (12.5 a second) after which a synthesis stream ends even with text left; its end "
+             "says so (gRPC: end.truncated; WebSocket: an Error message after the audio)")
+          ->check(WholeAtLeast(1))
+          ->capture_default_str();
   cmd->add_option("--threads", o.threads, "CPU threads for the models (default: libtorch's)")
       ->check(ThreadCount());
   cmd->add_option("--metrics-listen", o.metrics_listen,
@@ -224,8 +234,15 @@ void RegisterServeCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--drain-seconds", flags->drain_seconds, "on SIGTERM, how long live streams may finish")
       ->check(FiniteInRange(0, 86400))
       ->capture_default_str();
-  cmd->callback([flags, api_key, &exit_code] {
+  cmd->callback([=, &exit_code] {
     flags->api_key_given = api_key->count() > 0;
+    // A mode's flags without that mode would be silently without effect.
+    for (CLI::Option* opt : {max_tts, voices, default_voice, tts_temp, tts_cfg, tts_max_steps}) {
+      if (opt->count() > 0 && flags->tts.empty()) flags->orphan_flag = opt->get_name() + " goes with --tts";
+    }
+    if (max_dialogue->count() > 0 && flags->dialogue.empty()) {
+      flags->orphan_flag = "--max-dialogue-streams goes with --dialogue";
+    }
     exit_code = RunServe(*flags);
   });
 #else

@@ -68,10 +68,23 @@ absl::Status WriteFileAtomically(const fs::path& path, const std::string& text) 
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     out << text;
-    if (!out) return absl::ResourceExhaustedError(absl::StrCat("cannot write ", tmp.string()));
+    out.close();
+    // Named by the file meant (the temporary name would only puzzle), with the reason.
+    if (!out) {
+      const int error = errno;
+      fs::remove(tmp, ec);
+      return absl::PermissionDeniedError(
+          absl::StrCat("cannot write ", path.string(),
+                       " in the Hugging Face cache: ", error != 0 ? std::strerror(error) : "write failed"));
+    }
   }
   fs::rename(tmp, path, ec);
-  if (ec) return absl::InternalError(absl::StrCat("cannot rename ", tmp.string(), ": ", ec.message()));
+  if (ec) {
+    const std::string why = ec.message();
+    fs::remove(tmp, ec);
+    return absl::InternalError(
+        absl::StrCat("cannot write ", path.string(), " in the Hugging Face cache: ", why));
+  }
   return absl::OkStatus();
 }
 

@@ -373,6 +373,8 @@ TEST(ServeStartupTest, SettingsThatCouldNotServeAreRefusedAtStart) {
            {stt + "--drain-seconds inf", "--drain-seconds: must be a finite number"},
            {stt + "--http 127.0.0.1:0 --api-key ''", "--api-key is empty"},
            {stt + "--api-key secret", "--api-key and --web-root go with --http"},
+           {stt + "--voices /nonexistent --tts-temp 5", "goes with --tts"},
+           {stt + "--max-dialogue-streams 3", "--max-dialogue-streams goes with --dialogue"},
            {with_tts + "--default-voice broken", "a stream with the server's defaults cannot open"},
            {with_tts + "--default-voice alice --tts-cfg-coef 1.7", "not one this model was distilled for"},
        }) {
