@@ -106,7 +106,19 @@ void RegisterChatCommand(CLI::App& app, int& exit_code) {
                   "CPU, int8 there for a quantize: true checkpoint, bf16 on CUDA)");
   cmd->add_option("--threads", flags->threads, "CPU threads for the model (default: libtorch's)")
       ->check(ThreadCount());
-  cmd->callback([flags, temp, temp_text, top_k, top_k_text, &exit_code] {
+  cmd->callback([cmd, flags, temp, temp_text, top_k, top_k_text, &exit_code] {
+    if (!flags->server.empty()) {
+      const std::string local =
+          LocalFlagGivenWithServer(*cmd, {"--samples", "--batch-size", "--device", "--dtype", "--threads"});
+      if (!local.empty()) {
+        std::fprintf(stderr,
+                     "monologue chat: %s goes with a local model: with --server the model and its settings "
+                     "are the server's\n",
+                     local.c_str());
+        exit_code = 2;
+        return;
+      }
+    }
     flags->has_temp = temp->count() > 0;
     flags->has_temp_text = temp_text->count() > 0;
     flags->has_top_k = top_k->count() > 0;

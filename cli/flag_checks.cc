@@ -76,6 +76,14 @@ CLI::Validator ServerAddress() {
       "HOST:PORT");
 }
 
+std::string LocalFlagGivenWithServer(const CLI::App& cmd, std::initializer_list<const char*> local_flags) {
+  for (const char* flag : local_flags) {
+    const CLI::Option* option = cmd.get_option_no_throw(flag);
+    if (option != nullptr && option->count() > 0) return flag;
+  }
+  return "";
+}
+
 CLI::Validator ThreadCount() {
   return CLI::Validator(
       [](std::string& text) -> std::string {

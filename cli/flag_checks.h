@@ -5,6 +5,8 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdint>
+#include <initializer_list>
+#include <string>
 
 namespace monologue::cli {
 
@@ -24,6 +26,9 @@ CLI::Validator Seed();
 // --server: HOST:PORT, the port a whole number from 1 to 65535 (112556 wrapped to another port; "" ran
 // locally).
 CLI::Validator ServerAddress();
+// With --server the model and its settings are the server's: the first of `local_flags` given to `cmd` (e.g.
+// "--lora"), or "" when none was. They used to be accepted and silently ignored.
+std::string LocalFlagGivenWithServer(const CLI::App& cmd, std::initializer_list<const char*> local_flags);
 // --threads: 0 (libtorch's choice, one per core) up to kMaxThreads.
 CLI::Validator ThreadCount();
 

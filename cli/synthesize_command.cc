@@ -106,7 +106,20 @@ void RegisterSynthesizeCommand(CLI::App& app, int& exit_code) {
                   "CPU, int8 there for a quantize: true checkpoint, bf16 on CUDA)");
   cmd->add_flag("--progress", f->progress, "progress on stderr (default: when stderr is a terminal)");
   cmd->add_flag("--no-progress", f->no_progress, "never show progress");
-  cmd->callback([f, temp, cfg, padding, bonus, &exit_code] {
+  cmd->callback([cmd, f, temp, cfg, padding, bonus, &exit_code] {
+    if (!f->server.empty()) {
+      const std::string local = LocalFlagGivenWithServer(
+          *cmd,
+          {"--lora", "--voices", "--n-q", "--device", "--dtype", "--batch-size", "--threads", "--revision"});
+      if (!local.empty()) {
+        std::fprintf(stderr,
+                     "monologue synthesize: %s goes with a local model: with --server the model, its voices "
+                     "and settings are the server's\n",
+                     local.c_str());
+        exit_code = 2;
+        return;
+      }
+    }
     f->temp_set = temp->count() > 0;
     f->cfg_set = cfg->count() > 0;
     f->padding_set = padding->count() > 0;

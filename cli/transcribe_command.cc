@@ -453,7 +453,17 @@ void RegisterTranscribeCommand(CLI::App& app, int& exit_code) {
             return std::string();
           },
           "0 or 0.1..1000"));
-  cmd->callback([flags, remote, format, &exit_code] {
+  cmd->callback([cmd, flags, remote, format, &exit_code] {
+    if (!remote->server.empty()) {
+      const std::string local =
+          LocalFlagGivenWithServer(*cmd, {"--model", "--hf-repo", "--revision", "--lora", "--device",
+                                          "--dtype", "--batch-size", "--threads"});
+      if (!local.empty()) {
+        Error(local + " goes with a local model: with --server the model and its settings are the server's");
+        exit_code = 2;
+        return;
+      }
+    }
     // -o out.srt (or a pattern such as {name}.vtt) asks for that format; an explicit --format wins.
     if (format->count() == 0) {
       std::string ext = fs::path(flags->output).extension().string();

@@ -410,6 +410,19 @@ TEST(ServeStartupTest, ABusyPortIsRefusedAndAnotherModesServerIsNamed) {
                                       "/asr/speech_en.wav --server " + first.address() + " --speed 1e-9");
   EXPECT_NE(slow.exit_code, 0);
   EXPECT_NE(slow.err.find("--speed: must be 0"), std::string::npos) << slow.err;
+  // Local-model flags with --server were accepted and ignored.
+  const std::string clip = std::string(MONOLOGUE_TEST_DATA_DIR) + "/asr/speech_en.wav";
+  for (const std::string& args :
+       {"transcribe " + clip + " --server " + first.address() + " --lora x.safetensors",
+        "synthesize hello -o " + (ScratchDir() / "s.wav").string() + " --server " + first.address() +
+            " --voices /tmp",
+        "chat " + clip + " -o " + (ScratchDir() / "c.wav").string() + " --server " + first.address() +
+            " --samples 2"}) {
+    const RunResult r = RunMonologue(args);
+    EXPECT_EQ(r.exit_code, 2) << args;
+    EXPECT_NE(r.err.find("goes with a local model: with --server the model"), std::string::npos)
+        << args << r.err;
+  }
 }
 
 }  // namespace
