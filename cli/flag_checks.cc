@@ -79,7 +79,10 @@ CLI::Validator ServerAddress() {
 std::string LocalFlagGivenWithServer(const CLI::App& cmd, std::initializer_list<const char*> local_flags) {
   for (const char* flag : local_flags) {
     const CLI::Option* option = cmd.get_option_no_throw(flag);
-    if (option != nullptr && option->count() > 0) return flag;
+    if (option != nullptr && option->count() > 0) {
+      return absl::StrCat(
+          flag, " goes with a local model: with --server the model and its settings are the server's");
+    }
   }
   return "";
 }

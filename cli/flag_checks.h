@@ -26,8 +26,9 @@ CLI::Validator Seed();
 // --server: HOST:PORT, the port a whole number from 1 to 65535 (112556 wrapped to another port; "" ran
 // locally).
 CLI::Validator ServerAddress();
-// With --server the model and its settings are the server's: the first of `local_flags` given to `cmd` (e.g.
-// "--lora"), or "" when none was. They used to be accepted and silently ignored.
+// With --server the model and its settings are the server's: the refusal naming the first of `local_flags`
+// given to `cmd` (e.g. "--lora goes with a local model: ..."), or "" when none was. They used to be accepted
+// and silently ignored.
 std::string LocalFlagGivenWithServer(const CLI::App& cmd, std::initializer_list<const char*> local_flags);
 // --threads: 0 (libtorch's choice, one per core) up to kMaxThreads.
 CLI::Validator ThreadCount();

@@ -459,7 +459,7 @@ void RegisterTranscribeCommand(CLI::App& app, int& exit_code) {
           LocalFlagGivenWithServer(*cmd, {"--model", "--hf-repo", "--revision", "--lora", "--device",
                                           "--dtype", "--batch-size", "--threads"});
       if (!local.empty()) {
-        Error(local + " goes with a local model: with --server the model and its settings are the server's");
+        Error(local);
         exit_code = 2;
         return;
       }
