@@ -111,10 +111,7 @@ void RegisterChatCommand(CLI::App& app, int& exit_code) {
       const std::string local =
           LocalFlagGivenWithServer(*cmd, {"--samples", "--batch-size", "--device", "--dtype", "--threads"});
       if (!local.empty()) {
-        std::fprintf(stderr,
-                     "monologue chat: %s goes with a local model: with --server the model and its settings "
-                     "are the server's\n",
-                     local.c_str());
+        std::fprintf(stderr, "monologue chat: %s\n", local.c_str());
         exit_code = 2;
         return;
       }

@@ -112,10 +112,7 @@ void RegisterSynthesizeCommand(CLI::App& app, int& exit_code) {
           *cmd,
           {"--lora", "--voices", "--n-q", "--device", "--dtype", "--batch-size", "--threads", "--revision"});
       if (!local.empty()) {
-        std::fprintf(stderr,
-                     "monologue synthesize: %s goes with a local model: with --server the model, its voices "
-                     "and settings are the server's\n",
-                     local.c_str());
+        std::fprintf(stderr, "monologue synthesize: %s\n", local.c_str());
         exit_code = 2;
         return;
       }
