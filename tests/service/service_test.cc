@@ -323,6 +323,7 @@ namespace {
 using test_process::RunMonologue;
 using test_process::RunOptions;
 using test_process::RunResult;
+using test_process::ShellQuote;
 
 TEST(RemoteTranscribeTest, CliThroughTheServerPrintsTheLocalCliWords) {
   ServerProcess server({"--max-streams", "2"});
@@ -352,6 +353,30 @@ TEST(RemoteTranscribeTest, CliThroughTheServerPrintsTheLocalCliWords) {
   const RunResult refused = RunMonologue("transcribe --server 127.0.0.1:1 " + clip);
   EXPECT_EQ(refused.exit_code, 1);
   EXPECT_NE(refused.err.find("monologue transcribe: server 127.0.0.1:1:"), std::string::npos) << refused.err;
+}
+
+// A live feed (stdin still open) whose server dies: the client reports the failure with the words it had,
+// at once, instead of waiting for its input to end (it used to wait on the blocked stdin read).
+TEST(RemoteTranscribeTest, ALiveFeedWhoseServerDiesEndsWithoutWaitingForStdin) {
+  ServerProcess server({"--max-streams", "1"});
+  ASSERT_TRUE(server.ok());
+  const std::string clip = AsrData() + "/speech_fr.wav";
+  const std::filesystem::path stdin_closed = ScratchDir() / "live_feed_stdin_closed";
+  std::filesystem::remove(stdin_closed);
+  // The feeder sends the clip, lets the server transcribe it, kills the server and keeps the client's
+  // stdin open for 60 s more; the marker says it got that far before the client returned.
+  const std::string feeder = "cat " + ShellQuote(clip) + "; sleep 3; kill -9 " + std::to_string(server.pid()) +
+                             "; sleep 60; touch " + ShellQuote(stdin_closed.string());
+  const std::string script = test_process::MonologueBinary() + " transcribe --server " + server.address() +
+                             " - < <(exec 2>/dev/null; " + feeder + ")";
+  RunOptions options;
+  options.timeout_seconds = 120;
+  const RunResult r = test_process::RunShell("bash -c " + ShellQuote(script), options);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_FALSE(r.timed_out);
+  EXPECT_FALSE(std::filesystem::exists(stdin_closed)) << "the client waited for its stdin to close";
+  EXPECT_NE(r.out, "") << "no words before the server died: the stream was not live when it was killed";
+  EXPECT_NE(r.err.find("monologue transcribe: server " + server.address()), std::string::npos) << r.err;
 }
 
 // Found by a bad-input audit of `serve` (2026-12-03): each of these started a server that then could not
