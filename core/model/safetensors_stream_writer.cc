@@ -1,7 +1,6 @@
 #include "core/model/safetensors_stream_writer.h"
 
 #include <ATen/ATen.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -80,16 +79,17 @@ absl::StatusOr<std::unique_ptr<SafeTensorsStreamWriter>> SafeTensorsStreamWriter
 
   std::unique_ptr<SafeTensorsStreamWriter> w(new SafeTensorsStreamWriter());
   w->path_ = path;
-  w->tmp_path_ = absl::StrCat(path, ".tmp.", ::getpid());
+  ASSIGN_OR_RETURN(OutputFile output, OutputFile::Prepare(path));
+  w->output_.emplace(std::move(output));
   w->entries_ = std::move(entries);
-  w->file_ = std::fopen(w->tmp_path_.c_str(), "wb");
+  w->file_ = std::fopen(w->output_->write_path().c_str(), "wb");
   if (w->file_ == nullptr) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("cannot create ", w->tmp_path_, ": ", std::strerror(errno)));
+    return absl::PermissionDeniedError(absl::StrCat("cannot create ", w->output_->write_path(), " (for ", path,
+                                                    "): ", std::strerror(errno)));
   }
   if (std::fwrite(&header_size, 8, 1, w->file_) != 1 ||
       std::fwrite(text.data(), 1, text.size(), w->file_) != text.size()) {
-    return absl::DataLossError(absl::StrCat("cannot write ", w->tmp_path_, ": ", std::strerror(errno)));
+    return absl::DataLossError(absl::StrCat("cannot write ", path, ": ", std::strerror(errno)));
   }
   w->file_size_ = 8 + header_size + offset;
   return w;
@@ -97,7 +97,7 @@ absl::StatusOr<std::unique_ptr<SafeTensorsStreamWriter>> SafeTensorsStreamWriter
 
 SafeTensorsStreamWriter::~SafeTensorsStreamWriter() {
   if (file_ != nullptr) std::fclose(file_);
-  if (!finished_ && !tmp_path_.empty()) ::unlink(tmp_path_.c_str());
+  // output_'s own destructor removes an uncommitted temporary.
 }
 
 const std::string& SafeTensorsStreamWriter::next_name() const {
@@ -120,7 +120,7 @@ absl::Status SafeTensorsStreamWriter::Write(const at::Tensor& tensor) {
                                             [&] { return tensor.to(at::kCPU).contiguous(); }));
   const size_t nbytes = t.nbytes();
   if (nbytes > 0 && std::fwrite(t.data_ptr(), 1, nbytes, file_) != nbytes) {
-    return absl::DataLossError(absl::StrCat("cannot write ", tmp_path_, ": ", std::strerror(errno)));
+    return absl::DataLossError(absl::StrCat("cannot write ", path_, ": ", std::strerror(errno)));
   }
   ++next_;
   return absl::OkStatus();
@@ -135,14 +135,8 @@ absl::Status SafeTensorsStreamWriter::Finish() {
     return absl::FailedPreconditionError(absl::StrCat("writing ", path_, ": already finished"));
   const int rc = std::fclose(file_);
   file_ = nullptr;
-  if (rc != 0)
-    return absl::DataLossError(absl::StrCat("cannot close ", tmp_path_, ": ", std::strerror(errno)));
-  if (std::rename(tmp_path_.c_str(), path_.c_str()) != 0) {
-    return absl::DataLossError(
-        absl::StrCat("cannot rename ", tmp_path_, " to ", path_, ": ", std::strerror(errno)));
-  }
-  finished_ = true;
-  return absl::OkStatus();
+  if (rc != 0) return absl::DataLossError(absl::StrCat("cannot close ", path_, ": ", std::strerror(errno)));
+  return output_->Commit();
 }
 
 }  // namespace monologue

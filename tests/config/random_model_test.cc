@@ -152,6 +152,14 @@ TEST(SafeTensorsStreamWriterTest, WritesInDeclaredOrderAndChecksEachTensor) {
     ASSERT_TRUE(writer.ok());
   }
   EXPECT_FALSE(fs::exists(abandoned));
+  // Nor does it touch a file already there.
+  const auto size_before = fs::file_size(path);
+  {
+    auto writer = SafeTensorsStreamWriter::Create(path, {{"x", at::kFloat, {1}}});
+    ASSERT_TRUE(writer.ok());
+    ASSERT_TRUE((*writer)->Write(at::ones({1})).ok());
+  }
+  EXPECT_EQ(fs::file_size(path), size_before);
   int entries = 0;
   for (const auto& entry : fs::directory_iterator(dir)) {
     EXPECT_EQ(entry.path().filename(), "w.safetensors");  // no temporary file left behind
