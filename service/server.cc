@@ -15,6 +15,7 @@
 #include "asr/asr_engine.h"
 #include "dialogue/dialogue_engine.h"
 #include "service/http/http_listener.h"
+#include "service/listen_probe.h"
 #include "service/mode_loop.h"
 #include "service/mode_streams.h"
 #include "tts/tts_engine.h"
@@ -118,10 +119,13 @@ absl::StatusOr<std::unique_ptr<MonologueServer>> MonologueServer::Start(const Se
     return absl::InvalidArgumentError(
         absl::StrCat("--max-message-bytes must be >= 1024 (got ", options.max_message_bytes, ")"));
   }
-  {
-    std::string host;
-    int port = 0;
-    if (absl::Status st = SplitHostPort(options.listen, "--listen", host, port); !st.ok()) return st;
+  // Every address is checked before the models load (minutes for a 7B one).
+  if (absl::Status st = CheckCanListen(options.listen, "--listen"); !st.ok()) return st;
+  if (!options.http_listen.empty()) {
+    if (absl::Status st = CheckCanListen(options.http_listen, "--http"); !st.ok()) return st;
+  }
+  if (!options.metrics_listen.empty()) {
+    if (absl::Status st = CheckCanListen(options.metrics_listen, "--metrics-listen"); !st.ok()) return st;
   }
   auto impl = std::make_unique<Impl>();
   impl->options = options;

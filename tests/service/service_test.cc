@@ -417,6 +417,19 @@ TEST(ServeStartupTest, ABusyPortIsRefusedAndAnotherModesServerIsNamed) {
       RunMonologue("serve --listen " + first.address() + " --model " + TinyModel() + " --threads 1",
                    RunOptions{.stdin_file = "", .timeout_seconds = 60});
   EXPECT_NE(second.exit_code, 0) << second.err;
+  // Named with the system's reason before the model loads, without gRPC's log lines.
+  EXPECT_NE(second.err.find("--listen " + first.address() + ": cannot listen there: Address already in use"),
+            std::string::npos)
+      << second.err;
+  EXPECT_EQ(second.err.find("chttp2"), std::string::npos) << second.err;
+  const RunResult foreign = RunMonologue("serve --listen 192.0.2.1:50051 --model " + TinyModel(),
+                                         RunOptions{.stdin_file = "", .timeout_seconds = 60});
+  EXPECT_NE(foreign.err.find("not an address of this machine"), std::string::npos) << foreign.err;
+  const RunResult busy_http = RunMonologue("serve --listen 127.0.0.1:0 --http " + first.address() +
+                                               " --model " + TinyModel(),
+                                           RunOptions{.stdin_file = "", .timeout_seconds = 60});
+  EXPECT_NE(busy_http.err.find("--http " + first.address() + ": cannot listen there"), std::string::npos)
+      << busy_http.err;
   // A synthesis client at a transcription server: named, not "server ADDR: " and nothing.
   const RunResult wrong = RunMonologue("synthesize hello --server " + first.address() + " -o " +
                                        (ScratchDir() / "wrong_mode.wav").string());
