@@ -84,8 +84,8 @@ absl::StatusOr<std::unique_ptr<SafeTensorsStreamWriter>> SafeTensorsStreamWriter
   w->entries_ = std::move(entries);
   w->file_ = std::fopen(w->output_->write_path().c_str(), "wb");
   if (w->file_ == nullptr) {
-    return absl::PermissionDeniedError(absl::StrCat("cannot create ", w->output_->write_path(), " (for ", path,
-                                                    "): ", std::strerror(errno)));
+    return absl::PermissionDeniedError(absl::StrCat("cannot create ", w->output_->write_path(), " (for ",
+                                                    path, "): ", std::strerror(errno)));
   }
   if (std::fwrite(&header_size, 8, 1, w->file_) != 1 ||
       std::fwrite(text.data(), 1, text.size(), w->file_) != text.size()) {

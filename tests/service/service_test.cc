@@ -365,8 +365,9 @@ TEST(RemoteTranscribeTest, ALiveFeedWhoseServerDiesEndsWithoutWaitingForStdin) {
   std::filesystem::remove(stdin_closed);
   // The feeder sends the clip, lets the server transcribe it, kills the server and keeps the client's
   // stdin open for 60 s more; the marker says it got that far before the client returned.
-  const std::string feeder = "cat " + ShellQuote(clip) + "; sleep 3; kill -9 " + std::to_string(server.pid()) +
-                             "; sleep 60; touch " + ShellQuote(stdin_closed.string());
+  const std::string feeder = "cat " + ShellQuote(clip) + "; sleep 3; kill -9 " +
+                             std::to_string(server.pid()) + "; sleep 60; touch " +
+                             ShellQuote(stdin_closed.string());
   const std::string script = test_process::MonologueBinary() + " transcribe --server " + server.address() +
                              " - < <(exec 2>/dev/null; " + feeder + ")";
   RunOptions options;
@@ -425,9 +426,9 @@ TEST(ServeStartupTest, ABusyPortIsRefusedAndAnotherModesServerIsNamed) {
   const RunResult foreign = RunMonologue("serve --listen 192.0.2.1:50051 --model " + TinyModel(),
                                          RunOptions{.stdin_file = "", .timeout_seconds = 60});
   EXPECT_NE(foreign.err.find("not an address of this machine"), std::string::npos) << foreign.err;
-  const RunResult busy_http = RunMonologue("serve --listen 127.0.0.1:0 --http " + first.address() +
-                                               " --model " + TinyModel(),
-                                           RunOptions{.stdin_file = "", .timeout_seconds = 60});
+  const RunResult busy_http =
+      RunMonologue("serve --listen 127.0.0.1:0 --http " + first.address() + " --model " + TinyModel(),
+                   RunOptions{.stdin_file = "", .timeout_seconds = 60});
   EXPECT_NE(busy_http.err.find("--http " + first.address() + ": cannot listen there"), std::string::npos)
       << busy_http.err;
   // A synthesis client at a transcription server: named, not "server ADDR: " and nothing.
